@@ -1,0 +1,380 @@
+//! The contract between a session struct and the runtime: which fields it
+//! has, how each one is encoded on its own, and which map onto headers.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A struct whose fields are a session's data.
+///
+/// Usually derived with `#[derive(SessionData)]`; it can be implemented by hand.
+/// Each field is encoded **on its own** (MessagePack, see [`encode_value`]) so
+/// that stores can save and load single fields and the session can tell which
+/// fields changed. Field indices are positions in [`SessionData::FIELDS`].
+///
+/// ```
+/// use std::borrow::Cow;
+/// use sessionkit::{decode_value, encode_value, DecodeError, EncodeError, FieldInfo, SessionData};
+///
+/// #[derive(Default)]
+/// struct Counter { visits: u32 }
+///
+/// impl SessionData for Counter {
+///     const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
+///     fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+///         match index { 0 => encode_value(&self.visits, out), _ => Err(EncodeError::no_field(index)) }
+///     }
+///     fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+///         match index { 0 => { self.visits = decode_value(bytes)?; Ok(()) }, _ => Err(DecodeError::no_field(index)) }
+///     }
+///     fn reset_field(&mut self, index: usize) {
+///         if index == 0 { self.visits = 0 }
+///     }
+/// }
+/// assert_eq!(Counter::FIELDS[0].name, "visits");
+/// ```
+pub trait SessionData: Default + Send + Sync + 'static {
+    /// The stored fields, in declaration order. Fields kept out of the store
+    /// (`#[session(skip)]`) are not listed.
+    const FIELDS: &'static [FieldInfo];
+
+    /// Appends field `index`'s MessagePack encoding to `out`.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when the value cannot be serialized or `index` is out of range.
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// Replaces field `index` with the value decoded from `bytes`.
+    ///
+    /// # Errors
+    /// [`DecodeError`] when `bytes` do not decode as the field's type; the
+    /// runtime then logs a warning and uses the field's default.
+    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError>;
+
+    /// Sets field `index` back to its value in `Self::default()`.
+    fn reset_field(&mut self, index: usize);
+
+    /// Field `index` rendered as a header value, or `None` when it has no value
+    /// (`Option::None`) or its type cannot be a header value.
+    ///
+    /// Strings are borrowed, not copied. The runtime still validates the text
+    /// before it becomes a header.
+    fn header_value(&self, index: usize) -> Option<Cow<'_, str>> {
+        let _ = index;
+        None
+    }
+
+    /// Whether field `index`'s type can be rendered by [`SessionData::header_value`]
+    /// (it implements [`ToHeaderValue`]). Used to check header maps at start-up.
+    fn header_capable(index: usize) -> bool {
+        let _ = index;
+        false
+    }
+}
+
+/// One stored field of a [`SessionData`] struct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldInfo {
+    /// The name the field is stored under (after `#[session(rename = "...")]`).
+    pub name: &'static str,
+    /// The Rust field name, used in messages and in runtime header maps.
+    pub rust_name: &'static str,
+    /// Headers this field is mapped onto by `#[header("...")]`.
+    pub headers: &'static [HeaderSpec],
+}
+
+impl FieldInfo {
+    /// A field stored as `name` with no header mapping.
+    #[must_use]
+    pub const fn new(name: &'static str, rust_name: &'static str) -> Self {
+        Self {
+            name,
+            rust_name,
+            headers: &[],
+        }
+    }
+
+    /// The same field mapped onto `headers`.
+    #[must_use]
+    pub const fn with_headers(mut self, headers: &'static [HeaderSpec]) -> Self {
+        self.headers = headers;
+        self
+    }
+}
+
+/// A header a field is mapped onto, with an optional value prefix
+/// (`#[header("Authorization", prefix = "Bearer ")]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeaderSpec {
+    /// The header name, a valid HTTP token.
+    pub name: &'static str,
+    /// Text put before the value, often empty.
+    pub prefix: &'static str,
+}
+
+impl HeaderSpec {
+    /// A header named `name` whose value is prefixed by `prefix`.
+    #[must_use]
+    pub const fn new(name: &'static str, prefix: &'static str) -> Self {
+        Self { name, prefix }
+    }
+}
+
+/// A typed handle to one field of `T` whose value has type `V`.
+///
+/// The derive uses these to build accessors; by hand, one is made from the
+/// field's index and two accessor functions:
+///
+/// ```
+/// # #[derive(Default)] struct Counter { visits: u32 }
+/// use sessionkit::Field;
+/// const VISITS: Field<Counter, u32> = Field::new(0, |c| &c.visits, |c| &mut c.visits);
+/// assert_eq!(VISITS.index(), 0);
+/// ```
+pub struct Field<T, V> {
+    index: usize,
+    get: fn(&T) -> &V,
+    get_mut: fn(&mut T) -> &mut V,
+}
+
+impl<T, V> Field<T, V> {
+    /// The field at `index` in `T::FIELDS`, read by `get` and written by `get_mut`.
+    #[must_use]
+    pub const fn new(index: usize, get: fn(&T) -> &V, get_mut: fn(&mut T) -> &mut V) -> Self {
+        Self {
+            index,
+            get,
+            get_mut,
+        }
+    }
+
+    /// The field's position in `T::FIELDS`.
+    #[must_use]
+    pub const fn index(&self) -> usize {
+        self.index
+    }
+
+    pub(crate) fn get<'a>(&self, data: &'a T) -> &'a V {
+        (self.get)(data)
+    }
+
+    pub(crate) fn get_mut<'a>(&self, data: &'a mut T) -> &'a mut V {
+        (self.get_mut)(data)
+    }
+}
+
+impl<T, V> Clone for Field<T, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, V> Copy for Field<T, V> {}
+
+impl<T, V> fmt::Debug for Field<T, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Field").field("index", &self.index).finish()
+    }
+}
+
+/// A value that can become an HTTP header value for downstream services.
+///
+/// Implemented for integers, `bool`, string types, `uuid::Uuid`, and
+/// `Option<T>` of those (`None` means the header is absent). Implement it for
+/// your own types to map them with `#[header("...")]`.
+///
+/// ```
+/// use sessionkit::ToHeaderValue;
+/// assert_eq!(42u64.to_header_value().as_deref(), Some("42"));
+/// assert_eq!(None::<String>.to_header_value(), None);
+/// ```
+pub trait ToHeaderValue {
+    /// The header text, borrowed where the value already is text.
+    fn to_header_value(&self) -> Option<Cow<'_, str>>;
+}
+
+macro_rules! header_value_via_display {
+    ($($t:ty),*) => {$(
+        impl ToHeaderValue for $t {
+            fn to_header_value(&self) -> Option<Cow<'_, str>> {
+                Some(Cow::Owned(self.to_string()))
+            }
+        }
+    )*};
+}
+
+header_value_via_display!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl ToHeaderValue for bool {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(if *self { "true" } else { "false" }))
+    }
+}
+
+impl ToHeaderValue for String {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToHeaderValue for &'static str {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToHeaderValue for Box<str> {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToHeaderValue for Cow<'static, str> {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToHeaderValue for uuid::Uuid {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.hyphenated().to_string()))
+    }
+}
+
+impl<T: ToHeaderValue> ToHeaderValue for Option<T> {
+    fn to_header_value(&self) -> Option<Cow<'_, str>> {
+        self.as_ref().and_then(ToHeaderValue::to_header_value)
+    }
+}
+
+/// Appends `value`'s MessagePack encoding to `out`.
+///
+/// Structs inside a field are encoded as maps keyed by field name
+/// (rmp-serde's named form), so adding or reordering their fields later does
+/// not break stored sessions.
+///
+/// # Errors
+/// [`EncodeError`] when `value`'s `Serialize` implementation fails.
+///
+/// ```
+/// let mut out = Vec::new();
+/// sessionkit::encode_value(&7u32, &mut out).unwrap();
+/// assert_eq!(sessionkit::decode_value::<u32>(&out).unwrap(), 7);
+/// ```
+pub fn encode_value<V: Serialize + ?Sized>(
+    value: &V,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+    value
+        .serialize(&mut ser)
+        .map_err(|e| EncodeError(e.to_string()))
+}
+
+/// Decodes a value written by [`encode_value`].
+///
+/// # Errors
+/// [`DecodeError`] when `bytes` are not a MessagePack encoding of `V`.
+pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// A session field could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not encode a session field as MessagePack: {0}")]
+pub struct EncodeError(String);
+
+impl EncodeError {
+    /// The error for an index that is not a field.
+    #[must_use]
+    pub fn no_field(index: usize) -> Self {
+        Self(format!("no session field has index {index}"))
+    }
+
+    /// An error with a custom message.
+    #[must_use]
+    pub fn custom(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Stored bytes did not decode as the field's type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored session field does not decode: {0}")]
+pub struct DecodeError(String);
+
+impl DecodeError {
+    /// The error for an index that is not a field.
+    #[must_use]
+    pub fn no_field(index: usize) -> Self {
+        Self(format!("no session field has index {index}"))
+    }
+
+    /// An error with a custom message.
+    #[must_use]
+    pub fn custom(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct V1 {
+        a: u32,
+        b: String,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct V2 {
+        b: String,
+        #[serde(default)]
+        c: bool,
+        a: u32,
+    }
+
+    #[test]
+    fn nested_structs_survive_reordering_and_new_fields() {
+        let mut out = Vec::new();
+        encode_value(
+            &V1 {
+                a: 3,
+                b: "x".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        let v2: V2 = decode_value(&out).unwrap();
+        assert_eq!(
+            v2,
+            V2 {
+                b: "x".into(),
+                c: false,
+                a: 3
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_a_decode_error() {
+        let mut out = Vec::new();
+        encode_value("text", &mut out).unwrap();
+        assert!(decode_value::<u64>(&out).is_err());
+    }
+
+    #[test]
+    fn header_values() {
+        assert_eq!(true.to_header_value().as_deref(), Some("true"));
+        assert_eq!((-5i32).to_header_value().as_deref(), Some("-5"));
+        let s = String::from("abc");
+        assert!(matches!(s.to_header_value(), Some(Cow::Borrowed("abc"))));
+        assert_eq!(Some(7u8).to_header_value().as_deref(), Some("7"));
+    }
+}

@@ -1,0 +1,88 @@
+//! # sessionkit
+//!
+//! Typed, derive-driven session management. A session is a Rust struct; each
+//! field is stored on its own (MessagePack), so only what changed is written,
+//! and a misspelled field or a wrong type is a compile error, not a runtime bug.
+//!
+//! This crate is the framework-agnostic runtime: the session handle and its
+//! lifecycle (idle and absolute timeouts, auto-renew, regenerate / reset /
+//! destroy), id extractors, id generation and validation, the
+//! [`SessionStore`] trait with the in-memory [`MemoryStore`], and the
+//! [`Config`] that deserializes from YAML or TOML. `sessionkit-actix` plugs
+//! it into actix-web.
+//!
+//! ## Quick start (store pattern)
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use sessionkit::{MemoryStore, SessionData, SessionManager};
+//!
+//! #[derive(SessionData, Default, Serialize, Deserialize)]
+//! struct Cart {
+//!     items: Vec<String>,
+//!     visits: u32,
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let manager = SessionManager::<Cart>::new(MemoryStore::new());
+//! let session = manager.create()?;
+//! session.update_items(|items| items.push("apple".into()));
+//! session.save().await?;
+//!
+//! let loaded = manager.load_by_id(session.id().as_str()).await?.expect("stored");
+//! assert_eq!(loaded.items(), ["apple"]);
+//! # Ok::<(), sessionkit::SessionError>(()) }).unwrap();
+//! ```
+//!
+//! ## Configuration
+//!
+//! See [`Config`] for every key and its default.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod config;
+mod data;
+mod error;
+mod extractor;
+mod header_map;
+mod id;
+mod manager;
+mod memory;
+mod record;
+mod session;
+mod store;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
+pub use crate::data::{
+    decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
+    SessionData, ToHeaderValue,
+};
+pub use crate::error::SessionError;
+pub use crate::extractor::{
+    find_cookie, find_urlencoded, ExtractFn, Extracted, Extractor, Location, RequestView,
+    SourceKind,
+};
+pub use crate::header_map::{
+    is_valid_header_name, is_valid_header_value, normalize_header_name, HeaderMapConfig,
+    HeaderMapError, HeaderMapping,
+};
+pub use crate::id::{
+    Base64Url128, GenerateError, IdGenerator, InvalidId, SessionId, UuidV4, MAX_ID_LEN, MIN_ID_LEN,
+};
+pub use crate::manager::{
+    Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
+};
+pub use crate::memory::MemoryStore;
+pub use crate::record::{Fields, Meta, Record, Update, FORMAT_VERSION};
+pub use crate::session::Session;
+pub use crate::store::{SessionStore, StoreError, StoreFuture};
+
+/// `#[derive(SessionData)]`: see the `sessionkit-derive` crate.
+#[cfg(feature = "derive")]
+pub use sessionkit_derive::SessionData;

@@ -1,0 +1,486 @@
+//! The session manager: configuration, store, id generator and clock in one
+//! place; it loads sessions lazily for requests and by id for background work,
+//! and turns a commit into what the response must carry.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use cookie::Cookie;
+
+use crate::clock::{duration_ms, Clock, SystemClock};
+use crate::config::{Config, ConfigError, SameSite};
+use crate::data::SessionData;
+use crate::error::SessionError;
+use crate::extractor::{Extractor, Location, RequestView, SourceKind};
+use crate::id::{IdGenerator, SessionId, UuidV4};
+use crate::record::Meta;
+use crate::session::{IdWrite, Session};
+use crate::store::SessionStore;
+
+/// Everything a session needs from its manager, shared by all handles.
+pub(crate) struct Context {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) config: Config,
+    pub(crate) extractor: Extractor,
+    pub(crate) ids: Arc<dyn IdGenerator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    idle_ms: u64,
+    absolute_ms: Option<u64>,
+    pub(crate) renew_ms: Option<u64>,
+    /// Re-send the cookie once the id is this old, so `Max-Age` keeps up with
+    /// long-lived sessions whose id is not rotated.
+    pub(crate) cookie_refresh_ms: Option<u64>,
+}
+
+impl Context {
+    pub(crate) fn new_meta(&self, now: u64) -> Meta {
+        Meta::new(now, self.idle_ms, self.absolute_ms)
+    }
+}
+
+/// Creates, loads and commits sessions of type `T` against one store.
+///
+/// Framework integrations hold one manager and call
+/// [`SessionManager::begin`] per request; background jobs use the store
+/// pattern: [`SessionManager::load_by_id`], change, [`Session::save`].
+///
+/// ```
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Data;
+/// # impl SessionData for Data {
+/// #   const FIELDS: &'static [FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+/// let config = Config::builder().cookie_http_only(true).build()?;
+/// let manager = SessionManager::<Data>::builder(MemoryStore::new())
+///     .config(config)
+///     .id_generator(Base64Url128)
+///     .build()?;
+/// assert!(manager.config().cookie_http_only);
+/// # Ok::<(), ConfigError>(())
+/// ```
+pub struct SessionManager<T> {
+    ctx: Arc<Context>,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SessionManager<T> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: Arc::clone(&self.ctx),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SessionManager<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("config", &self.ctx.config)
+            .field("extractor", &self.ctx.extractor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SessionManager`].
+#[must_use]
+pub struct SessionManagerBuilder<T> {
+    store: Arc<dyn SessionStore>,
+    config: Config,
+    extractor: Option<Extractor>,
+    ids: Arc<dyn IdGenerator>,
+    clock: Arc<dyn Clock>,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for SessionManagerBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManagerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData> SessionManagerBuilder<T> {
+    /// Uses `config` (validated by [`SessionManagerBuilder::build`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses `extractor` instead of the one `keyLookup` describes (custom extractors).
+    pub fn extractor(mut self, extractor: Extractor) -> Self {
+        self.extractor = Some(extractor);
+        self
+    }
+
+    /// Uses `ids` to make session ids (default [`UuidV4`]).
+    pub fn id_generator(mut self, ids: impl IdGenerator) -> Self {
+        self.ids = Arc::new(ids);
+        self
+    }
+
+    /// Uses `clock` for timestamps (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Validates the configuration and builds the manager.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key to change.
+    pub fn build(self) -> Result<SessionManager<T>, ConfigError> {
+        self.config.validate()?;
+        let extractor = self.extractor.unwrap_or_else(|| self.config.extractor());
+        if let Some(name) = extractor.cookie_names().find(|n| n.starts_with("__Host-")) {
+            // Custom extractors get the same prefix checks as keyLookup.
+            if !self.config.cookie_secure
+                || self.config.cookie_domain.is_some()
+                || self.config.cookie_path != "/"
+            {
+                return Err(ConfigError::HostPrefix {
+                    name: name.to_owned(),
+                    problem: "needs cookieSecure: true, no cookieDomain and cookiePath \"/\"",
+                });
+            }
+        }
+        let config = self.config;
+        let cookie_refresh_ms =
+            (!config.cookie_session_only).then(|| duration_ms(config.cookie_expiration) / 2);
+        Ok(SessionManager {
+            ctx: Arc::new(Context {
+                idle_ms: duration_ms(config.idle_timeout),
+                absolute_ms: config.absolute_timeout.map(duration_ms),
+                renew_ms: (!config.disable_auto_renew)
+                    .then(|| duration_ms(config.auto_renew_after)),
+                cookie_refresh_ms,
+                store: self.store,
+                extractor,
+                ids: self.ids,
+                clock: self.clock,
+                config,
+            }),
+            _data: PhantomData,
+        })
+    }
+}
+
+impl<T: SessionData> SessionManager<T> {
+    /// A manager with the default configuration.
+    ///
+    /// # Panics
+    /// Never: the default configuration is valid.
+    pub fn new(store: impl SessionStore) -> Self {
+        match Self::builder(store).build() {
+            Ok(manager) => manager,
+            Err(error) => unreachable!("the default configuration is valid: {error}"),
+        }
+    }
+
+    /// A builder with the default configuration.
+    pub fn builder(store: impl SessionStore) -> SessionManagerBuilder<T> {
+        SessionManagerBuilder {
+            store: Arc::new(store),
+            config: Config::default(),
+            extractor: None,
+            ids: Arc::new(UuidV4),
+            clock: Arc::new(SystemClock),
+            _data: PhantomData,
+        }
+    }
+
+    /// The validated configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// The id extractor in use.
+    #[must_use]
+    pub fn extractor(&self) -> &Extractor {
+        &self.ctx.extractor
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.ctx.store
+    }
+
+    /// The start of one request's session: nothing is read or loaded until
+    /// [`PendingSession::load`].
+    #[must_use]
+    pub fn begin(&self) -> PendingSession<T> {
+        PendingSession {
+            manager: self.clone(),
+            incoming: OnceLock::new(),
+            session: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// A new, empty session with a fresh id (store pattern). It is stored by
+    /// [`Session::save`] once it holds data.
+    ///
+    /// # Errors
+    /// [`SessionError::Generate`] when the OS random source fails.
+    pub fn create(&self) -> Result<Session<T>, SessionError> {
+        let id = self.ctx.ids.generate()?;
+        Ok(Session::new_fresh(
+            Arc::clone(&self.ctx),
+            id,
+            self.ctx.clock.now_ms(),
+        ))
+    }
+
+    /// Loads the session stored under `id` (store pattern, e.g. background
+    /// jobs). `Ok(None)` when there is none or it has expired (an expired one
+    /// is deleted).
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidId`] for a malformed id (no store access);
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn load_by_id(&self, id: &str) -> Result<Option<Session<T>>, SessionError> {
+        let id = SessionId::parse(id)?;
+        self.load_stored(id).await
+    }
+
+    /// Deletes the session stored under `id`.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidId`] for a malformed id; [`SessionError::Store`].
+    pub async fn delete_by_id(&self, id: &str) -> Result<(), SessionError> {
+        let id = SessionId::parse(id)?;
+        Ok(self.ctx.store.delete(&id).await?)
+    }
+
+    async fn load_stored(&self, id: SessionId) -> Result<Option<Session<T>>, SessionError> {
+        let now = self.ctx.clock.now_ms();
+        match self.ctx.store.load(&id, now).await? {
+            Some(record) if !record.meta.is_expired(now) => Ok(Some(Session::from_record(
+                Arc::clone(&self.ctx),
+                id,
+                record,
+                now,
+            ))),
+            Some(_) => {
+                // Expired by its own timestamps, whatever the store's TTL did.
+                if let Err(error) = self.ctx.store.delete(&id).await {
+                    tracing::warn!(%error, "could not delete an expired session");
+                }
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The `Set-Cookie` value carrying `id`.
+    #[must_use]
+    pub fn cookie_for(&self, name: &str, id: &SessionId) -> String {
+        let config = &self.ctx.config;
+        let mut cookie = self.base_cookie(name, id.as_str());
+        if !config.cookie_session_only {
+            let secs = i64::try_from(config.cookie_expiration.as_secs()).unwrap_or(i64::MAX);
+            cookie.set_max_age(cookie::time::Duration::seconds(secs));
+        }
+        cookie.to_string()
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie: same name,
+    /// Path, Domain and Secure, empty value, expired.
+    #[must_use]
+    pub fn removal_cookie(&self, name: &str) -> String {
+        let mut cookie = self.base_cookie(name, "");
+        cookie.make_removal();
+        cookie.to_string()
+    }
+
+    fn base_cookie(&self, name: &str, value: &str) -> Cookie<'static> {
+        let config = &self.ctx.config;
+        let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
+        cookie.set_http_only(config.cookie_http_only);
+        cookie.set_secure(config.cookie_secure);
+        cookie.set_same_site(match config.cookie_same_site {
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::None => cookie::SameSite::None,
+        });
+        cookie.set_path(config.cookie_path.clone());
+        if let Some(domain) = &config.cookie_domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
+    }
+}
+
+/// How the id arrived in the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The id, if it passed validation. A malformed id is never used: the
+    /// request gets a fresh session instead.
+    pub id: Option<SessionId>,
+    /// The write-back kind of its source.
+    pub source: SourceKind,
+    /// Where in the request it was.
+    pub location: Location,
+    /// The cookie/header/parameter name it came from.
+    pub key: String,
+}
+
+/// One request's session, loaded on first use.
+///
+/// ```
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Data;
+/// # impl SessionData for Data {
+/// #   const FIELDS: &'static [FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::<Data>::new(MemoryStore::new());
+/// let pending = manager.begin();
+/// // A handler that never touches the session: no store access, nothing to send.
+/// assert!(pending.finish().await?.is_empty());
+/// # Ok::<(), SessionError>(()) }).unwrap();
+/// ```
+pub struct PendingSession<T: SessionData> {
+    manager: SessionManager<T>,
+    incoming: OnceLock<Option<Incoming>>,
+    session: tokio::sync::OnceCell<Session<T>>,
+}
+
+impl<T: SessionData> fmt::Debug for PendingSession<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSession")
+            .field("incoming", &self.incoming.get())
+            .field("loaded", &self.session.initialized())
+            .finish()
+    }
+}
+
+impl<T: SessionData> PendingSession<T> {
+    /// Reads (once) where the request carries its id. Cheap: no store access.
+    /// Later calls return the first answer.
+    pub fn capture(&self, req: &dyn RequestView) -> Option<&Incoming> {
+        self.incoming
+            .get_or_init(|| {
+                let found = self.manager.ctx.extractor.extract(req)?;
+                let id = match SessionId::parse(&found.value) {
+                    Ok(id) => Some(id),
+                    Err(error) => {
+                        tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
+                        None
+                    }
+                };
+                Some(Incoming {
+                    id,
+                    source: found.source,
+                    location: found.location,
+                    key: found.key.to_owned(),
+                })
+            })
+            .as_ref()
+    }
+
+    /// What [`PendingSession::capture`] found, if it ran.
+    #[must_use]
+    pub fn incoming(&self) -> Option<&Incoming> {
+        self.incoming.get().and_then(Option::as_ref)
+    }
+
+    /// The session, loading it on the first call. An id that is absent,
+    /// malformed, unknown to the store or expired yields a fresh session with
+    /// a server-generated id; a client-chosen id is never adopted.
+    ///
+    /// Call [`PendingSession::capture`] first; without it the session is fresh.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails; [`SessionError::Generate`]
+    /// when no id can be made.
+    pub async fn load(&self) -> Result<Session<T>, SessionError> {
+        self.session
+            .get_or_try_init(|| async {
+                let incoming = self.incoming().and_then(|i| i.id.clone());
+                if let Some(id) = incoming {
+                    if let Some(session) = self.manager.load_stored(id).await? {
+                        return Ok(session);
+                    }
+                }
+                self.manager.create()
+            })
+            .await
+            .cloned()
+    }
+
+    /// The session if it has been loaded.
+    #[must_use]
+    pub fn loaded(&self) -> Option<&Session<T>> {
+        self.session.get()
+    }
+
+    /// Commits the session (if it was loaded) and returns what the response
+    /// must carry. Untouched sessions cost nothing.
+    ///
+    /// # Errors
+    /// [`SessionError`] from the commit; nothing was saved then.
+    pub async fn finish(&self) -> Result<ResponseUpdate, SessionError> {
+        let Some(session) = self.session.get() else {
+            return Ok(ResponseUpdate::default());
+        };
+        let write = session.commit().await?;
+        Ok(self.response_update(write))
+    }
+
+    fn response_update(&self, write: IdWrite) -> ResponseUpdate {
+        let extractor = &self.manager.ctx.extractor;
+        let cookie = extractor.cookie_name();
+        let header = extractor.header_name();
+        match write {
+            IdWrite::Nothing => ResponseUpdate::default(),
+            IdWrite::Set(id) => {
+                // An id that arrived through a read-only source (query, form,
+                // path) is never promoted into a cookie or header; a new id is
+                // server-made and is sent through the writable sources.
+                if let Some(incoming) = self.incoming() {
+                    if incoming.source == SourceKind::Other && incoming.id.as_ref() == Some(&id) {
+                        return ResponseUpdate::default();
+                    }
+                }
+                ResponseUpdate {
+                    set_cookie: cookie.map(|name| self.manager.cookie_for(name, &id)),
+                    header: header.map(|name| (name.to_owned(), id.as_str().to_owned())),
+                }
+            }
+            IdWrite::Clear => ResponseUpdate {
+                set_cookie: cookie.map(|name| self.manager.removal_cookie(name)),
+                header: header.map(|name| (name.to_owned(), String::new())),
+            },
+        }
+    }
+}
+
+/// What a response must carry after a commit.
+///
+/// Integrations append `set_cookie` as a `Set-Cookie` header, set `header`,
+/// and add `Cache-Control: no-store` when either is present and the handler
+/// set no `Cache-Control` of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseUpdate {
+    /// A `Set-Cookie` value (the id, or a removal cookie).
+    pub set_cookie: Option<String>,
+    /// A response header `(name, value)` carrying the id (empty to clear it).
+    pub header: Option<(String, String)>,
+}
+
+impl ResponseUpdate {
+    /// Whether the response needs no change.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.set_cookie.is_none() && self.header.is_none()
+    }
+}
