@@ -1,0 +1,1002 @@
+//! Load-benchmark orchestrator: `bench-run` (configured through the
+//! environment, see [`Config::from_env`]).
+//!
+//! For every round and every mode (interleaved, with the start position
+//! rotating each round) it starts `bench-server` pinned to one core, checks
+//! that the session cookie is set on the first `/counter` and accepted
+//! afterwards, then for each route warms up with `wrk` and runs a measured
+//! `wrk` pinned to the other core. Around each measured run it samples the
+//! server's utime+stime from `/proc/<pid>/stat` and, for the Redis modes, the
+//! private `redis-server`'s `INFO cpu commandstats`. The report (medians over
+//! the rounds, ratios to bare actix-web from the same run) is written as
+//! markdown.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use session_bench::measure::{self, RedisInfo, WrkResult};
+use session_bench::{Mode, Route};
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+/// How long a server or redis-server may take to accept connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Socket timeout for the benchmark's own small requests.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn main() -> Result<()> {
+    let config = Config::from_env()?;
+    std::fs::create_dir_all(&config.log_dir)
+        .with_context(|| format!("creating {}", config.log_dir.display()))?;
+    let script = config.log_dir.join("session-bench.lua");
+    std::fs::write(&script, measure::WRK_SCRIPT)
+        .with_context(|| format!("writing {}", script.display()))?;
+    let clock_ticks = clock_ticks_per_second();
+
+    eprintln!(
+        "bench-run: modes {}, {} round(s), {} s per run after {} s warm-up, {} connections",
+        config
+            .modes
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        config.rounds,
+        config.duration_secs,
+        config.warmup_secs,
+        config.connections,
+    );
+
+    let redis = if config.modes.iter().any(|m| m.uses_redis()) {
+        Some(RedisServer::start(&config)?)
+    } else {
+        None
+    };
+
+    let bench = Bench {
+        config: &config,
+        script: &script,
+        clock_ticks,
+        redis: redis.as_ref(),
+    };
+    let mut samples = Vec::new();
+    let mut failures = Vec::new();
+    for round in 0..config.rounds {
+        for offset in 0..config.modes.len() {
+            let mode = config.modes[(offset + round) % config.modes.len()];
+            eprintln!("round {}/{}: {mode}", round + 1, config.rounds);
+            match bench.run_mode(mode, round) {
+                Ok(mut mode_samples) => samples.append(&mut mode_samples),
+                Err(err) => {
+                    eprintln!("  FAILED: {err:#}");
+                    failures.push(format!("round {}, {mode}: {err:#}", round + 1));
+                }
+            }
+        }
+    }
+    drop(redis);
+
+    let report = render_report(&config, &samples, &failures, &environment(&config));
+    if let Some(parent) = config.out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&config.out, &report)
+        .with_context(|| format!("writing {}", config.out.display()))?;
+    println!("{report}");
+    eprintln!("bench-run: report written to {}", config.out.display());
+    ensure!(
+        failures.is_empty(),
+        "{} mode run(s) failed; see the report",
+        failures.len()
+    );
+    Ok(())
+}
+
+/// Settings, all from environment variables.
+#[derive(Debug)]
+struct Config {
+    quick: bool,
+    rounds: usize,
+    duration_secs: u64,
+    warmup_secs: u64,
+    connections: u32,
+    modes: Vec<Mode>,
+    out: PathBuf,
+    log_dir: PathBuf,
+    server_bin: PathBuf,
+    wrk: String,
+    server_cpu: String,
+    client_cpu: String,
+    redis_cpu: String,
+}
+
+impl Config {
+    /// `QUICK=1` (1 round of 2 s runs), `ROUNDS` (3), `DURATION` (5 s),
+    /// `WARMUP` (1 s), `CONNECTIONS` (32), `MODES` (comma-separated, default
+    /// every available mode), `OUT` (RESULTS.md, or target/RESULTS-quick.md in
+    /// quick mode), `BENCH_SERVER`, `WRK`, `SERVER_CPU` (0), `CLIENT_CPU` (1),
+    /// `REDIS_CPU` (1).
+    fn from_env() -> Result<Config> {
+        let quick = env_or("QUICK", "0")? != "0";
+        let rounds: usize = parse_env("ROUNDS", if quick { 1 } else { 3 })?;
+        let duration_secs: u64 = parse_env("DURATION", if quick { 2 } else { 5 })?;
+        let warmup_secs: u64 = parse_env("WARMUP", 1)?;
+        let connections: u32 = parse_env("CONNECTIONS", 32)?;
+        ensure!((1..=20).contains(&rounds), "ROUNDS must be 1..=20");
+        ensure!(
+            (1..=120).contains(&duration_secs),
+            "DURATION must be 1..=120 seconds"
+        );
+        ensure!(
+            (1..=60).contains(&warmup_secs),
+            "WARMUP must be 1..=60 seconds"
+        );
+        ensure!(
+            (1..=1024).contains(&connections),
+            "CONNECTIONS must be 1..=1024"
+        );
+
+        let mut modes = match std::env::var("MODES") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|name| name.trim().parse::<Mode>())
+                .collect::<Result<Vec<_>>>()?,
+            _ => Mode::available(),
+        };
+        for mode in &modes {
+            ensure!(
+                mode.is_available(),
+                "mode {mode} is not built into bench-server yet"
+            );
+        }
+        // The ratios need bare actix-web measured in the same run.
+        if !modes.contains(&Mode::Bare) {
+            modes.insert(0, Mode::Bare);
+        }
+
+        let default_out = if quick {
+            Path::new(MANIFEST_DIR).join("target/RESULTS-quick.md")
+        } else {
+            Path::new(MANIFEST_DIR).join("RESULTS.md")
+        };
+        let out = std::env::var_os("OUT").map_or(default_out, PathBuf::from);
+        let server_bin = match std::env::var_os("BENCH_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe()
+                .context("locating bench-run")?
+                .with_file_name("bench-server"),
+        };
+        ensure!(
+            server_bin.is_file(),
+            "{} does not exist; build with `cargo build --release --bins`",
+            server_bin.display()
+        );
+
+        Ok(Config {
+            quick,
+            rounds,
+            duration_secs,
+            warmup_secs,
+            connections,
+            modes,
+            out,
+            log_dir: Path::new(MANIFEST_DIR).join("target/bench-logs"),
+            server_bin,
+            wrk: env_or("WRK", "wrk")?,
+            server_cpu: env_or("SERVER_CPU", "0")?,
+            client_cpu: env_or("CLIENT_CPU", "1")?,
+            redis_cpu: env_or("REDIS_CPU", "1")?,
+        })
+    }
+}
+
+fn env_or(name: &str, default: &str) -> Result<String> {
+    match std::env::var(name) {
+        Ok(value) => Ok(value),
+        Err(std::env::VarError::NotPresent) => Ok(default.to_owned()),
+        Err(err) => Err(err).with_context(|| format!("reading {name}")),
+    }
+}
+
+fn parse_env<T>(name: &str, default: T) -> Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={value:?} is not a valid number")),
+        _ => Ok(default),
+    }
+}
+
+/// Clock ticks per second for `/proc/<pid>/stat` (`getconf CLK_TCK`, else 100).
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding an ephemeral port")?;
+    Ok(listener.local_addr().context("reading the port")?.port())
+}
+
+/// A child process that is killed (and reaped) when dropped.
+#[derive(Debug)]
+struct ChildGuard {
+    child: Child,
+    what: String,
+}
+
+impl ChildGuard {
+    fn spawn(mut command: Command, what: impl Into<String>) -> Result<ChildGuard> {
+        let what = what.into();
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {what}: {command:?}"))?;
+        Ok(ChildGuard { child, what })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn ensure_running(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => bail!("{} exited early: {status}", self.what),
+            Err(err) => Err(err).with_context(|| format!("polling {}", self.what)),
+        }
+    }
+
+    /// Waits until `port` on 127.0.0.1 accepts connections.
+    fn wait_for_port(&mut self, port: u16) -> Result<()> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        while Instant::now() < deadline {
+            self.ensure_running()?;
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{} did not listen on {addr} within {STARTUP_TIMEOUT:?}",
+            self.what
+        )
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Only this child, by its pid; errors mean it is already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Total CPU time (all threads) of `pid`, in clock ticks.
+fn process_cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    measure::parse_proc_stat_cpu_ticks(&stat)
+}
+
+/// The benchmark's own `redis-server` on a free port.
+#[derive(Debug)]
+struct RedisServer {
+    port: u16,
+    _child: ChildGuard,
+}
+
+impl RedisServer {
+    fn start(config: &Config) -> Result<RedisServer> {
+        let port = free_port()?;
+        let log = config.log_dir.join("redis-server.log");
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", &config.redis_cpu, "redis-server"])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().context("cloning the log handle")?)
+            .stderr(log_file);
+        let mut child = ChildGuard::spawn(command, "redis-server")?;
+        child.wait_for_port(port)?;
+        let server = RedisServer {
+            port,
+            _child: child,
+        };
+        let version = server
+            .command("INFO server")?
+            .lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .unwrap_or("unknown")
+            .trim()
+            .to_owned();
+        eprintln!("bench-run: redis-server {version} on 127.0.0.1:{port}");
+        Ok(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn info(&self) -> Result<RedisInfo> {
+        RedisInfo::parse(&self.command("INFO cpu commandstats")?)
+    }
+
+    /// Sends one inline command whose reply is a bulk string and returns it.
+    fn command(&self, command: &str) -> Result<String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut stream =
+            TcpStream::connect_timeout(&addr, IO_TIMEOUT).context("connecting to redis-server")?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.write_all(format!("{command}\r\n").as_bytes())?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        // A bulk reply: `$<len>\r\n<payload>\r\n`. Bounded by size and timeouts.
+        loop {
+            let read = stream
+                .read(&mut chunk)
+                .context("reading from redis-server")?;
+            ensure!(read > 0, "redis-server closed the connection");
+            buf.extend_from_slice(&chunk[..read]);
+            ensure!(buf.len() < 16 << 20, "redis reply larger than 16 MiB");
+            let Some(header_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+                continue;
+            };
+            let header = std::str::from_utf8(&buf[..header_end]).context("redis reply header")?;
+            let len: usize = header
+                .strip_prefix('$')
+                .with_context(|| format!("unexpected redis reply {header:?}"))?
+                .parse()
+                .with_context(|| format!("unexpected redis reply {header:?}"))?;
+            let start = header_end + 2;
+            if buf.len() >= start + len {
+                return String::from_utf8(buf[start..start + len].to_vec())
+                    .context("redis reply is not UTF-8");
+            }
+        }
+    }
+}
+
+/// One measured `wrk` run.
+#[derive(Debug, Clone)]
+struct Sample {
+    round: usize,
+    mode: Mode,
+    route: Route,
+    wrk: WrkResult,
+    /// Server CPU time per request, µs.
+    cpu_us_per_req: f64,
+    /// Server CPU time / wall time, percent of one core.
+    busy_percent: f64,
+    /// Redis calls during the run, per command.
+    redis_calls: Option<BTreeMap<String, u64>>,
+    /// redis-server CPU time per request, µs.
+    redis_cpu_us_per_req: Option<f64>,
+}
+
+struct Bench<'a> {
+    config: &'a Config,
+    script: &'a Path,
+    clock_ticks: f64,
+    redis: Option<&'a RedisServer>,
+}
+
+impl Bench<'_> {
+    fn run_mode(&self, mode: Mode, round: usize) -> Result<Vec<Sample>> {
+        let config = self.config;
+        let port = free_port()?;
+        let log = config
+            .log_dir
+            .join(format!("{mode}-round{}.log", round + 1));
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", &config.server_cpu])
+            .arg(&config.server_bin)
+            .args([mode.name(), &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().context("cloning the log handle")?)
+            .stderr(log_file);
+        if mode.uses_redis() {
+            let redis = self.redis.context("a Redis mode without redis-server")?;
+            command.env("REDIS_URL", redis.url());
+        }
+        let mut server = ChildGuard::spawn(command, format!("bench-server {mode}"))?;
+        server
+            .wait_for_port(port)
+            .with_context(|| format!("server log: {}", log.display()))?;
+        let cookie = establish_session(port, mode)?;
+
+        let mut samples = Vec::new();
+        for route in Route::ALL {
+            let cookie = if route.sends_cookie() {
+                cookie.as_str()
+            } else {
+                ""
+            };
+            self.wrk(port, route, cookie, config.warmup_secs)
+                .with_context(|| format!("warm-up of {route}"))?;
+            server.ensure_running()?;
+
+            let cpu_before = process_cpu_ticks(server.pid())?;
+            let redis_before = self.redis_info(mode)?;
+            let wrk = self
+                .wrk(port, route, cookie, config.duration_secs)
+                .with_context(|| format!("measuring {route}"))?;
+            let cpu_after = process_cpu_ticks(server.pid())?;
+            let redis_after = self.redis_info(mode)?;
+            server.ensure_running()?;
+            ensure!(wrk.requests > 0, "{route}: wrk completed no request");
+
+            let cpu_us = (cpu_after.saturating_sub(cpu_before)) as f64 * 1e6 / self.clock_ticks;
+            let requests = wrk.requests as f64;
+            let (redis_calls, redis_cpu_us_per_req) = match (redis_before, redis_after) {
+                (Some(before), Some(after)) => (
+                    Some(after.calls_since(&before)),
+                    Some((after.cpu_seconds - before.cpu_seconds).max(0.0) * 1e6 / requests),
+                ),
+                _ => (None, None),
+            };
+            let sample = Sample {
+                round,
+                mode,
+                route,
+                wrk,
+                cpu_us_per_req: cpu_us / requests,
+                busy_percent: if wrk.duration_us == 0 {
+                    0.0
+                } else {
+                    100.0 * cpu_us / wrk.duration_us as f64
+                },
+                redis_calls,
+                redis_cpu_us_per_req,
+            };
+            eprintln!(
+                "  {route:<9} {:>9.0} req/s  {:>6.2} µs/req  busy {:>3.0} %  p50 {} µs  p99 {} µs{}",
+                wrk.requests_per_sec(),
+                sample.cpu_us_per_req,
+                sample.busy_percent,
+                wrk.p50_us,
+                wrk.p99_us,
+                error_note(&wrk),
+            );
+            samples.push(sample);
+        }
+        Ok(samples)
+    }
+
+    fn redis_info(&self, mode: Mode) -> Result<Option<RedisInfo>> {
+        match self.redis {
+            Some(redis) if mode.uses_redis() => redis.info().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs `wrk` for `secs` seconds against `route` (bounded: killed if it
+    /// overruns by 30 s).
+    fn wrk(&self, port: u16, route: Route, cookie: &str, secs: u64) -> Result<WrkResult> {
+        let config = self.config;
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", &config.client_cpu, &config.wrk, "-t1"])
+            .arg(format!("-c{}", config.connections))
+            .arg(format!("-d{secs}s"))
+            .args(["--timeout", "5s", "-s"])
+            .arg(self.script)
+            .arg(format!("http://127.0.0.1:{port}{}", route.path()))
+            .env("BENCH_COOKIE", cookie)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = ChildGuard::spawn(command, "wrk")?;
+        let deadline = Instant::now() + Duration::from_secs(secs + 30);
+        let status = loop {
+            if let Some(status) = child.child.try_wait().context("polling wrk")? {
+                break status;
+            }
+            ensure!(Instant::now() < deadline, "wrk overran its time limit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = child.child.stdout.take() {
+            out.read_to_string(&mut stdout)
+                .context("reading wrk's output")?;
+        }
+        if let Some(mut err) = child.child.stderr.take() {
+            err.read_to_string(&mut stderr)
+                .context("reading wrk's errors")?;
+        }
+        ensure!(status.success(), "wrk failed ({status}): {stderr}{stdout}");
+        measure::parse_wrk_output(&stdout).with_context(|| format!("wrk output: {stdout}{stderr}"))
+    }
+}
+
+fn error_note(wrk: &WrkResult) -> String {
+    if wrk.socket_errors + wrk.status_errors == 0 {
+        String::new()
+    } else {
+        format!(
+            "  ERRORS: {} socket, {} non-2xx",
+            wrk.socket_errors, wrk.status_errors
+        )
+    }
+}
+
+/// A response from [`http_get`].
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    /// `name=value` of every `Set-Cookie`.
+    set_cookies: Vec<(String, String)>,
+    body: String,
+}
+
+/// One HTTP/1.1 GET with `Connection: close`.
+fn http_get(port: u16, path: &str, cookie: &str) -> Result<Response> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if !cookie.is_empty() {
+        write!(request, "Cookie: {cookie}\r\n")?;
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream
+        .take(1 << 20)
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading the response to GET {path}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("malformed response to GET {path}: {text:?}"))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no status line in response to GET {path}"))?;
+    let set_cookies = lines
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, value)| {
+            let pair = value.trim().split(';').next()?;
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    Ok(Response {
+        status,
+        set_cookies,
+        body: body.to_owned(),
+    })
+}
+
+/// Checks the session round trip and returns the `Cookie` header to send:
+/// the first `/counter` sets the cookie and answers 1, the next one (with the
+/// cookie) answers 2, `/read` answers 2, `/plain` answers 200.
+fn establish_session(port: u16, mode: Mode) -> Result<String> {
+    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    let header = |jar: &BTreeMap<String, String>| {
+        jar.iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let expect = |path: &str, body: &str, jar: &mut BTreeMap<String, String>| -> Result<()> {
+        let response = http_get(port, path, &header(jar))?;
+        ensure!(
+            response.status == 200,
+            "{mode}: GET {path} answered {} {:?}",
+            response.status,
+            response.body
+        );
+        ensure!(
+            response.body.trim() == body,
+            "{mode}: GET {path} answered {:?}, expected {body:?}",
+            response.body
+        );
+        jar.extend(response.set_cookies);
+        Ok(())
+    };
+    expect("/counter", "1", &mut jar)?;
+    ensure!(
+        !mode.has_session() || !jar.is_empty(),
+        "{mode}: the first /counter set no cookie"
+    );
+    expect("/counter", "2", &mut jar)?;
+    expect("/read", "2", &mut jar)?;
+    let plain = http_get(port, "/plain", "")?;
+    ensure!(
+        plain.status == 200,
+        "{mode}: GET /plain answered {}",
+        plain.status
+    );
+    Ok(header(&jar))
+}
+
+/// Facts about the machine and tools for the report header.
+fn environment(config: &Config) -> Vec<(String, String)> {
+    let run = |program: &str, args: &[&str]| -> String {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|out| {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                text.lines().next().unwrap_or("").trim().to_owned()
+            })
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    vec![
+        ("date".into(), run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
+        ("commit".into(), git_commit()),
+        (
+            "load average before the run".into(),
+            std::fs::read_to_string("/proc/loadavg")
+                .map(|text| {
+                    text.split_whitespace()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_else(|_| "unknown".to_owned()),
+        ),
+        ("cpu".into(), format!("{cpu} ({} cores)", run("nproc", &[]))),
+        ("kernel".into(), run("uname", &["-sr"])),
+        ("rustc".into(), run("rustc", &["--version"])),
+        ("wrk".into(), run(&config.wrk, &["--version"])),
+        ("redis-server".into(), run("redis-server", &["--version"])),
+    ]
+}
+
+/// `git rev-parse --short HEAD` (+ "-dirty" when session-bench has local
+/// changes), or "uncommitted".
+fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(MANIFEST_DIR)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) if !rev.is_empty() => {
+            let dirty =
+                git(&["status", "--porcelain", "--", "."]).is_some_and(|status| !status.is_empty());
+            if dirty {
+                format!("{rev}-dirty")
+            } else {
+                rev
+            }
+        }
+        _ => "uncommitted".to_owned(),
+    }
+}
+
+/// Medians of one (mode, route) over the rounds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    rps: f64,
+    cpu_us: f64,
+    p50_us: f64,
+    p99_us: f64,
+    rps_ratio: Option<f64>,
+    cpu_ratio: Option<f64>,
+}
+
+fn summarize(samples: &[Sample], mode: Mode, route: Route) -> Option<Summary> {
+    let mine: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.mode == mode && s.route == route)
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let med = |f: &dyn Fn(&Sample) -> f64| -> f64 {
+        measure::median(&mine.iter().map(|s| f(s)).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+    };
+    // Ratios are paired per round: the bare run of the same round.
+    let paired = |f: &dyn Fn(&Sample) -> f64| -> Option<f64> {
+        let ratios: Vec<f64> = mine
+            .iter()
+            .filter_map(|s| {
+                samples
+                    .iter()
+                    .find(|b| b.mode == Mode::Bare && b.route == route && b.round == s.round)
+                    .map(|bare| f(s) / f(bare))
+            })
+            .collect();
+        measure::median(&ratios)
+    };
+    Some(Summary {
+        rps: med(&|s| s.wrk.requests_per_sec()),
+        cpu_us: med(&|s| s.cpu_us_per_req),
+        p50_us: med(&|s| s.wrk.p50_us as f64),
+        p99_us: med(&|s| s.wrk.p99_us as f64),
+        rps_ratio: paired(&|s| s.wrk.requests_per_sec()),
+        cpu_ratio: paired(&|s| s.cpu_us_per_req),
+    })
+}
+
+/// Redis calls per request of one (mode, route), summed over the rounds.
+fn redis_calls_per_request(
+    samples: &[Sample],
+    mode: Mode,
+    route: Route,
+) -> Option<(f64, String, f64)> {
+    let mine: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.mode == mode && s.route == route && s.redis_calls.is_some())
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let requests: u64 = mine.iter().map(|s| s.wrk.requests).sum();
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for sample in &mine {
+        for (name, calls) in sample.redis_calls.iter().flatten() {
+            *totals.entry(name.as_str()).or_default() += calls;
+        }
+    }
+    let per_req = |calls: u64| calls as f64 / requests.max(1) as f64;
+    let total = per_req(totals.values().sum());
+    let mut by_count: Vec<(&str, u64)> = totals.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let breakdown = by_count
+        .iter()
+        .map(|(name, calls)| format!("{} {}", name.to_uppercase(), fmt_calls(per_req(*calls))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let redis_cpu = measure::median(
+        &mine
+            .iter()
+            .filter_map(|s| s.redis_cpu_us_per_req)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or(f64::NAN);
+    Some((total, breakdown, redis_cpu))
+}
+
+fn fmt_calls(per_req: f64) -> String {
+    if (per_req - per_req.round()).abs() < 0.005 {
+        format!("{:.0}", per_req.round())
+    } else {
+        format!("{per_req:.2}")
+    }
+}
+
+fn fmt_rps(rps: f64) -> String {
+    let whole = rps.round() as u64;
+    let digits = whole.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt_ms(us: f64) -> String {
+    format!("{:.2}", us / 1000.0)
+}
+
+fn render_report(
+    config: &Config,
+    samples: &[Sample],
+    failures: &[String],
+    environment: &[(String, String)],
+) -> String {
+    let mut md = String::new();
+    // Writing to a String cannot fail; `let _ =` keeps the code free of unwrap.
+    let _ = writeln!(md, "# session-bench results\n");
+    let _ = writeln!(
+        md,
+        "Generated by `scripts/bench.sh`{} (`session-bench/src/bin/bench-run.rs`). \
+         Do not edit by hand.\n",
+        if config.quick { " in QUICK mode" } else { "" }
+    );
+    for (name, value) in environment {
+        let _ = writeln!(md, "- {name}: {value}");
+    }
+    let _ = writeln!(
+        md,
+        "- method: {} round(s), modes interleaved (start rotates each round); per mode and \
+         route one {} s warm-up then one {} s `wrk -t1 -c{}` run; server pinned to CPU {} \
+         (one worker thread), wrk to CPU {}, the bench's own redis-server to CPU {}",
+        config.rounds,
+        config.warmup_secs,
+        config.duration_secs,
+        config.connections,
+        config.server_cpu,
+        config.client_cpu,
+        config.redis_cpu,
+    );
+    let _ = writeln!(
+        md,
+        "- one session per server: the cookie from the first `/counter` is sent on every \
+         `/counter` and `/read` request; `/plain` is sent without cookie\n"
+    );
+
+    let _ = writeln!(
+        md,
+        "Cells: requests/s · server CPU µs per request · p50/p99 latency in ms (medians over \
+         rounds). Ratio to bare: median over rounds of (mode ÷ bare actix-web of the same \
+         round), for /counter, /read, /plain. Redis cmds/req: all commands during the run \
+         divided by requests, for /counter, /read, /plain.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| mode | /counter | /read | /plain | ratio to bare | Redis cmds/req |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for &mode in &config.modes {
+        let mut row = format!("| {mode} |");
+        let summaries: Vec<Option<Summary>> = Route::ALL
+            .iter()
+            .map(|&route| summarize(samples, mode, route))
+            .collect();
+        for summary in &summaries {
+            match summary {
+                Some(s) => {
+                    let _ = write!(
+                        row,
+                        " {} · {:.1} µs · {}/{} |",
+                        fmt_rps(s.rps),
+                        s.cpu_us,
+                        fmt_ms(s.p50_us),
+                        fmt_ms(s.p99_us)
+                    );
+                }
+                None => row.push_str(" n/a |"),
+            }
+        }
+        let ratio = |f: fn(&Summary) -> Option<f64>| -> String {
+            summaries
+                .iter()
+                .map(|s| {
+                    s.as_ref()
+                        .and_then(f)
+                        .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"))
+                })
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let _ = write!(
+            row,
+            " req/s {}<br>CPU {} |",
+            ratio(|s| s.rps_ratio),
+            ratio(|s| s.cpu_ratio)
+        );
+        if mode.uses_redis() {
+            let calls: Vec<String> = Route::ALL
+                .iter()
+                .map(|&route| {
+                    redis_calls_per_request(samples, mode, route)
+                        .map_or_else(|| "n/a".to_owned(), |(total, _, _)| fmt_calls(total))
+                })
+                .collect();
+            let _ = write!(row, " {} |", calls.join(" / "));
+        } else {
+            row.push_str(" – |");
+        }
+        let _ = writeln!(md, "{row}");
+    }
+
+    let redis_modes: Vec<Mode> = config
+        .modes
+        .iter()
+        .copied()
+        .filter(|m| m.uses_redis())
+        .collect();
+    if !redis_modes.is_empty() {
+        let _ = writeln!(md, "\n## Redis commands per request\n");
+        let _ = writeln!(
+            md,
+            "From `INFO commandstats` before/after each measured run (the bench's own INFO \
+             calls excluded), summed over rounds; redis-server CPU from `INFO cpu`.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| mode | route | cmds/req | breakdown | redis CPU µs/req |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for &mode in &redis_modes {
+            for route in Route::ALL {
+                if let Some((total, breakdown, cpu)) = redis_calls_per_request(samples, mode, route)
+                {
+                    let _ = writeln!(
+                        md,
+                        "| {mode} | {route} | {} | {} | {cpu:.1} |",
+                        fmt_calls(total),
+                        if breakdown.is_empty() {
+                            "–"
+                        } else {
+                            &breakdown
+                        }
+                    );
+                }
+            }
+        }
+    }
+
+    let _ = writeln!(md, "\n## Every run\n");
+    let _ = writeln!(
+        md,
+        "busy = server CPU time ÷ wall time (100 % = the server's core was saturated; much \
+         less means the load generator was the limit).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| round | mode | route | req/s | µs/req | busy | p50 ms | p99 ms | requests | errors |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    for sample in samples {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.2} | {:.0} % | {} | {} | {} | {} |",
+            sample.round + 1,
+            sample.mode,
+            sample.route,
+            fmt_rps(sample.wrk.requests_per_sec()),
+            sample.cpu_us_per_req,
+            sample.busy_percent,
+            fmt_ms(sample.wrk.p50_us as f64),
+            fmt_ms(sample.wrk.p99_us as f64),
+            sample.wrk.requests,
+            sample.wrk.socket_errors + sample.wrk.status_errors,
+        );
+    }
+
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\n## Failures\n");
+        for failure in failures {
+            let _ = writeln!(md, "- {failure}");
+        }
+    }
+    md
+}

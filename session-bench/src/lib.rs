@@ -1,0 +1,172 @@
+//! Shared definitions for the sessionkit load benchmark.
+//!
+//! The crate has two binaries:
+//!
+//! * `bench-server` serves `GET /counter`, `GET /read` and `GET /plain` with
+//!   one of the session implementations listed in [`Mode`], on exactly one
+//!   worker thread.
+//! * `bench-run` starts each server in turn (and a private `redis-server` for
+//!   the Redis modes), drives it with `wrk`, samples the server's CPU time from
+//!   `/proc/<pid>/stat` and Redis' `INFO commandstats`, and writes a markdown
+//!   report.
+
+pub mod measure;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which session implementation a `bench-server` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// actix-web 4 without any session middleware: the upper bound.
+    Bare,
+    /// actix-session 0.11 with `CookieSessionStore`.
+    ActixCookie,
+    /// actix-session 0.11 with `RedisSessionStore` on a deadpool-redis pool.
+    ActixRedis,
+    /// tower-sessions 0.15 on axum 0.8 with `MemoryStore`.
+    TowerMemory,
+    /// tower-sessions 0.14 on axum 0.8 with `tower-sessions-redis-store` (fred).
+    TowerRedis,
+    /// sessionkit-actix with `sessionkit::MemoryStore` (not built yet).
+    SessionkitMemory,
+    /// sessionkit-actix with sessionkit's Redis store (not built yet).
+    SessionkitRedis,
+}
+
+impl Mode {
+    /// Every mode, in report order.
+    pub const ALL: [Mode; 7] = [
+        Mode::Bare,
+        Mode::ActixCookie,
+        Mode::ActixRedis,
+        Mode::TowerMemory,
+        Mode::TowerRedis,
+        Mode::SessionkitMemory,
+        Mode::SessionkitRedis,
+    ];
+
+    /// The modes `bench-run` measures when `MODES` is not set: every mode
+    /// this build can serve.
+    pub fn available() -> Vec<Mode> {
+        Mode::ALL
+            .into_iter()
+            .filter(|mode| mode.is_available())
+            .collect()
+    }
+
+    /// Whether this build of `bench-server` can serve the mode.
+    pub fn is_available(self) -> bool {
+        match self {
+            Mode::Bare
+            | Mode::ActixCookie
+            | Mode::ActixRedis
+            | Mode::TowerMemory
+            | Mode::TowerRedis => true,
+            // Flip to `true` once the sessionkit arms in bench-server exist.
+            Mode::SessionkitMemory | Mode::SessionkitRedis => false,
+        }
+    }
+
+    /// The name used on the command line, in `MODES` and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Bare => "bare",
+            Mode::ActixCookie => "actix-cookie",
+            Mode::ActixRedis => "actix-redis",
+            Mode::TowerMemory => "tower-memory",
+            Mode::TowerRedis => "tower-redis",
+            Mode::SessionkitMemory => "sessionkit-memory",
+            Mode::SessionkitRedis => "sessionkit-redis",
+        }
+    }
+
+    /// Whether the server needs `REDIS_URL`.
+    pub fn uses_redis(self) -> bool {
+        matches!(
+            self,
+            Mode::ActixRedis | Mode::TowerRedis | Mode::SessionkitRedis
+        )
+    }
+
+    /// Whether the mode has a session at all (everything but `bare`).
+    pub fn has_session(self) -> bool {
+        self != Mode::Bare
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|mode| mode.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+                anyhow::anyhow!("unknown mode {s:?}; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// The three routes every server serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// Read `visits`, add one, store it, respond with the new value.
+    Counter,
+    /// Read `visits` and respond with it (0 when absent).
+    Read,
+    /// Behind the session middleware, never touches the session.
+    Plain,
+}
+
+impl Route {
+    /// Every route, in report order.
+    pub const ALL: [Route; 3] = [Route::Counter, Route::Read, Route::Plain];
+
+    /// The request path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Counter => "/counter",
+            Route::Read => "/read",
+            Route::Plain => "/plain",
+        }
+    }
+
+    /// Whether the load driver sends the session cookie on this route.
+    pub fn sends_cookie(self) -> bool {
+        matches!(self, Route::Counter | Route::Read)
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_round_trip() {
+        for mode in Mode::ALL {
+            assert_eq!(mode.name().parse::<Mode>().unwrap(), mode);
+        }
+        assert!("nope".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn bare_is_available_and_sessionless() {
+        assert!(Mode::available().contains(&Mode::Bare));
+        assert!(!Mode::Bare.has_session());
+        assert!(Mode::ActixRedis.uses_redis());
+    }
+}
