@@ -61,6 +61,9 @@ impl<T: SessionData> Clone for Session<T> {
 struct Shared<T> {
     ctx: Arc<Context>,
     state: Mutex<State<T>>,
+    /// Serializes commits of this session, so two tasks saving the same
+    /// handle cannot reach the store out of order.
+    commit: tokio::sync::Mutex<()>,
 }
 
 struct State<T> {
@@ -78,6 +81,9 @@ struct State<T> {
     present: Vec<bool>,
     /// Per field: written since the last commit.
     dirty: Vec<bool>,
+    /// `replace`/`modify` ran: absent fields count as set only if they now
+    /// differ from their default.
+    bulk: bool,
     /// The stored id this session must move away from at commit.
     rotate_from: Option<SessionId>,
     /// Ids whose records must be deleted at commit.
@@ -118,6 +124,7 @@ impl<T: SessionData> Session<T> {
                 stored: vec![None; n],
                 present: vec![false; n],
                 dirty: vec![false; n],
+                bulk: false,
                 rotate_from: None,
                 delete_ids: Vec::new(),
                 id_changed: false,
@@ -161,6 +168,7 @@ impl<T: SessionData> Session<T> {
                 stored,
                 present,
                 dirty: vec![false; n],
+                bulk: false,
                 rotate_from: None,
                 delete_ids: Vec::new(),
                 id_changed: false,
@@ -174,6 +182,7 @@ impl<T: SessionData> Session<T> {
             shared: Arc::new(Shared {
                 ctx,
                 state: Mutex::new(state),
+                commit: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -369,6 +378,7 @@ impl<T: SessionData> Session<T> {
 
     /// Commits pending changes and says what the client must be told.
     pub(crate) async fn commit(&self) -> Result<IdWrite, SessionError> {
+        let _serial = self.shared.commit.lock().await;
         let ctx = &self.shared.ctx;
         let now = ctx.clock.now_ms();
         let renew_id = {
@@ -478,7 +488,32 @@ impl<T: SessionData> State<T> {
 
     fn mark_all(&mut self) {
         self.dirty.fill(true);
-        self.present.fill(true);
+        self.bulk = true;
+    }
+
+    /// After `replace`/`modify`: an absent field joins the session only if its
+    /// encoding now differs from its default's.
+    fn settle_bulk(&mut self) -> Result<(), SessionError> {
+        if !std::mem::take(&mut self.bulk) {
+            return Ok(());
+        }
+        let defaults = T::default();
+        let (mut now, mut default) = (Vec::new(), Vec::new());
+        for index in 0..T::FIELDS.len() {
+            if self.present[index] || !self.dirty[index] {
+                continue;
+            }
+            now.clear();
+            default.clear();
+            self.data.encode_field(index, &mut now)?;
+            defaults.encode_field(index, &mut default)?;
+            if now == default {
+                self.dirty[index] = false;
+            } else {
+                self.present[index] = true;
+            }
+        }
+        Ok(())
     }
 
     fn unset(&mut self, index: usize) {
@@ -491,6 +526,7 @@ impl<T: SessionData> State<T> {
         self.data = T::default();
         self.present.fill(false);
         self.dirty.fill(false);
+        self.bulk = false;
     }
 
     /// The record under `id` (and any rotation source) is to be deleted; the
@@ -507,6 +543,7 @@ impl<T: SessionData> State<T> {
     }
 
     fn plan(&mut self, ctx: &Context, now: u64) -> Result<Plan, SessionError> {
+        self.settle_bulk()?;
         let has_data = self.present.iter().any(|p| *p);
         if !has_data {
             // An empty session is never stored; one that was stored is deleted.

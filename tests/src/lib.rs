@@ -1,1 +1,9 @@
-//! Shared helpers for the acceptance suite.
+//! Shared helpers and the store-generic acceptance suite for sessionkit.
+//!
+//! `acceptance_suite!(async { make_store() })` expands into one `#[tokio::test]`
+//! per behaviour, each run against a store from the factory; the memory store,
+//! Redis and Redis Cluster test files all call it.
+#![forbid(unsafe_code)]
+
+pub mod acceptance;
+pub mod support;

@@ -1,0 +1,316 @@
+//! Test doubles: a request view, a store that records calls or fails on
+//! demand, and hand-written `SessionData` types.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sessionkit::{
+    decode_value, encode_value, find_urlencoded, DecodeError, EncodeError, Field, FieldInfo, Meta,
+    Record, RequestView, SessionData, SessionId, SessionStore, StoreError, StoreFuture, Update,
+};
+
+/// A request made of headers, a query string, a form body and path params.
+#[derive(Debug, Default, Clone)]
+pub struct TestRequest {
+    /// Header name/value pairs.
+    pub headers: Vec<(String, String)>,
+    /// The raw query string.
+    pub query: String,
+    /// A urlencoded body.
+    pub form: String,
+    /// Path parameters.
+    pub params: Vec<(String, String)>,
+}
+
+impl TestRequest {
+    /// An empty request.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds `Cookie: name=value`.
+    #[must_use]
+    pub fn cookie(self, name: &str, value: &str) -> Self {
+        self.header("cookie", &format!("{name}={value}"))
+    }
+
+    /// Sets the query string.
+    #[must_use]
+    pub fn query(mut self, query: &str) -> Self {
+        self.query = query.to_owned();
+        self
+    }
+
+    /// Sets the form body.
+    #[must_use]
+    pub fn form(mut self, form: &str) -> Self {
+        self.form = form.to_owned();
+        self
+    }
+
+    /// Adds a path parameter.
+    #[must_use]
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+impl RequestView for TestRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn query_string(&self) -> &str {
+        &self.query
+    }
+    fn form(&self, name: &str) -> Option<Cow<'_, str>> {
+        find_urlencoded(self.form.as_bytes(), name)
+    }
+    fn path_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+    }
+}
+
+/// One call a [`RecordingStore`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `load(id)`
+    Load(String),
+    /// `save(id, update)`
+    Save(String, Update),
+    /// `rotate(old, new, update)`
+    Rotate(String, String, Update),
+    /// `delete(id)`
+    Delete(String),
+    /// `touch(id)`
+    Touch(String),
+}
+
+/// Wraps a store, records every call, and fails every call while `failing` is set.
+#[derive(Clone)]
+pub struct RecordingStore {
+    inner: Arc<dyn SessionStore>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RecordingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingStore").finish_non_exhaustive()
+    }
+}
+
+impl RecordingStore {
+    /// Wraps `inner`.
+    pub fn new(inner: impl SessionStore) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            calls: Arc::default(),
+            failing: Arc::default(),
+        }
+    }
+
+    /// The calls so far, and forget them.
+    #[must_use]
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Makes every call fail (or work again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn record(&self, call: Call) -> Result<(), StoreError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable("injected failure"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SessionStore for RecordingStore {
+    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+        let checked = self.record(Call::Load(id.to_string()));
+        Box::pin(async move {
+            checked?;
+            self.inner.load(id, now).await
+        })
+    }
+    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+        let checked = self.record(Call::Save(id.to_string(), update.clone()));
+        Box::pin(async move {
+            checked?;
+            self.inner.save(id, update).await
+        })
+    }
+    fn rotate<'a>(
+        &'a self,
+        old: &'a SessionId,
+        new: &'a SessionId,
+        update: &'a Update,
+    ) -> StoreFuture<'a, ()> {
+        let checked = self.record(Call::Rotate(
+            old.to_string(),
+            new.to_string(),
+            update.clone(),
+        ));
+        Box::pin(async move {
+            checked?;
+            self.inner.rotate(old, new, update).await
+        })
+    }
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
+        let checked = self.record(Call::Delete(id.to_string()));
+        Box::pin(async move {
+            checked?;
+            self.inner.delete(id).await
+        })
+    }
+    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
+        let checked = self.record(Call::Touch(id.to_string()));
+        Box::pin(async move {
+            checked?;
+            self.inner.touch(id, meta).await
+        })
+    }
+}
+
+/// A hand-written `SessionData`: the trait does not need the derive.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Stored as `name`.
+    pub name: String,
+    /// Stored as `visits`.
+    pub visits: u32,
+    /// Stored as `tags`.
+    pub tags: Vec<String>,
+    /// Stored as `user_id`.
+    pub user_id: Option<u64>,
+}
+
+/// `Profile::name`.
+pub const NAME: Field<Profile, String> = Field::new(0, |p| &p.name, |p| &mut p.name);
+/// `Profile::visits`.
+pub const VISITS: Field<Profile, u32> = Field::new(1, |p| &p.visits, |p| &mut p.visits);
+/// `Profile::tags`.
+pub const TAGS: Field<Profile, Vec<String>> = Field::new(2, |p| &p.tags, |p| &mut p.tags);
+/// `Profile::user_id`.
+pub const USER_ID: Field<Profile, Option<u64>> = Field::new(3, |p| &p.user_id, |p| &mut p.user_id);
+
+impl SessionData for Profile {
+    const FIELDS: &'static [FieldInfo] = &[
+        FieldInfo::new("name", "name"),
+        FieldInfo::new("visits", "visits"),
+        FieldInfo::new("tags", "tags"),
+        FieldInfo::new("user_id", "user_id"),
+    ];
+
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match index {
+            0 => encode_value(&self.name, out),
+            1 => encode_value(&self.visits, out),
+            2 => encode_value(&self.tags, out),
+            3 => encode_value(&self.user_id, out),
+            _ => Err(EncodeError::no_field(index)),
+        }
+    }
+
+    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+        match index {
+            0 => self.name = decode_value(bytes)?,
+            1 => self.visits = decode_value(bytes)?,
+            2 => self.tags = decode_value(bytes)?,
+            3 => self.user_id = decode_value(bytes)?,
+            _ => return Err(DecodeError::no_field(index)),
+        }
+        Ok(())
+    }
+
+    fn reset_field(&mut self, index: usize) {
+        match index {
+            0 => self.name = String::new(),
+            1 => self.visits = 0,
+            2 => self.tags = Vec::new(),
+            3 => self.user_id = None,
+            _ => {}
+        }
+    }
+}
+
+/// The next version of [`Profile`]: `tags` removed, `visits` changed type
+/// (u32 → String), `theme` added.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProfileV2 {
+    /// Same as before.
+    pub name: String,
+    /// Was a `u32`.
+    pub visits: String,
+    /// New.
+    pub theme: String,
+    /// Same as before.
+    pub user_id: Option<u64>,
+}
+
+/// `ProfileV2::visits`.
+pub const V2_VISITS: Field<ProfileV2, String> = Field::new(1, |p| &p.visits, |p| &mut p.visits);
+
+impl SessionData for ProfileV2 {
+    const FIELDS: &'static [FieldInfo] = &[
+        FieldInfo::new("name", "name"),
+        FieldInfo::new("visits", "visits"),
+        FieldInfo::new("theme", "theme"),
+        FieldInfo::new("user_id", "user_id"),
+    ];
+
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match index {
+            0 => encode_value(&self.name, out),
+            1 => encode_value(&self.visits, out),
+            2 => encode_value(&self.theme, out),
+            3 => encode_value(&self.user_id, out),
+            _ => Err(EncodeError::no_field(index)),
+        }
+    }
+
+    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+        match index {
+            0 => self.name = decode_value(bytes)?,
+            1 => self.visits = decode_value(bytes)?,
+            2 => self.theme = decode_value(bytes)?,
+            3 => self.user_id = decode_value(bytes)?,
+            _ => return Err(DecodeError::no_field(index)),
+        }
+        Ok(())
+    }
+
+    fn reset_field(&mut self, index: usize) {
+        match index {
+            0 => self.name = String::new(),
+            1 => self.visits = String::new(),
+            2 => self.theme = String::new(),
+            3 => self.user_id = None,
+            _ => {}
+        }
+    }
+}
