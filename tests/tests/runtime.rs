@@ -1,0 +1,66 @@
+//! Runtime guarantees that do not depend on the store.
+
+use std::sync::Arc;
+
+use sessionkit::{
+    GenerateError, ManualClock, MemoryStore, Session, SessionError, SessionManager,
+};
+use sessionkit_tests::acceptance::{request, T0};
+use sessionkit_tests::support::{Profile, TestRequest, NAME};
+
+fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+#[test]
+fn handles_are_send_and_sync() {
+    assert_send_sync::<Session<Profile>>();
+    assert_send_sync::<SessionManager<Profile>>();
+    assert_send_sync::<sessionkit::PendingSession<Profile>>();
+}
+
+#[tokio::test]
+async fn failing_random_source_fails_the_request() {
+    let broken = || -> Result<String, GenerateError> {
+        Err(GenerateError::Custom("entropy source unavailable".into()))
+    };
+    let m = SessionManager::<Profile>::builder(MemoryStore::new())
+        .id_generator(broken)
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    // No fallback: a new session cannot be created.
+    let err = request(&m, &TestRequest::new(), |_| {}).await.unwrap_err();
+    assert!(matches!(err, SessionError::Generate(_)), "{err}");
+    assert!(err.to_string().contains("entropy source unavailable"));
+    assert!(matches!(m.create(), Err(SessionError::Generate(_))));
+}
+
+#[tokio::test]
+async fn generator_output_is_validated() {
+    let predictable = || -> Result<String, GenerateError> { Ok("1".into()) };
+    let m = SessionManager::<Profile>::builder(MemoryStore::new())
+        .id_generator(predictable)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        m.create(),
+        Err(SessionError::Generate(GenerateError::Invalid(_)))
+    ));
+}
+
+#[tokio::test]
+async fn session_moves_into_spawned_tasks() {
+    let m = SessionManager::<Profile>::new(MemoryStore::new());
+    let s = m.create().unwrap();
+    let s2 = s.clone();
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        s2.set(NAME, "from a task".into());
+        s2.save().await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let loaded = m.load_by_id(s.id().as_str()).await.unwrap().unwrap();
+    assert_eq!(loaded.get(NAME), "from a task");
+    let _ = Arc::new(s);
+}
