@@ -104,6 +104,8 @@ pub(crate) enum IdWrite {
 
 enum Op {
     Nothing,
+    /// Only the metadata changed (e.g. a per-session idle timeout).
+    Touch(Meta),
     Save(Update),
     Rotate(SessionId, Update),
 }
@@ -437,6 +439,7 @@ impl<T: SessionData> Session<T> {
         }
         match &op {
             Op::Nothing => {}
+            Op::Touch(meta) => state.meta = *meta,
             Op::Save(update) | Op::Rotate(_, update) => {
                 state.meta = update.meta;
                 state.persisted = true;
@@ -461,6 +464,10 @@ impl<T: SessionData> Session<T> {
         }
         match op {
             Op::Nothing => Ok(()),
+            Op::Touch(meta) => {
+                let id = self.id();
+                store.touch(&id, meta).await
+            }
             Op::Save(update) => {
                 let id = self.id();
                 store.save(&id, update).await
@@ -607,8 +614,12 @@ impl<T: SessionData> State<T> {
             Op::Rotate(old, update(set, Vec::new(), true))
         } else if full {
             Op::Save(update(set, Vec::new(), true))
-        } else if set.is_empty() && remove.is_empty() && !self.meta_dirty {
-            Op::Nothing
+        } else if set.is_empty() && remove.is_empty() {
+            if self.meta_dirty {
+                Op::Touch(meta)
+            } else {
+                Op::Nothing
+            }
         } else {
             Op::Save(update(set, remove, false))
         };

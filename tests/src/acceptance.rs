@@ -291,6 +291,17 @@ pub async fn per_session_idle_timeout_override(store: Arc<dyn SessionStore>) {
     clock.advance(10 * 60 * MIN);
     let s = m.load_by_id(&id).await.unwrap().expect("still alive");
     assert_eq!(s.idle_timeout(), 24 * 60 * MIN);
+    // Changing only the timeout of a stored session is a metadata touch.
+    s.set_idle_timeout(48 * 60 * MIN);
+    s.save().await.unwrap();
+    clock.advance(47 * 60 * MIN);
+    let s = m
+        .load_by_id(&id)
+        .await
+        .unwrap()
+        .expect("touched timeout applies");
+    s.set_idle_timeout(24 * 60 * MIN);
+    s.save().await.unwrap();
     clock.advance(25 * 60 * MIN);
     assert!(m.load_by_id(&id).await.unwrap().is_none());
 }
