@@ -1,1 +1,106 @@
-//! actix-web integration for sessionkit (being built).
+//! # sessionkit-actix
+//!
+//! [actix-web](https://actix.rs) integration for [`sessionkit`]: typed
+//! sessions where a session is a Rust struct.
+//!
+//! - [`SessionMiddleware<T>`] loads the session lazily (a route that never
+//!   touches it costs nothing), saves what changed after the handler, renews
+//!   and rotates ids, and writes the id back as cookie and/or header.
+//! - [`Session<T>`] is the handler argument; it derefs to
+//!   [`sessionkit::Session<T>`], so the accessors from `#[derive(SessionData)]`
+//!   and `regenerate` / `reset` / `destroy` work on it.
+//! - [`SessionExt`] gives `req.session::<T>()` to guards and other middleware.
+//! - [`MapSessionToHeader<T>`] turns session fields into request headers for
+//!   downstream services, after removing any client-supplied copies.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpResponse, HttpServer};
+//! use sessionkit::{Field, MemoryStore, SessionManager};
+//! use sessionkit_actix::{Session, SessionMiddleware};
+//! # use sessionkit::*;
+//! # #[derive(Default)] struct Counter { visits: u32 }
+//! # impl SessionData for Counter {
+//! #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
+//! #   fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.visits, out) }
+//! #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.visits = decode_value(b)?; Ok(()) }
+//! #   fn reset_field(&mut self, _: usize) { self.visits = 0 }
+//! # }
+//! # const VISITS: Field<Counter, u32> = Field::new(0, |c| &c.visits, |c| &mut c.visits);
+//! // #[derive(SessionData, Default, Serialize, Deserialize)]
+//! // struct Counter { visits: u32 }
+//!
+//! async fn index(session: Session<Counter>) -> HttpResponse {
+//!     let visits = session.update(VISITS, |v| { *v += 1; *v }); // derive: update_visits
+//!     HttpResponse::Ok().body(format!("Visits: {visits}"))
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let manager = SessionManager::<Counter>::new(MemoryStore::new());
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .wrap(SessionMiddleware::new(manager.clone()))
+//!             .route("/", web::get().to(index))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await
+//! }
+//! ```
+//!
+//! ## Middleware order
+//!
+//! actix runs the **last** registered `.wrap(..)` first. Everything that uses
+//! the session ([`MapSessionToHeader`], guards calling [`SessionExt::session`])
+//! must run inside [`SessionMiddleware`], so register it before:
+//!
+//! ```text
+//! web::scope("/dashboard")
+//!     .wrap(MapSessionToHeader::<T>::from_derive()) // 3rd: headers from the session
+//!     .wrap(from_fn(require_auth))                  // 2nd: 401 unless logged in
+//!     .wrap(SessionMiddleware::new(manager))        // 1st: the session
+//! ```
+//!
+//! Misordered, the inner code finds no session and answers `500` with a
+//! message naming the missing middleware.
+//!
+//! ## Errors
+//!
+//! | situation | response |
+//! |---|---|
+//! | the store fails while loading or saving | error handler; default `503`, body `session storage unavailable` |
+//! | other [`sessionkit::SessionError`] (id generation, encoding, `maxSessionBytes`) | error handler; default `500`, body `session error` |
+//! | `Session<T>` without `SessionMiddleware<T>` | `500`, body saying what to install |
+//! | malformed, unknown or expired session id | not an error: a fresh session with a new id |
+//!
+//! Every session error is logged with `tracing::error!`, cause chain
+//! included; the client's response stays opaque. See
+//! [`SessionMiddlewareBuilder::error_handler`].
+//!
+//! ## Options
+//!
+//! Everything about cookies, id lookup and timeouts is the
+//! [`sessionkit::Config`] of the manager (see its table of keys and
+//! defaults). The middleware itself adds:
+//!
+//! | builder method | default | meaning |
+//! |---|---|---|
+//! | [`error_handler`](SessionMiddlewareBuilder::error_handler) | [`default_error_handler`] | response for a [`sessionkit::SessionError`] |
+//! | [`form_limit`](SessionMiddlewareBuilder::form_limit) | [`DEFAULT_FORM_LIMIT`] (64 KiB) | largest urlencoded body buffered for a `form:` id lookup |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod extract;
+mod header_map;
+mod middleware;
+mod view;
+
+pub use crate::error::{default_error_handler, ErrorHandlerFn, SessionRejection};
+pub use crate::extract::{Session, SessionExt};
+pub use crate::header_map::{MapSessionToHeader, MapSessionToHeaderService};
+pub use crate::middleware::{
+    SessionMiddleware, SessionMiddlewareBuilder, SessionService, DEFAULT_FORM_LIMIT,
+};

@@ -1,0 +1,222 @@
+//! `Session<T>` as a handler argument, and `req.session::<T>()` for guards
+//! and other middleware.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::rc::Rc;
+
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use sessionkit::SessionData;
+
+use crate::error::{handle, SessionRejection};
+use crate::middleware::Slot;
+use crate::view::ActixView;
+
+/// The session of type `T` for this request: a handler argument.
+///
+/// Derefs to [`sessionkit::Session<T>`], so everything there works on it: the
+/// accessors `#[derive(SessionData)]` generates (`session.visits()`,
+/// `session.set_visits(1)`, …), and `regenerate`, `reset`, `destroy`,
+/// `fresh`, `id`, `keys`, `set_idle_timeout`. Changes are saved by
+/// [`SessionMiddleware`](crate::SessionMiddleware) when the handler returns.
+///
+/// Extracting it loads the session (once per request; later extractions
+/// share it). Without the middleware on the route it is a
+/// [`SessionRejection`] (500, with a message saying what to install); when
+/// the store fails, the middleware's error handler answers.
+///
+/// ```
+/// use actix_web::{test, web, App, HttpResponse};
+/// use sessionkit::{Field, MemoryStore, SessionManager};
+/// use sessionkit_actix::{Session, SessionMiddleware};
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Counter { visits: u32 }
+/// # impl SessionData for Counter {
+/// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
+/// #   fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.visits, out) }
+/// #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.visits = decode_value(b)?; Ok(()) }
+/// #   fn reset_field(&mut self, _: usize) { self.visits = 0 }
+/// # }
+/// // With #[derive(SessionData)] this is `session.update_visits(..)`.
+/// const VISITS: Field<Counter, u32> = Field::new(0, |c| &c.visits, |c| &mut c.visits);
+///
+/// async fn index(session: Session<Counter>) -> HttpResponse {
+///     let visits = session.update(VISITS, |v| { *v += 1; *v });
+///     HttpResponse::Ok().body(format!("Visits: {visits}"))
+/// }
+/// # actix_web::rt::System::new().block_on(async {
+/// let manager = SessionManager::<Counter>::new(MemoryStore::new());
+/// let app = test::init_service(
+///     App::new().wrap(SessionMiddleware::new(manager)).route("/", web::get().to(index)),
+/// ).await;
+/// let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+/// assert!(res.headers().contains_key("set-cookie"));
+/// assert_eq!(test::read_body(res).await, "Visits: 1");
+/// # });
+/// ```
+pub struct Session<T: SessionData>(sessionkit::Session<T>);
+
+impl<T: SessionData> Session<T> {
+    /// The runtime handle (to move into a spawned task, for instance).
+    #[must_use]
+    pub fn into_inner(self) -> sessionkit::Session<T> {
+        self.0
+    }
+}
+
+impl<T: SessionData> Deref for Session<T> {
+    type Target = sessionkit::Session<T>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T: SessionData> Clone for Session<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: SessionData> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: SessionData> From<Session<T>> for sessionkit::Session<T> {
+    fn from(session: Session<T>) -> Self {
+        session.0
+    }
+}
+
+impl<T: SessionData> FromRequest for Session<T> {
+    type Error = SessionRejection;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let slot = match start::<T>(req) {
+            Ok(slot) => slot,
+            Err(rejection) => return Box::pin(async move { Err(rejection) }),
+        };
+        if let Some(session) = slot.pending.loaded() {
+            let session = Self(session.clone());
+            return Box::pin(async move { Ok(session) });
+        }
+        // Held only while loading; needed to render an error response.
+        let req = req.clone();
+        Box::pin(async move { finish_load(&slot, &req).await })
+    }
+}
+
+/// Access to the request's session from guards, `from_fn` middleware and
+/// other services (anywhere a handler argument is not available).
+///
+/// Implemented for [`HttpRequest`] and [`ServiceRequest`]. The first call
+/// loads the session; later calls (and the handler's [`Session`]) share it.
+/// Middleware using it must run inside [`SessionMiddleware`](crate::SessionMiddleware):
+/// register it with `.wrap(..)` *before* the session middleware (actix runs
+/// the last registered `.wrap` first).
+///
+/// A `RequireAuth` guard in the style of the references' "Authentication
+/// Middleware":
+///
+/// ```
+/// use actix_web::body::MessageBody;
+/// use actix_web::dev::{ServiceRequest, ServiceResponse};
+/// use actix_web::middleware::{from_fn, Next};
+/// use actix_web::{web, App, Error, HttpResponse, ResponseError};
+/// use sessionkit::{Field, MemoryStore, SessionManager};
+/// use sessionkit_actix::{SessionExt, SessionMiddleware};
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Auth { authenticated: bool }
+/// # impl SessionData for Auth {
+/// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("authenticated", "authenticated")];
+/// #   fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.authenticated, out) }
+/// #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.authenticated = decode_value(b)?; Ok(()) }
+/// #   fn reset_field(&mut self, _: usize) { self.authenticated = false }
+/// # }
+/// const AUTHENTICATED: Field<Auth, bool> = Field::new(0, |a| &a.authenticated, |a| &mut a.authenticated);
+///
+/// async fn require_auth(
+///     req: ServiceRequest,
+///     next: Next<impl MessageBody + 'static>,
+/// ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+///     let allowed = match req.session::<Auth>().await {
+///         Ok(session) => session.get(AUTHENTICATED),
+///         Err(rejection) => {
+///             let res = rejection.error_response();
+///             return Ok(req.into_response(res).map_into_right_body());
+///         }
+///     };
+///     if !allowed {
+///         let res = HttpResponse::Unauthorized().body("log in first");
+///         return Ok(req.into_response(res).map_into_right_body());
+///     }
+///     Ok(next.call(req).await?.map_into_left_body())
+/// }
+///
+/// let manager = SessionManager::<Auth>::new(MemoryStore::new());
+/// let app = App::new().service(
+///     web::scope("/admin")
+///         .wrap(from_fn(require_auth))           // runs second
+///         .wrap(SessionMiddleware::new(manager)) // runs first
+///         .route("", web::get().to(|| async { "secret" })),
+/// );
+/// # let _ = app;
+/// ```
+pub trait SessionExt {
+    /// The session of type `T`, loaded on first use.
+    ///
+    /// # Errors
+    /// [`SessionRejection`]: no `SessionMiddleware<T>` outside this code, or
+    /// the store failed (the rejection's response is then the error handler's).
+    fn session<T: SessionData>(
+        &self,
+    ) -> impl Future<Output = Result<Session<T>, SessionRejection>> + '_;
+}
+
+impl SessionExt for HttpRequest {
+    fn session<T: SessionData>(
+        &self,
+    ) -> impl Future<Output = Result<Session<T>, SessionRejection>> + '_ {
+        async move {
+            let slot = start::<T>(self)?;
+            finish_load(&slot, self).await
+        }
+    }
+}
+
+impl SessionExt for ServiceRequest {
+    fn session<T: SessionData>(
+        &self,
+    ) -> impl Future<Output = Result<Session<T>, SessionRejection>> + '_ {
+        self.request().session::<T>()
+    }
+}
+
+/// Finds the middleware's slot and reads the id from the request (once).
+fn start<T: SessionData>(req: &HttpRequest) -> Result<Rc<Slot<T>>, SessionRejection> {
+    let slot = req
+        .extensions()
+        .get::<Rc<Slot<T>>>()
+        .cloned()
+        .ok_or_else(SessionRejection::missing::<T>)?;
+    slot.pending.capture(&ActixView::new(req));
+    Ok(slot)
+}
+
+async fn finish_load<T: SessionData>(
+    slot: &Slot<T>,
+    req: &HttpRequest,
+) -> Result<Session<T>, SessionRejection> {
+    match slot.pending.load().await {
+        Ok(session) => Ok(Session(session)),
+        Err(error) => {
+            let response = handle(&slot.errors, &error, req);
+            Err(SessionRejection::failed(error, response))
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! `SessionMiddleware<T>`: one lazily loaded session per request, committed
+//! after the handler, with the id written back as the extractor says.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{
+    HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, SET_COOKIE,
+};
+use actix_web::http::uri::{PathAndQuery, Uri};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+use futures_util::stream::{self, StreamExt};
+use sessionkit::{
+    is_valid_header_name, normalize_header_name, Config, ConfigError, Location, PendingSession,
+    ResponseUpdate, SessionData, SessionError, SessionManager, SessionStore,
+};
+
+use crate::error::{default_error_handler, handle, ErrorHandlerFn};
+use crate::view::{ActixView, BufferedForm};
+
+/// The largest urlencoded body buffered by default to find a `form:` session id (64 KiB).
+pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
+
+/// What a request's extensions hold for the session of type `T`.
+pub(crate) struct Slot<T: SessionData> {
+    pub(crate) pending: PendingSession<T>,
+    pub(crate) errors: Arc<ErrorHandlerFn>,
+}
+
+/// Session middleware for sessions of type `T`.
+///
+/// For every request it puts a not-yet-loaded session in the request's
+/// extensions. Nothing is read from the store until the handler (or a guard,
+/// or [`MapSessionToHeader`](crate::MapSessionToHeader)) asks for the
+/// session, so a route that never touches it costs no store access and gets
+/// no `Set-Cookie`. After the handler, the session is committed: changed
+/// fields are saved, the idle timeout refreshed, the id rotated when
+/// auto-renew is due, and the response gets
+///
+/// - a `Set-Cookie` (every configured attribute) when the extractor has a
+///   cookie source, a response header of the same name when it has a header
+///   source, nothing for read-only sources (query, form, path, custom
+///   `SourceKind::Other`); an id read from a read-only source is never promoted
+///   into a cookie;
+/// - a removal cookie (same name, Path, Domain, Secure) or an empty header
+///   after `reset`/`destroy`;
+/// - `Cache-Control: no-store` whenever it carries a session id, unless the
+///   handler set a `Cache-Control` of its own.
+///
+/// A [`SessionError`] (store down, session too large, …) while loading or
+/// saving is logged with `tracing::error!` and answered by the error handler
+/// (default [`default_error_handler`]: opaque 503 for store errors, 500
+/// otherwise). When saving fails after the handler ran, the handler's
+/// response is replaced: the client must not believe a change was kept.
+///
+/// `disableSessionForward: true` reads the id eagerly and removes it from the
+/// request before any inner service sees it: the session cookie(s) from the
+/// `Cookie` header (other cookies stay), the session header(s) (also their
+/// `_`/case variants), and the query parameter when the id came from the
+/// query. Form and path ids cannot be removed and are left as they are.
+///
+/// ```
+/// use actix_web::{web, App, HttpResponse};
+/// use sessionkit::{Config, MemoryStore, SessionManager};
+/// use sessionkit_actix::{Session, SessionMiddleware};
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Data;
+/// # impl SessionData for Data {
+/// #   const FIELDS: &'static [FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+///
+/// let config = Config::builder().cookie_http_only(true).build()?;
+/// let manager = SessionManager::<Data>::builder(MemoryStore::new()).config(config).build()?;
+/// let app = App::new()
+///     .wrap(SessionMiddleware::new(manager))
+///     .route("/", web::get().to(|session: Session<Data>| async move {
+///         HttpResponse::Ok().body(session.id().as_str().to_owned())
+///     }));
+/// # let _ = app;
+/// # Ok::<(), sessionkit::ConfigError>(())
+/// ```
+pub struct SessionMiddleware<T: SessionData> {
+    inner: Rc<Inner<T>>,
+}
+
+struct Inner<T: SessionData> {
+    manager: SessionManager<T>,
+    errors: Arc<ErrorHandlerFn>,
+    form_limit: usize,
+}
+
+impl<T: SessionData> Clone for SessionMiddleware<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Rc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: SessionData> fmt::Debug for SessionMiddleware<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("manager", &self.inner.manager)
+            .field("form_limit", &self.inner.form_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData> SessionMiddleware<T> {
+    /// The middleware for `manager`, with the default error handler.
+    #[must_use]
+    pub fn new(manager: SessionManager<T>) -> Self {
+        Self::builder(manager).build()
+    }
+
+    /// The middleware for a deserialized (or built) [`Config`] and a store.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the configuration cannot work.
+    ///
+    /// ```
+    /// # use sessionkit::*;
+    /// # #[derive(Default)] struct Data;
+    /// # impl SessionData for Data {
+    /// #   const FIELDS: &'static [FieldInfo] = &[];
+    /// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+    /// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+    /// #   fn reset_field(&mut self, _: usize) {}
+    /// # }
+    /// let config: Config = serde_norway::from_str("cookieHTTPOnly: true\nkeyLookup: header:X-Session-Token\n")?;
+    /// let middleware = sessionkit_actix::SessionMiddleware::<Data>::from_config(config, MemoryStore::new())?;
+    /// # let _ = middleware;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_config(config: Config, store: impl SessionStore) -> Result<Self, ConfigError> {
+        let manager = SessionManager::builder(store).config(config).build()?;
+        Ok(Self::new(manager))
+    }
+
+    /// A builder, to set the error handler or the form buffering limit.
+    pub fn builder(manager: SessionManager<T>) -> SessionMiddlewareBuilder<T> {
+        SessionMiddlewareBuilder {
+            manager,
+            errors: Arc::new(default_error_handler),
+            form_limit: DEFAULT_FORM_LIMIT,
+        }
+    }
+
+    /// The manager (configuration, store, extractor).
+    #[must_use]
+    pub fn manager(&self) -> &SessionManager<T> {
+        &self.inner.manager
+    }
+}
+
+/// Builds a [`SessionMiddleware`].
+///
+/// ```
+/// use actix_web::HttpResponse;
+/// use sessionkit::{MemoryStore, SessionError, SessionManager};
+/// use sessionkit_actix::SessionMiddleware;
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Data;
+/// # impl SessionData for Data {
+/// #   const FIELDS: &'static [FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+/// let middleware = SessionMiddleware::builder(SessionManager::<Data>::new(MemoryStore::new()))
+///     .error_handler(|error, _req| match error {
+///         SessionError::Store(_) => HttpResponse::ServiceUnavailable()
+///             .insert_header(("Retry-After", "5"))
+///             .body("try again shortly"),
+///         _ => HttpResponse::InternalServerError().finish(),
+///     })
+///     .form_limit(16 * 1024)
+///     .build();
+/// # let _ = middleware;
+/// ```
+#[must_use]
+pub struct SessionMiddlewareBuilder<T: SessionData> {
+    manager: SessionManager<T>,
+    errors: Arc<ErrorHandlerFn>,
+    form_limit: usize,
+}
+
+impl<T: SessionData> fmt::Debug for SessionMiddlewareBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddlewareBuilder")
+            .field("manager", &self.manager)
+            .field("form_limit", &self.form_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData> SessionMiddlewareBuilder<T> {
+    /// Answers [`SessionError`]s with `handler` instead of [`default_error_handler`].
+    /// The error is logged with `tracing::error!` before `handler` runs.
+    /// Keep the response opaque: the client should not learn about your backend.
+    pub fn error_handler(
+        mut self,
+        handler: impl Fn(&SessionError, &HttpRequest) -> HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.errors = Arc::new(handler);
+        self
+    }
+
+    /// The largest urlencoded body buffered to find a `form:` session id
+    /// (default [`DEFAULT_FORM_LIMIT`]). A larger body is passed to the
+    /// handler untouched and the form source finds nothing. Bodies are
+    /// buffered only when the extractor reads a form field.
+    pub fn form_limit(mut self, bytes: usize) -> Self {
+        self.form_limit = bytes;
+        self
+    }
+
+    /// The middleware.
+    pub fn build(self) -> SessionMiddleware<T> {
+        SessionMiddleware {
+            inner: Rc::new(Inner {
+                manager: self.manager,
+                errors: self.errors,
+                form_limit: self.form_limit,
+            }),
+        }
+    }
+}
+
+impl<S, B, T> Transform<S, ServiceRequest> for SessionMiddleware<T>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    T: SessionData,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = SessionService<S, T>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService {
+            service: Rc::new(service),
+            inner: Rc::clone(&self.inner),
+            _data: PhantomData,
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around the inner service.
+pub struct SessionService<S, T: SessionData> {
+    service: Rc<S>,
+    inner: Rc<Inner<T>>,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<S, T: SessionData> fmt::Debug for SessionService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, T> Service<ServiceRequest> for SessionService<S, T>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    T: SessionData,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let inner = Rc::clone(&self.inner);
+        Box::pin(async move {
+            if req.extensions().contains::<Rc<Slot<T>>>() {
+                // An outer SessionMiddleware<T> already manages this request.
+                return service.call(req).await.map(|res| res.map_into_left_body());
+            }
+            let extractor = inner.manager.extractor();
+            if extractor.reads_form() {
+                buffer_form(&mut req, inner.form_limit).await;
+            }
+            let slot = Rc::new(Slot {
+                pending: inner.manager.begin(),
+                errors: Arc::clone(&inner.errors),
+            });
+            req.extensions_mut().insert(Rc::clone(&slot));
+            if inner.manager.config().disable_session_forward {
+                let incoming = slot
+                    .pending
+                    .capture(&ActixView::new(req.request()))
+                    .map(|i| (i.location, i.key.clone()));
+                strip_session_id(&mut req, &inner.manager, incoming);
+            }
+
+            let res = match service.call(req).await {
+                Ok(res) => res,
+                Err(error) => {
+                    if slot.pending.loaded().is_some() {
+                        tracing::warn!(
+                            %error,
+                            "an inner service failed without a response; the session was not saved"
+                        );
+                    }
+                    return Err(error);
+                }
+            };
+            match slot.pending.finish().await {
+                Ok(update) => Ok(apply(res, update).map_into_left_body()),
+                Err(error) => {
+                    let response = handle(&inner.errors, &error, res.request());
+                    Ok(res.into_response(response).map_into_right_body())
+                }
+            }
+        })
+    }
+}
+
+/// Adds what the commit asks for to the response.
+fn apply<B>(mut res: ServiceResponse<B>, update: ResponseUpdate) -> ServiceResponse<B> {
+    if update.is_empty() {
+        return res;
+    }
+    let headers = res.headers_mut();
+    if let Some(cookie) = update.set_cookie {
+        match HeaderValue::from_str(&cookie) {
+            Ok(value) => headers.append(SET_COOKIE, value),
+            Err(_) => tracing::error!("the session cookie is not a valid header value; not sent"),
+        }
+    }
+    if let Some((name, value)) = update.header {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.insert(name, value);
+            }
+            _ => tracing::error!(header = %name, "the session id header is not valid; not sent"),
+        }
+    }
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Reads a urlencoded body (up to `limit` bytes) so a `form:` extractor can
+/// see it, and puts it back for the handler.
+async fn buffer_form(req: &mut ServiceRequest, limit: usize) {
+    if req.extensions().contains::<BufferedForm>() {
+        return;
+    }
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return;
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return;
+    }
+    let mut payload = req.take_payload();
+    let mut buf = BytesMut::new();
+    while let Some(item) = payload.next().await {
+        match item {
+            Ok(chunk) if buf.len() + chunk.len() <= limit => buf.extend_from_slice(&chunk),
+            item => {
+                // Too large, or the body failed: give the handler everything
+                // read so far followed by the rest, untouched.
+                let head = stream::iter([Ok(buf.freeze()), item]);
+                let rest: Payload = Payload::Stream {
+                    payload: Box::pin(head.chain(payload)),
+                };
+                req.set_payload(rest);
+                return;
+            }
+        }
+    }
+    let body = buf.freeze();
+    req.extensions_mut().insert(BufferedForm(body.clone()));
+    req.set_payload(bytes_payload(body));
+}
+
+fn bytes_payload(body: Bytes) -> Payload {
+    let once = stream::once(async move { Ok::<_, PayloadError>(body) });
+    Payload::Stream {
+        payload: Box::pin(once),
+    }
+}
+
+/// `disableSessionForward`: removes the session id from the request.
+fn strip_session_id<T: SessionData>(
+    req: &mut ServiceRequest,
+    manager: &SessionManager<T>,
+    incoming: Option<(Location, String)>,
+) {
+    let extractor = manager.extractor();
+    let cookies: Vec<&str> = extractor.cookie_names().collect();
+    if !cookies.is_empty() {
+        strip_cookies(req, &cookies);
+    }
+    let mut headers: Vec<String> = extractor.header_names().map(normalize_header_name).collect();
+    if let Some((Location::Custom, key)) = &incoming {
+        if is_valid_header_name(key) {
+            headers.push(normalize_header_name(key));
+        }
+    }
+    if !headers.is_empty() {
+        let doomed: Vec<HeaderName> = req
+            .headers()
+            .keys()
+            .filter(|name| headers.contains(&normalize_header_name(name.as_str())))
+            .cloned()
+            .collect();
+        for name in doomed {
+            req.headers_mut().remove(name);
+        }
+    }
+    if let Some((Location::Query, key)) = &incoming {
+        strip_query(req, key);
+    }
+}
+
+fn strip_cookies(req: &mut ServiceRequest, names: &[&str]) {
+    let values: Vec<HeaderValue> = req.headers().get_all(COOKIE).cloned().collect();
+    if values.is_empty() {
+        return;
+    }
+    req.headers_mut().remove(COOKIE);
+    for value in values {
+        let kept: Vec<&[u8]> = value
+            .as_bytes()
+            .split(|b| *b == b';')
+            .filter(|pair| {
+                let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+                let name = name.trim_ascii();
+                !name.is_empty() && !names.iter().any(|n| n.as_bytes() == name)
+            })
+            .map(<[u8]>::trim_ascii)
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+            req.headers_mut().append(COOKIE, value);
+        }
+    }
+}
+
+fn strip_query(req: &mut ServiceRequest, key: &str) {
+    let uri = req.uri().clone();
+    let Some(query) = uri.query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .is_none_or(|(name, _)| name != key)
+        })
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut parts = uri.into_parts();
+    let Ok(pq) = PathAndQuery::try_from(path_and_query) else {
+        return;
+    };
+    parts.path_and_query = Some(pq);
+    if let Ok(uri) = Uri::from_parts(parts) {
+        req.head_mut().uri = uri;
+    }
+}
