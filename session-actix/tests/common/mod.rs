@@ -1,0 +1,230 @@
+//! Shared test support: a session struct, counting and failing store
+//! wrappers, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix_web::cookie::Cookie;
+use actix_web::dev::ServiceResponse;
+use sessionkit::{
+    decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec, Meta,
+    MemoryStore, Record, SessionData, SessionId, SessionStore, StoreError, StoreFuture,
+    ToHeaderValue, Update,
+};
+
+/// The test session. Hand-written `SessionData` (what the derive generates for
+/// `#[header("X-User-Id")] user_id` and `#[header("X-User-Name")] name`).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct User {
+    pub visits: u32,
+    pub user_id: Option<u64>,
+    pub name: Option<String>,
+    pub authenticated: bool,
+}
+
+pub const VISITS: Field<User, u32> = Field::new(0, |u| &u.visits, |u| &mut u.visits);
+pub const USER_ID: Field<User, Option<u64>> = Field::new(1, |u| &u.user_id, |u| &mut u.user_id);
+pub const NAME: Field<User, Option<String>> = Field::new(2, |u| &u.name, |u| &mut u.name);
+pub const AUTHENTICATED: Field<User, bool> =
+    Field::new(3, |u| &u.authenticated, |u| &mut u.authenticated);
+
+impl SessionData for User {
+    const FIELDS: &'static [FieldInfo] = &[
+        FieldInfo::new("visits", "visits"),
+        FieldInfo::new("user_id", "user_id").with_headers(&[HeaderSpec::new("X-User-Id", "")]),
+        FieldInfo::new("name", "name").with_headers(&[HeaderSpec::new("X-User-Name", "")]),
+        FieldInfo::new("authenticated", "authenticated"),
+    ];
+
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match index {
+            0 => encode_value(&self.visits, out),
+            1 => encode_value(&self.user_id, out),
+            2 => encode_value(&self.name, out),
+            3 => encode_value(&self.authenticated, out),
+            _ => Err(EncodeError::no_field(index)),
+        }
+    }
+
+    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+        match index {
+            0 => self.visits = decode_value(bytes)?,
+            1 => self.user_id = decode_value(bytes)?,
+            2 => self.name = decode_value(bytes)?,
+            3 => self.authenticated = decode_value(bytes)?,
+            _ => return Err(DecodeError::no_field(index)),
+        }
+        Ok(())
+    }
+
+    fn reset_field(&mut self, index: usize) {
+        match index {
+            0 => self.visits = 0,
+            1 => self.user_id = None,
+            2 => self.name = None,
+            3 => self.authenticated = false,
+            _ => {}
+        }
+    }
+
+    fn header_value(&self, index: usize) -> Option<Cow<'_, str>> {
+        match index {
+            0 => self.visits.to_header_value(),
+            1 => self.user_id.to_header_value(),
+            2 => self.name.to_header_value(),
+            3 => self.authenticated.to_header_value(),
+            _ => None,
+        }
+    }
+
+    fn header_capable(index: usize) -> bool {
+        index < 4
+    }
+}
+
+/// Counts every store call; wraps a memory store.
+#[derive(Clone, Default)]
+pub struct CountingStore {
+    inner: MemoryStore,
+    calls: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn hit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl SessionStore for CountingStore {
+    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+        self.hit();
+        self.inner.load(id, now)
+    }
+    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+        self.hit();
+        self.inner.save(id, update)
+    }
+    fn rotate<'a>(
+        &'a self,
+        old: &'a SessionId,
+        new: &'a SessionId,
+        update: &'a Update,
+    ) -> StoreFuture<'a, ()> {
+        self.hit();
+        self.inner.rotate(old, new, update)
+    }
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
+        self.hit();
+        self.inner.delete(id)
+    }
+    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
+        self.hit();
+        self.inner.touch(id, meta)
+    }
+}
+
+/// A memory store that fails every call while `fail` is on.
+#[derive(Clone, Default)]
+pub struct FailingStore {
+    inner: MemoryStore,
+    fail: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Down;
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused (secret-backend.internal:6379)")
+    }
+}
+impl std::error::Error for Down {}
+
+impl FailingStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn set_failing(&self, fail: bool) {
+        self.fail.store(fail, Ordering::SeqCst);
+    }
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable(Down))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SessionStore for FailingStore {
+    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+        match self.check() {
+            Ok(()) => self.inner.load(id, now),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+        match self.check() {
+            Ok(()) => self.inner.save(id, update),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+    fn rotate<'a>(
+        &'a self,
+        old: &'a SessionId,
+        new: &'a SessionId,
+        update: &'a Update,
+    ) -> StoreFuture<'a, ()> {
+        match self.check() {
+            Ok(()) => self.inner.rotate(old, new, update),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
+        match self.check() {
+            Ok(()) => self.inner.delete(id),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
+        match self.check() {
+            Ok(()) => self.inner.touch(id, meta),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+/// Every `Set-Cookie` of a response, parsed.
+pub fn set_cookies<B>(res: &ServiceResponse<B>) -> Vec<Cookie<'static>> {
+    res.headers()
+        .get_all("set-cookie")
+        .map(|v| Cookie::parse(v.to_str().unwrap().to_owned()).unwrap())
+        .collect()
+}
+
+/// The single `Set-Cookie` named `name`, if any.
+pub fn set_cookie<B>(res: &ServiceResponse<B>, name: &str) -> Option<Cookie<'static>> {
+    let mut found: Vec<_> = set_cookies(res)
+        .into_iter()
+        .filter(|c| c.name() == name)
+        .collect();
+    assert!(found.len() <= 1, "several Set-Cookie for {name}");
+    found.pop()
+}
+
+/// The value of response header `name`.
+pub fn header<B>(res: &ServiceResponse<B>, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// A well-formed id that no server issued.
+pub const FORGED: &str = "0123456789abcdef0123456789abcdef";
