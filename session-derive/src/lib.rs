@@ -1,9 +1,104 @@
-//! `#[derive(SessionData)]` for sessionkit (being built).
-use proc_macro::TokenStream;
+//! `#[derive(SessionData)]` for [sessionkit](https://docs.rs/sessionkit): a
+//! plain struct becomes typed session data.
+//!
+//! Use it through `sessionkit` (its default `derive` feature re-exports the
+//! macro); see [`SessionData`](macro@SessionData) for the attributes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-/// Derives `sessionkit::SessionData`.
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `sessionkit::SessionData` and a typed accessor trait.
+///
+/// The struct needs named fields, owned data, no generic parameters, and a
+/// `Default` implementation (a loaded session starts from `Default::default()`
+/// and every stored field is decoded into it). Each stored field's type must
+/// be `Clone + Default + Serialize + DeserializeOwned`.
+///
+/// # What it generates
+///
+/// - `impl sessionkit::SessionData for User`: the field list, per-field
+///   MessagePack encoding, and the header mapping.
+/// - A trait `UserSessionExt` (the struct's name + `SessionExt`, with the
+///   struct's visibility) implemented for `Session<User>`, with six accessors
+///   per stored field `x: V`:
+///
+///   | method | does |
+///   | --- | --- |
+///   | `x(&self) -> V` | a clone of the value |
+///   | `with_x(&self, f: impl FnOnce(&V) -> R) -> R` | reads without cloning |
+///   | `set_x(&self, value: V)` | sets it; only this field is marked changed |
+///   | `update_x(&self, f: impl FnOnce(&mut V) -> R) -> R` | changes it in place |
+///   | `take_x(&self) -> V` | removes it and returns the old value |
+///   | `remove_x(&self)` | removes it (it reads as its default again) |
+///
+///   Skipped fields get no accessors: they are not stored, so the session has
+///   nothing to track for them. Reach them with `Session::read` / `Session::modify`.
+///
+/// # Attributes
+///
+/// | attribute | on | meaning |
+/// | --- | --- | --- |
+/// | `#[session(rename = "name")]` | field | store the field as `name` (keeps stored data when the Rust field is renamed) |
+/// | `#[session(skip)]` | field | keep the field out of the store; it is always its default after a load |
+/// | `#[header("Name")]` | field | map the field onto request header `Name` for downstream services; repeat for several headers |
+/// | `#[header("Name", prefix = "Bearer ")]` | field | the same, with text put before the value |
+/// | `#[session(crate = "path")]` | struct | where to find `sessionkit` when the dependency is renamed |
+///
+/// Checked at compile time: header names are HTTP tokens and unique
+/// (case-insensitively, `_` read as `-`); a `#[header]` field's type implements
+/// `sessionkit::ToHeaderValue`; stored names are unique, non-empty and do not
+/// start with `$`; accessor names do not clash with each other or with
+/// `Session`'s own methods (so a field cannot be called `id` or `save`: rename
+/// the Rust field and keep the stored name with `rename`).
+///
+/// # Example
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use sessionkit::{HeaderMapping, MemoryStore, SessionData, SessionManager};
+///
+/// #[derive(SessionData, Default, Serialize, Deserialize)]
+/// struct User {
+///     #[header("X-User-Id")]
+///     user_id: Option<u64>,
+///     #[header("Authorization", prefix = "Bearer ")]
+///     token: Option<String>,
+///     cart: Vec<String>,
+///     #[session(rename = "v")]
+///     visits: u32,
+///     #[session(skip)]
+///     scratch: u8,
+/// }
+///
+/// let manager = SessionManager::<User>::new(MemoryStore::new());
+/// let session = manager.create()?;
+/// session.set_user_id(Some(7));
+/// session.update_visits(|v| *v += 1);
+/// session.update_cart(|cart| cart.push("apple".into()));
+/// assert_eq!(session.visits(), 1);
+/// assert_eq!(session.with_cart(|cart| cart.len()), 1);
+/// assert_eq!(session.take_user_id(), Some(7));
+/// assert_eq!(session.user_id(), None);
+///
+/// assert_eq!(User::FIELDS[3].name, "v");
+/// let mut headers = Vec::new();
+/// let user = User { user_id: Some(7), ..User::default() };
+/// HeaderMapping::<User>::from_derive().render(&user, |name, value| {
+///     headers.push(format!("{name}: {value}"));
+/// });
+/// assert_eq!(headers, ["X-User-Id: 7"]);
+/// # Ok::<(), sessionkit::SessionError>(())
+/// ```
 #[proc_macro_derive(SessionData, attributes(header, session))]
 pub fn derive_session_data(input: TokenStream) -> TokenStream {
-    let _ = input;
-    TokenStream::new()
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
 }

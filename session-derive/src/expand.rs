@@ -1,0 +1,335 @@
+//! Code generation: the `SessionData` impl and the accessor trait, or, when
+//! the input has errors, the errors plus stubs that keep the rest of the
+//! crate from failing in a cascade.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::DeriveInput;
+
+use crate::ast::{self, Container, Field};
+use crate::ctxt::Ctxt;
+use crate::valid;
+
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let cont = Container::from_ast(&mut cx, input);
+    let Some(mut cont) = cont else {
+        let stub = if ast::can_stub(input) {
+            stub_impl(&quote!(::sessionkit), input)
+        } else {
+            TokenStream::new()
+        };
+        return with_errors(cx, stub);
+    };
+    valid::check(&mut cx, &mut cont);
+    let krate = cont
+        .attrs
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::sessionkit), |path| quote!(#path));
+    if cx.has_errors() {
+        let mut stub = stub_impl(&krate, input);
+        stub.extend(accessor_trait(&krate, &cont));
+        return with_errors(cx, stub);
+    }
+    let mut out = session_data_impl(&krate, &cont);
+    out.extend(accessor_trait(&krate, &cont));
+    out.extend(field_assertions(&krate, &cont));
+    match cx.check() {
+        Ok(()) => out,
+        Err(error) => error.into_compile_error(),
+    }
+}
+
+fn with_errors(cx: Ctxt, stub: TokenStream) -> TokenStream {
+    match cx.check() {
+        Ok(()) => stub,
+        Err(error) => {
+            let mut out = error.into_compile_error();
+            out.extend(stub);
+            out
+        }
+    }
+}
+
+fn stored<'c, 'a>(cont: &'c Container<'a>) -> impl Iterator<Item = (usize, &'c Field<'a>)> {
+    cont.fields
+        .iter()
+        .filter_map(|field| field.index.map(|index| (index, field)))
+}
+
+fn session_data_impl(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
+    let ident = cont.ident;
+    let p = quote!(#krate::__private);
+
+    let infos = stored(cont).map(|(_, field)| {
+        let name = &field.stored_name;
+        let rust_name = &field.rust_name;
+        let info = quote!(#p::FieldInfo::new(#name, #rust_name));
+        if field.attrs.headers.is_empty() {
+            info
+        } else {
+            let specs = field.attrs.headers.iter().map(|header| {
+                let name = &header.name;
+                let prefix = header
+                    .prefix
+                    .as_ref()
+                    .map_or_else(String::new, syn::LitStr::value);
+                quote!(#p::HeaderSpec::new(#name, #prefix))
+            });
+            quote!(#info.with_headers(&[#(#specs),*]))
+        }
+    });
+
+    let encode = stored(cont).map(|(index, field)| {
+        let member = field.ident;
+        let ty = &field.ty;
+        let call = quote_spanned!(field.original.ty.span()=> #p::encode_value::<#ty>);
+        quote!(#index => #call(&self.#member, out),)
+    });
+    let decode = stored(cont).map(|(index, field)| {
+        let member = field.ident;
+        let ty = &field.ty;
+        let call = quote_spanned!(field.original.ty.span()=> #p::decode_value::<#ty>);
+        quote!(#index => {
+            self.#member = #call(bytes)?;
+            #p::Ok(())
+        })
+    });
+    let reset = stored(cont).map(|(index, field)| {
+        let member = field.ident;
+        quote!(#index => self.#member = <Self as #p::Default>::default().#member,)
+    });
+    let header_value = stored(cont).map(|(index, field)| {
+        let member = field.ident;
+        let ty = &field.ty;
+        if field.attrs.headers.is_empty() {
+            quote!(#index => (&#p::HeaderProbe(&self.#member)).__sessionkit_header_value(),)
+        } else {
+            // A declared header must render: the bound error points at the type.
+            let call = quote_spanned!(field.original.ty.span()=> <#ty as #p::ToHeaderValue>::to_header_value);
+            quote!(#index => #call(&self.#member),)
+        }
+    });
+    let header_capable = stored(cont).map(|(index, field)| {
+        let ty = &field.ty;
+        if field.attrs.headers.is_empty() {
+            quote!(#index => (&#p::CapableProbe::<#ty>::new()).__sessionkit_header_capable(),)
+        } else {
+            quote!(#index => true,)
+        }
+    });
+
+    quote! {
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #p::SessionData for #ident {
+            const FIELDS: &'static [#p::FieldInfo] = &[#(#infos),*];
+
+            fn encode_field(
+                &self,
+                index: usize,
+                out: &mut #p::Vec<u8>,
+            ) -> #p::Result<(), #p::EncodeError> {
+                match index {
+                    #(#encode)*
+                    _ => #p::Err(#p::EncodeError::no_field(index)),
+                }
+            }
+
+            fn decode_field(
+                &mut self,
+                index: usize,
+                bytes: &[u8],
+            ) -> #p::Result<(), #p::DecodeError> {
+                match index {
+                    #(#decode)*
+                    _ => #p::Err(#p::DecodeError::no_field(index)),
+                }
+            }
+
+            fn reset_field(&mut self, index: usize) {
+                match index {
+                    #(#reset)*
+                    _ => {}
+                }
+            }
+
+            fn header_value(&self, index: usize) -> #p::Option<#p::Cow<'_, str>> {
+                #[allow(unused_imports)]
+                use #p::{HeaderFallback as _, HeaderViaTrait as _};
+                match index {
+                    #(#header_value)*
+                    _ => #p::None,
+                }
+            }
+
+            fn header_capable(index: usize) -> bool {
+                #[allow(unused_imports)]
+                use #p::{CapableFallback as _, CapableViaTrait as _};
+                match index {
+                    #(#header_capable)*
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// An impl that compiles whatever the struct looks like, so that the real
+/// error is the only one. The bounds are written higher-ranked so they are
+/// not checked here (trivial bounds are unstable, rust-lang/rust#48214).
+fn stub_impl(krate: &TokenStream, input: &DeriveInput) -> TokenStream {
+    let ident = &input.ident;
+    let p = quote!(#krate::__private);
+    quote! {
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #p::SessionData for #ident
+        where
+            for<'__sessionkit> #ident: #p::Default + #p::Send + #p::Sync,
+        {
+            const FIELDS: &'static [#p::FieldInfo] = &[];
+
+            fn encode_field(
+                &self,
+                index: usize,
+                _: &mut #p::Vec<u8>,
+            ) -> #p::Result<(), #p::EncodeError> {
+                #p::Err(#p::EncodeError::no_field(index))
+            }
+
+            fn decode_field(&mut self, index: usize, _: &[u8]) -> #p::Result<(), #p::DecodeError> {
+                #p::Err(#p::DecodeError::no_field(index))
+            }
+
+            fn reset_field(&mut self, _: usize) {}
+        }
+    }
+}
+
+fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
+    let ident = cont.ident;
+    let vis = cont.vis;
+    let p = quote!(#krate::__private);
+    let trait_ident = format_ident!("{}SessionExt", ident, span = ident.span());
+    let struct_name = ident.to_string();
+
+    let fields: Vec<_> = stored(cont).filter(|(_, f)| f.accessors).collect();
+
+    let declarations = fields.iter().map(|(_, field)| {
+        let ty = &field.ty;
+        let [get, with, set, update, take, remove] = valid::accessor_names(field.ident);
+        let name = &field.rust_name;
+        let stored_as = if field.stored_name == field.rust_name {
+            String::new()
+        } else {
+            format!(" (stored as `{}`)", field.stored_name)
+        };
+        let doc_get = format!("Reads `{name}`{stored_as} from the session: a clone of its value.");
+        let doc_with = format!("Runs `f` on `{name}` without cloning it.");
+        let doc_set = format!(
+            "Sets `{name}`; only this field is marked changed and written at the next commit."
+        );
+        let doc_update = format!("Changes `{name}` in place; only this field is marked changed.");
+        let doc_take = format!(
+            "Removes `{name}` from the session and returns its value; it reads as its default afterwards."
+        );
+        let doc_remove = format!(
+            "Removes `{name}` from the session; it reads as its default afterwards and is deleted from the store at the next commit."
+        );
+        quote! {
+            #[doc = #doc_get]
+            #[must_use]
+            fn #get(&self) -> #ty;
+            #[doc = #doc_with]
+            fn #with<R>(&self, f: impl #p::FnOnce(&#ty) -> R) -> R;
+            #[doc = #doc_set]
+            fn #set(&self, value: #ty);
+            #[doc = #doc_update]
+            fn #update<R>(&self, f: impl #p::FnOnce(&mut #ty) -> R) -> R;
+            #[doc = #doc_take]
+            fn #take(&self) -> #ty;
+            #[doc = #doc_remove]
+            fn #remove(&self);
+        }
+    });
+
+    let definitions = fields.iter().map(|(index, field)| {
+        let ty = &field.ty;
+        let member = field.ident;
+        let [get, with, set, update, take, remove] = valid::accessor_names(field.ident);
+        let key = quote! {
+            #p::Field::<#ident, #ty>::new(#index, |data| &data.#member, |data| &mut data.#member)
+        };
+        quote! {
+            fn #get(&self) -> #ty {
+                #p::Session::get(self, #key)
+            }
+            fn #with<R>(&self, f: impl #p::FnOnce(&#ty) -> R) -> R {
+                #p::Session::with(self, #key, f)
+            }
+            fn #set(&self, value: #ty) {
+                #p::Session::set(self, #key, value);
+            }
+            fn #update<R>(&self, f: impl #p::FnOnce(&mut #ty) -> R) -> R {
+                #p::Session::update(self, #key, f)
+            }
+            fn #take(&self) -> #ty {
+                #p::Session::take(self, #key)
+            }
+            fn #remove(&self) {
+                #p::Session::remove(self, #key);
+            }
+        }
+    });
+
+    // Assumed rather than checked here, so that a field type that is not
+    // `Clone + Default` is reported once, at the field (`field_assertions`).
+    let bounds = fields.iter().map(|(_, field)| {
+        let ty = &field.ty;
+        quote!(for<'__sessionkit> #ty: #p::FieldValue,)
+    });
+
+    let trait_doc = format!(
+        "Typed accessors for the stored fields of [`{struct_name}`] on a `Session<{struct_name}>`, \
+         generated by `#[derive(SessionData)]`.\n\n\
+         Bring the trait into scope to use them. Setting a field marks only that field changed. \
+         Fields with `#[session(skip)]` have no accessors (they are not stored): reach them \
+         with `Session::read` and `Session::modify`."
+    );
+
+    quote! {
+        #[doc = #trait_doc]
+        #[allow(non_camel_case_types, clippy::all, clippy::pedantic)]
+        #vis trait #trait_ident {
+            #(#declarations)*
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #trait_ident for #p::Session<#ident>
+        where
+            #(#bounds)*
+        {
+            #(#definitions)*
+        }
+    }
+}
+
+/// `Clone + Default` checks, one per stored field, at the field's type.
+fn field_assertions(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let asserts = stored(cont).map(|(_, field)| {
+        let ty = &field.ty;
+        let span = field.original.ty.span();
+        quote_spanned!(span=> #p::assert_field_value::<#ty>();)
+    });
+    quote! {
+        #[allow(clippy::all, clippy::pedantic)]
+        const _: () = {
+            #(#asserts)*
+        };
+    }
+}

@@ -1,0 +1,248 @@
+//! Checks that need the whole struct: header names, stored names, accessor
+//! names. Each problem is reported at the token that causes it (for
+//! duplicates, the second occurrence).
+
+use std::collections::HashMap;
+
+use quote::format_ident;
+use syn::ext::IdentExt;
+use syn::Ident;
+
+use crate::ast::{Container, Field};
+use crate::ctxt::Ctxt;
+
+/// Methods of `Session<T>` (and of the prelude traits it implements) that an
+/// accessor of the same name would be shadowed by or clash with.
+const SESSION_METHODS: &[&str] = &[
+    "id",
+    "fresh",
+    "keys",
+    "get",
+    "with",
+    "set",
+    "update",
+    "take",
+    "remove",
+    "remove_key",
+    "read",
+    "snapshot",
+    "replace",
+    "modify",
+    "regenerate",
+    "reset",
+    "destroy",
+    "set_idle_timeout",
+    "idle_timeout",
+    "save",
+    "clone",
+    "clone_from",
+    "to_owned",
+    "clone_into",
+    "into",
+    "try_into",
+];
+
+pub(crate) fn check(cx: &mut Ctxt, cont: &mut Container<'_>) {
+    check_headers(cx, cont);
+    check_stored_names(cx, cont);
+    check_accessors(cx, cont);
+}
+
+fn check_headers(cx: &mut Ctxt, cont: &Container<'_>) {
+    // normalized name -> Rust field that maps it first
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for field in &cont.fields {
+        for header in &field.attrs.headers {
+            let name = header.name.value();
+            if let Some(problem) = header_name_problem(&name) {
+                cx.error_spanned_by(
+                    &header.name,
+                    format_args!("{name:?} is not a valid HTTP header name: {problem}"),
+                );
+                continue;
+            }
+            let normalized = normalize(&name);
+            if let Some(first) = seen.get(&normalized) {
+                cx.error_spanned_by(
+                    &header.name,
+                    format_args!(
+                        "header {name:?} is already mapped by field `{first}` (header names are compared case-insensitively, with `_` read as `-`)"
+                    ),
+                );
+            } else {
+                seen.insert(normalized, &field.rust_name);
+            }
+            if let Some(prefix) = &header.prefix {
+                if let Some(problem) = prefix_problem(&prefix.value()) {
+                    cx.error_spanned_by(
+                        prefix,
+                        format_args!("invalid header value prefix: {problem}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Why `name` is not an RFC 9110 token, if it is not.
+fn header_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".to_owned());
+    }
+    let bad = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)))?;
+    Some(match bad {
+        ' ' => "it contains a space".to_owned(),
+        ':' => "it contains a colon (write the name only, without `:` and the value)".to_owned(),
+        c if !c.is_ascii() => format!("it contains the non-ASCII character {c:?}"),
+        c if c.is_ascii_control() => format!("it contains the control character {c:?}"),
+        c => format!("it contains {c:?}; header names are letters, digits and !#$%&'*+-.^_`|~"),
+    })
+}
+
+/// Why `prefix` cannot start a header value, if it cannot.
+fn prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.starts_with([' ', '\t']) {
+        return Some("it starts with whitespace".to_owned());
+    }
+    let bad = prefix
+        .chars()
+        .find(|&c| !(c == '\t' || (' '..='~').contains(&c)))?;
+    Some(if bad.is_ascii() {
+        format!("it contains the control character {bad:?}")
+    } else {
+        format!("it contains the non-ASCII character {bad:?}")
+    })
+}
+
+fn normalize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+fn check_stored_names(cx: &mut Ctxt, cont: &Container<'_>) {
+    let mut seen: HashMap<&str, &Field<'_>> = HashMap::new();
+    for field in cont.fields.iter().filter(|f| f.index.is_some()) {
+        let name = field.stored_name.as_str();
+        if let Some(rename) = &field.attrs.rename {
+            if name.is_empty() {
+                cx.error_spanned_by(rename, "`rename` to an empty name");
+                continue;
+            }
+            if name.starts_with('$') {
+                cx.error_spanned_by(
+                    rename,
+                    "stored names starting with `$` are reserved for session metadata",
+                );
+                continue;
+            }
+        }
+        if let Some(first) = seen.get(name) {
+            let message = if first.attrs.rename.is_some() {
+                format!(
+                    "field `{}` is stored as {name:?}, but field `{}` is already renamed to {name:?}",
+                    field.rust_name, first.rust_name
+                )
+            } else {
+                format!(
+                    "field `{}` is stored as {name:?}, the name field `{}` is already stored under",
+                    field.rust_name, first.rust_name
+                )
+            };
+            match &field.attrs.rename {
+                Some(rename) => cx.error_spanned_by(rename, message),
+                None => cx.error_spanned_by(field.ident, message),
+            }
+        } else {
+            seen.insert(name, field);
+        }
+    }
+}
+
+/// The accessor method names for a field, getter first.
+pub(crate) fn accessor_names(ident: &Ident) -> [Ident; 6] {
+    let name = ident.unraw();
+    [
+        ident.clone(),
+        format_ident!("with_{}", name),
+        format_ident!("set_{}", name),
+        format_ident!("update_{}", name),
+        format_ident!("take_{}", name),
+        format_ident!("remove_{}", name),
+    ]
+}
+
+fn check_accessors(cx: &mut Ctxt, cont: &mut Container<'_>) {
+    // accessor name -> field that generates it
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for field in cont.fields.iter_mut().filter(|f| f.index.is_some()) {
+        let names = accessor_names(field.ident).map(|n| n.unraw().to_string());
+        if let Some(method) = names.iter().find(|n| SESSION_METHODS.contains(&n.as_str())) {
+            cx.error_spanned_by(
+                field.ident,
+                format_args!(
+                    "field `{}` would get the accessor `{method}()`, which clashes with `Session::{method}`; rename the Rust field and keep the stored name with `#[session(rename = {:?})]`",
+                    field.rust_name, field.stored_name
+                ),
+            );
+            field.accessors = false;
+            continue;
+        }
+        if let Some((method, other)) = names
+            .iter()
+            .find_map(|n| seen.get(n).map(|other| (n, other)))
+        {
+            cx.error_spanned_by(
+                field.ident,
+                format_args!(
+                    "field `{}` would get the accessor `{method}()`, which field `{other}` already gets; rename one of the Rust fields",
+                    field.rust_name
+                ),
+            );
+            field.accessors = false;
+            continue;
+        }
+        for name in names {
+            seen.insert(name, field.rust_name.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names() {
+        assert_eq!(header_name_problem("X-User-Id"), None);
+        assert_eq!(header_name_problem("x_user~id!"), None);
+        assert!(header_name_problem("").is_some());
+        assert!(header_name_problem("X User").is_some_and(|p| p.contains("space")));
+        assert!(header_name_problem("X:User").is_some_and(|p| p.contains("colon")));
+        assert!(header_name_problem("Über").is_some_and(|p| p.contains("non-ASCII")));
+        assert!(header_name_problem("a\nb").is_some_and(|p| p.contains("control")));
+        assert!(header_name_problem("a(b").is_some());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(prefix_problem("Bearer "), None);
+        assert_eq!(prefix_problem(""), None);
+        assert!(prefix_problem(" x").is_some());
+        assert!(prefix_problem("a\r\n").is_some());
+        assert!(prefix_problem("é").is_some());
+    }
+
+    #[test]
+    fn normalized_names() {
+        assert_eq!(normalize("X_User-ID"), "x-user-id");
+    }
+}
