@@ -1,1 +1,27 @@
-//! Runnable examples live in `examples/`.
+//! Runnable sessionkit examples, with their apps as library code so the
+//! tests in `tests/` can drive them.
+//!
+//! | example | run | shows |
+//! |---|---|---|
+//! | `gateway` | `cargo run --example gateway` | both gateway middlewares, login/logout, forwarding to a downstream service |
+//! | `counter` | `cargo run --example counter` | the Fiber quick start |
+//! | `api_sessions` | `cargo run --example api_sessions` | header-only sessions (`X-Session-Token`) |
+//! | `background_task` | `cargo run --example background_task` | the store pattern from a tokio task |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod background;
+pub mod counter;
+pub mod gateway;
+
+/// Logs to stderr, `RUST_LOG` filtered (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,21 @@
+//! The gateway: `cargo run --example gateway`.
+//!
+//! Serves on 127.0.0.1:8080 (`PORT`), starts the dashboard service on
+//! 127.0.0.1:8081 (`DOWNSTREAM_PORT`). `SESSIONKIT_CONFIG=middlewares.yaml`
+//! configures both middlewares as the gateway plugin does.
+//!
+//! ```text
+//! curl -c jar -b jar 127.0.0.1:8080/
+//! curl -c jar -b jar -d item_id=42 127.0.0.1:8080/cart/add
+//! curl -c jar -b jar -d email=user@example.com -d password=password 127.0.0.1:8080/login
+//! curl -c jar -b jar 127.0.0.1:8080/dashboard/stats
+//! ```
+
+#[actix_web::main]
+async fn main() {
+    sessionkit_examples::init_tracing();
+    if let Err(error) = sessionkit_examples::gateway::run_from_env().await {
+        eprintln!("gateway: {error}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,488 @@
+//! The gateway example: the two middlewares of the gateway session plugin
+//! (`LoadSessionMiddleware`, `MapSessionToHeaderMiddleware`) in front of a
+//! downstream "dashboard service", plus the Fiber e-commerce routes.
+//!
+//! `cargo run --example gateway` runs [`run_from_env`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sessionkit::{
+    Config, ConfigError, HeaderMapConfig, HeaderMapError, MemoryStore, SameSite, SessionData,
+    SessionManager, SessionStore,
+};
+use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
+
+/// The gateway's session: `user_id` and `authorization` are forwarded to
+/// downstream services as `X-User-Id` and `Authorization`.
+#[derive(SessionData, Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewaySession {
+    /// The logged-in user.
+    #[header("X-User-Id")]
+    pub user_id: Option<u64>,
+    /// The credential downstream services expect.
+    #[header("Authorization")]
+    pub authorization: Option<String>,
+    /// Whether the user logged in.
+    pub authenticated: bool,
+    /// Item ids added to the cart (kept across login).
+    pub cart: Vec<String>,
+    /// `GET /` visits.
+    pub visits: u32,
+    /// `GET /api/data` calls.
+    pub api_calls: u32,
+}
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Reading the config file or binding a port failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The YAML does not parse or does not fit the middleware configs.
+    #[error("SESSIONKIT_CONFIG: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    /// The session configuration cannot work.
+    #[error("SESSIONKIT_CONFIG: LoadSessionMiddleware: {0}")]
+    Config(#[from] ConfigError),
+    /// The header map names something the session does not have.
+    #[error("SESSIONKIT_CONFIG: MapSessionToHeaderMiddleware: {0}")]
+    Headers(#[from] HeaderMapError),
+    /// `REDIS_URL` is set but this build has no Redis store.
+    #[error("REDIS_URL is set, but this example was built without the redis feature; unset REDIS_URL to use the in-memory store")]
+    RedisUnavailable,
+    /// A number in the environment does not parse.
+    #[error("{name} must be a port number, got {value:?}")]
+    Port {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// The `config:` blocks of the gateway's `middlewares.yaml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// `LoadSessionMiddleware`'s config.
+    pub session: Config,
+    /// `MapSessionToHeaderMiddleware`'s config (added to the struct's `#[header]`s).
+    pub headers: HeaderMapConfig,
+}
+
+/// The id lookup of the example: cookie, then header, then query.
+pub const KEY_LOOKUP: &str = "cookie:session_id,header:X-Session-ID,query:session_id";
+
+impl Default for GatewayConfig {
+    /// The gateway reference's example config: HttpOnly, not Secure, SameSite
+    /// Lax, 2h expiration, auto-renew after 30m, with the [`KEY_LOOKUP`] chain.
+    fn default() -> Self {
+        let session = Config::builder()
+            .key_lookup(KEY_LOOKUP)
+            .cookie_http_only(true)
+            .cookie_secure(false)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_expiration(Duration::from_secs(2 * 60 * 60))
+            .disable_auto_renew(false)
+            .auto_renew_after(Duration::from_secs(30 * 60))
+            .disable_session_forward(false)
+            .build();
+        Self {
+            // The literal config above is valid; fall back to the defaults if not.
+            session: session.unwrap_or_default(),
+            headers: HeaderMapConfig::new([
+                ("Authorization", "authorization"),
+                ("X-User-Id", "user_id"),
+            ]),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MiddlewaresFile {
+    middlewares: BTreeMap<String, MiddlewareEntry>,
+}
+
+#[derive(Deserialize)]
+struct MiddlewareEntry {
+    #[serde(rename = "use")]
+    uses: String,
+    #[serde(default)]
+    config: Option<serde_norway::Value>,
+}
+
+impl GatewayConfig {
+    /// Parses a `middlewares.yaml`: the entries whose `use:` ends in
+    /// `LoadSessionMiddleware` and `MapSessionToHeaderMiddleware`. A missing
+    /// entry keeps the default; a `LoadSessionMiddleware` config without
+    /// `keyLookup` uses [`KEY_LOOKUP`].
+    ///
+    /// # Errors
+    /// [`GatewayError`] for bad YAML, unknown keys or an invalid config.
+    ///
+    /// ```
+    /// use sessionkit_examples::gateway::GatewayConfig;
+    /// let yaml = r#"
+    /// middlewares:
+    ///   LoadSessionMiddleware:
+    ///     use: plugins.session.middlewares.LoadSessionMiddleware
+    ///     config:
+    ///       cookieHTTPOnly: true
+    ///       cookieExpiration: 1h
+    ///   MapSessionToHeaderMiddleware:
+    ///     use: plugins.session.middlewares.MapSessionToHeaderMiddleware
+    ///     config:
+    ///       headers:
+    ///         X-User-Id: user_id
+    /// "#;
+    /// let config = GatewayConfig::from_yaml(yaml)?;
+    /// assert_eq!(config.session.cookie_expiration.as_secs(), 3600);
+    /// assert_eq!(config.session.key_lookup.to_string(), sessionkit_examples::gateway::KEY_LOOKUP);
+    /// assert_eq!(config.headers.headers.len(), 1);
+    /// # Ok::<(), sessionkit_examples::gateway::GatewayError>(())
+    /// ```
+    pub fn from_yaml(yaml: &str) -> Result<Self, GatewayError> {
+        let file: MiddlewaresFile = serde_norway::from_str(yaml)?;
+        let mut config = Self::default();
+        for entry in file.middlewares.into_values() {
+            let block = entry
+                .config
+                .unwrap_or(serde_norway::Value::Mapping(serde_norway::Mapping::new()));
+            if entry.uses.ends_with("LoadSessionMiddleware") {
+                let mut block = block;
+                if let serde_norway::Value::Mapping(map) = &mut block {
+                    let key = serde_norway::Value::String("keyLookup".to_owned());
+                    if !map.contains_key(&key) {
+                        map.insert(key, serde_norway::Value::String(KEY_LOOKUP.to_owned()));
+                    }
+                }
+                let session: Config = serde_norway::from_value(block)?;
+                session.validate()?;
+                config.session = session;
+            } else if entry.uses.ends_with("MapSessionToHeaderMiddleware") {
+                config.headers = serde_norway::from_value(block)?;
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// The session store `REDIS_URL` asks for, or the in-memory store.
+///
+/// # Errors
+/// [`GatewayError::RedisUnavailable`] when `redis_url` is set: this build
+/// has no Redis store (the Redis store plugs in here).
+pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn SessionStore>, GatewayError> {
+    match redis_url {
+        Some(_) => Err(GatewayError::RedisUnavailable),
+        None => Ok(Arc::new(MemoryStore::new())),
+    }
+}
+
+/// Everything the gateway app needs; cheap to clone into every worker.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    session: SessionMiddleware<GatewaySession>,
+    headers: MapSessionToHeader<GatewaySession>,
+    downstream: Arc<str>,
+}
+
+impl Gateway {
+    /// Checks `config` (an unknown header-map field is an error here, at
+    /// start-up) and builds the middlewares.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] or [`GatewayError::Headers`].
+    pub fn new(
+        config: &GatewayConfig,
+        store: impl SessionStore,
+        downstream: impl Into<String>,
+    ) -> Result<Self, GatewayError> {
+        let manager = SessionManager::builder(store)
+            .config(config.session.clone())
+            .build()?;
+        Self::with_manager(manager, &config.headers, downstream)
+    }
+
+    /// As [`Gateway::new`], with a manager built by the caller (tests inject a clock).
+    ///
+    /// # Errors
+    /// [`GatewayError::Headers`].
+    pub fn with_manager(
+        manager: SessionManager<GatewaySession>,
+        headers: &HeaderMapConfig,
+        downstream: impl Into<String>,
+    ) -> Result<Self, GatewayError> {
+        if manager.config().storage.is_some() {
+            tracing::info!(
+                storage = manager.config().storage.as_deref(),
+                "storage is named in the config; the store is chosen by REDIS_URL"
+            );
+        }
+        Ok(Self {
+            session: SessionMiddleware::new(manager),
+            headers: MapSessionToHeader::with_config(headers)?,
+            downstream: downstream.into().trim_end_matches('/').into(),
+        })
+    }
+}
+
+struct Downstream(Arc<str>);
+
+/// The gateway app. Call it inside `HttpServer::new` (it creates the `awc`
+/// client of the worker) or give it to `actix_web::test::init_service`.
+pub fn gateway_app(
+    gateway: Gateway,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let forwarded = |prefix: &str| {
+        web::scope(prefix)
+            .route("", web::get().to(forward))
+            .route("/{tail:.*}", web::get().to(forward))
+    };
+    App::new()
+        .app_data(web::Data::new(awc::Client::default()))
+        .app_data(web::Data::new(Downstream(Arc::clone(&gateway.downstream))))
+        .wrap(gateway.session.clone())
+        .route("/", web::get().to(index))
+        .route("/cart/add", web::post().to(cart_add))
+        .route("/cart", web::get().to(cart))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/api/data", web::get().to(api_data))
+        .service(
+            forwarded("/dashboard")
+                // Inner to outer: headers mapped, then auth checked, the
+                // session (app-level `.wrap`) outside both.
+                .wrap(gateway.headers.clone())
+                .wrap(from_fn(require_auth)),
+        )
+        .service(forwarded("/public").wrap(gateway.headers.clone()))
+}
+
+async fn index(session: Session<GatewaySession>) -> HttpResponse {
+    let visits = session.update_visits(|v| {
+        *v += 1;
+        *v
+    });
+    HttpResponse::Ok().body(format!("Visits: {visits}"))
+}
+
+#[derive(Deserialize)]
+struct CartForm {
+    item_id: String,
+}
+
+async fn cart_add(session: Session<GatewaySession>, form: web::Form<CartForm>) -> HttpResponse {
+    let items = session.update_cart(|cart| {
+        cart.push(form.into_inner().item_id);
+        cart.len()
+    });
+    HttpResponse::Ok().json(json!({ "items": items }))
+}
+
+async fn cart(session: Session<GatewaySession>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "items": session.cart() }))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+}
+
+async fn login(session: Session<GatewaySession>, form: web::Form<LoginForm>) -> HttpResponse {
+    if form.email != "user@example.com" || form.password != "password" {
+        return HttpResponse::Unauthorized().json(json!({ "error": "Invalid credentials" }));
+    }
+    // A new id on login: a pre-login id (maybe planted) is worthless afterwards.
+    if session.regenerate().is_err() {
+        return HttpResponse::InternalServerError().json(json!({ "error": "Session error" }));
+    }
+    session.set_user_id(Some(1));
+    session.set_authenticated(true);
+    session.set_authorization(Some("Bearer demo-token-1".to_owned()));
+    HttpResponse::Ok().json(json!({ "status": "logged in" }))
+}
+
+async fn logout(session: Session<GatewaySession>) -> HttpResponse {
+    if session.reset().is_err() {
+        return HttpResponse::InternalServerError().json(json!({ "error": "Session error" }));
+    }
+    HttpResponse::Ok().json(json!({ "status": "logged out" }))
+}
+
+async fn api_data(session: Session<GatewaySession>) -> HttpResponse {
+    let calls = session.update_api_calls(|c| {
+        *c += 1;
+        *c
+    });
+    HttpResponse::Ok().json(json!({ "calls": calls, "session_id": session.id().as_str() }))
+}
+
+/// The "Authentication Middleware" of the Fiber reference: `401` unless the
+/// session says the user logged in.
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn require_auth(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let authenticated = match req.session::<GatewaySession>().await {
+        Ok(session) => session.authenticated(),
+        Err(rejection) => {
+            let res = rejection.error_response();
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+    };
+    if !authenticated {
+        let res = HttpResponse::Unauthorized().json(json!({ "error": "Unauthorized" }));
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Headers that belong to one connection and are not forwarded.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::HOST,
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+}
+
+/// Forwards the request (headers already mapped) to the downstream service
+/// and returns its answer.
+async fn forward(
+    req: HttpRequest,
+    body: web::Bytes,
+    client: web::Data<awc::Client>,
+    downstream: web::Data<Downstream>,
+) -> HttpResponse {
+    let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let mut out = client.request(req.method().clone(), format!("{}{path}", downstream.0));
+    for (name, value) in req.headers().iter().filter(|(n, _)| !hop_by_hop(n)) {
+        out = out.append_header((name.clone(), value.clone()));
+    }
+    let mut answer = match out.send_body(body).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::warn!(%error, "downstream service unreachable");
+            return HttpResponse::BadGateway().json(json!({ "error": "Bad gateway" }));
+        }
+    };
+    let body = match answer.body().limit(1024 * 1024).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(%error, "downstream answer unreadable");
+            return HttpResponse::BadGateway().json(json!({ "error": "Bad gateway" }));
+        }
+    };
+    let mut res = HttpResponse::build(answer.status());
+    for (name, value) in answer.headers().iter().filter(|(n, _)| !hop_by_hop(n)) {
+        res.append_header((name.clone(), value.clone()));
+    }
+    res.body(body)
+}
+
+/// The downstream "dashboard service": answers every request with what it
+/// received, `{"path": "...", "headers": {name: value}}`; a header received
+/// several times appears once, its values joined with `, `.
+pub fn dashboard_app() -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    App::new().default_service(web::to(echo))
+}
+
+async fn echo(req: HttpRequest) -> HttpResponse {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        headers
+            .entry(name.as_str().to_ascii_lowercase())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    HttpResponse::Ok().json(json!({ "path": req.path(), "headers": headers }))
+}
+
+fn port(name: &'static str, default: u16) -> Result<u16, GatewayError> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| GatewayError::Port { name, value }),
+        Err(_) => Ok(default),
+    }
+}
+
+/// Runs the gateway on `127.0.0.1:$PORT` (8080) and the dashboard service on
+/// `127.0.0.1:$DOWNSTREAM_PORT` (8081), configured by the YAML file named by
+/// `SESSIONKIT_CONFIG` (else [`GatewayConfig::default`]), with the store
+/// `REDIS_URL` names (else in memory).
+///
+/// # Errors
+/// [`GatewayError`] when the configuration is refused or a port cannot be bound.
+pub async fn run_from_env() -> Result<(), GatewayError> {
+    let gateway_port = port("PORT", 8080)?;
+    let downstream_port = port("DOWNSTREAM_PORT", 8081)?;
+    let config = match std::env::var("SESSIONKIT_CONFIG") {
+        Ok(path) => GatewayConfig::from_yaml(&std::fs::read_to_string(&path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}"))
+        })?)?,
+        Err(_) => GatewayConfig::default(),
+    };
+    let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
+    let gateway = Gateway::new(
+        &config,
+        store,
+        format!("http://127.0.0.1:{downstream_port}"),
+    )?;
+
+    let downstream = HttpServer::new(dashboard_app)
+        .workers(1)
+        .bind(("127.0.0.1", downstream_port))?
+        .run();
+    let front = HttpServer::new(move || gateway_app(gateway.clone()))
+        .workers(2)
+        .bind(("127.0.0.1", gateway_port))?
+        .run();
+    tracing::info!(
+        "gateway on http://127.0.0.1:{gateway_port}, dashboard service on http://127.0.0.1:{downstream_port}"
+    );
+    futures_util::future::try_join(downstream, front).await?;
+    Ok(())
+}
