@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
@@ -66,13 +67,13 @@ use crate::extract::SessionExt;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct MapSessionToHeader<T: SessionData> {
-    mapping: Rc<HeaderMapping<T>>,
+    mapping: Arc<HeaderMapping<T>>,
 }
 
 impl<T: SessionData> Clone for MapSessionToHeader<T> {
     fn clone(&self) -> Self {
         Self {
-            mapping: Rc::clone(&self.mapping),
+            mapping: Arc::clone(&self.mapping),
         }
     }
 }
@@ -112,7 +113,7 @@ impl<T: SessionData> MapSessionToHeader<T> {
             );
         }
         Self {
-            mapping: Rc::new(mapping),
+            mapping: Arc::new(mapping),
         }
     }
 
@@ -138,7 +139,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(MapSessionToHeaderService {
             service: Rc::new(service),
-            mapping: Rc::clone(&self.mapping),
+            mapping: Arc::clone(&self.mapping),
         }))
     }
 }
@@ -146,7 +147,7 @@ where
 /// The service [`MapSessionToHeader`] wraps around the inner service.
 pub struct MapSessionToHeaderService<S, T: SessionData> {
     service: Rc<S>,
-    mapping: Rc<HeaderMapping<T>>,
+    mapping: Arc<HeaderMapping<T>>,
 }
 
 impl<S, T: SessionData> fmt::Debug for MapSessionToHeaderService<S, T> {
@@ -171,7 +172,7 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let mapping = Rc::clone(&self.mapping);
+        let mapping = Arc::clone(&self.mapping);
         Box::pin(async move {
             // 1. No client-supplied value for a mapped header survives.
             let spoofed: Vec<HeaderName> = req

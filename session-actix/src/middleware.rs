@@ -66,6 +66,9 @@ pub(crate) struct Slot<T: SessionData> {
 /// `_`/case variants), and the query parameter when the id came from the
 /// query. Form and path ids cannot be removed and are left as they are.
 ///
+/// The middleware is `Send + Sync` and cheap to clone: build it once and
+/// clone it into `HttpServer::new`'s factory.
+///
 /// ```
 /// use actix_web::{web, App, HttpResponse};
 /// use sessionkit::{Config, MemoryStore, SessionManager};
@@ -90,7 +93,7 @@ pub(crate) struct Slot<T: SessionData> {
 /// # Ok::<(), sessionkit::ConfigError>(())
 /// ```
 pub struct SessionMiddleware<T: SessionData> {
-    inner: Rc<Inner<T>>,
+    inner: Arc<Inner<T>>,
 }
 
 struct Inner<T: SessionData> {
@@ -102,7 +105,7 @@ struct Inner<T: SessionData> {
 impl<T: SessionData> Clone for SessionMiddleware<T> {
     fn clone(&self) -> Self {
         Self {
-            inner: Rc::clone(&self.inner),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -228,7 +231,7 @@ impl<T: SessionData> SessionMiddlewareBuilder<T> {
     /// The middleware.
     pub fn build(self) -> SessionMiddleware<T> {
         SessionMiddleware {
-            inner: Rc::new(Inner {
+            inner: Arc::new(Inner {
                 manager: self.manager,
                 errors: self.errors,
                 form_limit: self.form_limit,
@@ -252,7 +255,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(SessionService {
             service: Rc::new(service),
-            inner: Rc::clone(&self.inner),
+            inner: Arc::clone(&self.inner),
             _data: PhantomData,
         }))
     }
@@ -261,7 +264,7 @@ where
 /// The service [`SessionMiddleware`] wraps around the inner service.
 pub struct SessionService<S, T: SessionData> {
     service: Rc<S>,
-    inner: Rc<Inner<T>>,
+    inner: Arc<Inner<T>>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -285,7 +288,7 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let inner = Rc::clone(&self.inner);
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             if req.extensions().contains::<Rc<Slot<T>>>() {
                 // An outer SessionMiddleware<T> already manages this request.

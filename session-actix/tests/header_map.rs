@@ -272,3 +272,10 @@ async fn store_failure_in_mapping_goes_to_the_error_handler() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(text(res).await, "session storage unavailable");
 }
+
+#[test]
+fn middlewares_can_be_built_once_and_shared_with_workers() {
+    fn send_sync_clone<M: Send + Sync + Clone + 'static>(_: &M) {}
+    send_sync_clone(&SessionMiddleware::new(manager(Config::default())));
+    send_sync_clone(&MapSessionToHeader::<User>::from_derive());
+}
