@@ -104,6 +104,47 @@ pub fn parse_proc_stat_cpu_ticks(stat: &str) -> Result<u64> {
     Ok(utime + stime)
 }
 
+/// One CPU's counters from `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTimes {
+    /// Ticks spent in processes or stolen by the hypervisor (user, nice,
+    /// system, steal). Interrupt and softirq time is left out: on loopback
+    /// much of it is the server's own network traffic.
+    pub busy: u64,
+    /// Ticks the hypervisor gave to someone else.
+    pub steal: u64,
+    /// All ticks.
+    pub total: u64,
+}
+
+/// The `cpuN` line of `/proc/stat`.
+pub fn parse_proc_stat_cpu(proc_stat: &str, cpu: u32) -> Result<CpuTimes> {
+    let label = format!("cpu{cpu}");
+    let line = proc_stat
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(label.as_str()))
+        .with_context(|| format!("no {label} line in /proc/stat"))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| {
+            v.parse()
+                .with_context(|| format!("bad {label} value {v:?}"))
+        })
+        .collect::<Result<_>>()?;
+    if values.len() < 8 {
+        bail!("{label} line has only {} values", values.len());
+    }
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = values.iter().sum();
+    Ok(CpuTimes {
+        busy: values[0] + values[1] + values[2] + values[7],
+        steal: values[7],
+        total,
+    })
+}
+
 /// What Redis' `INFO cpu commandstats` says.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RedisInfo {
@@ -197,6 +238,17 @@ mod tests {
             "1234 (bench server) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 0 0";
         assert_eq!(parse_proc_stat_cpu_ticks(stat).unwrap(), 300);
         assert!(parse_proc_stat_cpu_ticks("1 (x) S 1").is_err());
+    }
+
+    #[test]
+    fn parses_one_cpu_of_proc_stat() {
+        let text =
+            "cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 5 1 4 50 2 1 1 3 0 0\ncpu1 5 0 6 50 0 0 0 0 0 0\n";
+        let cpu0 = parse_proc_stat_cpu(text, 0).unwrap();
+        assert_eq!(cpu0.total, 67);
+        assert_eq!(cpu0.busy, 13);
+        assert_eq!(cpu0.steal, 3);
+        assert!(parse_proc_stat_cpu(text, 7).is_err());
     }
 
     #[test]

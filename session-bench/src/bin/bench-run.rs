@@ -114,6 +114,8 @@ struct Config {
     server_cpu: String,
     client_cpu: String,
     redis_cpu: String,
+    max_other_load: f64,
+    retries: u32,
 }
 
 impl Config {
@@ -121,7 +123,9 @@ impl Config {
     /// `WARMUP` (1 s), `CONNECTIONS` (32), `MODES` (comma-separated, default
     /// every available mode), `OUT` (RESULTS.md, or target/RESULTS-quick.md in
     /// quick mode), `BENCH_SERVER`, `WRK`, `SERVER_CPU` (0), `CLIENT_CPU` (1),
-    /// `REDIS_CPU` (1).
+    /// `REDIS_CPU` (1), `MAX_OTHER_LOAD` (15 %: a run during which other
+    /// work kept the server's CPU busier than this is measured again),
+    /// `RETRIES` (2, 0 in quick mode: at most this many repeats per run).
     fn from_env() -> Result<Config> {
         let quick = env_or("QUICK", "0")? != "0";
         let rounds: usize = parse_env("ROUNDS", if quick { 1 } else { 3 })?;
@@ -141,6 +145,9 @@ impl Config {
             (1..=1024).contains(&connections),
             "CONNECTIONS must be 1..=1024"
         );
+        let max_other_load: f64 = parse_env("MAX_OTHER_LOAD", 15.0)?;
+        let retries: u32 = parse_env("RETRIES", if quick { 0 } else { 2 })?;
+        ensure!(retries <= 5, "RETRIES must be 0..=5");
 
         let mut modes = match std::env::var("MODES") {
             Ok(list) if !list.trim().is_empty() => list
@@ -192,6 +199,8 @@ impl Config {
             server_cpu: env_or("SERVER_CPU", "0")?,
             client_cpu: env_or("CLIENT_CPU", "1")?,
             redis_cpu: env_or("REDIS_CPU", "1")?,
+            max_other_load,
+            retries,
         })
     }
 }
@@ -391,6 +400,12 @@ struct Sample {
     cpu_us_per_req: f64,
     /// Server CPU time / wall time, percent of one core.
     busy_percent: f64,
+    /// User + system + steal time of the server's CPU not spent in the
+    /// server (other processes, steal), percent; `None` unless `SERVER_CPU` is
+    /// a single CPU.
+    other_load_percent: Option<f64>,
+    /// 0 for the first measurement, n for the n-th repeat after contention.
+    attempt: u32,
     /// Redis calls during the run, per command.
     redis_calls: Option<BTreeMap<String, u64>>,
     /// redis-server CPU time per request, µs.
@@ -442,51 +457,114 @@ impl Bench<'_> {
                 .with_context(|| format!("warm-up of {route}"))?;
             server.ensure_running()?;
 
-            let cpu_before = process_cpu_ticks(server.pid())?;
-            let redis_before = self.redis_info(mode)?;
-            let wrk = self
-                .wrk(port, route, cookie, config.duration_secs)
-                .with_context(|| format!("measuring {route}"))?;
-            let cpu_after = process_cpu_ticks(server.pid())?;
-            let redis_after = self.redis_info(mode)?;
-            server.ensure_running()?;
-            ensure!(wrk.requests > 0, "{route}: wrk completed no request");
-
-            let cpu_us = (cpu_after.saturating_sub(cpu_before)) as f64 * 1e6 / self.clock_ticks;
-            let requests = wrk.requests as f64;
-            let (redis_calls, redis_cpu_us_per_req) = match (redis_before, redis_after) {
-                (Some(before), Some(after)) => (
-                    Some(after.calls_since(&before)),
-                    Some((after.cpu_seconds - before.cpu_seconds).max(0.0) * 1e6 / requests),
-                ),
-                _ => (None, None),
+            let mut attempt = 0;
+            let sample = loop {
+                let sample = Sample {
+                    round,
+                    attempt,
+                    ..self.measure_route(&mut server, port, mode, route, cookie)?
+                };
+                let contended = sample
+                    .other_load_percent
+                    .is_some_and(|other| other > config.max_other_load);
+                if !contended || attempt >= config.retries {
+                    break sample;
+                }
+                attempt += 1;
+                eprintln!(
+                    "  {:<9} other load on the server's CPU was {} (> {:.0} %): measuring again ({attempt}/{})",
+                    route.path(),
+                    fmt_percent(sample.other_load_percent),
+                    config.max_other_load,
+                    config.retries,
+                );
+                std::thread::sleep(Duration::from_secs(1));
             };
-            let sample = Sample {
-                round,
-                mode,
-                route,
-                wrk,
-                cpu_us_per_req: cpu_us / requests,
-                busy_percent: if wrk.duration_us == 0 {
-                    0.0
-                } else {
-                    100.0 * cpu_us / wrk.duration_us as f64
-                },
-                redis_calls,
-                redis_cpu_us_per_req,
-            };
-            eprintln!(
-                "  {route:<9} {:>9.0} req/s  {:>6.2} µs/req  busy {:>3.0} %  p50 {} µs  p99 {} µs{}",
-                wrk.requests_per_sec(),
-                sample.cpu_us_per_req,
-                sample.busy_percent,
-                wrk.p50_us,
-                wrk.p99_us,
-                error_note(&wrk),
-            );
             samples.push(sample);
         }
         Ok(samples)
+    }
+
+    /// One measured `wrk` run of `route` with CPU and Redis samples around
+    /// it (`round` and `attempt` are left 0 for the caller to fill in).
+    fn measure_route(
+        &self,
+        server: &mut ChildGuard,
+        port: u16,
+        mode: Mode,
+        route: Route,
+        cookie: &str,
+    ) -> Result<Sample> {
+        let config = self.config;
+        let cpu_before = process_cpu_ticks(server.pid())?;
+        let core_before = self.server_core_times()?;
+        let redis_before = self.redis_info(mode)?;
+        let wrk = self
+            .wrk(port, route, cookie, config.duration_secs)
+            .with_context(|| format!("measuring {route}"))?;
+        let cpu_after = process_cpu_ticks(server.pid())?;
+        let core_after = self.server_core_times()?;
+        let redis_after = self.redis_info(mode)?;
+        server.ensure_running()?;
+        ensure!(wrk.requests > 0, "{route}: wrk completed no request");
+
+        let cpu_us = (cpu_after.saturating_sub(cpu_before)) as f64 * 1e6 / self.clock_ticks;
+        let requests = wrk.requests as f64;
+        let (redis_calls, redis_cpu_us_per_req) = match (redis_before, redis_after) {
+            (Some(before), Some(after)) => (
+                Some(after.calls_since(&before)),
+                Some((after.cpu_seconds - before.cpu_seconds).max(0.0) * 1e6 / requests),
+            ),
+            _ => (None, None),
+        };
+        let other_load_percent = match (core_before, core_after) {
+            (Some(before), Some(after)) if after.total > before.total => {
+                let busy = after.busy.saturating_sub(before.busy);
+                let server = cpu_after.saturating_sub(cpu_before);
+                Some(
+                    100.0 * busy.saturating_sub(server) as f64
+                        / (after.total - before.total) as f64,
+                )
+            }
+            _ => None,
+        };
+        let sample = Sample {
+            other_load_percent,
+            attempt: 0,
+            round: 0,
+            mode,
+            route,
+            wrk,
+            cpu_us_per_req: cpu_us / requests,
+            busy_percent: if wrk.duration_us == 0 {
+                0.0
+            } else {
+                100.0 * cpu_us / wrk.duration_us as f64
+            },
+            redis_calls,
+            redis_cpu_us_per_req,
+        };
+        eprintln!(
+            "  {:<9} {:>9.0} req/s  {:>6.2} µs/req  busy {:>3.0} %  other {}  p50 {} µs  p99 {} µs{}",
+            route.path(),
+            wrk.requests_per_sec(),
+            sample.cpu_us_per_req,
+            sample.busy_percent,
+            fmt_percent(sample.other_load_percent),
+            wrk.p50_us,
+            wrk.p99_us,
+            error_note(&wrk),
+        );
+        Ok(sample)
+    }
+
+    /// The `/proc/stat` counters of the server's CPU, when it is one CPU.
+    fn server_core_times(&self) -> Result<Option<measure::CpuTimes>> {
+        let Ok(cpu) = self.config.server_cpu.trim().parse::<u32>() else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        measure::parse_proc_stat_cpu(&text, cpu).map(Some)
     }
 
     fn redis_info(&self, mode: Mode) -> Result<Option<RedisInfo>> {
@@ -821,6 +899,10 @@ fn fmt_rps(rps: f64) -> String {
     out
 }
 
+fn fmt_percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} %"))
+}
+
 fn fmt_ms(us: f64) -> String {
     format!("{:.2}", us / 1000.0)
 }
@@ -847,7 +929,9 @@ fn render_report(
         md,
         "- method: {} round(s), modes interleaved (start rotates each round); per mode and \
          route one {} s warm-up then one {} s `wrk -t1 -c{}` run; server pinned to CPU {} \
-         (one worker thread), wrk to CPU {}, the bench's own redis-server to CPU {}",
+         (one worker thread), wrk to CPU {}, the bench's own redis-server to CPU {}; a run \
+         during which other work kept the server's CPU more than {:.0} % busy is measured \
+         again (at most {} times)",
         config.rounds,
         config.warmup_secs,
         config.duration_secs,
@@ -855,7 +939,22 @@ fn render_report(
         config.server_cpu,
         config.client_cpu,
         config.redis_cpu,
+        config.max_other_load,
+        config.retries,
     );
+    let other: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.other_load_percent)
+        .collect();
+    if let Some(median_other) = measure::median(&other) {
+        let max_other = other.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            md,
+            "- other load on the server's CPU during the measured runs (other processes, \
+             steal): median {median_other:.0} %, max {max_other:.0} % — req/s \
+             is only comparable between runs with little of it; µs/req much less affected"
+        );
+    }
     let _ = writeln!(
         md,
         "- one session per server: the cookie from the first `/counter` is sent on every \
@@ -967,28 +1066,33 @@ fn render_report(
     let _ = writeln!(md, "\n## Every run\n");
     let _ = writeln!(
         md,
-        "busy = server CPU time ÷ wall time (100 % = the server's core was saturated; much \
-         less means the load generator was the limit).\n"
+        "busy = server CPU time ÷ wall time (100 % = the server had its core to itself and \
+         was saturated). other = user, system and steal time of the server's core not spent \
+         by the server (other processes on this shared machine, hypervisor steal) ÷ wall \
+         time: where it \
+         is high, req/s of that run is depressed while µs/req stays usable.\n"
     );
     let _ = writeln!(
         md,
-        "| round | mode | route | req/s | µs/req | busy | p50 ms | p99 ms | requests | errors |"
+        "| round | mode | route | req/s | µs/req | busy | other | p50 ms | p99 ms | requests | errors | repeats |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for sample in samples {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.2} | {:.0} % | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {:.0} % | {} | {} | {} | {} | {} | {} |",
             sample.round + 1,
             sample.mode,
             sample.route,
             fmt_rps(sample.wrk.requests_per_sec()),
             sample.cpu_us_per_req,
             sample.busy_percent,
+            fmt_percent(sample.other_load_percent),
             fmt_ms(sample.wrk.p50_us as f64),
             fmt_ms(sample.wrk.p99_us as f64),
             sample.wrk.requests,
             sample.wrk.socket_errors + sample.wrk.status_errors,
+            sample.attempt,
         );
     }
 
