@@ -333,3 +333,50 @@ fn field_assertions(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::{TokenStream, TokenTree};
+
+    fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(ident) => out.push(ident.to_string()),
+                TokenTree::Group(group) => idents(group.stream(), out),
+                _ => {}
+            }
+        }
+    }
+
+    fn expand(source: &str) -> Vec<String> {
+        let input: syn::DeriveInput = syn::parse_str(source).expect("valid input");
+        let mut out = Vec::new();
+        idents(super::derive(&input), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_crate_attribute_replaces_every_sessionkit_path() {
+        let out = expand(
+            r#"#[session(crate = "sk")] struct A { #[header("X-A")] a: u8, b: Vec<u8>, #[session(skip)] c: u8 }"#,
+        );
+        assert!(out.iter().any(|i| i == "sk"));
+        assert!(!out.iter().any(|i| i == "sessionkit"));
+        assert!(!out.iter().any(|i| i == "compile_error"));
+    }
+
+    #[test]
+    fn the_default_path_is_absolute() {
+        let out = expand("struct A { a: u8 }");
+        assert!(out.iter().any(|i| i == "sessionkit"));
+        assert!(out.iter().any(|i| i == "ASessionExt"));
+    }
+
+    #[test]
+    fn errors_come_with_a_stub() {
+        let out = expand(r#"struct A { #[header("bad name")] a: u8 }"#);
+        assert!(out.iter().any(|i| i == "compile_error"));
+        assert!(out.iter().any(|i| i == "SessionData"));
+        assert!(out.iter().any(|i| i == "ASessionExt"));
+    }
+}
