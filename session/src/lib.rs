@@ -50,6 +50,8 @@ mod id;
 mod manager;
 mod memory;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 mod session;
 mod store;
 
@@ -80,6 +82,8 @@ pub use crate::manager::{
 };
 pub use crate::memory::MemoryStore;
 pub use crate::record::{Fields, Meta, Record, Update, FORMAT_VERSION};
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX};
 pub use crate::session::Session;
 pub use crate::store::{SessionStore, StoreError, StoreFuture};
 

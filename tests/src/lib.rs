@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod acceptance;
+pub mod redis_server;
 pub mod support;

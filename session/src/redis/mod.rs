@@ -1,0 +1,668 @@
+//! The Redis store: one HASH per session on a `deadpool-redis` pool, for a
+//! single Redis or (feature `redis-cluster`) a Redis Cluster.
+//!
+//! # Layout
+//!
+//! A session lives under `prefix + base64url(SHA-256(id))` (default prefix
+//! `sessionkit:`): the raw id never reaches Redis, so a dump of Redis gives no
+//! one a usable session token. The key is a HASH with one field per struct
+//! field (its MessagePack bytes) and these metadata fields, decimal text:
+//! `$version` (the stored format, [`FORMAT_VERSION`](crate::FORMAT_VERSION)),
+//! `$created`, `$issued`, `$access`, `$idle`, and `$deadline` (absent when
+//! the session has no absolute timeout). Every write sets the key's TTL to the
+//! time the session has left, so Redis drops abandoned sessions by itself.
+//!
+//! # Round trips
+//!
+//! | operation | commands sent |
+//! |---|---|
+//! | load | 1: `EVALSHA` of a script doing `HGETALL`, then `HSET $access` + `PEXPIRE` |
+//! | save | 1: `EVALSHA` (`DEL` if replacing, `HSET`, `HDEL`, `PEXPIRE`) |
+//! | rotate | 1 on a single node (`DEL` of the old key in the same script); 2 in a cluster |
+//! | delete | 1: `DEL` |
+//!
+//! A server that does not know a script yet (new or restarted) answers
+//! `NOSCRIPT` once per script; the store then sends `EVAL`, which caches it.
+//! Checking a connection out of the pool costs nothing for a connection used
+//! within the health check interval (see [`RedisStoreBuilder::health_check_interval`]),
+//! unlike `deadpool-redis`'s default manager, which sends `UNWATCH` + `PING`
+//! on every checkout.
+//!
+//! # Faults
+//!
+//! Every operation is bounded: at most the wait, connect and command timeouts
+//! (1 s each by default), after which it fails with
+//! [`StoreError::Timeout`] or [`StoreError::Unavailable`]. When Redis comes
+//! back the store works again by itself. A stored hash that cannot be read
+//! (missing or malformed metadata, not a hash) is logged, deleted and treated
+//! as absent, so the client gets a fresh session rather than an error; one
+//! written in an unknown format version (another release of sessionkit) is
+//! treated as absent and left to expire.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sessionkit::RedisStore;
+//!
+//! let store = RedisStore::builder("redis://127.0.0.1:6379/0")
+//!     .prefix("myapp:session:")
+//!     .pool_size(32)
+//!     .command_timeout(Duration::from_millis(500))
+//!     .build()?;
+//! # Ok::<(), sessionkit::RedisConfigError>(())
+//! ```
+
+mod codec;
+mod pool;
+mod scripts;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{Pool, PoolError, TimeoutType};
+use deadpool_redis::redis::{self, aio::ConnectionLike, IntoConnectionInfo, RedisError, Value};
+use deadpool_redis::Runtime;
+
+use self::codec::Unreadable;
+use self::pool::{Connect, Manager, Single, Tracked};
+use self::scripts::Which;
+use crate::id::SessionId;
+use crate::record::{Meta, Record, Update, FORMAT_VERSION};
+use crate::store::{SessionStore, StoreError, StoreFuture};
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "sessionkit:";
+
+/// Sessions in Redis or Redis Cluster.
+///
+/// Cheap to clone (the pool is shared). Build it with [`RedisStore::from_url`]
+/// or [`RedisStore::builder`] (single node), or
+/// [`RedisStore::cluster_builder`] (feature `redis-cluster`). Nothing is
+/// connected until the first operation, so an application can start while
+/// Redis is still coming up.
+///
+/// ```
+/// use sessionkit::{RedisStore, SessionManager};
+/// # #[derive(Default)] struct Data;
+/// # impl sessionkit::SessionData for Data {
+/// #   const FIELDS: &'static [sessionkit::FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), sessionkit::EncodeError> { Err(sessionkit::EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), sessionkit::DecodeError> { Err(sessionkit::DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+/// let store = RedisStore::from_url("redis://127.0.0.1:6379")?;
+/// let manager = SessionManager::<Data>::new(store);
+/// # let _ = manager;
+/// # Ok::<(), sessionkit::RedisConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    prefix: String,
+    /// Where the store points, for error messages (no credentials).
+    target: String,
+    command_timeout: Duration,
+    /// The bound on one whole operation, retry included.
+    operation_timeout: Duration,
+}
+
+enum Backend {
+    Single(Pool<Manager<Single>>),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(Pool<Manager<pool::Cluster>>),
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.inner.target)
+            .field("prefix", &self.inner.prefix)
+            .field("cluster", &self.is_cluster())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`RedisStore`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisConfigError {
+    /// A node URL did not parse.
+    #[error("invalid Redis URL ({0}); expected e.g. redis://[user:password@]host:6379[/db] or rediss://… for TLS")]
+    Url(#[source] RedisError),
+    /// `rediss://` was given but the `redis-tls` feature is off.
+    #[error("a rediss:// URL needs TLS: enable sessionkit's `redis-tls` feature")]
+    TlsDisabled,
+    /// A cluster was configured with no node.
+    #[error("a Redis Cluster store needs at least one node URL")]
+    NoNodes,
+    /// A setting is out of range.
+    #[error("invalid Redis store setting: {0}")]
+    Setting(&'static str),
+    /// The cluster client could not be built from the node URLs.
+    #[error("could not configure the Redis Cluster client: {0}")]
+    Cluster(#[source] RedisError),
+    /// The pool could not be built.
+    #[error("could not build the Redis connection pool: {0}")]
+    Pool(String),
+}
+
+/// Configures a [`RedisStore`]; see each method for its default.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    urls: Vec<String>,
+    cluster: bool,
+    prefix: String,
+    pool_size: usize,
+    connect_timeout: Duration,
+    wait_timeout: Duration,
+    command_timeout: Duration,
+    health_check_interval: Duration,
+}
+
+impl RedisStore {
+    /// A single-node store with the default settings, from a URL such as
+    /// `redis://[user:password@]host:6379[/db]` (the `REDIS_URL` format) or,
+    /// with the `redis-tls` feature, `rediss://…`.
+    ///
+    /// # Errors
+    /// [`RedisConfigError`] for a malformed URL; nothing is connected yet.
+    pub fn from_url(url: impl Into<String>) -> Result<Self, RedisConfigError> {
+        Self::builder(url).build()
+    }
+
+    /// A builder for a single-node store.
+    ///
+    /// ```
+    /// let builder = sessionkit::RedisStore::builder("redis://127.0.0.1:6379");
+    /// # let _ = builder;
+    /// ```
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(vec![url.into()], false)
+    }
+
+    /// A builder for a Redis Cluster store, from the URLs of some of its
+    /// nodes (the rest are discovered).
+    ///
+    /// Old and new ids of a rotated session hash to different slots, so a
+    /// rotation is two round trips: the new key is written, then the old one
+    /// deleted; if the delete fails the rotation returns the error (and is
+    /// retried by the next commit), so the old key is never left readable
+    /// after a rotation that reported success.
+    ///
+    /// ```
+    /// let builder = sessionkit::RedisStore::cluster_builder([
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    /// ]);
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster_builder<I, U>(urls: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        RedisStoreBuilder::new(urls.into_iter().map(Into::into).collect(), true)
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        match self.inner.backend {
+            Backend::Single(_) => false,
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(_) => true,
+        }
+    }
+
+    /// The Redis key a session id is stored under (for operations work:
+    /// inspecting or deleting one session by hand).
+    ///
+    /// ```
+    /// # let store = sessionkit::RedisStore::from_url("redis://127.0.0.1:6379")?;
+    /// let id = sessionkit::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
+    /// let key = store.key_for(&id);
+    /// assert!(key.starts_with("sessionkit:") && !key.contains(id.as_str()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn key_for(&self, id: &SessionId) -> String {
+        codec::key(&self.inner.prefix, id)
+    }
+
+    /// Runs one script or command with the pool, a retry on a connection
+    /// that turned out dead, and the whole operation bounded in time.
+    async fn run(&self, op: Op<'_>) -> Result<Value, StoreError> {
+        let inner = &self.inner;
+        let work = async {
+            match &inner.backend {
+                Backend::Single(pool) => run_on(pool, inner, &op).await,
+                #[cfg(feature = "redis-cluster")]
+                Backend::Cluster(pool) => run_on(pool, inner, &op).await,
+            }
+        };
+        match tokio::time::timeout(inner.operation_timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(inner.operation_timeout)),
+        }
+    }
+
+    async fn script(
+        &self,
+        which: Which,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<Value, StoreError> {
+        self.run(Op::Script(which, keys, args)).await
+    }
+
+    async fn del(&self, key: &str) -> Result<(), StoreError> {
+        self.run(Op::Del(key)).await.map(drop)
+    }
+
+    async fn load_record(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        let key = self.key_for(id);
+        let args = [
+            now.to_string().into_bytes(),
+            FORMAT_VERSION.to_string().into_bytes(),
+            codec::MAX_TTL_MS.to_string().into_bytes(),
+        ];
+        let reply = self.script(Which::Load, &[&key], &args).await?;
+        let flat = match flat_bytes(reply) {
+            Ok(flat) => flat,
+            Err(what) => return Err(StoreError::Corrupt(what)),
+        };
+        if flat.is_empty() {
+            return Ok(None);
+        }
+        match codec::decode(flat) {
+            Ok(record) => Ok(Some(record)),
+            Err(Unreadable::Version(version)) => {
+                tracing::warn!(
+                    stored_version = %version,
+                    expected = FORMAT_VERSION,
+                    "a stored session was written in another format version; treating it as absent (it expires by its TTL)"
+                );
+                Ok(None)
+            }
+            Err(Unreadable::Corrupt(why)) => {
+                tracing::warn!(reason = %why, "a stored session is corrupt; deleting it and starting a new session");
+                if let Err(error) = self.del(&key).await {
+                    tracing::warn!(%error, "could not delete a corrupt session");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        id: &SessionId,
+        old: Option<&SessionId>,
+        update: &Update,
+    ) -> Result<(), StoreError> {
+        let key = self.key_for(id);
+        let args = codec::write_args(update).map_err(StoreError::Corrupt)?;
+        match old {
+            None => {
+                let written = self.script(Which::Write, &[&key], &args).await?;
+                if written == Value::Int(0) {
+                    tracing::debug!("partial save of a session that is no longer stored (expired or destroyed meanwhile); dropped");
+                }
+                Ok(())
+            }
+            Some(old) if !self.is_cluster() => {
+                let old_key = self.key_for(old);
+                self.script(Which::Write, &[&key, &old_key], &args)
+                    .await
+                    .map(drop)
+            }
+            Some(old) => {
+                // Different hash slots: write the new key, then delete the old.
+                self.script(Which::Write, &[&key], &args).await?;
+                self.del(&self.key_for(old)).await
+            }
+        }
+    }
+}
+
+/// One round trip's worth of work.
+enum Op<'a> {
+    Script(Which, &'a [&'a str], &'a [Vec<u8>]),
+    Del(&'a str),
+}
+
+async fn exec<C: ConnectionLike + Send>(conn: &mut C, op: &Op<'_>) -> redis::RedisResult<Value> {
+    match op {
+        Op::Script(which, keys, args) => scripts::invoke(conn, *which, keys, args).await,
+        Op::Del(key) => redis::cmd("DEL").arg(*key).query_async(conn).await,
+    }
+}
+
+async fn run_on<F: Connect>(
+    pool: &Pool<Manager<F>>,
+    inner: &Inner,
+    op: &Op<'_>,
+) -> Result<Value, StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut conn = pool.get().await.map_err(|e| pool_error(e, inner))?;
+        let tracked: &mut Tracked<F::Conn> = &mut conn;
+        match exec(&mut tracked.conn, op).await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                if pool::breaks_connection(&error) {
+                    tracked.broken = true;
+                    pool.manager().connection_failed();
+                    if attempt == 1 && pool::retryable(&error) {
+                        tracing::debug!(%error, "Redis connection was dead; retrying on another");
+                        continue;
+                    }
+                }
+                return Err(redis_error(error, inner));
+            }
+        }
+    }
+}
+
+fn flat_bytes(value: Value) -> Result<Vec<Vec<u8>>, String> {
+    let items = match value {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(format!("the load script answered {other:?}, not an array")),
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::BulkString(bytes) => Ok(bytes),
+            Value::SimpleString(text) => Ok(text.into_bytes()),
+            other => Err(format!(
+                "the load script answered an array holding {other:?}"
+            )),
+        })
+        .collect()
+}
+
+/// A Redis failure with what the operator should check.
+#[derive(Debug)]
+struct Failure {
+    target: String,
+    hint: &'static str,
+    source: RedisError,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Redis at {}: {}; {}",
+            self.target, self.source, self.hint
+        )
+    }
+}
+
+impl StdError for Failure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn redis_error(error: RedisError, inner: &Inner) -> StoreError {
+    if error.is_timeout() {
+        return StoreError::Timeout(inner.command_timeout);
+    }
+    let unreachable = error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+        || error.is_cluster_error();
+    let hint = if unreachable {
+        "check that Redis is running and reachable from this host and that the store URL is right"
+    } else if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        "check the user name and password in the store URL"
+    } else {
+        "check the Redis server log and its configuration (memory limit, ACLs, scripting allowed)"
+    };
+    let failure = Failure {
+        target: inner.target.clone(),
+        hint,
+        source: error,
+    };
+    if unreachable {
+        StoreError::unavailable(failure)
+    } else {
+        StoreError::backend(failure)
+    }
+}
+
+fn pool_error(error: PoolError<RedisError>, inner: &Inner) -> StoreError {
+    match error {
+        PoolError::Backend(error) => redis_error(error, inner),
+        PoolError::Timeout(TimeoutType::Wait) => StoreError::unavailable(format!(
+            "every pooled connection to Redis at {} stayed busy past the wait timeout; raise pool_size or look for slow commands",
+            inner.target
+        )),
+        PoolError::Timeout(TimeoutType::Create) => StoreError::unavailable(format!(
+            "could not connect to Redis at {} within the connect timeout; check that it is running and reachable",
+            inner.target
+        )),
+        PoolError::Timeout(TimeoutType::Recycle) => StoreError::Timeout(inner.command_timeout),
+        other => StoreError::backend(format!("Redis connection pool at {}: {other}", inner.target)),
+    }
+}
+
+impl RedisStoreBuilder {
+    fn new(urls: Vec<String>, cluster: bool) -> Self {
+        Self {
+            urls,
+            cluster,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(1),
+            wait_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+            health_check_interval: Duration::from_secs(30),
+        }
+    }
+
+    /// The key prefix (default `sessionkit:`); use one per application
+    /// sharing a Redis.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most connections the pool opens (default 16). Each connection is
+    /// multiplexed; an operation holds one for a single round trip.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long opening a connection may take (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an operation waits for a free pooled connection (default 1 s).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// How long Redis may take to answer one command (default 1 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// A pooled connection idle for longer than this is checked with one
+    /// `PING` before reuse (default 30 s); a connection used more recently is
+    /// handed out without any extra round trip. After any connection failure
+    /// every older connection is checked once, whatever its idle time.
+    pub fn health_check_interval(mut self, interval: Duration) -> Self {
+        self.health_check_interval = interval;
+        self
+    }
+
+    /// Builds the store. Nothing is connected yet.
+    ///
+    /// # Errors
+    /// [`RedisConfigError`] for a malformed URL, `rediss://` without the
+    /// `redis-tls` feature, a zero pool size or timeout, or no cluster node.
+    pub fn build(self) -> Result<RedisStore, RedisConfigError> {
+        if self.pool_size == 0 {
+            return Err(RedisConfigError::Setting("pool_size must be at least 1"));
+        }
+        for (name, value) in [
+            ("connect_timeout must not be zero", self.connect_timeout),
+            ("wait_timeout must not be zero", self.wait_timeout),
+            ("command_timeout must not be zero", self.command_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(RedisConfigError::Setting(name));
+            }
+        }
+        if self.urls.is_empty() {
+            return Err(RedisConfigError::NoNodes);
+        }
+        let mut infos = Vec::with_capacity(self.urls.len());
+        for url in &self.urls {
+            if url.starts_with("rediss://") {
+                tls_ready()?;
+            }
+            infos.push(
+                url.as_str()
+                    .into_connection_info()
+                    .map_err(RedisConfigError::Url)?,
+            );
+        }
+        let target = infos
+            .iter()
+            .map(|i| i.addr().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        // One operation: wait for a connection, maybe connect, run one command,
+        // and once more after a dead connection.
+        let operation_timeout = self.wait_timeout
+            + 2 * (self.connect_timeout + self.command_timeout)
+            + Duration::from_millis(100);
+        let backend = if self.cluster {
+            self.cluster_backend(infos)?
+        } else {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.connect_timeout))
+                .set_response_timeout(Some(self.command_timeout));
+            let info = infos.swap_remove(0);
+            let manager = deadpool_redis::Manager::new_with_config(info, config)
+                .map_err(RedisConfigError::Url)?;
+            Backend::Single(self.pool(Single(manager))?)
+        };
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                backend,
+                prefix: self.prefix,
+                target,
+                command_timeout: self.command_timeout,
+                operation_timeout,
+            }),
+        })
+    }
+
+    fn pool<F: Connect>(&self, connect: F) -> Result<Pool<Manager<F>>, RedisConfigError> {
+        Pool::builder(Manager::new(connect, self.health_check_interval))
+            .max_size(self.pool_size)
+            .wait_timeout(Some(self.wait_timeout))
+            .create_timeout(Some(self.connect_timeout))
+            .recycle_timeout(Some(self.command_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| RedisConfigError::Pool(e.to_string()))
+    }
+
+    #[cfg(feature = "redis-cluster")]
+    fn cluster_backend(
+        &self,
+        infos: Vec<redis::ConnectionInfo>,
+    ) -> Result<Backend, RedisConfigError> {
+        let client = deadpool_redis::cluster::ClusterClientBuilder::new(infos)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.command_timeout)
+            .retries(2)
+            .build()
+            .map_err(RedisConfigError::Cluster)?;
+        Ok(Backend::Cluster(self.pool(pool::Cluster(client))?))
+    }
+
+    #[cfg(not(feature = "redis-cluster"))]
+    fn cluster_backend(&self, _: Vec<redis::ConnectionInfo>) -> Result<Backend, RedisConfigError> {
+        Err(RedisConfigError::Setting(
+            "Redis Cluster needs sessionkit's `redis-cluster` feature",
+        ))
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+fn tls_ready() -> Result<(), RedisConfigError> {
+    // redis-rs builds its rustls config with the process-wide provider;
+    // install ring unless the application installed one already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(())
+}
+
+#[cfg(not(feature = "redis-tls"))]
+fn tls_ready() -> Result<(), RedisConfigError> {
+    Err(RedisConfigError::TlsDisabled)
+}
+
+impl SessionStore for RedisStore {
+    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(self.load_record(id, now))
+    }
+
+    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+        Box::pin(self.write(id, None, update))
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old: &'a SessionId,
+        new: &'a SessionId,
+        update: &'a Update,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if !update.replace {
+                // The trait promises a complete update; make it one rather
+                // than leave a fragment under the new id.
+                let mut full = update.clone();
+                full.replace = true;
+                return self.write(new, Some(old), &full).await;
+            }
+            self.write(new, Some(old), update).await
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.del(&self.key_for(id)).await })
+    }
+
+    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let update = Update {
+                meta: *meta,
+                set: Vec::new(),
+                remove: Vec::new(),
+                replace: false,
+            };
+            self.write(id, None, &update).await
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The connection pool: `deadpool` with a manager that does not pay a health
+//! check round trip on every checkout.
+//!
+//! `deadpool-redis`'s own manager pipelines `UNWATCH` + `PING` each time a
+//! connection is taken from the pool (deadpool issue #307), which adds a
+//! round trip to every session load and save. This manager creates
+//! connections the same way but, on checkout, sends `PING` only when the
+//! connection
+//! - was idle for longer than the health check interval, or
+//! - was created before the last connection failure seen by the pool (after
+//!   Redis restarts, every old connection is checked once before use).
+//!
+//! A connection whose command failed at the connection level is marked
+//! broken and dropped instead of being reused. The store never sends
+//! `WATCH`, so there is nothing for `UNWATCH` to undo.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool_redis::redis::{self, aio::ConnectionLike, RedisError, RedisResult};
+
+/// Makes one connection (single node or cluster).
+pub(crate) trait Connect: Send + Sync + 'static {
+    type Conn: ConnectionLike + Send + 'static;
+    fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send;
+}
+
+/// A pooled connection and what the pool knows about its health.
+pub(crate) struct Tracked<C> {
+    pub(crate) conn: C,
+    /// The pool's failure generation when this connection was last known good.
+    generation: u64,
+    /// A command on it failed at the connection level: never reuse it.
+    pub(crate) broken: bool,
+}
+
+pub(crate) struct Manager<F> {
+    connect: F,
+    generation: AtomicU64,
+    health_check_after: Duration,
+}
+
+impl<F: Connect> Manager<F> {
+    pub(crate) fn new(connect: F, health_check_after: Duration) -> Self {
+        Self {
+            connect,
+            generation: AtomicU64::new(0),
+            health_check_after,
+        }
+    }
+
+    /// Records a connection-level failure: every connection made before it
+    /// is checked with a `PING` at its next checkout.
+    pub(crate) fn connection_failed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl<F: Connect> managed::Manager for Manager<F> {
+    type Type = Tracked<F::Conn>;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<Self::Type, RedisError> {
+        // Read the generation first: a failure during the connect makes this
+        // connection suspect too.
+        let generation = self.generation.load(Ordering::Relaxed);
+        let conn = self.connect.connect().await?;
+        Ok(Tracked {
+            conn,
+            generation,
+            broken: false,
+        })
+    }
+
+    async fn recycle(&self, obj: &mut Self::Type, metrics: &Metrics) -> RecycleResult<RedisError> {
+        if obj.broken {
+            return Err(RecycleError::message(
+                "a command on this connection failed; replacing it",
+            ));
+        }
+        let generation = self.generation.load(Ordering::Relaxed);
+        if obj.generation == generation && metrics.last_used() < self.health_check_after {
+            return Ok(());
+        }
+        let pong: String = redis::cmd("PING").query_async(&mut obj.conn).await?;
+        if pong != "PONG" {
+            return Err(RecycleError::message("unexpected reply to PING"));
+        }
+        obj.generation = generation;
+        Ok(())
+    }
+}
+
+/// Single-node connections, made by `deadpool-redis`'s manager (multiplexed,
+/// with the configured connect and response timeouts).
+pub(crate) struct Single(pub(crate) deadpool_redis::Manager);
+
+impl Connect for Single {
+    type Conn = redis::aio::MultiplexedConnection;
+
+    fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send {
+        managed::Manager::create(&self.0)
+    }
+}
+
+/// Cluster connections: each one knows the slot map and routes every command
+/// to the node owning its key.
+#[cfg(feature = "redis-cluster")]
+pub(crate) struct Cluster(pub(crate) deadpool_redis::cluster::ClusterClient);
+
+#[cfg(feature = "redis-cluster")]
+impl Connect for Cluster {
+    type Conn = deadpool_redis::cluster::ClusterConnection;
+
+    fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send {
+        self.0.get_async_connection()
+    }
+}
+
+/// Whether `error` means the connection itself is unusable.
+pub(crate) fn breaks_connection(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+}
+
+/// Whether the command surely did not run and can be sent again on another
+/// connection (the connection was already gone when it was sent).
+pub(crate) fn retryable(error: &RedisError) -> bool {
+    error.is_connection_dropped() || error.is_connection_refusal()
+}

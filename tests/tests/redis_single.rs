@@ -1,0 +1,490 @@
+//! The Redis store against one `redis-server` started by the test: the
+//! acceptance suite, then the Redis-specific checks (layout, TTLs, round
+//! trips per request, concurrency, faults).
+
+mod redis_common;
+
+use std::time::Duration;
+
+use redis_common::{
+    arc, assert_hashed, concurrent_requests_keep_every_field, cookie, fast, id, now,
+    partial_save_does_not_resurrect, store_round_trip, ttl_follows_the_session, update,
+};
+use sessionkit::{
+    Config, Meta, RedisStore, SessionError, SessionId, SessionManager, SessionStore, StoreError,
+};
+use sessionkit_tests::acceptance::request;
+use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
+use sessionkit_tests::support::{Profile, TestRequest, NAME, TAGS, VISITS};
+
+fn store(server: &RedisServer, test: &str) -> RedisStore {
+    RedisStore::builder(server.url())
+        .prefix(unique_prefix(test))
+        .build()
+        .expect("store")
+}
+
+mod acceptance {
+    use sessionkit::RedisStore;
+    use sessionkit_tests::redis_server::{unique_prefix, RedisServer};
+
+    sessionkit_tests::acceptance_suite!(async {
+        RedisStore::builder(RedisServer::shared().url())
+            .prefix(unique_prefix("acceptance"))
+            .build()
+            .expect("store")
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_contract() {
+    let server = RedisServer::shared();
+    store_round_trip(&store(server, "contract")).await;
+    partial_save_does_not_resurrect(&store(server, "resurrect")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_is_set_on_every_write() {
+    let server = RedisServer::shared();
+    let store = store(server, "ttl");
+    ttl_follows_the_session(&store, |key| {
+        server
+            .cli(&["PTTL", key])
+            .parse()
+            .expect("PTTL is a number")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_layout_and_hashed_key() {
+    let server = RedisServer::shared();
+    let prefix = unique_prefix("layout");
+    let store = RedisStore::builder(server.url())
+        .prefix(prefix.clone())
+        .build()
+        .expect("store");
+    let manager = SessionManager::<Profile>::new(store.clone());
+    let s = manager.create().expect("id");
+    s.set(NAME, "ada".into());
+    s.set(VISITS, 7);
+    s.save().await.expect("save");
+    let sid = s.id().to_string();
+
+    let keys = lines(&server.cli(&["KEYS", &format!("{prefix}*")]));
+    assert_hashed(&store, &keys, &sid);
+    assert!(
+        !server.cli(&["KEYS", "*"]).contains(&sid),
+        "the raw id appears nowhere in Redis"
+    );
+    assert_eq!(server.cli(&["TYPE", &keys[0]]), "hash");
+    let mut names = lines(&server.cli(&["HKEYS", &keys[0]]));
+    names.sort();
+    assert_eq!(
+        names,
+        ["$access", "$created", "$idle", "$issued", "$version", "name", "visits"]
+    );
+    assert_eq!(server.cli(&["HGET", &keys[0], "$version"]), "1");
+    assert_eq!(server.cli(&["HGET", &keys[0], "$idle"]), "1800000");
+    // MessagePack bytes as the runtime encoded them: 7 is the fixint 0x07.
+    assert_eq!(
+        server.cli(&["HSTRLEN", &keys[0], "visits"]),
+        "1",
+        "one byte of MessagePack"
+    );
+}
+
+/// The commands each operation costs, read from `INFO commandstats` on a
+/// server of its own: one `EVALSHA` per load or save, no `PING`/`UNWATCH`
+/// from the pool, nothing for a request that does not touch the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_trip_per_load_and_save() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(server.url()).expect("store");
+    let manager = SessionManager::<Profile>::builder(store)
+        .config(
+            Config::builder()
+                .disable_auto_renew(true)
+                .build()
+                .expect("config"),
+        )
+        .build()
+        .expect("manager");
+    let s = manager.create().expect("id");
+    s.set(NAME, "ada".into());
+    s.save().await.expect("save");
+    let sid = s.id().to_string();
+    // Warm-up: a connection made, both scripts cached on the server.
+    request(&manager, &cookie(&sid), |_| {})
+        .await
+        .expect("warm-up");
+
+    server.reset_stats();
+    let n = 40;
+    for _ in 0..n {
+        let (_, _) = request(&manager, &cookie(&sid), |s| {
+            assert_eq!(s.get(NAME), "ada");
+        })
+        .await
+        .expect("request");
+    }
+    // `INFO commandstats` also counts the commands a script runs inside the
+    // server; the only command sent over the network is EVALSHA.
+    let mut calls = server.all_calls();
+    calls.retain(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat"));
+    calls.sort();
+    let expected: Vec<(String, u64)> = ["evalsha", "hgetall", "hset", "pexpire", "type"]
+        .iter()
+        .map(|name| ((*name).to_owned(), n))
+        .collect();
+    assert_eq!(
+        calls, expected,
+        "a read-only request is one EVALSHA (HGETALL, HSET $access, PEXPIRE inside); no PING, no UNWATCH"
+    );
+
+    server.reset_stats();
+    for i in 0..n {
+        request(&manager, &cookie(&sid), |s| s.set(VISITS, i as u32))
+            .await
+            .expect("request");
+    }
+    assert_eq!(server.calls("evalsha"), 2 * n, "a load and a save each");
+    assert_eq!(server.calls("ping"), 0);
+    assert_eq!(server.calls("unwatch"), 0);
+    assert_eq!(server.calls("eval"), 0);
+
+    // A request that never touches the session sends nothing at all.
+    server.reset_stats();
+    for _ in 0..n {
+        let pending = manager.begin();
+        pending.capture(&cookie(&sid));
+        assert!(pending.finish().await.expect("finish").is_empty());
+    }
+    let calls = server.all_calls();
+    assert!(
+        calls
+            .iter()
+            .all(|(name, _)| name == "info" || name == "config|resetstat"),
+        "untouched requests sent {calls:?}"
+    );
+}
+
+/// With the health check forced on every checkout, the pool pays one `PING`
+/// per operation: what the default manager of `deadpool-redis` does (plus
+/// `UNWATCH`), and what the default interval avoids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_interval_controls_pings() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .health_check_interval(Duration::ZERO)
+        .build()
+        .expect("store");
+    let sid = id(1);
+    let t = now();
+    store
+        .save(
+            &sid,
+            &update(Meta::new(t, 60_000, None), &[("a", b"\x01")], true),
+        )
+        .await
+        .expect("save");
+    server.reset_stats();
+    for _ in 0..10 {
+        store
+            .load(&sid, now())
+            .await
+            .expect("load")
+            .expect("stored");
+    }
+    assert_eq!(server.calls("evalsha"), 10);
+    assert_eq!(server.calls("ping"), 10, "checked on every checkout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_one_session_lose_nothing() {
+    concurrent_requests_keep_every_field(store(RedisServer::shared(), "concurrent")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_leaves_no_old_key() {
+    let server = RedisServer::shared();
+    let store = store(server, "rotate");
+    let manager = SessionManager::<Profile>::new(store.clone());
+    let s = manager.create().expect("id");
+    s.set(NAME, "ada".into());
+    s.save().await.expect("save");
+    let old = s.id();
+    let old_key = store.key_for(&old);
+    assert_eq!(server.cli(&["EXISTS", &old_key]), "1");
+
+    let (s, update) = request(&manager, &cookie(old.as_str()), |s| {
+        s.regenerate().expect("regenerate");
+    })
+    .await
+    .expect("request");
+    assert!(update.set_cookie.is_some());
+    let new_key = store.key_for(&s.id());
+    assert_ne!(new_key, old_key);
+    assert_eq!(server.cli(&["EXISTS", &old_key]), "0", "old key gone");
+    assert_eq!(
+        server.cli(&["HEXISTS", &new_key, "name"]),
+        "1",
+        "data moved"
+    );
+    let ttl: i64 = server.cli(&["PTTL", &new_key]).parse().expect("PTTL");
+    assert!(ttl > 0, "the new key has a TTL: {ttl}");
+}
+
+/// A stored hash that is damaged never makes loading fail: a field that does
+/// not decode falls back to its default; unreadable metadata makes the
+/// session absent (deleted); an unknown format version makes it absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_sessions_never_fail_a_request() {
+    let server = RedisServer::shared();
+    let store = store(server, "corrupt");
+    let manager = SessionManager::<Profile>::new(store.clone());
+    let saved = |name: &'static str| {
+        let manager = manager.clone();
+        async move {
+            let s = manager.create().expect("id");
+            s.set(NAME, name.into());
+            s.set(VISITS, 3);
+            s.save().await.expect("save");
+            s.id().to_string()
+        }
+    };
+
+    // A field that is not valid MessagePack for its type.
+    let sid = saved("ada").await;
+    let key = store.key_for(&SessionId::parse(&sid).expect("id"));
+    server.cli(&["HSET", &key, "visits", "\u{c1}garbage"]);
+    let (s, _) = request(&manager, &cookie(&sid), |_| {})
+        .await
+        .expect("loads");
+    assert!(!s.fresh());
+    assert_eq!(s.get(NAME), "ada");
+    assert_eq!(s.get(VISITS), 0, "the field's default");
+
+    // Metadata missing, malformed, or not a hash at all: a fresh session, the key deleted.
+    for damage in [
+        vec!["HDEL", "$version"],
+        vec!["HSET", "$access", "soon"],
+        vec!["HDEL", "$idle"],
+    ] {
+        let sid = saved("bob").await;
+        let key = store.key_for(&SessionId::parse(&sid).expect("id"));
+        let mut args = vec![damage[0], key.as_str()];
+        args.extend(&damage[1..]);
+        server.cli(&args);
+        let (s, _) = request(&manager, &cookie(&sid), |_| {})
+            .await
+            .expect("no error");
+        assert!(s.fresh(), "{damage:?}: treated as absent");
+        assert_ne!(s.id().as_str(), sid, "a new id, never the old one");
+        assert_eq!(server.cli(&["EXISTS", &key]), "0", "{damage:?}: deleted");
+    }
+    let sid = saved("eve").await;
+    let key = store.key_for(&SessionId::parse(&sid).expect("id"));
+    server.cli(&["DEL", &key]);
+    server.cli(&["SET", &key, "not a hash"]);
+    let (s, _) = request(&manager, &cookie(&sid), |_| {})
+        .await
+        .expect("no error");
+    assert!(s.fresh());
+    assert_eq!(server.cli(&["EXISTS", &key]), "0");
+
+    // Another format version: absent, and left alone for its own release.
+    let sid = saved("zed").await;
+    let key = store.key_for(&SessionId::parse(&sid).expect("id"));
+    server.cli(&["HSET", &key, "$version", "99"]);
+    let (s, _) = request(&manager, &cookie(&sid), |_| {})
+        .await
+        .expect("no error");
+    assert!(s.fresh());
+    assert_eq!(server.cli(&["EXISTS", &key]), "1", "not ours to delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_session_writes_nothing() {
+    let server = RedisServer::shared();
+    let prefix = unique_prefix("oversized");
+    let store = RedisStore::builder(server.url())
+        .prefix(prefix.clone())
+        .build()
+        .expect("store");
+    let manager = SessionManager::<Profile>::builder(store.clone())
+        .config(
+            Config::builder()
+                .max_session_bytes(200_usize)
+                .build()
+                .expect("config"),
+        )
+        .build()
+        .expect("manager");
+    let pending = manager.begin();
+    let s = pending.load().await.expect("fresh");
+    s.set(TAGS, vec!["x".repeat(300)]);
+    assert!(matches!(
+        pending.finish().await,
+        Err(SessionError::TooLarge { .. })
+    ));
+    assert_eq!(
+        server.cli(&["KEYS", &format!("{prefix}*")]),
+        "",
+        "nothing written"
+    );
+
+    let (s, _) = request(&manager, &TestRequest::new(), |s| s.set(NAME, "ada".into()))
+        .await
+        .expect("small session");
+    let key = store.key_for(&s.id());
+    let before = server.cli(&["HGETALL", &key]);
+    let pending = manager.begin();
+    pending.capture(&cookie(s.id().as_str()));
+    let s = pending.load().await.expect("load");
+    s.set(NAME, "y".repeat(300));
+    assert!(matches!(
+        pending.finish().await,
+        Err(SessionError::TooLarge { .. })
+    ));
+    let after = server.cli(&["HGETALL", &key]);
+    // The load touched `$access`; the fields are as before.
+    let fields = |dump: &str| {
+        lines(dump)
+            .chunks(2)
+            .filter(|kv| !kv[0].starts_with('$'))
+            .map(<[String]>::to_vec)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fields(&after), fields(&before), "nothing written");
+}
+
+/// Redis killed while serving: every operation fails quickly with a store
+/// error (no hang, no panic); started again on the same port, the same store
+/// works without being rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_then_back() {
+    let mut server = RedisServer::start();
+    let store = fast(RedisStore::builder(server.url()));
+    let manager = SessionManager::<Profile>::new(store.clone());
+    let (s, _) = request(&manager, &TestRequest::new(), |s| s.set(NAME, "ada".into()))
+        .await
+        .expect("request");
+    let sid = s.id();
+
+    server.stop();
+    let t = now();
+    let other = id(2);
+    let meta = Meta::new(t, 60_000, None);
+    for round in 0..3 {
+        let results = [
+            store.load(&sid, t).await.map(drop),
+            store
+                .save(&sid, &update(meta, &[("name", b"\xa1x")], false))
+                .await,
+            store.rotate(&sid, &other, &update(meta, &[], true)).await,
+            store.delete(&sid).await,
+            store.touch(&sid, &meta).await,
+        ];
+        for result in results {
+            match result {
+                Err(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {}
+                other => panic!("round {round}: expected a store error, got {other:?}"),
+            }
+        }
+    }
+    let pending = manager.begin();
+    pending.capture(&cookie(sid.as_str()));
+    match pending.load().await {
+        Err(SessionError::Store(error)) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("127.0.0.1") || message.contains("did not answer"),
+                "the message says what to check: {message}"
+            );
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+
+    server.restart();
+    // The data is gone (no persistence), but the same store works at once.
+    let (s, update) = request(&manager, &TestRequest::new(), |s| {
+        s.set(NAME, "back".into())
+    })
+    .await
+    .expect("works again after the restart");
+    assert!(update.set_cookie.is_some());
+    let loaded = manager
+        .load_by_id(s.id().as_str())
+        .await
+        .expect("load")
+        .expect("stored");
+    assert_eq!(loaded.get(NAME), "back");
+}
+
+/// A frozen Redis (accepting nothing, answering nothing) costs each operation
+/// at most the configured timeouts, then a `Timeout` error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_redis_times_out() {
+    let server = RedisServer::start();
+    let store = fast(RedisStore::builder(server.url()));
+    let sid = id(3);
+    let t = now();
+    store
+        .save(
+            &sid,
+            &update(Meta::new(t, 60_000, None), &[("a", b"\x01")], true),
+        )
+        .await
+        .expect("save");
+    server.pause();
+    let load = store.load(&sid, t).await;
+    let save = store
+        .save(
+            &sid,
+            &update(Meta::new(t, 60_000, None), &[("a", b"\x02")], false),
+        )
+        .await;
+    server.resume();
+    for result in [load.map(drop), save] {
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Timeout(_) | StoreError::Unavailable(_))
+            ),
+            "{result:?}"
+        );
+    }
+    // Answering again: the store recovers by itself.
+    let mut ok = false;
+    for _ in 0..20 {
+        if store.load(&sid, now()).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the store works again once Redis answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_fails_fast() {
+    // A port with nothing behind it: bind, note, release.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let store = fast(RedisStore::builder(format!("redis://127.0.0.1:{port}")));
+    let manager = SessionManager::<Profile>::new(arc(store.clone()));
+    match manager.load_by_id(id(4).as_str()).await {
+        Err(SessionError::Store(StoreError::Unavailable(error))) => {
+            assert!(error.to_string().contains(&port.to_string()), "{error}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(RedisStore::from_url("not a url").is_err());
+    assert!(RedisStore::builder("redis://127.0.0.1:1")
+        .pool_size(0)
+        .build()
+        .is_err());
+}
