@@ -1,0 +1,451 @@
+//! The gateway example end to end: real servers on 127.0.0.1 (port 0), an
+//! `awc` client keeping cookies like a browser.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::cookie::Cookie;
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::HttpServer;
+use serde_json::Value;
+use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
+use sessionkit_examples::gateway::{
+    dashboard_app, gateway_app, store_for, Gateway, GatewayConfig, GatewayError, GatewaySession,
+};
+
+struct Servers {
+    base: String,
+    handles: Vec<ServerHandle>,
+}
+
+impl Servers {
+    async fn stop(self) {
+        for handle in self.handles {
+            handle.stop(false).await;
+        }
+    }
+}
+
+async fn start_with(make: impl FnOnce(String) -> Gateway) -> Servers {
+    let downstream = HttpServer::new(dashboard_app)
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+    let down_addr = downstream.addrs()[0];
+    let downstream = downstream.run();
+    let mut handles = vec![downstream.handle()];
+    actix_web::rt::spawn(downstream);
+
+    let gateway = make(format!("http://{down_addr}"));
+    let front = HttpServer::new(move || gateway_app(gateway.clone()))
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+    let addr = front.addrs()[0];
+    let front = front.run();
+    handles.push(front.handle());
+    actix_web::rt::spawn(front);
+    Servers {
+        base: format!("http://{addr}"),
+        handles,
+    }
+}
+
+async fn start(config: GatewayConfig) -> Servers {
+    start_with(|downstream| Gateway::new(&config, MemoryStore::new(), downstream).unwrap()).await
+}
+
+/// A client that keeps cookies like a browser.
+struct Browser {
+    client: awc::Client,
+    base: String,
+    jar: BTreeMap<String, String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: awc::http::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+    fn session_cookie(&self) -> Option<Cookie<'static>> {
+        self.headers
+            .get_all("set-cookie")
+            .map(|v| Cookie::parse(v.to_str().unwrap().to_owned()).unwrap())
+            .find(|c| c.name() == "session_id")
+    }
+}
+
+impl Browser {
+    fn new(servers: &Servers) -> Self {
+        Self {
+            client: awc::Client::default(),
+            base: servers.base.clone(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    fn sid(&self) -> String {
+        self.jar.get("session_id").cloned().unwrap_or_default()
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> Answer {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if !self.jar.is_empty() {
+            let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.insert_header(("Cookie", cookies.join("; ")));
+        }
+        for (name, value) in headers {
+            req = req.append_header((*name, *value));
+        }
+        let mut res = match form {
+            Some(form) => req.send_form(&form).await.unwrap(),
+            None => req.send().await.unwrap(),
+        };
+        let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+        for value in res.headers().get_all("set-cookie") {
+            let cookie = Cookie::parse(value.to_str().unwrap().to_owned()).unwrap();
+            if cookie.value().is_empty() {
+                self.jar.remove(cookie.name());
+            } else {
+                self.jar
+                    .insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
+        }
+        Answer {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, &[], None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.send("POST", path, &[], Some(form)).await
+    }
+
+    async fn login(&mut self) -> Answer {
+        self.post(
+            "/login",
+            &[("email", "user@example.com"), ("password", "password")],
+        )
+        .await
+    }
+}
+
+#[actix_web::test]
+async fn visits_count_with_the_reference_cookie_attributes() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    let first = browser.get("/").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body, "Visits: 1");
+    let cookie = first.session_cookie().unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), None);
+    assert_eq!(cookie.same_site(), Some(actix_web::cookie::SameSite::Lax));
+    assert_eq!(
+        cookie.max_age(),
+        Some(actix_web::cookie::time::Duration::hours(2))
+    );
+    assert_eq!(first.header("cache-control"), Some("no-store"));
+    assert_eq!(first.header("x-session-id"), Some(cookie.value()));
+    assert_eq!(browser.get("/").await.body, "Visits: 2");
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn cart_survives_login_and_login_rotates_the_id() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(
+        browser.post("/cart/add", &[("item_id", "apple")]).await.json(),
+        serde_json::json!({"items": 1})
+    );
+    assert_eq!(
+        browser.post("/cart/add", &[("item_id", "pear")]).await.json(),
+        serde_json::json!({"items": 2})
+    );
+    let before = browser.sid();
+
+    let wrong = browser
+        .post(
+            "/login",
+            &[("email", "user@example.com"), ("password", "nope")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json(), serde_json::json!({"error": "Invalid credentials"}));
+    assert_eq!(browser.sid(), before);
+
+    let ok = browser.login().await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.json(), serde_json::json!({"status": "logged in"}));
+    let after = browser.sid();
+    assert_ne!(after, before);
+    assert_eq!(
+        browser.get("/cart").await.json(),
+        serde_json::json!({"items": ["apple", "pear"]})
+    );
+
+    // The pre-login id is worthless now (fixation defence).
+    let mut attacker = Browser::new(&servers);
+    attacker.jar.insert("session_id".into(), before);
+    assert_eq!(
+        attacker.get("/cart").await.json(),
+        serde_json::json!({"items": []})
+    );
+    assert_eq!(
+        attacker.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn dashboard_needs_login_and_forwards_mapped_headers_only() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    let denied = browser.get("/dashboard").await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+
+    browser.login().await;
+    let res = browser
+        .send(
+            "GET",
+            "/dashboard/stats/today?range=7d",
+            &[
+                ("X-User-Id", "999"),
+                ("x_user_id", "999"),
+                ("Authorization", "Bearer forged"),
+                ("X-Tag", "a"),
+                ("X-Tag", "b"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let seen = res.json();
+    assert_eq!(seen["path"], "/dashboard/stats/today");
+    let headers = seen["headers"].as_object().unwrap();
+    assert_eq!(headers["x-user-id"], "1");
+    assert_eq!(headers["authorization"], "Bearer demo-token-1");
+    assert_eq!(headers["x-tag"], "a, b");
+    assert!(!headers.contains_key("x_user_id"), "{headers:?}");
+    assert!(!res.body.contains("999") && !res.body.contains("forged"));
+
+    let plain = browser.get("/dashboard").await.json();
+    assert_eq!(plain["path"], "/dashboard");
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn public_routes_forward_without_login_and_without_spoofed_headers() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    let res = browser
+        .send(
+            "GET",
+            "/public/docs/intro",
+            &[("X-User-Id", "999"), ("X_USER_ID", "999")],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let seen = res.json();
+    assert_eq!(seen["path"], "/public/docs/intro");
+    let headers = seen["headers"].as_object().unwrap();
+    assert!(!headers.contains_key("x-user-id"), "{headers:?}");
+    assert!(!headers.contains_key("x_user_id"), "{headers:?}");
+    assert!(!headers.contains_key("authorization"));
+    // Nothing was stored: no cookie for an anonymous visit.
+    assert!(res.session_cookie().is_none());
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn api_data_counts_and_reports_the_id_by_every_lookup() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    let first = browser.get("/api/data").await.json();
+    assert_eq!(first["calls"], 1);
+    assert_eq!(first["session_id"], browser.sid());
+    let sid = browser.sid();
+
+    // Header lookup, no cookies.
+    let mut api = Browser::new(&servers);
+    let res = api
+        .send("GET", "/api/data", &[("X-Session-ID", sid.as_str())], None)
+        .await;
+    assert_eq!(res.json()["calls"], 2);
+    // Query lookup: read-only, nothing written back.
+    let mut link = Browser::new(&servers);
+    let res = link.get(&format!("/api/data?session_id={sid}")).await;
+    assert_eq!(res.json()["calls"], 3);
+    assert!(res.session_cookie().is_none());
+    assert!(res.header("x-session-id").is_none());
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn logout_clears_the_session_and_the_cookie() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    browser.login().await;
+    let sid = browser.sid();
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::OK);
+    let res = browser.send("POST", "/logout", &[], None).await;
+    assert_eq!(res.json(), serde_json::json!({"status": "logged out"}));
+    let removal = res.session_cookie().unwrap();
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.path(), Some("/"));
+    assert!(browser.jar.is_empty());
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    let mut replay = Browser::new(&servers);
+    replay.jar.insert("session_id".into(), sid);
+    assert_eq!(replay.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    servers.stop().await;
+}
+
+const FORWARD_OFF: &str = r#"
+middlewares:
+  LoadSessionMiddleware:
+    use: plugins.session.middlewares.LoadSessionMiddleware
+    config:
+      cookieHTTPOnly: true
+      cookieSecure: false
+      cookieSameSite: "Lax"
+      cookieExpiration: 2h
+      autoRenewAfter: 30m
+      disableSessionForward: true
+  MapSessionToHeaderMiddleware:
+    use: plugins.session.middlewares.MapSessionToHeaderMiddleware
+    config:
+      headers:
+        Authorization: authorization
+        X-User-Id: user_id
+"#;
+
+#[actix_web::test]
+async fn disable_session_forward_keeps_the_token_from_downstream() {
+    let config = GatewayConfig::from_yaml(FORWARD_OFF).unwrap();
+    assert!(config.session.disable_session_forward);
+    let servers = start(config).await;
+    let mut browser = Browser::new(&servers);
+    browser.jar.insert("theme".into(), "dark".into());
+    browser.login().await;
+    let sid = browser.sid();
+
+    let res = browser.get("/dashboard").await;
+    let seen = res.json();
+    let headers = seen["headers"].as_object().unwrap();
+    assert_eq!(headers["x-user-id"], "1");
+    assert_eq!(headers["cookie"], "theme=dark");
+    assert!(!res.body.contains(&sid), "{}", res.body);
+
+    // Also when the id comes as a header.
+    let mut api = Browser::new(&servers);
+    let res = api
+        .send("GET", "/dashboard", &[("X-Session-ID", sid.as_str())], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(!res.body.contains(&sid), "{}", res.body);
+    assert!(!res.body.contains("x-session-id"), "{}", res.body);
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn auto_renew_rotates_the_id_behind_the_gateway() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let config = GatewayConfig::default();
+    let manager = SessionManager::<GatewaySession>::builder(MemoryStore::new())
+        .config(config.session.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let servers = start_with(|downstream| {
+        Gateway::with_manager(manager, &config.headers, downstream).unwrap()
+    })
+    .await;
+    let mut browser = Browser::new(&servers);
+    browser.login().await;
+    let first = browser.sid();
+    clock.advance(Duration::from_secs(29 * 60));
+    let res = browser.get("/dashboard").await;
+    assert!(res.session_cookie().is_none());
+    clock.advance(Duration::from_secs(2 * 60));
+    let res = browser.get("/dashboard").await;
+    assert_eq!(res.json()["headers"]["x-user-id"], "1");
+    let second = res.session_cookie().expect("renewed").value().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(browser.sid(), second);
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::OK);
+    servers.stop().await;
+}
+
+#[test]
+fn config_errors_are_start_up_errors() {
+    let unknown_field = FORWARD_OFF.replace("X-User-Id: user_id", "X-Role: role");
+    let config = GatewayConfig::from_yaml(&unknown_field).unwrap();
+    let error = Gateway::new(&config, MemoryStore::new(), "http://127.0.0.1:1").unwrap_err();
+    assert!(matches!(error, GatewayError::Headers(_)), "{error}");
+    assert!(error.to_string().contains("role"), "{error}");
+
+    let unknown_key = FORWARD_OFF.replace("cookieSecure: false", "cookieSecured: false");
+    assert!(matches!(
+        GatewayConfig::from_yaml(&unknown_key),
+        Err(GatewayError::Yaml(_))
+    ));
+
+    let invalid = FORWARD_OFF.replace("cookieExpiration: 2h", "cookieExpiration: 0s");
+    assert!(matches!(
+        GatewayConfig::from_yaml(&invalid),
+        Err(GatewayError::Config(_))
+    ));
+
+    assert!(matches!(
+        store_for(Some("redis://127.0.0.1:6379")),
+        Err(GatewayError::RedisUnavailable)
+    ));
+    assert!(store_for(None).is_ok());
+}
+
+#[test]
+fn default_config_is_the_reference_example() {
+    let config = GatewayConfig::default();
+    let s = &config.session;
+    assert!(s.cookie_http_only && !s.cookie_secure);
+    assert_eq!(s.cookie_same_site, sessionkit::SameSite::Lax);
+    assert_eq!(s.cookie_expiration, Duration::from_secs(7200));
+    assert!(!s.disable_auto_renew);
+    assert_eq!(s.auto_renew_after, Duration::from_secs(1800));
+    assert!(!s.disable_session_forward);
+    assert_eq!(
+        s.key_lookup.to_string(),
+        "cookie:session_id,header:X-Session-ID,query:session_id"
+    );
+    assert_eq!(
+        config.headers,
+        HeaderMapConfig::new([("Authorization", "authorization"), ("X-User-Id", "user_id")])
+    );
+}
