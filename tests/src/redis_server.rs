@@ -257,20 +257,56 @@ impl RedisCluster {
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
         let out = cli(nodes[0].port, false, &args);
         let cluster = Self { nodes };
+        cluster.wait_ok(&format!("`redis-cli --cluster create` said:\n{out}"));
+        cluster
+    }
+
+    fn wait_ok(&self, context: &str) {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        while !cluster
+        while !self
             .nodes
             .iter()
             .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
         {
             assert!(
                 Instant::now() < deadline,
-                "the Redis Cluster did not reach cluster_state:ok within {CLUSTER_TIMEOUT:?}; \
-                 `redis-cli --cluster create` said:\n{out}"
+                "the Redis Cluster did not reach cluster_state:ok within {CLUSTER_TIMEOUT:?}; {context}"
             );
             sleep(Duration::from_millis(100));
         }
-        cluster
+    }
+
+    /// Kills every node (SIGKILL).
+    pub fn stop_all(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+    }
+
+    /// Starts every node again on its port with its `nodes.conf`, and waits
+    /// until the cluster reports ok (the data is gone: no persistence).
+    ///
+    /// # Panics
+    /// When the cluster does not come back in time.
+    pub fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            node.restart();
+        }
+        self.wait_ok("after restarting every node");
+    }
+
+    /// Freezes every node (SIGSTOP).
+    pub fn pause_all(&self) {
+        for node in &self.nodes {
+            node.pause();
+        }
+    }
+
+    /// Lets every frozen node run again (SIGCONT).
+    pub fn resume_all(&self) {
+        for node in &self.nodes {
+            node.resume();
+        }
     }
 
     /// One cluster per test process, started on first use. Give each test
