@@ -1,5 +1,7 @@
 //! The gateway example end to end: real servers on 127.0.0.1 (port 0), an
 //! `awc` client keeping cookies like a browser.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -179,11 +181,17 @@ async fn cart_survives_login_and_login_rotates_the_id() {
     let servers = start(GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     assert_eq!(
-        browser.post("/cart/add", &[("item_id", "apple")]).await.json(),
+        browser
+            .post("/cart/add", &[("item_id", "apple")])
+            .await
+            .json(),
         serde_json::json!({"items": 1})
     );
     assert_eq!(
-        browser.post("/cart/add", &[("item_id", "pear")]).await.json(),
+        browser
+            .post("/cart/add", &[("item_id", "pear")])
+            .await
+            .json(),
         serde_json::json!({"items": 2})
     );
     let before = browser.sid();
@@ -195,7 +203,10 @@ async fn cart_survives_login_and_login_rotates_the_id() {
         )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(wrong.json(), serde_json::json!({"error": "Invalid credentials"}));
+    assert_eq!(
+        wrong.json(),
+        serde_json::json!({"error": "Invalid credentials"})
+    );
     assert_eq!(browser.sid(), before);
 
     let ok = browser.login().await;
@@ -320,10 +331,16 @@ async fn logout_clears_the_session_and_the_cookie() {
     assert_eq!(removal.value(), "");
     assert_eq!(removal.path(), Some("/"));
     assert!(browser.jar.is_empty());
-    assert_eq!(browser.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        browser.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let mut replay = Browser::new(&servers);
     replay.jar.insert("session_id".into(), sid);
-    assert_eq!(replay.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        replay.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     servers.stop().await;
 }
 

@@ -1,5 +1,7 @@
 //! The small examples: quick-start counter, header-only API sessions, and
 //! the store pattern from a background task.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use actix_web::test::{self, TestRequest};
 use sessionkit::{MemoryStore, SessionManager};
@@ -80,6 +82,8 @@ async fn background_task_changes_a_session_by_id() {
     assert_eq!(again.user_id(), Some(7));
 
     // Unknown and malformed ids.
-    assert!(!mark_report_ready(&manager, "0123456789abcdef0123").await.unwrap());
+    assert!(!mark_report_ready(&manager, "0123456789abcdef0123")
+        .await
+        .unwrap());
     assert!(mark_report_ready(&manager, "{bad}").await.is_err());
 }

@@ -111,12 +111,12 @@ pub(crate) fn handle(
 /// ```
 pub struct SessionRejection {
     kind: Kind,
-    response: RefCell<Option<HttpResponse>>,
+    response: RefCell<Option<Box<HttpResponse>>>,
 }
 
 enum Kind {
     MissingMiddleware { data_type: &'static str },
-    Failed(SessionError),
+    Failed(Box<SessionError>),
 }
 
 impl SessionRejection {
@@ -131,8 +131,8 @@ impl SessionRejection {
 
     pub(crate) fn failed(error: SessionError, response: HttpResponse) -> Self {
         Self {
-            kind: Kind::Failed(error),
-            response: RefCell::new(Some(response)),
+            kind: Kind::Failed(Box::new(error)),
+            response: RefCell::new(Some(Box::new(response))),
         }
     }
 
@@ -196,14 +196,16 @@ impl ResponseError for SessionRejection {
             return response.status();
         }
         match &self.kind {
-            Kind::Failed(SessionError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Failed(error) if matches!(**error, SessionError::Store(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         if let Some(response) = self.response.borrow_mut().take() {
-            return response;
+            return *response;
         }
         let body = match &self.kind {
             // A setup bug: say how to fix it.

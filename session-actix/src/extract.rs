@@ -179,13 +179,9 @@ pub trait SessionExt {
 }
 
 impl SessionExt for HttpRequest {
-    fn session<T: SessionData>(
-        &self,
-    ) -> impl Future<Output = Result<Session<T>, SessionRejection>> + '_ {
-        async move {
-            let slot = start::<T>(self)?;
-            finish_load(&slot, self).await
-        }
+    async fn session<T: SessionData>(&self) -> Result<Session<T>, SessionRejection> {
+        let slot = start::<T>(self)?;
+        finish_load(&slot, self).await
     }
 }
 

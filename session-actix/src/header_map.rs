@@ -198,10 +198,7 @@ where
             let mut mapped = Vec::new();
             session.read(|data| {
                 mapping.render(data, |name, value| {
-                    match (
-                        HeaderName::try_from(name),
-                        HeaderValue::from_str(value),
-                    ) {
+                    match (HeaderName::try_from(name), HeaderValue::from_str(value)) {
                         (Ok(name), Ok(value)) => mapped.push((name, value)),
                         _ => tracing::warn!(header = name, "mapped header not set: invalid"),
                     }

@@ -429,7 +429,10 @@ fn strip_session_id<T: SessionData>(
     if !cookies.is_empty() {
         strip_cookies(req, &cookies);
     }
-    let mut headers: Vec<String> = extractor.header_names().map(normalize_header_name).collect();
+    let mut headers: Vec<String> = extractor
+        .header_names()
+        .map(normalize_header_name)
+        .collect();
     if let Some((Location::Custom, key)) = &incoming {
         if is_valid_header_name(key) {
             headers.push(normalize_header_name(key));

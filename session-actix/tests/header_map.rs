@@ -1,5 +1,7 @@
 //! MapSessionToHeader through actix: mapping, anti-spoofing, CR/LF values,
 //! runtime maps checked at start-up, middleware order.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -193,7 +195,10 @@ async fn runtime_map_in_the_gateway_shape() {
     let seen = text(res).await;
     assert!(seen.contains("authorization: Ada"), "{seen}");
     assert!(seen.contains("x-account: 42"), "{seen}");
-    assert!(!seen.contains("forged") && !seen.contains("x_account"), "{seen}");
+    assert!(
+        !seen.contains("forged") && !seen.contains("x_account"),
+        "{seen}"
+    );
     // The derive's own mappings are still there.
     assert!(seen.contains("x-user-id: 42"), "{seen}");
 }

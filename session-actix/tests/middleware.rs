@@ -1,5 +1,7 @@
 //! SessionMiddleware through actix: options, extractors, response rules,
 //! security methods, laziness, errors and timeouts.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -12,8 +14,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use common::*;
 use sessionkit::{
-    Config, Extractor, ManualClock, MemoryStore, SameSite, SessionManager, SessionStore,
-    SourceKind,
+    Config, Extractor, ManualClock, MemoryStore, SameSite, SessionManager, SessionStore, SourceKind,
 };
 use sessionkit_actix::{Session, SessionExt, SessionMiddleware, SessionRejection};
 
@@ -182,10 +183,7 @@ async fn defaults_are_lax_not_secure_not_http_only_two_hours() {
 
 #[actix_web::test]
 async fn session_only_cookie_has_no_max_age_or_expires() {
-    let config = Config::builder()
-        .cookie_session_only(true)
-        .build()
-        .unwrap();
+    let config = Config::builder().cookie_session_only(true).build().unwrap();
     let app = app!(mw(config));
     let res = test::call_service(&app, get("/visit").to_request()).await;
     let cookie = set_cookie(&res, "session_id").unwrap();
@@ -463,7 +461,14 @@ async fn malformed_ids_give_a_fresh_session_not_an_error() {
         store.clone()
     )));
     let long = "a".repeat(1024);
-    for bad in ["{", "/", "%7B%22a%22%3A1%7D", "a%0D%0AX-Evil: 1", "../../../etc/passwd", long.as_str()] {
+    for bad in [
+        "{",
+        "/",
+        "%7B%22a%22%3A1%7D",
+        "a%0D%0AX-Evil: 1",
+        "../../../etc/passwd",
+        long.as_str(),
+    ] {
         let res = test::call_service(
             &app,
             with_cookie(get("/visit"), "session_id", bad).to_request(),
@@ -617,7 +622,10 @@ async fn auto_renew_rotates_the_id_after_auto_renew_after() {
         with_cookie(get("/read"), "session_id", &first).to_request(),
     )
     .await;
-    let second = set_cookie(&res, "session_id").expect("renewed").value().to_owned();
+    let second = set_cookie(&res, "session_id")
+        .expect("renewed")
+        .value()
+        .to_owned();
     assert_ne!(second, first);
     assert_eq!(body(res).await, "1");
     assert!(manager.load_by_id(&first).await.unwrap().is_none());
@@ -855,7 +863,10 @@ async fn disable_session_forward_strips_the_session_cookie_only() {
     let seen = body(res).await;
     assert!(!seen.contains(&sid), "{seen}");
     assert!(seen.contains("cookie=theme=dark; lang=en"), "{seen}");
-    assert!(!seen.to_ascii_lowercase().contains("x-session-id"), "{seen}");
+    assert!(
+        !seen.to_ascii_lowercase().contains("x-session-id"),
+        "{seen}"
+    );
 
     let res = test::call_service(
         &app,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use actix_web::cookie::Cookie;
 use actix_web::dev::ServiceResponse;
 use sessionkit::{
-    decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec, Meta,
-    MemoryStore, Record, SessionData, SessionId, SessionStore, StoreError, StoreFuture,
+    decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
+    MemoryStore, Meta, Record, SessionData, SessionId, SessionStore, StoreError, StoreFuture,
     ToHeaderValue, Update,
 };
 
