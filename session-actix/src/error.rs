@@ -85,14 +85,8 @@ pub(crate) fn handle(
 /// ```
 /// use actix_web::{test, web, App, HttpResponse, ResponseError};
 /// use sessionkit_actix::{Session, SessionRejection};
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct Data;
-/// # impl SessionData for Data {
-/// #   const FIELDS: &'static [FieldInfo] = &[];
-/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
-/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
-/// #   fn reset_field(&mut self, _: usize) {}
-/// # }
+/// # #[derive(sessionkit::SessionData, Default)]
+/// # struct Data { visits: u32 }
 /// async fn handler(session: Result<Session<Data>, SessionRejection>) -> HttpResponse {
 ///     match session {
 ///         Ok(_) => HttpResponse::Ok().finish(),

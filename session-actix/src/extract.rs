@@ -30,21 +30,16 @@ use crate::view::ActixView;
 ///
 /// ```
 /// use actix_web::{test, web, App, HttpResponse};
-/// use sessionkit::{Field, MemoryStore, SessionManager};
+/// use sessionkit::{MemoryStore, SessionData, SessionManager};
 /// use sessionkit_actix::{Session, SessionMiddleware};
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct Counter { visits: u32 }
-/// # impl SessionData for Counter {
-/// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
-/// #   fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.visits, out) }
-/// #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.visits = decode_value(b)?; Ok(()) }
-/// #   fn reset_field(&mut self, _: usize) { self.visits = 0 }
-/// # }
-/// // With #[derive(SessionData)] this is `session.update_visits(..)`.
-/// const VISITS: Field<Counter, u32> = Field::new(0, |c| &c.visits, |c| &mut c.visits);
+///
+/// #[derive(SessionData, Default)]
+/// struct Counter {
+///     visits: u32,
+/// }
 ///
 /// async fn index(session: Session<Counter>) -> HttpResponse {
-///     let visits = session.update(VISITS, |v| { *v += 1; *v });
+///     let visits = session.update_visits(|v| { *v += 1; *v });
 ///     HttpResponse::Ok().body(format!("Visits: {visits}"))
 /// }
 /// # actix_web::rt::System::new().block_on(async {
@@ -128,24 +123,20 @@ impl<T: SessionData> FromRequest for Session<T> {
 /// use actix_web::dev::{ServiceRequest, ServiceResponse};
 /// use actix_web::middleware::{from_fn, Next};
 /// use actix_web::{web, App, Error, HttpResponse, ResponseError};
-/// use sessionkit::{Field, MemoryStore, SessionManager};
+/// use sessionkit::{MemoryStore, SessionData, SessionManager};
 /// use sessionkit_actix::{SessionExt, SessionMiddleware};
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct Auth { authenticated: bool }
-/// # impl SessionData for Auth {
-/// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("authenticated", "authenticated")];
-/// #   fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.authenticated, out) }
-/// #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.authenticated = decode_value(b)?; Ok(()) }
-/// #   fn reset_field(&mut self, _: usize) { self.authenticated = false }
-/// # }
-/// const AUTHENTICATED: Field<Auth, bool> = Field::new(0, |a| &a.authenticated, |a| &mut a.authenticated);
+///
+/// #[derive(SessionData, Default)]
+/// struct Auth {
+///     authenticated: bool,
+/// }
 ///
 /// async fn require_auth(
 ///     req: ServiceRequest,
 ///     next: Next<impl MessageBody + 'static>,
 /// ) -> Result<ServiceResponse<impl MessageBody>, Error> {
 ///     let allowed = match req.session::<Auth>().await {
-///         Ok(session) => session.get(AUTHENTICATED),
+///         Ok(session) => session.authenticated(),
 ///         Err(rejection) => {
 ///             let res = rejection.error_response();
 ///             return Ok(req.into_response(res).map_into_right_body());

@@ -41,16 +41,13 @@ use crate::extract::SessionExt;
 /// use actix_web::{web, App};
 /// use sessionkit::{HeaderMapConfig, MemoryStore, SessionManager};
 /// use sessionkit_actix::{MapSessionToHeader, SessionMiddleware};
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct User { user_id: Option<u64> }
-/// # impl SessionData for User {
-/// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("user_id", "user_id")];
-/// #   fn encode_field(&self, _: usize, o: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.user_id, o) }
-/// #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.user_id = decode_value(b)?; Ok(()) }
-/// #   fn reset_field(&mut self, _: usize) { self.user_id = None }
-/// #   fn header_value(&self, _: usize) -> Option<std::borrow::Cow<'_, str>> { self.user_id.to_header_value() }
-/// #   fn header_capable(_: usize) -> bool { true }
-/// # }
+/// use sessionkit::SessionData;
+///
+/// #[derive(SessionData, Default)]
+/// struct User {
+///     #[header("X-User-Id")]
+///     user_id: Option<u64>,
+/// }
 /// let yaml = "headers:\n  X-User-Id: user_id\n";
 /// let headers: HeaderMapConfig = serde_norway::from_str(yaml)?;
 /// let app = App::new().service(

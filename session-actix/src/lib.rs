@@ -17,22 +17,16 @@
 //!
 //! ```no_run
 //! use actix_web::{web, App, HttpResponse, HttpServer};
-//! use sessionkit::{Field, MemoryStore, SessionManager};
+//! use sessionkit::{MemoryStore, SessionData, SessionManager};
 //! use sessionkit_actix::{Session, SessionMiddleware};
-//! # use sessionkit::*;
-//! # #[derive(Default)] struct Counter { visits: u32 }
-//! # impl SessionData for Counter {
-//! #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
-//! #   fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> { encode_value(&self.visits, out) }
-//! #   fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), DecodeError> { self.visits = decode_value(b)?; Ok(()) }
-//! #   fn reset_field(&mut self, _: usize) { self.visits = 0 }
-//! # }
-//! # const VISITS: Field<Counter, u32> = Field::new(0, |c| &c.visits, |c| &mut c.visits);
-//! // #[derive(SessionData, Default, Serialize, Deserialize)]
-//! // struct Counter { visits: u32 }
+//!
+//! #[derive(SessionData, Default)]
+//! struct Counter {
+//!     visits: u32,
+//! }
 //!
 //! async fn index(session: Session<Counter>) -> HttpResponse {
-//!     let visits = session.update(VISITS, |v| { *v += 1; *v }); // derive: update_visits
+//!     let visits = session.update_visits(|v| { *v += 1; *v });
 //!     HttpResponse::Ok().body(format!("Visits: {visits}"))
 //! }
 //!

@@ -73,14 +73,8 @@ pub(crate) struct Slot<T: SessionData> {
 /// use actix_web::{web, App, HttpResponse};
 /// use sessionkit::{Config, MemoryStore, SessionManager};
 /// use sessionkit_actix::{Session, SessionMiddleware};
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct Data;
-/// # impl SessionData for Data {
-/// #   const FIELDS: &'static [FieldInfo] = &[];
-/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
-/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
-/// #   fn reset_field(&mut self, _: usize) {}
-/// # }
+/// # #[derive(sessionkit::SessionData, Default)]
+/// # struct Data { visits: u32 }
 ///
 /// let config = Config::builder().cookie_http_only(true).build()?;
 /// let manager = SessionManager::<Data>::builder(MemoryStore::new()).config(config).build()?;
@@ -132,14 +126,9 @@ impl<T: SessionData> SessionMiddleware<T> {
     /// [`ConfigError`] when the configuration cannot work.
     ///
     /// ```
-    /// # use sessionkit::*;
-    /// # #[derive(Default)] struct Data;
-    /// # impl SessionData for Data {
-    /// #   const FIELDS: &'static [FieldInfo] = &[];
-    /// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
-    /// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
-    /// #   fn reset_field(&mut self, _: usize) {}
-    /// # }
+    /// use sessionkit::{Config, MemoryStore};
+    /// # #[derive(sessionkit::SessionData, Default)]
+    /// # struct Data { visits: u32 }
     /// let config: Config = serde_norway::from_str("cookieHTTPOnly: true\nkeyLookup: header:X-Session-Token\n")?;
     /// let middleware = sessionkit_actix::SessionMiddleware::<Data>::from_config(config, MemoryStore::new())?;
     /// # let _ = middleware;
@@ -172,14 +161,8 @@ impl<T: SessionData> SessionMiddleware<T> {
 /// use actix_web::HttpResponse;
 /// use sessionkit::{MemoryStore, SessionError, SessionManager};
 /// use sessionkit_actix::SessionMiddleware;
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct Data;
-/// # impl SessionData for Data {
-/// #   const FIELDS: &'static [FieldInfo] = &[];
-/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
-/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
-/// #   fn reset_field(&mut self, _: usize) {}
-/// # }
+/// # #[derive(sessionkit::SessionData, Default)]
+/// # struct Data { visits: u32 }
 /// let middleware = SessionMiddleware::builder(SessionManager::<Data>::new(MemoryStore::new()))
 ///     .error_handler(|error, _req| match error {
 ///         SessionError::Store(_) => HttpResponse::ServiceUnavailable()

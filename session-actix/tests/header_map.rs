@@ -24,14 +24,14 @@ async fn downstream(req: HttpRequest) -> HttpResponse {
 }
 
 async fn login(session: Session<User>) -> HttpResponse {
-    session.set(USER_ID, Some(42));
-    session.set(NAME, Some("Ada".to_owned()));
+    session.set_user_id(Some(42));
+    session.set_name(Some("Ada".to_owned()));
     HttpResponse::Ok().finish()
 }
 
 async fn set_name(session: Session<User>, name: web::Path<String>) -> HttpResponse {
-    session.set(USER_ID, Some(7));
-    session.set(NAME, Some(name.into_inner()));
+    session.set_user_id(Some(7));
+    session.set_name(Some(name.into_inner()));
     HttpResponse::Ok().finish()
 }
 

@@ -25,7 +25,7 @@ async fn plain() -> HttpResponse {
 }
 
 async fn visit(session: Session<User>) -> HttpResponse {
-    let n = session.update(VISITS, |v| {
+    let n = session.update_visits(|v| {
         *v += 1;
         *v
     });
@@ -33,7 +33,7 @@ async fn visit(session: Session<User>) -> HttpResponse {
 }
 
 async fn read(session: Session<User>) -> HttpResponse {
-    HttpResponse::Ok().body(session.get(VISITS).to_string())
+    HttpResponse::Ok().body(session.visits().to_string())
 }
 
 async fn id(session: Session<User>) -> HttpResponse {
@@ -44,8 +44,8 @@ async fn login(session: Session<User>) -> HttpResponse {
     if session.regenerate().is_err() {
         return HttpResponse::InternalServerError().finish();
     }
-    session.set(USER_ID, Some(1));
-    session.set(AUTHENTICATED, true);
+    session.set_user_id(Some(1));
+    session.set_authenticated(true);
     HttpResponse::Ok().body(session.id().to_string())
 }
 
@@ -62,7 +62,7 @@ async fn destroy(session: Session<User>) -> HttpResponse {
 }
 
 async fn cached(session: Session<User>) -> HttpResponse {
-    session.update(VISITS, |v| *v += 1);
+    session.update_visits(|v| *v += 1);
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "private, max-age=60"))
         .finish()
@@ -72,7 +72,7 @@ async fn form_echo(
     session: Session<User>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let n = session.update(VISITS, |v| {
+    let n = session.update_visits(|v| {
         *v += 1;
         *v
     });
@@ -279,7 +279,7 @@ async fn header_extractor_reads_and_writes_the_header() {
 /// A session stored under a known id, for read-only sources.
 async fn stored_session(manager: &SessionManager<User>, visits: u32) -> String {
     let session = manager.create().unwrap();
-    session.set(VISITS, visits);
+    session.set_visits(visits);
     session.save().await.unwrap();
     session.id().to_string()
 }
@@ -806,10 +806,10 @@ async fn session_without_middleware_is_a_typed_rejection() {
 #[actix_web::test]
 async fn session_ext_shares_the_handlers_session() {
     async fn twice(req: HttpRequest, session: Session<User>) -> HttpResponse {
-        session.set(VISITS, 41);
+        session.set_visits(41);
         let again = req.session::<User>().await.unwrap();
-        again.update(VISITS, |v| *v += 1);
-        HttpResponse::Ok().body(session.get(VISITS).to_string())
+        again.update_visits(|v| *v += 1);
+        HttpResponse::Ok().body(session.visits().to_string())
     }
     let app = test::init_service(
         App::new()

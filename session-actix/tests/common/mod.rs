@@ -2,86 +2,25 @@
 //! wrappers, and small HTTP helpers.
 #![allow(dead_code)]
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix_web::cookie::Cookie;
 use actix_web::dev::ServiceResponse;
 use sessionkit::{
-    decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
     MemoryStore, Meta, Record, SessionData, SessionId, SessionStore, StoreError, StoreFuture,
-    ToHeaderValue, Update,
+    Update,
 };
 
-/// The test session. Hand-written `SessionData` (what the derive generates for
-/// `#[header("X-User-Id")] user_id` and `#[header("X-User-Name")] name`).
-#[derive(Default, Debug, Clone, PartialEq)]
+/// The test session.
+#[derive(SessionData, Default, Debug, Clone, PartialEq)]
 pub struct User {
     pub visits: u32,
+    #[header("X-User-Id")]
     pub user_id: Option<u64>,
+    #[header("X-User-Name")]
     pub name: Option<String>,
     pub authenticated: bool,
-}
-
-pub const VISITS: Field<User, u32> = Field::new(0, |u| &u.visits, |u| &mut u.visits);
-pub const USER_ID: Field<User, Option<u64>> = Field::new(1, |u| &u.user_id, |u| &mut u.user_id);
-pub const NAME: Field<User, Option<String>> = Field::new(2, |u| &u.name, |u| &mut u.name);
-pub const AUTHENTICATED: Field<User, bool> =
-    Field::new(3, |u| &u.authenticated, |u| &mut u.authenticated);
-
-impl SessionData for User {
-    const FIELDS: &'static [FieldInfo] = &[
-        FieldInfo::new("visits", "visits"),
-        FieldInfo::new("user_id", "user_id").with_headers(&[HeaderSpec::new("X-User-Id", "")]),
-        FieldInfo::new("name", "name").with_headers(&[HeaderSpec::new("X-User-Name", "")]),
-        FieldInfo::new("authenticated", "authenticated"),
-    ];
-
-    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        match index {
-            0 => encode_value(&self.visits, out),
-            1 => encode_value(&self.user_id, out),
-            2 => encode_value(&self.name, out),
-            3 => encode_value(&self.authenticated, out),
-            _ => Err(EncodeError::no_field(index)),
-        }
-    }
-
-    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
-        match index {
-            0 => self.visits = decode_value(bytes)?,
-            1 => self.user_id = decode_value(bytes)?,
-            2 => self.name = decode_value(bytes)?,
-            3 => self.authenticated = decode_value(bytes)?,
-            _ => return Err(DecodeError::no_field(index)),
-        }
-        Ok(())
-    }
-
-    fn reset_field(&mut self, index: usize) {
-        match index {
-            0 => self.visits = 0,
-            1 => self.user_id = None,
-            2 => self.name = None,
-            3 => self.authenticated = false,
-            _ => {}
-        }
-    }
-
-    fn header_value(&self, index: usize) -> Option<Cow<'_, str>> {
-        match index {
-            0 => self.visits.to_header_value(),
-            1 => self.user_id.to_header_value(),
-            2 => self.name.to_header_value(),
-            3 => self.authenticated.to_header_value(),
-            _ => None,
-        }
-    }
-
-    fn header_capable(index: usize) -> bool {
-        index < 4
-    }
 }
 
 /// Counts every store call; wraps a memory store.
