@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use sessionkit::{
-    GenerateError, ManualClock, MemoryStore, Session, SessionError, SessionManager,
-};
+use sessionkit::{GenerateError, ManualClock, MemoryStore, Session, SessionError, SessionManager};
 use sessionkit_tests::acceptance::{request, T0};
 use sessionkit_tests::support::{Profile, TestRequest, NAME};
 
