@@ -115,6 +115,11 @@ impl<T: SessionData> FromRequest for Session<T> {
 /// register it with `.wrap(..)` *before* the session middleware (actix runs
 /// the last registered `.wrap` first).
 ///
+/// The id is read from the request on the first call. With a `param:`
+/// lookup, make that first call where actix has matched the route (in a
+/// handler, or in middleware on the resource or scope that declares the
+/// parameter), not in app-level middleware.
+///
 /// A `RequireAuth` guard in the style of the references' "Authentication
 /// Middleware":
 ///

@@ -166,6 +166,20 @@ async fn cookie_carries_every_configured_attribute() {
 }
 
 #[actix_web::test]
+async fn same_site_none_and_lax_are_sent_as_configured() {
+    let none = Config::builder()
+        .cookie_same_site(SameSite::None)
+        .cookie_secure(true)
+        .build()
+        .unwrap();
+    let app = app!(mw(none));
+    let res = test::call_service(&app, get("/visit").to_request()).await;
+    let cookie = set_cookie(&res, "session_id").unwrap();
+    assert_eq!(cookie.same_site(), Some(CookieSameSite::None));
+    assert_eq!(cookie.secure(), Some(true));
+}
+
+#[actix_web::test]
 async fn defaults_are_lax_not_secure_not_http_only_two_hours() {
     let app = app!(mw(Config::default()));
     let res = test::call_service(&app, get("/visit").to_request()).await;
