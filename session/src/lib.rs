@@ -83,7 +83,9 @@ pub use crate::manager::{
 pub use crate::memory::MemoryStore;
 pub use crate::record::{Fields, Meta, Record, Update, FORMAT_VERSION};
 #[cfg(feature = "redis")]
-pub use crate::redis::{RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX};
+pub use crate::redis::{
+    RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
+};
 pub use crate::session::Session;
 pub use crate::store::{SessionStore, StoreError, StoreFuture};
 

@@ -666,3 +666,69 @@ impl SessionStore for RedisStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_checks_its_settings() {
+        assert!(matches!(
+            RedisStore::from_url("http://example"),
+            Err(RedisConfigError::Url(_))
+        ));
+        assert!(matches!(
+            RedisStore::builder("redis://127.0.0.1:6379")
+                .pool_size(0)
+                .build(),
+            Err(RedisConfigError::Setting(_))
+        ));
+        assert!(matches!(
+            RedisStore::builder("redis://127.0.0.1:6379")
+                .command_timeout(Duration::ZERO)
+                .build(),
+            Err(RedisConfigError::Setting(_))
+        ));
+        let store = RedisStore::builder("redis://user:secret@127.0.0.1:6390/2")
+            .prefix("app:")
+            .build()
+            .unwrap();
+        assert!(!store.is_cluster());
+        let debug = format!("{store:?}");
+        assert!(debug.contains("127.0.0.1:6390"), "{debug}");
+        assert!(
+            !debug.contains("secret"),
+            "no credentials in Debug: {debug}"
+        );
+        let id = SessionId::parse("abcdefghijklmnopqrstuvwxyz").unwrap();
+        assert!(store.key_for(&id).starts_with("app:"));
+    }
+
+    #[cfg(not(feature = "redis-tls"))]
+    #[test]
+    fn rediss_needs_the_tls_feature() {
+        let error = RedisStore::from_url("rediss://127.0.0.1:6380").unwrap_err();
+        assert!(matches!(error, RedisConfigError::TlsDisabled));
+        assert!(error.to_string().contains("redis-tls"));
+    }
+
+    #[cfg(feature = "redis-tls")]
+    #[test]
+    fn rediss_builds_with_the_tls_feature() {
+        assert!(RedisStore::from_url("rediss://127.0.0.1:6380").is_ok());
+    }
+
+    #[cfg(feature = "redis-cluster")]
+    #[test]
+    fn cluster_needs_a_node() {
+        assert!(matches!(
+            RedisStore::cluster_builder(Vec::<String>::new()).build(),
+            Err(RedisConfigError::NoNodes)
+        ));
+        let store =
+            RedisStore::cluster_builder(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+                .build()
+                .unwrap();
+        assert!(store.is_cluster());
+    }
+}
