@@ -49,7 +49,7 @@ impl ContainerAttrs {
             } else if attr.path().is_ident("session") {
                 let result = attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident("crate") {
-                        let lit: LitStr = meta.value()?.parse()?;
+                        let lit = string_value(&meta, "crate = \"path::to::sessionkit\"")?;
                         if krate.is_some() {
                             cx.error_spanned_by(&meta.path, "duplicate `crate` attribute");
                         } else {
@@ -115,7 +115,7 @@ impl FieldAttrs {
 
     fn parse_session_key(&mut self, cx: &mut Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         if meta.path.is_ident("rename") {
-            let lit: LitStr = meta.value()?.parse()?;
+            let lit = string_value(meta, "rename = \"stored_name\"")?;
             if self.rename.is_some() {
                 cx.error_spanned_by(&meta.path, "duplicate `rename` attribute");
             } else if self.skip.is_some() {
@@ -192,6 +192,9 @@ fn parse_header(cx: &mut Ctxt, attr: &Attribute) -> Option<HeaderAttr> {
             let key = input.call(Ident::parse_any)?;
             input.parse::<Token![=]>()?;
             if key == "prefix" {
+                if !input.peek(LitStr) {
+                    return Err(input.error("expected a string literal: `prefix = \"Bearer \"`"));
+                }
                 let lit: LitStr = input.parse()?;
                 if prefix.is_some() {
                     cx.error_spanned_by(&key, "duplicate `prefix` in `#[header]`");
@@ -215,6 +218,18 @@ fn parse_header(cx: &mut Ctxt, attr: &Attribute) -> Option<HeaderAttr> {
             None
         }
     }
+}
+
+/// The string after `key =`, with an error that shows the expected form.
+fn string_value(meta: &ParseNestedMeta<'_>, form: &str) -> syn::Result<LitStr> {
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(format_args!("expected a value: `{form}`")));
+    }
+    let value = meta.value()?;
+    if !value.peek(LitStr) {
+        return Err(value.error(format_args!("expected a string literal: `{form}`")));
+    }
+    value.parse()
 }
 
 /// Consumes `= value` or `(...)` after an unknown key so parsing can go on.

@@ -82,18 +82,22 @@ fn session_data_impl(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
         }
     });
 
+    // The calls are spanned at the field's type so that a type that cannot
+    // be stored is reported there.
     let encode = stored(cont).map(|(index, field)| {
         let member = field.ident;
         let ty = &field.ty;
-        let call = quote_spanned!(field.original.ty.span()=> #p::encode_value::<#ty>);
-        quote!(#index => #call(&self.#member, out),)
+        let call = quote_spanned!(field.original.ty.span()=>
+            #p::encode_value::<#ty>(&self.#member, out)
+        );
+        quote!(#index => #call,)
     });
     let decode = stored(cont).map(|(index, field)| {
         let member = field.ident;
         let ty = &field.ty;
-        let call = quote_spanned!(field.original.ty.span()=> #p::decode_value::<#ty>);
+        let call = quote_spanned!(field.original.ty.span()=> #p::decode_value::<#ty>(bytes));
         quote!(#index => {
-            self.#member = #call(bytes)?;
+            self.#member = #call?;
             #p::Ok(())
         })
     });

@@ -146,17 +146,10 @@ fn check_stored_names(cx: &mut Ctxt, cont: &Container<'_>) {
             }
         }
         if let Some(first) = seen.get(name) {
-            let message = if first.attrs.rename.is_some() {
-                format!(
-                    "field `{}` is stored as {name:?}, but field `{}` is already renamed to {name:?}",
-                    field.rust_name, first.rust_name
-                )
-            } else {
-                format!(
-                    "field `{}` is stored as {name:?}, the name field `{}` is already stored under",
-                    field.rust_name, first.rust_name
-                )
-            };
+            let message = format!(
+                "field `{}` would be stored as {name:?}, which is already the stored name of field `{}`",
+                field.rust_name, first.rust_name
+            );
             match &field.attrs.rename {
                 Some(rename) => cx.error_spanned_by(rename, message),
                 None => cx.error_spanned_by(field.ident, message),

@@ -1,0 +1,13 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData, Default, serde::Serialize, serde::Deserialize)]
+struct User {
+    #[header("X-User-Id")]
+    user_id: Option<u64>,
+    #[header("x-user-id")]
+    other_id: Option<u64>,
+    #[header("X_User_Id")]
+    third_id: Option<u64>,
+}
+
+fn main() {}

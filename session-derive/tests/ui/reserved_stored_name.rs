@@ -1,0 +1,11 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData, Default, serde::Serialize, serde::Deserialize)]
+struct User {
+    #[session(rename = "$meta")]
+    meta: u32,
+    #[session(rename = "")]
+    nameless: u32,
+}
+
+fn main() {}
