@@ -126,7 +126,6 @@ impl RecordingStore {
     }
 
     /// The calls so far, and forget them.
-    #[must_use]
     pub fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
     }

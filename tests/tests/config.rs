@@ -65,8 +65,8 @@ fn unknown_key_lookup_source_is_refused() {
 }
 
 fn invalid(yaml: &str) -> ConfigError {
-    let config: Config = serde_norway::from_str(yaml).unwrap();
-    config.validate().unwrap_err()
+    let config: Config = serde_norway::from_str(yaml).expect("parses");
+    config.validate().expect_err("is refused")
 }
 
 #[test]
