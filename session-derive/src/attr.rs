@@ -38,6 +38,15 @@ pub(crate) struct HeaderAttr {
 }
 
 impl ContainerAttrs {
+    /// The `crate = "..."` path alone, ignoring errors (they are reported by
+    /// `from_ast`); used for the stub impl when the struct itself is invalid.
+    pub(crate) fn crate_path(attrs: &[Attribute]) -> Option<syn::Path> {
+        let mut scratch = Ctxt::new();
+        let parsed = Self::from_ast(&mut scratch, attrs);
+        let _ = scratch.check();
+        parsed.krate
+    }
+
     pub(crate) fn from_ast(cx: &mut Ctxt, attrs: &[Attribute]) -> Self {
         let mut krate: Option<syn::Path> = None;
         for attr in attrs {

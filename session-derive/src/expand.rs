@@ -8,6 +8,7 @@ use syn::spanned::Spanned;
 use syn::DeriveInput;
 
 use crate::ast::{self, Container, Field};
+use crate::attr::ContainerAttrs;
 use crate::ctxt::Ctxt;
 use crate::valid;
 
@@ -16,7 +17,9 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cont = Container::from_ast(&mut cx, input);
     let Some(mut cont) = cont else {
         let stub = if ast::can_stub(input) {
-            stub_impl(&quote!(::sessionkit), input)
+            let krate = ContainerAttrs::crate_path(&input.attrs)
+                .map_or_else(|| quote!(::sessionkit), |path| quote!(#path));
+            stub_impl(&krate, input)
         } else {
             TokenStream::new()
         };
@@ -221,6 +224,7 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
     let struct_name = ident.to_string();
 
     let fields: Vec<_> = stored(cont).filter(|(_, f)| f.accessors).collect();
+    let ret = return_type_param(&fields);
 
     let declarations = fields.iter().map(|(_, field)| {
         let ty = &field.ty;
@@ -248,11 +252,11 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
             #[must_use]
             fn #get(&self) -> #ty;
             #[doc = #doc_with]
-            fn #with<R>(&self, f: impl #p::FnOnce(&#ty) -> R) -> R;
+            fn #with<#ret>(&self, f: impl #p::FnOnce(&#ty) -> #ret) -> #ret;
             #[doc = #doc_set]
             fn #set(&self, value: #ty);
             #[doc = #doc_update]
-            fn #update<R>(&self, f: impl #p::FnOnce(&mut #ty) -> R) -> R;
+            fn #update<#ret>(&self, f: impl #p::FnOnce(&mut #ty) -> #ret) -> #ret;
             #[doc = #doc_take]
             fn #take(&self) -> #ty;
             #[doc = #doc_remove]
@@ -271,13 +275,13 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
             fn #get(&self) -> #ty {
                 #p::Session::get(self, #key)
             }
-            fn #with<R>(&self, f: impl #p::FnOnce(&#ty) -> R) -> R {
+            fn #with<#ret>(&self, f: impl #p::FnOnce(&#ty) -> #ret) -> #ret {
                 #p::Session::with(self, #key, f)
             }
             fn #set(&self, value: #ty) {
                 #p::Session::set(self, #key, value);
             }
-            fn #update<R>(&self, f: impl #p::FnOnce(&mut #ty) -> R) -> R {
+            fn #update<#ret>(&self, f: impl #p::FnOnce(&mut #ty) -> #ret) -> #ret {
                 #p::Session::update(self, #key, f)
             }
             fn #take(&self) -> #ty {
@@ -320,6 +324,23 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
             #(#definitions)*
         }
     }
+}
+
+/// The name of the closures' return type parameter: `R`, unless a field type
+/// names something `R` (the parameter would shadow it).
+fn return_type_param(fields: &[(usize, &Field<'_>)]) -> proc_macro2::Ident {
+    fn mentions(tokens: TokenStream, name: &str) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            proc_macro2::TokenTree::Ident(ident) => ident == name,
+            proc_macro2::TokenTree::Group(group) => mentions(group.stream(), name),
+            _ => false,
+        })
+    }
+    let mut name = "R".to_owned();
+    while fields.iter().any(|(_, f)| mentions(f.ty.clone(), &name)) {
+        name.push('_');
+    }
+    format_ident!("{}", name)
 }
 
 /// `Clone + Default` checks, one per stored field, at the field's type.

@@ -216,3 +216,30 @@ fn raw_identifiers_are_stored_without_r_hash() {
     assert_eq!(session.r#type(), "t");
     assert_eq!(session.r#fn(), 1);
 }
+
+/// A user type named like the accessors' type parameter.
+#[derive(Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
+struct R(u8);
+
+#[derive(SessionData, Default, Serialize, Deserialize)]
+struct Shadow {
+    r: R,
+    rs: Vec<R>,
+}
+
+#[test]
+fn a_field_type_named_r_is_not_shadowed() {
+    let session = SessionManager::<Shadow>::new(MemoryStore::new())
+        .create()
+        .unwrap();
+    session.set_r(R(1));
+    assert_eq!(session.with_r(|r| r.0), 1);
+    assert_eq!(
+        session.update_rs(|rs| {
+            rs.push(R(2));
+            rs.len()
+        }),
+        1
+    );
+    assert_eq!(session.rs(), [R(2)]);
+}

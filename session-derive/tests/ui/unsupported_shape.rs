@@ -18,3 +18,14 @@ struct Borrowed<'a> {
 }
 
 fn main() {}
+
+mod renamed {
+    extern crate sessionkit as sk;
+
+    // The stub impl uses the `crate` path too: only the shape error shows.
+    #[derive(sk::SessionData)]
+    #[session(crate = "sk")]
+    enum Renamed {
+        A,
+    }
+}
