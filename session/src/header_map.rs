@@ -1,6 +1,7 @@
 //! Session fields mapped onto request headers for downstream services
 //! (the gateway's `MapSessionToHeaderMiddleware`), framework-agnostic.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -263,9 +264,14 @@ impl<T: SessionData> HeaderMapping<T> {
             let Some(value) = data.header_value(m.field) else {
                 continue;
             };
-            if !is_valid_header_value(&value)
-                || !is_valid_header_value(&m.prefix) && !m.prefix.is_empty()
-            {
+            let full = if m.prefix.is_empty() {
+                value
+            } else {
+                Cow::Owned(format!("{}{value}", m.prefix))
+            };
+            // The whole value is checked, prefix included: a prefix may end
+            // in a space ("Bearer "), the value as sent may not.
+            if !is_valid_header_value(&full) {
                 tracing::warn!(
                     header = %m.header,
                     field = T::FIELDS.get(m.field).map_or("?", |f| f.rust_name),
@@ -273,11 +279,7 @@ impl<T: SessionData> HeaderMapping<T> {
                 );
                 continue;
             }
-            if m.prefix.is_empty() {
-                emit(&m.header, &value);
-            } else {
-                emit(&m.header, &format!("{}{value}", m.prefix));
-            }
+            emit(&m.header, &full);
         }
     }
 }
