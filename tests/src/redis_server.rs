@@ -34,6 +34,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// Serves TLS only (on `port`), with a certificate from its own CA.
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -45,7 +47,33 @@ impl RedisServer {
     /// come up in time.
     #[must_use]
     pub fn start() -> Self {
-        Self::start_kind(false)
+        Self::start_kind(false, false)
+    }
+
+    /// Starts a server that speaks only TLS, with a certificate for
+    /// `127.0.0.1` signed by a throwaway CA (made with `openssl`); see
+    /// [`RedisServer::tls_url`] and [`RedisServer::ca_pem`].
+    ///
+    /// # Panics
+    /// When `redis-server` or `openssl` is missing or the server does not come up.
+    #[must_use]
+    pub fn start_tls() -> Self {
+        Self::start_kind(false, true)
+    }
+
+    /// `rediss://127.0.0.1:port` for a [`RedisServer::start_tls`] server.
+    #[must_use]
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM of the CA that signed a TLS server's certificate.
+    ///
+    /// # Panics
+    /// When the server was not started with TLS.
+    #[must_use]
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("a TLS server has a CA certificate")
     }
 
     /// One server per test process, started on first use. Give each test
@@ -55,7 +83,7 @@ impl RedisServer {
         SHARED.get_or_init(Self::start)
     }
 
-    fn start_kind(cluster: bool) -> Self {
+    fn start_kind(cluster: bool, tls: bool) -> Self {
         check_installed();
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -64,6 +92,7 @@ impl RedisServer {
                 port,
                 dir: temp_dir(port),
                 cluster,
+                tls,
                 child: None,
             };
             match server.spawn() {
@@ -96,6 +125,21 @@ impl RedisServer {
         .args(["--dir", &dir, "--daemonize", "no"])
         .arg("--logfile")
         .arg(&log);
+        if self.tls {
+            make_certificates(&self.dir)?;
+            let file = |name: &str| self.dir.join(name).to_string_lossy().into_owned();
+            cmd.args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args(["--tls-cert-file", &file("server.crt")])
+            .args(["--tls-key-file", &file("server.key")])
+            .args(["--tls-ca-cert-file", &file("ca.crt")]);
+        }
         if self.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
                 .arg("--cluster-config-file")
@@ -115,7 +159,12 @@ impl RedisServer {
         watchdog(child.id());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if ping(self.port) {
+            let up = if self.tls {
+                self.cli(&["PING"]) == "PONG"
+            } else {
+                ping(self.port)
+            };
+            if up {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -203,6 +252,12 @@ impl RedisServer {
     /// # Panics
     /// When `redis-cli` cannot be run or does not finish within 30 s.
     pub fn cli(&self, args: &[&str]) -> String {
+        if self.tls {
+            let ca = self.dir.join("ca.crt").to_string_lossy().into_owned();
+            let mut all = vec!["--tls", "--cacert", ca.as_str()];
+            all.extend(args);
+            return cli(self.port, false, &all);
+        }
         cli(self.port, false, args)
     }
 
@@ -247,7 +302,9 @@ impl RedisCluster {
     /// When `redis-server` is missing or the cluster does not form in time.
     #[must_use]
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_kind(true)).collect();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_kind(true, false))
+            .collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -381,6 +438,78 @@ fn check_installed() {
         std::env::split_paths(&path).any(|dir| dir.join("redis-server").is_file())
     });
     assert!(found, "{INSTALL_HINT}");
+}
+
+/// A CA and a server certificate for `127.0.0.1` signed by it, in `dir`.
+fn make_certificates(dir: &std::path::Path) -> Result<(), String> {
+    if dir.join("server.crt").is_file() {
+        return Ok(());
+    }
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+        .map_err(|e| e.to_string())?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=sessionkit test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                format!("cannot run openssl ({e}): install it with `apt-get install openssl`")
+            })?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn cli(port: u16, follow: bool, args: &[&str]) -> String {

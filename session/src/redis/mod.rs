@@ -153,7 +153,7 @@ pub enum RedisConfigError {
 
 /// Configures a [`RedisStore`]; see each method for its default.
 #[must_use]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
     cluster: bool,
@@ -163,6 +163,24 @@ pub struct RedisStoreBuilder {
     wait_timeout: Duration,
     command_timeout: Duration,
     health_check_interval: Duration,
+    #[cfg(feature = "redis-tls")]
+    tls_root_certificate: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URLs may hold passwords: show only how many there are.
+        f.debug_struct("RedisStoreBuilder")
+            .field("nodes", &self.urls.len())
+            .field("cluster", &self.cluster)
+            .field("prefix", &self.prefix)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("health_check_interval", &self.health_check_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisStore {
@@ -469,7 +487,18 @@ impl RedisStoreBuilder {
             wait_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             health_check_interval: Duration::from_secs(30),
+            #[cfg(feature = "redis-tls")]
+            tls_root_certificate: None,
         }
+    }
+
+    /// Trusts only this root certificate (PEM) for `rediss://` connections,
+    /// instead of the system's trust store: for a Redis whose certificate is
+    /// signed by a private CA. Feature `redis-tls`.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
+        self
     }
 
     /// The key prefix (default `sessionkit:`); use one per application
@@ -562,9 +591,8 @@ impl RedisStoreBuilder {
                 .set_connection_timeout(Some(self.connect_timeout))
                 .set_response_timeout(Some(self.command_timeout));
             let info = infos.swap_remove(0);
-            let manager = deadpool_redis::Manager::new_with_config(info, config)
-                .map_err(RedisConfigError::Url)?;
-            Backend::Single(self.pool(Single(manager))?)
+            let client = self.client(info)?;
+            Backend::Single(self.pool(Single { client, config })?)
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -575,6 +603,28 @@ impl RedisStoreBuilder {
                 operation_timeout,
             }),
         })
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn client(&self, info: redis::ConnectionInfo) -> Result<redis::Client, RedisConfigError> {
+        match &self.tls_root_certificate {
+            Some(pem) => redis::Client::build_with_tls(info, self.tls_certificates(pem)),
+            None => redis::Client::open(info),
+        }
+        .map_err(RedisConfigError::Url)
+    }
+
+    #[cfg(not(feature = "redis-tls"))]
+    fn client(&self, info: redis::ConnectionInfo) -> Result<redis::Client, RedisConfigError> {
+        redis::Client::open(info).map_err(RedisConfigError::Url)
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn tls_certificates(&self, pem: &[u8]) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        }
     }
 
     fn pool<F: Connect>(&self, connect: F) -> Result<Pool<Manager<F>>, RedisConfigError> {
@@ -593,12 +643,16 @@ impl RedisStoreBuilder {
         &self,
         infos: Vec<redis::ConnectionInfo>,
     ) -> Result<Backend, RedisConfigError> {
-        let client = deadpool_redis::cluster::ClusterClientBuilder::new(infos)
+        let builder = deadpool_redis::cluster::ClusterClientBuilder::new(infos)
             .connection_timeout(self.connect_timeout)
             .response_timeout(self.command_timeout)
-            .retries(2)
-            .build()
-            .map_err(RedisConfigError::Cluster)?;
+            .retries(2);
+        #[cfg(feature = "redis-tls")]
+        let builder = match &self.tls_root_certificate {
+            Some(pem) => builder.certs(self.tls_certificates(pem)),
+            None => builder,
+        };
+        let client = builder.build().map_err(RedisConfigError::Cluster)?;
         Ok(Backend::Cluster(self.pool(pool::Cluster(client))?))
     }
 
@@ -689,10 +743,9 @@ mod tests {
                 .build(),
             Err(RedisConfigError::Setting(_))
         ));
-        let store = RedisStore::builder("redis://user:secret@127.0.0.1:6390/2")
-            .prefix("app:")
-            .build()
-            .unwrap();
+        let builder = RedisStore::builder("redis://user:secret@127.0.0.1:6390/2").prefix("app:");
+        assert!(!format!("{builder:?}").contains("secret"));
+        let store = builder.build().unwrap();
         assert!(!store.is_cluster());
         let debug = format!("{store:?}");
         assert!(debug.contains("127.0.0.1:6390"), "{debug}");

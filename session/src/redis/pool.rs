@@ -93,15 +93,20 @@ impl<F: Connect> managed::Manager for Manager<F> {
     }
 }
 
-/// Single-node connections, made by `deadpool-redis`'s manager (multiplexed,
-/// with the configured connect and response timeouts).
-pub(crate) struct Single(pub(crate) deadpool_redis::Manager);
+/// Single-node connections: multiplexed, with the configured connect and
+/// response timeouts (what `deadpool-redis`'s manager makes, from a client
+/// that may carry a custom TLS root certificate).
+pub(crate) struct Single {
+    pub(crate) client: redis::Client,
+    pub(crate) config: redis::AsyncConnectionConfig,
+}
 
 impl Connect for Single {
     type Conn = redis::aio::MultiplexedConnection;
 
     fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send {
-        managed::Manager::create(&self.0)
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
     }
 }
 
