@@ -1,55 +1,5 @@
-//! The Redis store: one HASH per session on a `deadpool-redis` pool, for a
-//! single Redis or (feature `redis-cluster`) a Redis Cluster.
-//!
-//! # Layout
-//!
-//! A session lives under `prefix + base64url(SHA-256(id))` (default prefix
-//! `sessionkit:`): the raw id never reaches Redis, so a dump of Redis gives no
-//! one a usable session token. The key is a HASH with one field per struct
-//! field (its MessagePack bytes) and these metadata fields, decimal text:
-//! `$version` (the stored format, [`FORMAT_VERSION`](crate::FORMAT_VERSION)),
-//! `$created`, `$issued`, `$access`, `$idle`, and `$deadline` (absent when
-//! the session has no absolute timeout). Every write sets the key's TTL to the
-//! time the session has left, so Redis drops abandoned sessions by itself.
-//!
-//! # Round trips
-//!
-//! | operation | commands sent |
-//! |---|---|
-//! | load | 1: `EVALSHA` of a script doing `HGETALL`, then `HSET $access` + `PEXPIRE` |
-//! | save | 1: `EVALSHA` (`DEL` if replacing, `HSET`, `HDEL`, `PEXPIRE`) |
-//! | rotate | 1 on a single node (`DEL` of the old key in the same script); 2 in a cluster |
-//! | delete | 1: `DEL` |
-//!
-//! A server that does not know a script yet (new or restarted) answers
-//! `NOSCRIPT` once per script; the store then sends `EVAL`, which caches it.
-//! Checking a connection out of the pool costs nothing for a connection used
-//! within the health check interval (see [`RedisStoreBuilder::health_check_interval`]),
-//! unlike `deadpool-redis`'s default manager, which sends `UNWATCH` + `PING`
-//! on every checkout.
-//!
-//! # Faults
-//!
-//! Every operation is bounded: at most the wait, connect and command timeouts
-//! (1 s each by default), after which it fails with
-//! [`StoreError::Timeout`] or [`StoreError::Unavailable`]. When Redis comes
-//! back the store works again by itself. A stored hash that cannot be read
-//! (missing or malformed metadata, not a hash) is logged, deleted and treated
-//! as absent, so the client gets a fresh session rather than an error; one
-//! written in an unknown format version (another release of sessionkit) is
-//! treated as absent and left to expire.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use sessionkit::RedisStore;
-//!
-//! let store = RedisStore::builder("redis://127.0.0.1:6379/0")
-//!     .prefix("myapp:session:")
-//!     .pool_size(32)
-//!     .command_timeout(Duration::from_millis(500))
-//!     .build()?;
-//! # Ok::<(), sessionkit::RedisConfigError>(())
-//! ```
+//! The Redis store (features `redis`, `redis-cluster`, `redis-tls`); the
+//! guide is on [`RedisStore`].
 
 mod codec;
 mod pool;
@@ -74,11 +24,11 @@ use crate::store::{SessionStore, StoreError, StoreFuture};
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "sessionkit:";
 
-/// Sessions in Redis or Redis Cluster.
+/// Sessions in Redis or Redis Cluster, on a `deadpool-redis` pool.
 ///
 /// Cheap to clone (the pool is shared). Build it with [`RedisStore::from_url`]
 /// or [`RedisStore::builder`] (single node), or
-/// [`RedisStore::cluster_builder`] (feature `redis-cluster`). Nothing is
+/// `RedisStore::cluster_builder` (feature `redis-cluster`). Nothing is
 /// connected until the first operation, so an application can start while
 /// Redis is still coming up.
 ///
@@ -96,6 +46,86 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 /// # let _ = manager;
 /// # Ok::<(), sessionkit::RedisConfigError>(())
 /// ```
+///
+/// # Connecting to an existing Redis or Redis Cluster
+///
+/// | setting | default | builder method |
+/// |---|---|---|
+/// | key prefix | `sessionkit:` | [`prefix`](RedisStoreBuilder::prefix) |
+/// | pool size | 16 | [`pool_size`](RedisStoreBuilder::pool_size) |
+/// | connect timeout | 1 s | [`connect_timeout`](RedisStoreBuilder::connect_timeout) |
+/// | wait for a pooled connection | 1 s | [`wait_timeout`](RedisStoreBuilder::wait_timeout) |
+/// | command (response) timeout | 1 s | [`command_timeout`](RedisStoreBuilder::command_timeout) |
+/// | idle time before a `PING` on checkout | 30 s | [`health_check_interval`](RedisStoreBuilder::health_check_interval) |
+/// | TLS root certificate | the system's | `tls_root_certificate` (feature `redis-tls`) |
+///
+/// URLs have the `REDIS_URL` form `redis://[user:password@]host:port[/db]`;
+/// `rediss://` (feature `redis-tls`) for TLS. A cluster takes the URLs of some
+/// of its masters; the others are discovered.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sessionkit::RedisStore;
+///
+/// // One Redis, e.g. REDIS_URL=redis://:secret@redis.internal:6379/0
+/// let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+/// let store = RedisStore::builder(url)
+///     .prefix("myapp:session:")
+///     .pool_size(32)
+///     .command_timeout(Duration::from_millis(500))
+///     .build()?;
+/// # let _ = store;
+/// # Ok::<(), sessionkit::RedisConfigError>(())
+/// ```
+///
+/// # Layout
+///
+/// A session lives under `prefix + base64url(SHA-256(id))`: the raw id never
+/// reaches Redis, so a dump of Redis gives no one a usable session token
+/// ([`RedisStore::key_for`] computes the key). The key is a HASH with one
+/// field per struct field (its MessagePack bytes) and these metadata fields,
+/// decimal text: `$version` (the stored format,
+/// [`FORMAT_VERSION`](crate::FORMAT_VERSION)), `$created`, `$issued`,
+/// `$access`, `$idle`, and `$deadline` (absent when the session has no
+/// absolute timeout). Struct field names starting with `$` are refused.
+/// Every write sets the key's TTL to the time the session has left (idle
+/// timeout, or the absolute deadline if sooner), so Redis drops abandoned
+/// sessions by itself; the runtime still checks the timestamps on load.
+///
+/// # Round trips
+///
+/// | operation | sent to Redis |
+/// |---|---|
+/// | load | 1 `EVALSHA`: `HGETALL`, then `HSET $access` + `PEXPIRE` unless expired |
+/// | save | 1 `EVALSHA`: `DEL` if replacing, `HSET`, `HDEL`, `PEXPIRE` |
+/// | rotate | 1 `EVALSHA` on a single node (the old key's `DEL` in the same script); in a cluster 2: write the new key, then `DEL` the old one |
+/// | delete | 1 `DEL` |
+///
+/// A request that does not touch its session sends nothing. A server that
+/// does not know a script yet (new or restarted) answers `NOSCRIPT` once;
+/// the store then sends `EVAL`, which caches it. Taking a connection from the
+/// pool costs no round trip when it was used within the health check
+/// interval, unlike `deadpool-redis`'s default manager, which sends
+/// `UNWATCH` + `PING` on every checkout.
+///
+/// A partial save of a session that is no longer in Redis (destroyed by a
+/// concurrent request, or expired) writes nothing, so it cannot bring back a
+/// fragment of a logged-out session. Concurrent requests of one session
+/// that change different fields never lose each other's writes.
+///
+/// # Faults
+///
+/// Every operation is bounded by the wait, connect and command timeouts,
+/// after which it fails with [`StoreError::Timeout`] or
+/// [`StoreError::Unavailable`] (the message names the Redis address and what
+/// to check). When Redis comes back the same store works again: a command
+/// that fails because its connection died is retried once on a fresh one,
+/// and after any connection failure every older pooled connection is checked
+/// with a `PING` before reuse. A stored hash that cannot be read (missing or
+/// malformed metadata, or not a hash) is logged, deleted and treated as
+/// absent, so the client gets a fresh session rather than an error; one
+/// written in an unknown format version (another release of sessionkit) is
+/// treated as absent and left to expire.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -214,11 +244,14 @@ impl RedisStore {
     /// after a rotation that reported success.
     ///
     /// ```
-    /// let builder = sessionkit::RedisStore::cluster_builder([
-    ///     "redis://10.0.0.1:6379",
-    ///     "redis://10.0.0.2:6379",
-    /// ]);
-    /// # let _ = builder;
+    /// // e.g. REDIS_CLUSTER_NODES=redis://10.0.0.1:6379,redis://10.0.0.2:6379
+    /// let nodes = std::env::var("REDIS_CLUSTER_NODES")
+    ///     .unwrap_or_else(|_| "redis://10.0.0.1:6379,redis://10.0.0.2:6379".into());
+    /// let store = sessionkit::RedisStore::cluster_builder(nodes.split(','))
+    ///     .prefix("myapp:session:")
+    ///     .build()?;
+    /// assert!(store.is_cluster());
+    /// # Ok::<(), sessionkit::RedisConfigError>(())
     /// ```
     #[cfg(feature = "redis-cluster")]
     pub fn cluster_builder<I, U>(urls: I) -> RedisStoreBuilder
