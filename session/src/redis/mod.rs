@@ -359,7 +359,7 @@ impl RedisStore {
         update: &Update,
     ) -> Result<(), StoreError> {
         let key = self.key_for(id);
-        let args = codec::write_args(update).map_err(StoreError::Corrupt)?;
+        let args = codec::write_args(update).map_err(StoreError::backend)?;
         match old {
             None => {
                 let written = self.script(Which::Write, &[&key], &args).await?;
