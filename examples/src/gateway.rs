@@ -16,8 +16,8 @@ use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer, Response
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionkit::{
-    Config, ConfigError, HeaderMapConfig, HeaderMapError, MemoryStore, SameSite, SessionData,
-    SessionManager, SessionStore,
+    Config, ConfigError, HeaderMapConfig, HeaderMapError, MemoryStore, RedisConfigError,
+    RedisStore, SameSite, SessionData, SessionManager, SessionStore,
 };
 use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
 
@@ -56,9 +56,9 @@ pub enum GatewayError {
     /// The header map names something the session does not have.
     #[error("SESSIONKIT_CONFIG: MapSessionToHeaderMiddleware: {0}")]
     Headers(#[from] HeaderMapError),
-    /// `REDIS_URL` is set but this build has no Redis store.
-    #[error("REDIS_URL is set, but this example was built without the redis feature; unset REDIS_URL to use the in-memory store")]
-    RedisUnavailable,
+    /// `REDIS_URL` does not describe a usable Redis (or Cluster).
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] RedisConfigError),
     /// A number in the environment does not parse.
     #[error("{name} must be a port number, got {value:?}")]
     Port {
@@ -177,14 +177,23 @@ impl GatewayConfig {
 
 /// The session store `REDIS_URL` asks for, or the in-memory store.
 ///
+/// `REDIS_URL=redis://127.0.0.1:6379` uses one Redis; several URLs separated
+/// by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`) use Redis
+/// Cluster. Nothing connects until the first request that needs a session.
+///
 /// # Errors
-/// [`GatewayError::RedisUnavailable`] when `redis_url` is set: this build
-/// has no Redis store (the Redis store plugs in here).
+/// [`GatewayError::Redis`] when the URL is malformed (or `rediss://` in a
+/// build without the `redis-tls` feature).
 pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn SessionStore>, GatewayError> {
-    match redis_url {
-        Some(_) => Err(GatewayError::RedisUnavailable),
-        None => Ok(Arc::new(MemoryStore::new())),
-    }
+    let Some(url) = redis_url.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(Arc::new(MemoryStore::new()));
+    };
+    let store = if url.contains(',') {
+        RedisStore::cluster_builder(url.split(',').map(str::trim)).build()?
+    } else {
+        RedisStore::from_url(url)?
+    };
+    Ok(Arc::new(store))
 }
 
 /// Everything the gateway app needs; cheap to clone into every worker.

@@ -441,9 +441,11 @@ fn config_errors_are_start_up_errors() {
     ));
 
     assert!(matches!(
-        store_for(Some("redis://127.0.0.1:6379")),
-        Err(GatewayError::RedisUnavailable)
+        store_for(Some("http://127.0.0.1:6379")),
+        Err(GatewayError::Redis(_))
     ));
+    assert!(store_for(Some("redis://127.0.0.1:6379")).is_ok());
+    assert!(store_for(Some("redis://127.0.0.1:7000, redis://127.0.0.1:7001")).is_ok());
     assert!(store_for(None).is_ok());
 }
 
@@ -465,4 +467,30 @@ fn default_config_is_the_reference_example() {
         config.headers,
         HeaderMapConfig::new([("Authorization", "authorization"), ("X-User-Id", "user_id")])
     );
+}
+
+#[actix_web::test]
+async fn gateway_on_redis_from_redis_url() {
+    let redis = sessionkit_tests::redis_server::RedisServer::start();
+    let store = store_for(Some(&redis.url())).unwrap();
+    let servers = start_with(|downstream| {
+        Gateway::new(&GatewayConfig::default(), store, downstream).unwrap()
+    })
+    .await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    assert_eq!(browser.get("/").await.body, "Visits: 2");
+    browser.post("/cart/add", &[("item_id", "42")]).await;
+    let before = browser.sid();
+    assert_eq!(browser.login().await.status, StatusCode::OK);
+    assert_ne!(browser.sid(), before, "login rotates the id");
+    let dash = browser.get("/dashboard").await;
+    assert_eq!(dash.status, StatusCode::OK);
+    assert_eq!(dash.json()["headers"]["x-user-id"], "1");
+    assert_eq!(browser.get("/cart").await.json()["items"][0], "42");
+    // The sessions really are in Redis: one hash per session, key hashed.
+    let keys = redis.cli(&["--scan", "--pattern", "sessionkit:*"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(!keys.contains(&browser.sid()));
+    servers.stop().await;
 }

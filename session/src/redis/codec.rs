@@ -115,7 +115,7 @@ pub(crate) enum Unreadable {
 
 /// Decodes the flat `HGETALL` reply of the load script.
 pub(crate) fn decode(flat: Vec<Vec<u8>>) -> Result<Record, Unreadable> {
-    if flat.len() % 2 != 0 {
+    if !flat.len().is_multiple_of(2) {
         return Err(Unreadable::Corrupt(format!(
             "the load script returned {} items, not name/value pairs",
             flat.len()
