@@ -199,21 +199,23 @@ impl MemoryStore {
     }
 
     fn save_now(&self, id: &SessionId, update: &Update) {
-        if !update.replace {
-            if let Some(entry) = self.cache.get(id) {
-                let mut stored = entry.lock();
-                let mut fields = unpack(&stored.packed);
-                fields.apply(update);
-                stored.packed = pack(&fields);
-                stored.meta = update.meta;
-                entry.ttl_ms.store(update.ttl_ms(), Ordering::Relaxed);
-                return;
-            }
+        if update.replace {
+            let mut fields = Fields::default();
+            fields.apply(update);
+            self.cache
+                .insert(id.clone(), Arc::new(Entry::new(update, &fields)));
+            return;
         }
-        let mut fields = Fields::default();
-        fields.apply(update);
-        self.cache
-            .insert(id.clone(), Arc::new(Entry::new(update, &fields)));
+        // A partial update of a session that is gone (destroyed by another
+        // request, or expired) writes nothing: it must not come back as a fragment.
+        if let Some(entry) = self.cache.get(id) {
+            let mut stored = entry.lock();
+            let mut fields = unpack(&stored.packed);
+            fields.apply(update);
+            stored.packed = pack(&fields);
+            stored.meta = update.meta;
+            entry.ttl_ms.store(update.ttl_ms(), Ordering::Relaxed);
+        }
     }
 }
 

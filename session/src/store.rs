@@ -36,6 +36,9 @@ pub trait SessionStore: Send + Sync + 'static {
     fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>>;
 
     /// Writes `update` under `id` (a partial update unless `update.replace`).
+    /// A partial update for an id the store no longer holds (destroyed by a
+    /// concurrent request, or expired) writes nothing, so a logged-out session
+    /// never comes back as a fragment.
     fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()>;
 
     /// Moves a session to a new id: writes `update` (always complete) under

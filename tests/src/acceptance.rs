@@ -51,6 +51,7 @@ macro_rules! acceptance_suite {
             concurrent_access_from_many_tasks,
             concurrent_sessions,
             store_failure_is_an_error_and_loses_nothing,
+            destroyed_session_is_not_revived_by_a_stale_handle,
         );
     };
     (@cases $store:expr; $($case:ident),* $(,)?) => {$(
@@ -789,4 +790,20 @@ pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn SessionS
     let pending = m.begin();
     pending.capture(&with_cookie(&id));
     assert!(matches!(pending.load().await, Err(SessionError::Store(_))));
+}
+
+pub async fn destroyed_session_is_not_revived_by_a_stale_handle(store: Arc<dyn SessionStore>) {
+    let (m, _) = default_manager(store);
+    let id = saved_session(&m).await;
+    // Two requests of one session: one logs out, the other saves a change later.
+    let stale = m.load_by_id(&id).await.unwrap().unwrap();
+    let logout = m.load_by_id(&id).await.unwrap().unwrap();
+    logout.destroy();
+    logout.save().await.unwrap();
+    stale.set(VISITS, 99);
+    stale.save().await.unwrap();
+    assert!(
+        m.load_by_id(&id).await.unwrap().is_none(),
+        "a partial save must not bring back a destroyed session"
+    );
 }
