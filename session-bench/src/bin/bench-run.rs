@@ -812,41 +812,90 @@ struct Summary {
     cpu_us: f64,
     p50_us: f64,
     p99_us: f64,
+    /// No run of this mode and route was uncontended: medians over all runs.
+    contended: bool,
     rps_ratio: Option<f64>,
     cpu_ratio: Option<f64>,
+    /// No round had both this run and bare's uncontended: the ratios are of
+    /// medians (over uncontended runs where there are any), not per round.
+    ratio_unpaired: bool,
 }
 
-fn summarize(samples: &[Sample], mode: Mode, route: Route) -> Option<Summary> {
-    let mine: Vec<&Sample> = samples
+/// Whether a run had at most `max_other` % other load on the server's CPU.
+fn is_clean(sample: &Sample, max_other: f64) -> bool {
+    sample
+        .other_load_percent
+        .is_none_or(|other| other <= max_other)
+}
+
+/// The runs of (mode, route), only the uncontended ones if there are any;
+/// the flag says whether contended runs had to be used.
+fn runs_of(samples: &[Sample], mode: Mode, route: Route, max_other: f64) -> (Vec<&Sample>, bool) {
+    let all: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.mode == mode && s.route == route)
         .collect();
-    if mine.is_empty() {
+    let clean: Vec<&Sample> = all
+        .iter()
+        .copied()
+        .filter(|s| is_clean(s, max_other))
+        .collect();
+    if clean.is_empty() {
+        (all, true)
+    } else {
+        (clean, false)
+    }
+}
+
+fn median_of(runs: &[&Sample], f: &dyn Fn(&Sample) -> f64) -> f64 {
+    measure::median(&runs.iter().map(|s| f(s)).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+}
+
+fn summarize(samples: &[Sample], mode: Mode, route: Route, max_other: f64) -> Option<Summary> {
+    let (runs, contended) = runs_of(samples, mode, route, max_other);
+    if runs.is_empty() {
         return None;
     }
-    let med = |f: &dyn Fn(&Sample) -> f64| -> f64 {
-        measure::median(&mine.iter().map(|s| f(s)).collect::<Vec<_>>()).unwrap_or(f64::NAN)
-    };
-    // Ratios are paired per round: the bare run of the same round.
-    let paired = |f: &dyn Fn(&Sample) -> f64| -> Option<f64> {
-        let ratios: Vec<f64> = mine
-            .iter()
-            .filter_map(|s| {
-                samples
+    let (bare_runs, _) = runs_of(samples, Mode::Bare, route, max_other);
+    // Ratios are paired per round (bare of the same round), over rounds in
+    // which both runs were uncontended; failing that, a ratio of medians.
+    let pairs: Vec<(&Sample, &Sample)> = samples
+        .iter()
+        .filter(|s| s.mode == mode && s.route == route && is_clean(s, max_other))
+        .filter_map(|s| {
+            samples
+                .iter()
+                .find(|b| {
+                    b.mode == Mode::Bare
+                        && b.route == route
+                        && b.round == s.round
+                        && is_clean(b, max_other)
+                })
+                .map(|bare| (s, bare))
+        })
+        .collect();
+    let ratio = |f: &dyn Fn(&Sample) -> f64| -> Option<f64> {
+        if pairs.is_empty() {
+            let bare = median_of(&bare_runs, f);
+            (bare.is_finite() && bare > 0.0).then(|| median_of(&runs, f) / bare)
+        } else {
+            measure::median(
+                &pairs
                     .iter()
-                    .find(|b| b.mode == Mode::Bare && b.route == route && b.round == s.round)
-                    .map(|bare| f(s) / f(bare))
-            })
-            .collect();
-        measure::median(&ratios)
+                    .map(|(s, bare)| f(s) / f(bare))
+                    .collect::<Vec<_>>(),
+            )
+        }
     };
     Some(Summary {
-        rps: med(&|s| s.wrk.requests_per_sec()),
-        cpu_us: med(&|s| s.cpu_us_per_req),
-        p50_us: med(&|s| s.wrk.p50_us as f64),
-        p99_us: med(&|s| s.wrk.p99_us as f64),
-        rps_ratio: paired(&|s| s.wrk.requests_per_sec()),
-        cpu_ratio: paired(&|s| s.cpu_us_per_req),
+        rps: median_of(&runs, &|s| s.wrk.requests_per_sec()),
+        cpu_us: median_of(&runs, &|s| s.cpu_us_per_req),
+        p50_us: median_of(&runs, &|s| s.wrk.p50_us as f64),
+        p99_us: median_of(&runs, &|s| s.wrk.p99_us as f64),
+        contended,
+        rps_ratio: ratio(&|s| s.wrk.requests_per_sec()),
+        cpu_ratio: ratio(&|s| s.cpu_us_per_req),
+        ratio_unpaired: pairs.is_empty(),
     })
 }
 
@@ -977,7 +1026,11 @@ fn render_report(
         "Cells: requests/s · server CPU µs per request · p50/p99 latency in ms (medians over \
          rounds). Ratio to bare: median over rounds of (mode ÷ bare actix-web of the same \
          round), for /counter, /read, /plain. Redis cmds/req: all commands during the run \
-         divided by requests, for /counter, /read, /plain.\n"
+         divided by requests, for /counter, /read, /plain. Medians use only the runs with at \
+         most {max_other:.0} % other load on the server's CPU; † = every run of that cell was \
+         contended, median of all. ‡ = no round had this run and bare's both uncontended: \
+         ratio of the medians instead of per-round pairs.\n",
+        max_other = config.max_other_load,
     );
     let _ = writeln!(
         md,
@@ -988,18 +1041,19 @@ fn render_report(
         let mut row = format!("| {mode} |");
         let summaries: Vec<Option<Summary>> = Route::ALL
             .iter()
-            .map(|&route| summarize(samples, mode, route))
+            .map(|&route| summarize(samples, mode, route, config.max_other_load))
             .collect();
         for summary in &summaries {
             match summary {
                 Some(s) => {
                     let _ = write!(
                         row,
-                        " {} · {:.1} µs · {}/{} |",
+                        " {} · {:.1} µs · {}/{}{} |",
                         fmt_rps(s.rps),
                         s.cpu_us,
                         fmt_ms(s.p50_us),
-                        fmt_ms(s.p99_us)
+                        fmt_ms(s.p99_us),
+                        if s.contended { " †" } else { "" }
                     );
                 }
                 None => row.push_str(" n/a |"),
@@ -1008,10 +1062,15 @@ fn render_report(
         let ratio = |f: fn(&Summary) -> Option<f64>| -> String {
             summaries
                 .iter()
-                .map(|s| {
-                    s.as_ref()
-                        .and_then(f)
-                        .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"))
+                .map(|s| match s {
+                    Some(summary) => match f(summary) {
+                        Some(r) if summary.ratio_unpaired && mode != Mode::Bare => {
+                            format!("{r:.2}‡")
+                        }
+                        Some(r) => format!("{r:.2}"),
+                        None => "n/a".to_owned(),
+                    },
+                    None => "n/a".to_owned(),
                 })
                 .collect::<Vec<_>>()
                 .join(" / ")
