@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh            full run (3 interleaved rounds, 5 s per run),
 #                               table written to session-bench/RESULTS.md
-#   QUICK=1 scripts/bench.sh    smoke test (1 round, 2 s per run, ~1 minute),
+#   QUICK=1 scripts/bench.sh    smoke test (1 round, 2 s per run, ~1.5 minutes),
 #                               written to session-bench/target/RESULTS-quick.md
 #
 # Other knobs (environment): ROUNDS, DURATION, WARMUP, CONNECTIONS,

@@ -28,9 +28,9 @@ pub enum Mode {
     TowerMemory,
     /// tower-sessions 0.14 on axum 0.8 with `tower-sessions-redis-store` (fred).
     TowerRedis,
-    /// sessionkit-actix with `sessionkit::MemoryStore` (not built yet).
+    /// sessionkit-actix with `sessionkit::MemoryStore`.
     SessionkitMemory,
-    /// sessionkit-actix with sessionkit's Redis store (not built yet).
+    /// sessionkit-actix with `sessionkit::RedisStore` (deadpool-redis).
     SessionkitRedis,
 }
 
@@ -62,9 +62,9 @@ impl Mode {
             | Mode::ActixCookie
             | Mode::ActixRedis
             | Mode::TowerMemory
-            | Mode::TowerRedis => true,
-            // Flip to `true` once the sessionkit arms in bench-server exist.
-            Mode::SessionkitMemory | Mode::SessionkitRedis => false,
+            | Mode::TowerRedis
+            | Mode::SessionkitMemory
+            | Mode::SessionkitRedis => true,
         }
     }
 

@@ -198,6 +198,50 @@ impl RedisInfo {
     }
 }
 
+/// Commands seen by Redis' `MONITOR` while a known number of requests ran.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Census {
+    /// Requests made.
+    pub requests: u64,
+    /// Commands sent by clients, per (upper-case) name.
+    pub client: BTreeMap<String, u64>,
+    /// Commands run inside Lua scripts, per (upper-case) name.
+    pub script: BTreeMap<String, u64>,
+}
+
+impl Census {
+    /// Counts one `MONITOR` line such as
+    /// `+1700000000.123456 [0 127.0.0.1:5000] "GET" "key"` (a client) or
+    /// `+1700000000.123456 [0 lua] "hset" "key" "f" "v"` (a script). Lines
+    /// that are not command lines are ignored; returns whether it counted.
+    pub fn record_monitor_line(&mut self, line: &str) -> bool {
+        let Some(rest) = line.strip_prefix('+') else {
+            return false;
+        };
+        let (Some(open), Some(close)) = (rest.find('['), rest.find("] ")) else {
+            return false;
+        };
+        if close < open {
+            return false;
+        }
+        let source = &rest[open + 1..close];
+        let Some(name) = rest[close + 2..]
+            .strip_prefix('"')
+            .and_then(|args| args.split('"').next())
+            .filter(|name| !name.is_empty())
+        else {
+            return false;
+        };
+        let map = if source.ends_with(" lua") {
+            &mut self.script
+        } else {
+            &mut self.client
+        };
+        *map.entry(name.to_ascii_uppercase()).or_default() += 1;
+        true
+    }
+}
+
 /// The median of `values` (mean of the two middle ones for an even count);
 /// `None` when empty.
 pub fn median(values: &[f64]) -> Option<f64> {
@@ -272,6 +316,22 @@ mod tests {
         assert_eq!(delta.get("set"), Some(&20));
         assert_eq!(delta.get("info"), None);
         assert_eq!(delta.get("client|id"), None);
+    }
+
+    #[test]
+    fn counts_monitor_lines_by_source() {
+        let mut census = Census::default();
+        assert!(census
+            .record_monitor_line(r#"+1700000000.1 [0 127.0.0.1:5000] "EVALSHA" "abc" "1" "k""#));
+        assert!(census.record_monitor_line(r#"+1700000000.2 [0 lua] "hset" "k" "f" "v""#));
+        assert!(census.record_monitor_line(r#"+1700000000.3 [0 lua] "pexpire" "k" "1000""#));
+        assert!(census.record_monitor_line(r#"+1700000000.4 [0 127.0.0.1:5001] "get" "k""#));
+        assert!(!census.record_monitor_line("+OK"));
+        assert!(!census.record_monitor_line("-ERR nope"));
+        assert_eq!(census.client.get("EVALSHA"), Some(&1));
+        assert_eq!(census.client.get("GET"), Some(&1));
+        assert_eq!(census.script.get("HSET"), Some(&1));
+        assert_eq!(census.script.get("PEXPIRE"), Some(&1));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use session_bench::measure::{self, RedisInfo, WrkResult};
+use session_bench::measure::{self, Census, RedisInfo, WrkResult};
 use session_bench::{Mode, Route};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -28,6 +28,24 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Socket timeout for the benchmark's own small requests.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the MONITOR census may take to see its end marker.
+const CENSUS_TIMEOUT: Duration = Duration::from_secs(20);
+/// The `ECHO` argument that ends a MONITOR census.
+const CENSUS_END: &str = "session-bench-census-end";
+
+fn mode_index(mode: Mode) -> usize {
+    Mode::ALL
+        .iter()
+        .position(|m| *m == mode)
+        .unwrap_or(usize::MAX)
+}
+
+fn route_index(route: Route) -> usize {
+    Route::ALL
+        .iter()
+        .position(|r| *r == route)
+        .unwrap_or(usize::MAX)
+}
 
 fn main() -> Result<()> {
     let config = Config::from_env()?;
@@ -65,13 +83,19 @@ fn main() -> Result<()> {
         redis: redis.as_ref(),
     };
     let mut samples = Vec::new();
+    let mut censuses: BTreeMap<(usize, usize), Census> = BTreeMap::new();
     let mut failures = Vec::new();
     for round in 0..config.rounds {
         for offset in 0..config.modes.len() {
             let mode = config.modes[(offset + round) % config.modes.len()];
             eprintln!("round {}/{}: {mode}", round + 1, config.rounds);
             match bench.run_mode(mode, round) {
-                Ok(mut mode_samples) => samples.append(&mut mode_samples),
+                Ok((mut mode_samples, mode_censuses)) => {
+                    samples.append(&mut mode_samples);
+                    for (route, census) in mode_censuses {
+                        censuses.insert((mode_index(mode), route_index(route)), census);
+                    }
+                }
                 Err(err) => {
                     eprintln!("  FAILED: {err:#}");
                     failures.push(format!("round {}, {mode}: {err:#}", round + 1));
@@ -81,7 +105,13 @@ fn main() -> Result<()> {
     }
     drop(redis);
 
-    let report = render_report(&config, &samples, &failures, &environment(&config));
+    let report = render_report(
+        &config,
+        &samples,
+        &censuses,
+        &failures,
+        &environment(&config),
+    );
     if let Some(parent) = config.out.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -116,6 +146,7 @@ struct Config {
     redis_cpu: String,
     max_other_load: f64,
     retries: u32,
+    census_requests: u64,
 }
 
 impl Config {
@@ -126,7 +157,8 @@ impl Config {
     /// `REDIS_CPU` (1), `MAX_OTHER_LOAD` (15 %: a run during which other
     /// work kept the server's CPU busier than this is measured again),
     /// `RETRIES` (1, 0 in quick mode: at most this many repeats per run; the
-    /// least contended attempt is kept).
+    /// least contended attempt is kept), `CENSUS_REQUESTS` (100: sequential
+    /// requests per route under Redis `MONITOR`, once per Redis mode).
     fn from_env() -> Result<Config> {
         let quick = env_or("QUICK", "0")? != "0";
         let rounds: usize = parse_env("ROUNDS", if quick { 1 } else { 3 })?;
@@ -149,6 +181,11 @@ impl Config {
         let max_other_load: f64 = parse_env("MAX_OTHER_LOAD", 15.0)?;
         let retries: u32 = parse_env("RETRIES", if quick { 0 } else { 1 })?;
         ensure!(retries <= 5, "RETRIES must be 0..=5");
+        let census_requests: u64 = parse_env("CENSUS_REQUESTS", 100)?;
+        ensure!(
+            (1..=10_000).contains(&census_requests),
+            "CENSUS_REQUESTS must be 1..=10000"
+        );
 
         let mut modes = match std::env::var("MODES") {
             Ok(list) if !list.trim().is_empty() => list
@@ -202,6 +239,7 @@ impl Config {
             redis_cpu: env_or("REDIS_CPU", "1")?,
             max_other_load,
             retries,
+            census_requests,
         })
     }
 }
@@ -354,6 +392,52 @@ impl RedisServer {
         RedisInfo::parse(&self.command("INFO cpu commandstats")?)
     }
 
+    /// Runs `requests_fn` (which makes `requests` requests) while a `MONITOR`
+    /// connection records every command Redis executes, then counts them.
+    /// Nothing else uses this redis-server meanwhile.
+    fn census(&self, requests: u64, requests_fn: impl FnOnce() -> Result<()>) -> Result<Census> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut monitor =
+            TcpStream::connect_timeout(&addr, IO_TIMEOUT).context("connecting to redis-server")?;
+        monitor.set_read_timeout(Some(IO_TIMEOUT))?;
+        monitor.set_write_timeout(Some(IO_TIMEOUT))?;
+        monitor.write_all(b"MONITOR\r\n")?;
+        let mut reader = std::io::BufReader::new(monitor);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).context("reading MONITOR's +OK")?;
+        ensure!(line.starts_with("+OK"), "MONITOR answered {line:?}");
+
+        requests_fn()?;
+        // A marker through another connection: once MONITOR shows it, every
+        // command of the requests above has been shown too.
+        let marker = format!("ECHO {CENSUS_END}");
+        self.command(&marker)
+            .context("sending the census end marker")?;
+
+        let mut census = Census {
+            requests,
+            ..Census::default()
+        };
+        let deadline = Instant::now() + CENSUS_TIMEOUT;
+        let mut bytes = 0usize;
+        loop {
+            ensure!(
+                Instant::now() < deadline,
+                "MONITOR did not show the end marker in time"
+            );
+            line.clear();
+            let read = std::io::BufRead::read_line(&mut reader, &mut line)
+                .context("reading MONITOR output")?;
+            ensure!(read > 0, "redis-server closed the MONITOR connection");
+            bytes += read;
+            ensure!(bytes < 256 << 20, "MONITOR output larger than 256 MiB");
+            if line.contains(CENSUS_END) {
+                return Ok(census);
+            }
+            census.record_monitor_line(line.trim_end());
+        }
+    }
+
     /// Sends one inline command whose reply is a bulk string and returns it.
     fn command(&self, command: &str) -> Result<String> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
@@ -413,6 +497,10 @@ struct Sample {
     redis_cpu_us_per_req: Option<f64>,
 }
 
+/// What one server of one mode yields: a sample per route, and in round 0
+/// of a Redis mode a MONITOR census per route.
+type ModeRuns = (Vec<Sample>, Vec<(Route, Census)>);
+
 struct Bench<'a> {
     config: &'a Config,
     script: &'a Path,
@@ -421,7 +509,9 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    fn run_mode(&self, mode: Mode, round: usize) -> Result<Vec<Sample>> {
+    /// Measures every route of `mode`; in round 0 of a Redis mode also takes
+    /// a MONITOR census of each route.
+    fn run_mode(&self, mode: Mode, round: usize) -> Result<ModeRuns> {
         let config = self.config;
         let port = free_port()?;
         let log = config
@@ -493,7 +583,33 @@ impl Bench<'_> {
             let sample = best.context("no measurement was made")?;
             samples.push(sample);
         }
-        Ok(samples)
+        let mut censuses = Vec::new();
+        if round == 0 && mode.uses_redis() {
+            let redis = self.redis.context("a Redis mode without redis-server")?;
+            for route in Route::ALL {
+                let cookie = if route.sends_cookie() {
+                    cookie.as_str()
+                } else {
+                    ""
+                };
+                let requests = config.census_requests;
+                let census = redis
+                    .census(requests, || {
+                        for _ in 0..requests {
+                            let response = http_get(port, route.path(), cookie)?;
+                            ensure!(
+                                response.status == 200,
+                                "{mode}: GET {route} answered {} during the census",
+                                response.status
+                            );
+                        }
+                        Ok(())
+                    })
+                    .with_context(|| format!("MONITOR census of {route}"))?;
+                censuses.push((route, census));
+            }
+        }
+        Ok((samples, censuses))
     }
 
     /// One measured `wrk` run of `route` with CPU and Redis samples around
@@ -913,21 +1029,13 @@ fn redis_calls_per_request(
         return None;
     }
     let requests: u64 = mine.iter().map(|s| s.wrk.requests).sum();
-    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for sample in &mine {
         for (name, calls) in sample.redis_calls.iter().flatten() {
-            *totals.entry(name.as_str()).or_default() += calls;
+            *totals.entry(name.clone()).or_default() += calls;
         }
     }
-    let per_req = |calls: u64| calls as f64 / requests.max(1) as f64;
-    let total = per_req(totals.values().sum());
-    let mut by_count: Vec<(&str, u64)> = totals.into_iter().collect();
-    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let breakdown = by_count
-        .iter()
-        .map(|(name, calls)| format!("{} {}", name.to_uppercase(), fmt_calls(per_req(*calls))))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (total, breakdown) = per_request(&totals, requests);
     let redis_cpu = measure::median(
         &mine
             .iter()
@@ -936,6 +1044,27 @@ fn redis_calls_per_request(
     )
     .unwrap_or(f64::NAN);
     Some((total, breakdown, redis_cpu))
+}
+
+/// Total calls per request and a "NAME n, NAME n" breakdown, most first.
+fn per_request(calls: &BTreeMap<String, u64>, requests: u64) -> (f64, String) {
+    let per_req = |count: u64| count as f64 / requests.max(1) as f64;
+    let mut by_count: Vec<(&String, &u64)> = calls.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let breakdown = by_count
+        .iter()
+        .map(|(name, count)| format!("{} {}", name.to_uppercase(), fmt_calls(per_req(**count))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (per_req(calls.values().sum()), breakdown)
+}
+
+fn dash_if_empty(text: &str) -> &str {
+    if text.is_empty() {
+        "–"
+    } else {
+        text
+    }
 }
 
 fn fmt_calls(per_req: f64) -> String {
@@ -970,6 +1099,7 @@ fn fmt_ms(us: f64) -> String {
 fn render_report(
     config: &Config,
     samples: &[Sample],
+    censuses: &BTreeMap<(usize, usize), Census>,
     failures: &[String],
     environment: &[(String, String)],
 ) -> String {
@@ -1025,8 +1155,8 @@ fn render_report(
         md,
         "Cells: requests/s · server CPU µs per request · p50/p99 latency in ms (medians over \
          rounds). Ratio to bare: median over rounds of (mode ÷ bare actix-web of the same \
-         round), for /counter, /read, /plain. Redis cmds/req: all commands during the run \
-         divided by requests, for /counter, /read, /plain. Medians use only the runs with at \
+         round), for /counter, /read, /plain. Redis cmds/req: commands the server sent to Redis \
+         per request (MONITOR census, see below), for /counter, /read, /plain. Medians use only the runs with at \
          most {max_other:.0} % other load on the server's CPU; † = every run of that cell was \
          contended, median of all. ‡ = no round had this run and bare's both uncontended: \
          ratio of the medians instead of per-round pairs.\n",
@@ -1084,10 +1214,12 @@ fn render_report(
         if mode.uses_redis() {
             let calls: Vec<String> = Route::ALL
                 .iter()
-                .map(|&route| {
-                    redis_calls_per_request(samples, mode, route)
-                        .map_or_else(|| "n/a".to_owned(), |(total, _, _)| fmt_calls(total))
-                })
+                .map(
+                    |&route| match censuses.get(&(mode_index(mode), route_index(route))) {
+                        Some(census) => fmt_calls(per_request(&census.client, census.requests).0),
+                        None => "n/a".to_owned(),
+                    },
+                )
                 .collect();
             let _ = write!(row, " {} |", calls.join(" / "));
         } else {
@@ -1106,27 +1238,56 @@ fn render_report(
         let _ = writeln!(md, "\n## Redis commands per request\n");
         let _ = writeln!(
             md,
-            "From `INFO commandstats` before/after each measured run (the bench's own INFO \
-             calls excluded), summed over rounds; redis-server CPU from `INFO cpu`.\n"
+            "sent = commands the server sent to Redis, per request, counted with `MONITOR` over \
+             {} sequential requests per route (once per mode, outside the measured runs); in \
+             scripts = commands run inside Lua scripts (EVAL/EVALSHA) for those requests. \
+             executed = every command Redis executed during the measured runs (`INFO \
+             commandstats`, script internals included, the bench's own INFO excluded) ÷ \
+             requests. redis CPU = redis-server user+sys time (`INFO cpu`) per request during \
+             the measured runs (median).\n",
+            config.census_requests
         );
         let _ = writeln!(
             md,
-            "| mode | route | cmds/req | breakdown | redis CPU µs/req |"
+            "| mode | route | sent/req | sent | in scripts/req | in scripts | executed/req | redis CPU µs/req |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         for &mode in &redis_modes {
             for route in Route::ALL {
-                if let Some((total, breakdown, cpu)) = redis_calls_per_request(samples, mode, route)
-                {
+                let census = censuses.get(&(mode_index(mode), route_index(route)));
+                let (sent, sent_breakdown) = census
+                    .map(|c| per_request(&c.client, c.requests))
+                    .map_or(("n/a".to_owned(), "n/a".to_owned()), |(t, b)| {
+                        (fmt_calls(t), b)
+                    });
+                let (scripted, scripted_breakdown) = census
+                    .map(|c| per_request(&c.script, c.requests))
+                    .map_or(("n/a".to_owned(), "n/a".to_owned()), |(t, b)| {
+                        (fmt_calls(t), b)
+                    });
+                let (executed, cpu) = redis_calls_per_request(samples, mode, route)
+                    .map_or(("n/a".to_owned(), "n/a".to_owned()), |(total, _, cpu)| {
+                        (fmt_calls(total), format!("{cpu:.1}"))
+                    });
+                let _ = writeln!(
+                    md,
+                    "| {mode} | {route} | {sent} | {} | {scripted} | {} | {executed} | {cpu} |",
+                    dash_if_empty(&sent_breakdown),
+                    dash_if_empty(&scripted_breakdown),
+                );
+            }
+        }
+        let _ = writeln!(md, "\nexecuted during the measured runs, per command:\n");
+        let _ = writeln!(md, "| mode | route | executed/req | breakdown |");
+        let _ = writeln!(md, "|---|---|---|---|");
+        for &mode in &redis_modes {
+            for route in Route::ALL {
+                if let Some((total, breakdown, _)) = redis_calls_per_request(samples, mode, route) {
                     let _ = writeln!(
                         md,
-                        "| {mode} | {route} | {} | {} | {cpu:.1} |",
+                        "| {mode} | {route} | {} | {} |",
                         fmt_calls(total),
-                        if breakdown.is_empty() {
-                            "–"
-                        } else {
-                            &breakdown
-                        }
+                        dash_if_empty(&breakdown)
                     );
                 }
             }

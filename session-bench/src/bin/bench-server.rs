@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use session_bench::Mode;
 
 fn main() -> Result<()> {
@@ -39,12 +39,8 @@ fn main() -> Result<()> {
         Mode::ActixRedis => actix_modes::redis(addr, &redis_url()?),
         Mode::TowerMemory => tower_modes::memory(addr),
         Mode::TowerRedis => tower_modes::redis(addr, &redis_url()?),
-        // sessionkit goes here once `sessionkit-actix` exists: a
-        // `sessionkit_modes` module with a `Counter` session type, one
-        // function per store, both served through `actix_modes::serve`.
-        Mode::SessionkitMemory | Mode::SessionkitRedis => {
-            bail!("mode {mode} is not implemented yet: sessionkit-actix does not exist")
-        }
+        Mode::SessionkitMemory => sessionkit_modes::memory(addr),
+        Mode::SessionkitRedis => sessionkit_modes::redis(addr, &redis_url()?),
     }
 }
 
@@ -65,7 +61,7 @@ mod actix_modes {
 
     /// Runs `future` to completion on a fresh actix system (tokio
     /// current-thread runtime underneath).
-    fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
+    pub(crate) fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
         actix_web::rt::System::new().block_on(future)
     }
 
@@ -151,6 +147,83 @@ mod actix_modes {
                 .context("connecting actix-session's RedisSessionStore")?;
             serve(addr, move || store.clone()).await
         })
+    }
+}
+
+/// sessionkit-actix: a typed `Counter` session, `SessionManager` over
+/// sessionkit's `MemoryStore` or `RedisStore`.
+mod sessionkit_modes {
+    use std::net::SocketAddr;
+
+    use actix_web::{web, App, HttpServer};
+    use anyhow::{Context, Result};
+    use serde::{Deserialize, Serialize};
+    use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager, SessionStore};
+    use sessionkit_actix::{Session, SessionMiddleware};
+
+    /// The whole session.
+    #[derive(SessionData, Default, Debug, Clone, Serialize, Deserialize)]
+    pub struct Counter {
+        /// Visits so far.
+        pub visits: u32,
+    }
+
+    async fn counter(session: Session<Counter>) -> String {
+        session
+            .update_visits(|visits| {
+                *visits += 1;
+                *visits
+            })
+            .to_string()
+    }
+
+    async fn read(session: Session<Counter>) -> String {
+        session.visits().to_string()
+    }
+
+    async fn plain() -> &'static str {
+        "plain"
+    }
+
+    /// Default configuration except a non-`Secure` cookie (plain HTTP), as
+    /// for the other modes.
+    fn manager(store: impl SessionStore) -> Result<SessionManager<Counter>> {
+        let config = Config::builder()
+            .cookie_secure(false)
+            .build()
+            .context("building the sessionkit config")?;
+        SessionManager::builder(store)
+            .config(config)
+            .build()
+            .context("building the sessionkit manager")
+    }
+
+    async fn serve(addr: SocketAddr, manager: SessionManager<Counter>) -> Result<()> {
+        let middleware = SessionMiddleware::new(manager);
+        HttpServer::new(move || {
+            App::new()
+                .wrap(middleware.clone())
+                .route("/counter", web::get().to(counter))
+                .route("/read", web::get().to(read))
+                .route("/plain", web::get().to(plain))
+        })
+        .workers(1)
+        .bind(addr)
+        .with_context(|| format!("binding {addr}"))?
+        .run()
+        .await
+        .context("running the actix server")
+    }
+
+    pub fn memory(addr: SocketAddr) -> Result<()> {
+        let manager = manager(MemoryStore::new())?;
+        super::actix_modes::block_on(serve(addr, manager))
+    }
+
+    pub fn redis(addr: SocketAddr, url: &str) -> Result<()> {
+        let store = RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?;
+        let manager = manager(store)?;
+        super::actix_modes::block_on(serve(addr, manager))
     }
 }
 
