@@ -133,7 +133,7 @@ async fn one_round_trip_per_load_and_save() {
     let mut calls = server.all_calls();
     calls.retain(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat"));
     calls.sort();
-    let expected: Vec<(String, u64)> = ["evalsha", "hgetall", "hset", "pexpire", "type"]
+    let expected: Vec<(String, u64)> = ["evalsha", "hgetall", "hset", "pexpire"]
         .iter()
         .map(|name| ((*name).to_owned(), n))
         .collect();

@@ -404,13 +404,19 @@ async fn run_on<F: Connect>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut conn = pool.get().await.map_err(|e| pool_error(e, inner))?;
-        let tracked: &mut Tracked<F::Conn> = &mut conn;
-        match exec(&mut tracked.conn, op).await {
+        // Take a handle to a multiplexed connection and give the pool object
+        // back at once: concurrent requests then share the connection and
+        // their commands are pipelined on one socket.
+        let (mut conn, broken) = {
+            let object = pool.get().await.map_err(|e| pool_error(e, inner))?;
+            let tracked: &Tracked<F::Conn> = &object;
+            (tracked.conn.clone(), Arc::clone(&tracked.broken))
+        };
+        match exec(&mut conn, op).await {
             Ok(value) => return Ok(value),
             Err(error) => {
                 if pool::breaks_connection(&error) {
-                    tracked.broken = true;
+                    broken.store(true, std::sync::atomic::Ordering::Relaxed);
                     pool.manager().connection_failed();
                     if attempt == 1 && pool::retryable(&error) {
                         tracing::debug!(%error, "Redis connection was dead; retrying on another");

@@ -13,9 +13,15 @@
 //! A connection whose command failed at the connection level is marked
 //! broken and dropped instead of being reused. The store never sends
 //! `WATCH`, so there is nothing for `UNWATCH` to undo.
+//!
+//! Connections are multiplexed: the store clones the connection handle out
+//! of the pool object and returns the object at once, so concurrent requests
+//! share a socket and their commands are pipelined together (fewer writes,
+//! reads and wake-ups than one socket per in-flight request).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -23,7 +29,7 @@ use deadpool_redis::redis::{self, aio::ConnectionLike, RedisError, RedisResult};
 
 /// Makes one connection (single node or cluster).
 pub(crate) trait Connect: Send + Sync + 'static {
-    type Conn: ConnectionLike + Send + 'static;
+    type Conn: ConnectionLike + Clone + Send + 'static;
     fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send;
 }
 
@@ -32,8 +38,9 @@ pub(crate) struct Tracked<C> {
     pub(crate) conn: C,
     /// The pool's failure generation when this connection was last known good.
     generation: u64,
-    /// A command on it failed at the connection level: never reuse it.
-    pub(crate) broken: bool,
+    /// A command on it (or on a clone of it) failed at the connection
+    /// level: never hand it out again.
+    pub(crate) broken: Arc<AtomicBool>,
 }
 
 pub(crate) struct Manager<F> {
@@ -70,12 +77,12 @@ impl<F: Connect> managed::Manager for Manager<F> {
         Ok(Tracked {
             conn,
             generation,
-            broken: false,
+            broken: Arc::new(AtomicBool::new(false)),
         })
     }
 
     async fn recycle(&self, obj: &mut Self::Type, metrics: &Metrics) -> RecycleResult<RedisError> {
-        if obj.broken {
+        if obj.broken.load(Ordering::Relaxed) {
             return Err(RecycleError::message(
                 "a command on this connection failed; replacing it",
             ));

@@ -12,16 +12,15 @@ use deadpool_redis::redis::{self, aio::ConnectionLike, Cmd, RedisResult, Script,
 /// When the metadata is readable and the session has not expired at `now`,
 /// sets `$access = now` and `PEXPIRE` to the time left
 /// (`min(now + idle, deadline) - now`, at least 1 ms). A key holding another
-/// type is deleted and reported as `{'$type', <type>}`.
+/// type is deleted and reported as `{'$type', 'not a hash'}`.
 pub(crate) const LOAD: &str = r"
 local key = KEYS[1]
-local kind = redis.call('TYPE', key)['ok']
-if kind == 'none' then return {} end
-if kind ~= 'hash' then
+local ok, h = pcall(redis.call, 'HGETALL', key)
+if not ok then
   redis.call('DEL', key)
-  return {'$type', kind}
+  return {'$type', 'not a hash'}
 end
-local h = redis.call('HGETALL', key)
+if #h == 0 then return {} end
 local meta = {}
 for i = 1, #h, 2 do
   if string.byte(h[i], 1) == 36 then meta[h[i]] = h[i + 1] end
