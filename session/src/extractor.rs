@@ -57,11 +57,26 @@ pub trait RequestView {
 }
 
 /// Finds cookie `name` in one `Cookie` header value (`a=1; b=2`).
+///
+/// Surrounding ASCII whitespace and a pair of double quotes around the value
+/// are removed; a name that only starts with `name` does not match.
+///
+/// ```
+/// use sessionkit::find_cookie;
+/// assert_eq!(find_cookie("a=1; sid=\"x\"; sid2=y", "sid"), Some("x"));
+/// assert_eq!(find_cookie("sid2=y", "sid"), None);
+/// ```
 #[must_use]
 pub fn find_cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     header.split(';').find_map(|pair| {
-        let (n, v) = pair.split_once('=')?;
-        (n.trim() == name).then(|| v.trim().trim_matches('"'))
+        let rest = pair.trim_ascii_start().strip_prefix(name)?;
+        let value = rest.trim_ascii_start().strip_prefix('=')?.trim_ascii();
+        Some(
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value),
+        )
     })
 }
 

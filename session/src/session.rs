@@ -75,12 +75,8 @@ struct State<T> {
     persisted: bool,
     meta: Meta,
     meta_dirty: bool,
-    /// Per field: the bytes as they are in the store.
-    stored: Vec<Option<Bytes>>,
-    /// Per field: whether the session holds it (stored, or set since).
-    present: Vec<bool>,
-    /// Per field: written since the last commit.
-    dirty: Vec<bool>,
+    /// Per field, by index in `T::FIELDS`.
+    fields: Vec<FieldState>,
     /// `replace`/`modify` ran: absent fields count as set only if they now
     /// differ from their default.
     bulk: bool,
@@ -92,6 +88,17 @@ struct State<T> {
     id_changed: bool,
     /// The client's cookie/header must be cleared (reset, destroy).
     clear_client: bool,
+}
+
+/// What the session knows about one field.
+#[derive(Clone, Default)]
+struct FieldState {
+    /// The bytes as they are in the store.
+    stored: Option<Bytes>,
+    /// The session holds the field (stored, or set since).
+    present: bool,
+    /// Written since the last commit.
+    dirty: bool,
 }
 
 /// What a commit asks the integration to send back to the client.
@@ -123,9 +130,7 @@ impl<T: SessionData> Session<T> {
                 persisted: false,
                 meta,
                 meta_dirty: false,
-                stored: vec![None; n],
-                present: vec![false; n],
-                dirty: vec![false; n],
+                fields: vec![FieldState::default(); n],
                 bulk: false,
                 rotate_from: None,
                 delete_ids: Vec::new(),
@@ -138,8 +143,7 @@ impl<T: SessionData> Session<T> {
     pub(crate) fn from_record(ctx: Arc<Context>, id: SessionId, record: Record, now: u64) -> Self {
         let n = T::FIELDS.len();
         let mut data = T::default();
-        let mut stored = vec![None; n];
-        let mut present = vec![false; n];
+        let mut fields = vec![FieldState::default(); n];
         for (index, field) in T::FIELDS.iter().enumerate() {
             let Some(bytes) = record.fields.get(field.name) else {
                 continue;
@@ -153,8 +157,8 @@ impl<T: SessionData> Session<T> {
                 );
                 data.reset_field(index);
             }
-            stored[index] = Some(bytes.clone());
-            present[index] = true;
+            fields[index].stored = Some(bytes.clone());
+            fields[index].present = true;
         }
         let mut meta = record.meta;
         meta.last_access = now;
@@ -167,9 +171,7 @@ impl<T: SessionData> Session<T> {
                 persisted: true,
                 meta,
                 meta_dirty: false,
-                stored,
-                present,
-                dirty: vec![false; n],
+                fields,
                 bulk: false,
                 rotate_from: None,
                 delete_ids: Vec::new(),
@@ -216,8 +218,8 @@ impl<T: SessionData> Session<T> {
         let state = self.lock();
         T::FIELDS
             .iter()
-            .zip(&state.present)
-            .filter(|(_, p)| **p)
+            .zip(&state.fields)
+            .filter(|(_, f)| f.present)
             .map(|(f, _)| f.name)
             .collect()
     }
@@ -409,7 +411,7 @@ impl<T: SessionData> Session<T> {
             // Take the pending work; it is put back if the store fails.
             let deletes = std::mem::take(&mut state.delete_ids);
             for (index, _) in &plan.written {
-                state.dirty[*index] = false;
+                state.fields[*index].dirty = false;
             }
             let meta_was_dirty = std::mem::take(&mut state.meta_dirty);
             (
@@ -426,7 +428,7 @@ impl<T: SessionData> Session<T> {
         let mut state = self.lock();
         if let Err(error) = result {
             for (index, _) in &written {
-                state.dirty[*index] = true;
+                state.fields[*index].dirty = true;
             }
             state.meta_dirty |= meta_was_dirty;
             let mut restored = deletes;
@@ -435,7 +437,7 @@ impl<T: SessionData> Session<T> {
             return Err(error.into());
         }
         for (index, bytes) in written {
-            state.stored[index] = bytes;
+            state.fields[index].stored = bytes;
         }
         match &op {
             Op::Nothing => {}
@@ -489,12 +491,14 @@ struct Plan {
 
 impl<T: SessionData> State<T> {
     fn mark(&mut self, index: usize) {
-        self.dirty[index] = true;
-        self.present[index] = true;
+        self.fields[index].dirty = true;
+        self.fields[index].present = true;
     }
 
     fn mark_all(&mut self) {
-        self.dirty.fill(true);
+        for field in &mut self.fields {
+            field.dirty = true;
+        }
         self.bulk = true;
     }
 
@@ -507,7 +511,7 @@ impl<T: SessionData> State<T> {
         let defaults = T::default();
         let (mut now, mut default) = (Vec::new(), Vec::new());
         for index in 0..T::FIELDS.len() {
-            if self.present[index] || !self.dirty[index] {
+            if self.fields[index].present || !self.fields[index].dirty {
                 continue;
             }
             now.clear();
@@ -515,9 +519,9 @@ impl<T: SessionData> State<T> {
             self.data.encode_field(index, &mut now)?;
             defaults.encode_field(index, &mut default)?;
             if now == default {
-                self.dirty[index] = false;
+                self.fields[index].dirty = false;
             } else {
-                self.present[index] = true;
+                self.fields[index].present = true;
             }
         }
         Ok(())
@@ -525,14 +529,16 @@ impl<T: SessionData> State<T> {
 
     fn unset(&mut self, index: usize) {
         self.data.reset_field(index);
-        self.dirty[index] = true;
-        self.present[index] = false;
+        self.fields[index].dirty = true;
+        self.fields[index].present = false;
     }
 
     fn clear_data(&mut self) {
         self.data = T::default();
-        self.present.fill(false);
-        self.dirty.fill(false);
+        for field in &mut self.fields {
+            field.present = false;
+            field.dirty = false;
+        }
         self.bulk = false;
     }
 
@@ -546,12 +552,14 @@ impl<T: SessionData> State<T> {
             self.delete_ids.push(old);
         }
         self.persisted = false;
-        self.stored.fill(None);
+        for field in &mut self.fields {
+            field.stored = None;
+        }
     }
 
     fn plan(&mut self, ctx: &Context, now: u64) -> Result<Plan, SessionError> {
         self.settle_bulk()?;
-        let has_data = self.present.iter().any(|p| *p);
+        let has_data = self.fields.iter().any(|f| f.present);
         if !has_data {
             // An empty session is never stored; one that was stored is deleted.
             let id = self.id.clone();
@@ -573,14 +581,15 @@ impl<T: SessionData> State<T> {
         let mut written = Vec::new();
         let mut size = 0usize;
         for (index, field) in T::FIELDS.iter().enumerate() {
-            if !self.present[index] {
-                if !full && self.dirty[index] && self.stored[index].is_some() {
+            let state = &self.fields[index];
+            if !state.present {
+                if !full && state.dirty && state.stored.is_some() {
                     remove.push(field.name);
                     written.push((index, None));
                 }
                 continue;
             }
-            let bytes = match (&self.stored[index], self.dirty[index]) {
+            let bytes = match (&state.stored, state.dirty) {
                 (Some(stored), false) => stored.clone(),
                 _ => {
                     let mut out = Vec::new();
@@ -589,10 +598,10 @@ impl<T: SessionData> State<T> {
                 }
             };
             size += field.name.len() + bytes.len();
-            if full || self.stored[index].as_ref() != Some(&bytes) {
+            if full || state.stored.as_ref() != Some(&bytes) {
                 set.push((field.name, bytes.clone()));
                 written.push((index, Some(bytes)));
-            } else if self.dirty[index] {
+            } else if state.dirty {
                 // Re-set to the stored value: nothing to write, but clear the mark.
                 written.push((index, Some(bytes)));
             }
