@@ -33,8 +33,13 @@ use crate::store::{SessionStore, StoreFuture};
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<SessionId, Arc<Entry>>,
+    cache: Cache<SessionId, Arc<Entry>, Hasher>,
 }
+
+/// Keys are server-generated random ids (a lookup of an unknown id inserts
+/// nothing), so a fast seeded hash is enough; moka's default SipHash costs
+/// several times more per lookup.
+type Hasher = foldhash::fast::RandomState;
 
 /// One session: its metadata and its fields packed into a single buffer
 /// (`u16` name length, name, `u32` value length, value; repeated).
@@ -147,7 +152,9 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            cache: Cache::builder().expire_after(SessionTtl).build(),
+            cache: Cache::builder()
+                .expire_after(SessionTtl)
+                .build_with_hasher(Hasher::default()),
         }
     }
 
@@ -160,7 +167,7 @@ impl MemoryStore {
                 .max_capacity(max_sessions)
                 .eviction_policy(EvictionPolicy::lru())
                 .expire_after(SessionTtl)
-                .build(),
+                .build_with_hasher(Hasher::default()),
         }
     }
 
