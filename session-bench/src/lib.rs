@@ -1,6 +1,6 @@
 //! Shared definitions for the sessionkit load benchmark.
 //!
-//! The crate has two binaries:
+//! The load benchmark has two binaries:
 //!
 //! * `bench-server` serves `GET /counter`, `GET /read` and `GET /plain` with
 //!   one of the session implementations listed in [`Mode`], on exactly one
@@ -9,8 +9,14 @@
 //!   the Redis modes), drives it with `wrk`, samples the server's CPU time from
 //!   `/proc/<pid>/stat` and Redis' `INFO commandstats`, and writes a markdown
 //!   report.
+//!
+//! The micro-benchmarks (`benches/`, divan), `bench-memory` (bytes per stored
+//! session) and `bench-micro-report` (writes `MICRO.md`) share [`fixture`]
+//! (the measured session struct) and [`micro`] (divan output to markdown).
 
+pub mod fixture;
 pub mod measure;
+pub mod micro;
 
 use std::fmt;
 use std::str::FromStr;
