@@ -11,27 +11,67 @@
 # Needs wrk, redis-server and taskset; installs wrk/redis-server via apt-get
 # when missing and running as root. All traffic goes to 127.0.0.1; the Redis
 # modes use a private redis-server on a free port, never the shared one.
+#
+# Last step: divan micro-benchmarks (session-bench/benches/) and bytes per
+# session at 1M sessions (bench-memory), written to session-bench/MICRO.md
+# (QUICK=1: fewer samples, 100k sessions, session-bench/target/MICRO-quick.md;
+# about 1 minute after the build). MICRO=0 skips this step; LOAD=0 skips the
+# load benchmark and runs only this step. MICRO_OUT=path overrides the file.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bench="$repo/session-bench"
 
-need_apt=()
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-if ((${#need_apt[@]})); then
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "bench.sh: installing ${need_apt[*]}" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+run_micro() {
+    local out sessions divan_args raw memory
+    if [[ ${QUICK:-0} == 1 ]]; then
+        out="${MICRO_OUT:-$bench/target/MICRO-quick.md}"
+        sessions=100000
+        divan_args=(--sample-count 20)
     else
-        echo "bench.sh: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]})" >&2
-        exit 1
+        out="${MICRO_OUT:-$bench/MICRO.md}"
+        sessions=1000000
+        divan_args=(--min-time 0.2)
     fi
+    raw="$bench/target/micro-divan.txt"
+    memory="$bench/target/micro-memory.md"
+    LOADAVG_BEFORE="$(cat /proc/loadavg)"
+    export LOADAVG_BEFORE
+    echo "bench.sh: micro-benchmarks (divan)" >&2
+    local cmd=(cargo bench --manifest-path session-bench/Cargo.toml
+        --bench ids --bench codec --bench store -- --color never "${divan_args[@]}")
+    # The report quotes the command from this first line.
+    echo "command: ${cmd[*]}" >"$raw"
+    (cd "$repo" && "${cmd[@]}") | tee -a "$raw"
+    echo "bench.sh: memory per session ($sessions sessions)" >&2
+    cargo build --release --bins --manifest-path "$bench/Cargo.toml"
+    SESSIONS=$sessions "$bench/target/release/bench-memory" | tee "$memory"
+    "$bench/target/release/bench-micro-report" "$raw" "$memory" >"$out"
+    echo "bench.sh: wrote $out" >&2
+}
+
+if [[ ${LOAD:-1} != 0 ]]; then
+    need_apt=()
+    command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+    command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+    if ((${#need_apt[@]})); then
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "bench.sh: installing ${need_apt[*]}" >&2
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+        else
+            echo "bench.sh: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]})" >&2
+            exit 1
+        fi
+    fi
+    command -v taskset >/dev/null 2>&1 || { echo "bench.sh: taskset (util-linux) is required" >&2; exit 1; }
+
+    echo "bench.sh: building session-bench (release)" >&2
+    cargo build --release --bins --manifest-path "$bench/Cargo.toml"
+
+    "$bench/target/release/bench-run"
 fi
-command -v taskset >/dev/null 2>&1 || { echo "bench.sh: taskset (util-linux) is required" >&2; exit 1; }
 
-echo "bench.sh: building session-bench (release)" >&2
-cargo build --release --bins --manifest-path "$bench/Cargo.toml"
-
-exec "$bench/target/release/bench-run"
+if [[ ${MICRO:-1} != 0 ]]; then
+    run_micro
+fi
