@@ -80,12 +80,34 @@ async fn hash_layout_and_hashed_key() {
     assert_eq!(server.cli(&["TYPE", &keys[0]]), "hash");
     let mut names = lines(&server.cli(&["HKEYS", &keys[0]]));
     names.sort();
-    assert_eq!(
-        names,
-        ["$access", "$created", "$idle", "$issued", "$version", "name", "visits"]
+    assert_eq!(names, ["$meta", "name", "visits"]);
+    // version:created:issued:access:idle:deadline, no absolute timeout here.
+    let meta = server.cli(&["HGET", &keys[0], "$meta"]);
+    let parts: Vec<&str> = meta.split(':').collect();
+    assert_eq!(parts.len(), 6, "{meta}");
+    assert_eq!(parts[0], "1", "the format version: {meta}");
+    assert_eq!(parts[4], "1800000", "the idle timeout: {meta}");
+    assert_eq!(parts[5], "", "no deadline: {meta}");
+    let created: u64 = parts[1].parse().expect("created");
+    assert_eq!(parts[2], parts[1], "issued when created: {meta}");
+    assert_eq!(parts[3], parts[1], "accessed when created: {meta}");
+    // A load rewrites only the access time.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    request(&manager, &cookie(&sid), |s| assert_eq!(s.get(NAME), "ada"))
+        .await
+        .expect("load");
+    let touched = server.cli(&["HGET", &keys[0], "$meta"]);
+    let after: Vec<&str> = touched.split(':').collect();
+    assert_eq!(after.len(), 6, "{touched}");
+    assert!(
+        after[3].parse::<u64>().expect("access") > created,
+        "{touched}"
     );
-    assert_eq!(server.cli(&["HGET", &keys[0], "$version"]), "1");
-    assert_eq!(server.cli(&["HGET", &keys[0], "$idle"]), "1800000");
+    assert_eq!(
+        [after[0], after[1], after[2], after[4], after[5]],
+        [parts[0], parts[1], parts[2], parts[4], parts[5]],
+        "{meta} -> {touched}"
+    );
     // MessagePack bytes as the runtime encoded them: 7 is the fixint 0x07.
     assert_eq!(
         server.cli(&["HSTRLEN", &keys[0], "visits"]),
@@ -139,7 +161,7 @@ async fn one_round_trip_per_load_and_save() {
         .collect();
     assert_eq!(
         calls, expected,
-        "a read-only request is one EVALSHA (HGETALL, HSET $access, PEXPIRE inside); no PING, no UNWATCH"
+        "a read-only request is one EVALSHA (HGETALL, HSET $meta, PEXPIRE inside); no PING, no UNWATCH"
     );
 
     server.reset_stats();
@@ -267,9 +289,10 @@ async fn corrupt_sessions_never_fail_a_request() {
 
     // Metadata missing, malformed, or not a hash at all: a fresh session, the key deleted.
     for damage in [
-        vec!["HDEL", "$version"],
-        vec!["HSET", "$access", "soon"],
-        vec!["HDEL", "$idle"],
+        vec!["HDEL", "$meta"],
+        vec!["HSET", "$meta", "1:1:1:soon:1800000:"],
+        vec!["HSET", "$meta", "1:1:1:1:"],
+        vec!["HSET", "$meta", ""],
     ] {
         let sid = saved("bob").await;
         let key = store.key_for(&SessionId::parse(&sid).expect("id"));
@@ -296,12 +319,19 @@ async fn corrupt_sessions_never_fail_a_request() {
     // Another format version: absent, and left alone for its own release.
     let sid = saved("zed").await;
     let key = store.key_for(&SessionId::parse(&sid).expect("id"));
-    server.cli(&["HSET", &key, "$version", "99"]);
+    let meta = server.cli(&["HGET", &key, "$meta"]);
+    let future = format!("99{}", &meta[meta.find(':').expect("version:")..]);
+    server.cli(&["HSET", &key, "$meta", &future]);
     let (s, _) = request(&manager, &cookie(&sid), |_| {})
         .await
         .expect("no error");
     assert!(s.fresh());
     assert_eq!(server.cli(&["EXISTS", &key]), "1", "not ours to delete");
+    assert_eq!(
+        server.cli(&["HGET", &key, "$meta"]),
+        future,
+        "not touched either"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +378,7 @@ async fn oversized_session_writes_nothing() {
         Err(SessionError::TooLarge { .. })
     ));
     let after = server.cli(&["HGETALL", &key]);
-    // The load touched `$access`; the fields are as before.
+    // The load touched `$meta`; the fields are as before.
     let fields = |dump: &str| {
         lines(dump)
             .chunks(2)

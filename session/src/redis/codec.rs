@@ -1,17 +1,24 @@
 //! The layout of one session in Redis: a HASH whose fields are the struct's
-//! fields (MessagePack bytes) plus metadata fields whose names start with `$`.
+//! fields (MessagePack bytes) plus one metadata field, `$meta`.
 //!
 //! | hash field | value |
 //! |---|---|
-//! | `$version` | [`FORMAT_VERSION`] in decimal |
-//! | `$created` | `Meta::created_at`, decimal ms since the epoch |
-//! | `$issued` | `Meta::id_issued_at` |
-//! | `$access` | `Meta::last_access` (the load script rewrites it) |
-//! | `$idle` | `Meta::idle_timeout_ms` |
-//! | `$deadline` | `Meta::absolute_deadline`; absent when there is none |
+//! | `$meta` | `<version>:<created>:<issued>:<access>:<idle>:<deadline>`, decimal |
 //! | anything else | one struct field, as stored in `Update::set` |
 //!
-//! The metadata is decimal text so the Lua load script can compute the TTL.
+//! In `$meta`, `version` is [`FORMAT_VERSION`]; `created`, `issued` and
+//! `access` are `Meta::created_at`, `Meta::id_issued_at` and
+//! `Meta::last_access` (ms since the epoch; the load script rewrites
+//! `access`); `idle` is `Meta::idle_timeout_ms`; `deadline` is
+//! `Meta::absolute_deadline`, empty when there is none. For example
+//! `1:1767225600000:1767225600000:1767225600000:1800000:`.
+//!
+//! The metadata is one field, so a load reply and a write carry one
+//! name/value pair of it rather than six; it is decimal text so the Lua load
+//! script can compute the TTL. Names starting with `$` are reserved for it.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -20,16 +27,15 @@ use sha2::{Digest, Sha256};
 use crate::id::SessionId;
 use crate::record::{Fields, Meta, Record, Update, FORMAT_VERSION};
 
-pub(crate) const VERSION: &str = "$version";
-pub(crate) const CREATED: &str = "$created";
-pub(crate) const ISSUED: &str = "$issued";
-pub(crate) const ACCESS: &str = "$access";
-pub(crate) const IDLE: &str = "$idle";
-pub(crate) const DEADLINE: &str = "$deadline";
+/// The hash field holding the metadata.
+pub(crate) const META: &str = "$meta";
 
 /// The longest TTL ever sent to Redis (about 142,000 years): keeps `PEXPIRE`
 /// far from its overflow check whatever timeouts are configured.
 pub(crate) const MAX_TTL_MS: u64 = 1 << 52;
+
+/// One script argument: borrowed from the update where possible.
+pub(crate) type Arg<'a> = Cow<'a, [u8]>;
 
 /// The Redis key of a session: `prefix` + base64url(SHA-256(id)), so a dump
 /// of Redis holds no usable session token.
@@ -47,38 +53,32 @@ pub(crate) fn ttl(update: &Update) -> u64 {
 }
 
 /// The write script's arguments for `update` (see `scripts::WRITE`):
-/// replace flag, TTL, number of pairs, the pairs (metadata first), then the
-/// names to delete.
-pub(crate) fn write_args(update: &Update) -> Result<Vec<Vec<u8>>, String> {
+/// replace flag, TTL, number of pairs, the pairs (`$meta` first), then the
+/// names to delete. Field names and values are borrowed, not copied.
+pub(crate) fn write_args(update: &Update) -> Result<Vec<Arg<'_>>, String> {
     if let Some((name, _)) = update.set.iter().find(|(n, _)| n.starts_with('$')) {
         return Err(reserved(name));
     }
     if let Some(name) = update.remove.iter().find(|n| n.starts_with('$')) {
         return Err(reserved(name));
     }
-    let meta = meta_pairs(&update.meta);
-    let pairs = meta.len() + update.set.len();
-    let mut args = Vec::with_capacity(3 + 2 * pairs + update.remove.len() + 1);
-    args.push(if update.replace {
-        b"1".to_vec()
+    let pairs = 1 + update.set.len();
+    let mut args = Vec::with_capacity(3 + 2 * pairs + update.remove.len());
+    args.push(Cow::Borrowed(if update.replace {
+        b"1".as_slice()
     } else {
-        b"0".to_vec()
-    });
-    args.push(ttl(update).to_string().into_bytes());
-    args.push(pairs.to_string().into_bytes());
-    for (name, value) in meta {
-        args.push(name.as_bytes().to_vec());
-        args.push(value.into_bytes());
-    }
+        b"0".as_slice()
+    }));
+    args.push(Cow::Owned(ttl(update).to_string().into_bytes()));
+    args.push(Cow::Owned(pairs.to_string().into_bytes()));
+    args.push(Cow::Borrowed(META.as_bytes()));
+    args.push(Cow::Owned(encode_meta(&update.meta).into_bytes()));
     for (name, value) in &update.set {
-        args.push(name.as_bytes().to_vec());
-        args.push(value.to_vec());
+        args.push(Cow::Borrowed(name.as_bytes()));
+        args.push(Cow::Borrowed(value.as_ref()));
     }
     for name in &update.remove {
-        args.push(name.as_bytes().to_vec());
-    }
-    if update.meta.absolute_deadline.is_none() && !update.replace {
-        args.push(DEADLINE.as_bytes().to_vec());
+        args.push(Cow::Borrowed(name.as_bytes()));
     }
     Ok(args)
 }
@@ -89,18 +89,65 @@ fn reserved(name: &str) -> String {
     )
 }
 
-fn meta_pairs(meta: &Meta) -> Vec<(&'static str, String)> {
-    let mut pairs = vec![
-        (VERSION, FORMAT_VERSION.to_string()),
-        (CREATED, meta.created_at.to_string()),
-        (ISSUED, meta.id_issued_at.to_string()),
-        (ACCESS, meta.last_access.to_string()),
-        (IDLE, meta.idle_timeout_ms.to_string()),
-    ];
+/// The `$meta` text of `meta`.
+pub(crate) fn encode_meta(meta: &Meta) -> String {
+    let mut text = String::with_capacity(80);
+    let _ = write!(
+        text,
+        "{FORMAT_VERSION}:{}:{}:{}:{}:",
+        meta.created_at, meta.id_issued_at, meta.last_access, meta.idle_timeout_ms
+    );
     if let Some(deadline) = meta.absolute_deadline {
-        pairs.push((DEADLINE, deadline.to_string()));
+        let _ = write!(text, "{deadline}");
     }
-    pairs
+    text
+}
+
+/// Parses `$meta`: the same grammar as the load script's pattern
+/// `^(%d+):(%d+):(%d+):(%d+):(%d+):(%d*)$`.
+fn decode_meta(value: &[u8]) -> Result<Meta, Unreadable> {
+    let corrupt = || {
+        Unreadable::Corrupt(format!(
+            "malformed {META} field {:?}",
+            String::from_utf8_lossy(value)
+        ))
+    };
+    let mut parts = value.split(|&b| b == b':');
+    let version = parts.next().unwrap_or_default();
+    if version.is_empty() || !version.iter().all(u8::is_ascii_digit) {
+        return Err(corrupt());
+    }
+    if version != FORMAT_VERSION.to_string().as_bytes() {
+        // Another release's format: whatever follows is its business.
+        return Err(Unreadable::Version(
+            String::from_utf8_lossy(version).into_owned(),
+        ));
+    }
+    let number = |part: Option<&[u8]>| -> Option<u64> {
+        let part = part?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let created_at = number(parts.next()).ok_or_else(corrupt)?;
+    let id_issued_at = number(parts.next()).ok_or_else(corrupt)?;
+    let last_access = number(parts.next()).ok_or_else(corrupt)?;
+    let idle_timeout_ms = number(parts.next()).ok_or_else(corrupt)?;
+    let absolute_deadline = match parts.next() {
+        Some([]) => None,
+        deadline => Some(number(deadline).ok_or_else(corrupt)?),
+    };
+    if parts.next().is_some() {
+        return Err(corrupt());
+    }
+    Ok(Meta {
+        created_at,
+        id_issued_at,
+        last_access,
+        idle_timeout_ms,
+        absolute_deadline,
+    })
 }
 
 /// Why a stored hash is not a session this version can read.
@@ -122,60 +169,29 @@ pub(crate) fn decode(flat: Vec<Vec<u8>>) -> Result<Record, Unreadable> {
         )));
     }
     let mut fields = Fields::default();
-    let mut version = None;
-    let mut numbers: [Option<u64>; 5] = [None; 5];
-    let names = [CREATED, ISSUED, ACCESS, IDLE, DEADLINE];
+    let mut meta = None;
     let mut items = flat.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
         if name.first() == Some(&b'$') {
-            if name == VERSION.as_bytes() {
-                version = Some(value);
-                continue;
-            }
-            if name == b"$type" {
+            if name == META.as_bytes() {
+                meta = Some(value);
+            } else if name == b"$type" {
                 let kind = String::from_utf8_lossy(&value).into_owned();
                 return Err(Unreadable::Corrupt(format!(
                     "the key held a {kind}, not a hash; it was deleted"
                 )));
-            }
-            if let Some(slot) = names.iter().position(|n| n.as_bytes() == name.as_slice()) {
-                let text = std::str::from_utf8(&value).ok();
-                let number = text.and_then(|t| t.parse::<u64>().ok()).ok_or_else(|| {
-                    Unreadable::Corrupt(format!("metadata field {} is not a number", names[slot]))
-                })?;
-                numbers[slot] = Some(number);
             }
             // Other `$` names: metadata of a later minor format; ignored.
             continue;
         }
         fields.insert(Bytes::from(name), Bytes::from(value));
     }
-    let expected = FORMAT_VERSION.to_string();
-    match version {
-        None => {
-            return Err(Unreadable::Corrupt(format!(
-                "no {VERSION} field; the hash was not written by sessionkit"
-            )))
-        }
-        Some(v) if v != expected.as_bytes() => {
-            return Err(Unreadable::Version(
-                String::from_utf8_lossy(&v).into_owned(),
-            ))
-        }
-        Some(_) => {}
-    }
-    let need = |slot: usize| {
-        numbers[slot].ok_or_else(|| {
-            Unreadable::Corrupt(format!("metadata field {} is missing", names[slot]))
-        })
+    let Some(meta) = meta else {
+        return Err(Unreadable::Corrupt(format!(
+            "no {META} field; the hash was not written by this layout of sessionkit"
+        )));
     };
-    let meta = Meta {
-        created_at: need(0)?,
-        id_issued_at: need(1)?,
-        last_access: need(2)?,
-        idle_timeout_ms: need(3)?,
-        absolute_deadline: numbers[4],
-    };
+    let meta = decode_meta(&meta)?;
     Ok(Record { meta, fields })
 }
 
@@ -204,71 +220,121 @@ mod tests {
     }
 
     #[test]
-    fn write_args_round_trip_through_decode() {
-        let update = Update {
-            meta: Meta::new(1_000, 60_000, Some(120_000)),
-            set: vec![("cart", Bytes::from_static(b"\x91\xa1a"))],
-            remove: vec!["gone"],
-            replace: false,
+    fn meta_text() {
+        let t = 1_767_225_600_000;
+        assert_eq!(
+            encode_meta(&Meta::new(t, 1_800_000, None)),
+            "1:1767225600000:1767225600000:1767225600000:1800000:"
+        );
+        let meta = Meta {
+            created_at: 1,
+            id_issued_at: 2,
+            last_access: 3,
+            idle_timeout_ms: 4,
+            absolute_deadline: Some(u64::MAX),
         };
-        let args = write_args(&update).unwrap();
-        assert_eq!(args[0], b"0");
-        assert_eq!(args[1], b"60000");
-        let pairs: usize = std::str::from_utf8(&args[2]).unwrap().parse().unwrap();
-        assert_eq!(pairs, 7, "six metadata pairs and one field");
-        assert_eq!(args.len(), 3 + 2 * pairs + 1);
-        let record = decode(args[3..3 + 2 * pairs].to_vec()).unwrap();
-        assert_eq!(record.meta, update.meta);
-        assert_eq!(record.fields.get("cart").unwrap().as_ref(), b"\x91\xa1a");
+        assert_eq!(encode_meta(&meta), format!("1:1:2:3:4:{}", u64::MAX));
+        assert_eq!(decode_meta(encode_meta(&meta).as_bytes()), Ok(meta));
     }
 
     #[test]
-    fn no_deadline_is_removed_on_partial_writes() {
-        let update = Update {
-            meta: Meta::new(1_000, 60_000, None),
-            set: vec![],
-            remove: vec![],
-            replace: false,
-        };
-        let args = write_args(&update).unwrap();
-        assert_eq!(args.last().unwrap(), DEADLINE.as_bytes());
+    fn write_args_round_trip_through_decode() {
+        for deadline in [Some(120_000), None] {
+            let update = Update {
+                meta: Meta::new(1_000, 60_000, deadline),
+                set: vec![("cart", Bytes::from_static(b"\x91\xa1a"))],
+                remove: vec!["gone"],
+                replace: false,
+            };
+            let args = write_args(&update).unwrap();
+            assert_eq!(args[0].as_ref(), b"0");
+            assert_eq!(args[1].as_ref(), b"60000");
+            let pairs: usize = std::str::from_utf8(&args[2]).unwrap().parse().unwrap();
+            assert_eq!(pairs, 2, "one metadata pair and one field");
+            assert_eq!(args.len(), 3 + 2 * pairs + 1, "then the one name to delete");
+            assert_eq!(args.last().unwrap().as_ref(), b"gone");
+            let pairs = args[3..3 + 2 * pairs].iter().map(|a| a.to_vec()).collect();
+            let record = decode(pairs).unwrap();
+            assert_eq!(record.meta, update.meta);
+            assert_eq!(record.fields.get("cart").unwrap().as_ref(), b"\x91\xa1a");
+            assert_eq!(record.fields.len(), 1, "metadata is not a field");
+        }
     }
 
     #[test]
     fn reserved_names_are_refused() {
         let update = Update {
             meta: Meta::new(1_000, 60_000, None),
-            set: vec![("$access", Bytes::from_static(b"1"))],
+            set: vec![("$meta", Bytes::from_static(b"1"))],
             remove: vec![],
             replace: true,
+        };
+        assert!(write_args(&update).unwrap_err().contains("reserves"));
+        let update = Update {
+            set: vec![],
+            remove: vec!["$x"],
+            ..update
         };
         assert!(write_args(&update).unwrap_err().contains("reserves"));
     }
 
     #[test]
     fn unreadable_hashes_are_classified() {
-        let good: &[(&str, &[u8])] = &[
-            ("$version", b"1"),
-            ("$created", b"1"),
-            ("$issued", b"1"),
-            ("$access", b"1"),
-            ("$idle", b"10"),
-        ];
-        assert!(decode(flat(good)).is_ok());
+        let with = |meta: &[u8]| decode(flat(&[("x", b"\x01"), ("$meta", meta)]));
+        let good = with(b"1:1:1:1:10:").unwrap();
+        assert_eq!(good.meta.absolute_deadline, None);
+        assert_eq!(
+            with(b"1:1:1:1:10:20").unwrap().meta.absolute_deadline,
+            Some(20)
+        );
+        assert_eq!(
+            decode(flat(&[("$meta", b"1:1:1:1:10:"), ("$later", b"?")]))
+                .unwrap()
+                .fields
+                .len(),
+            0,
+            "unknown `$` names are ignored"
+        );
+        for corrupt in [
+            b"".as_slice(),
+            b"1",
+            b"1:1:1:1:10",
+            b"1:1:1:soon:10:",
+            b"1:1:1:1::",
+            b"1:1:1:1:10::",
+            b"1:1:1:1:10:20:",
+            b"1:1:1:+1:10:",
+            b"1:1:1:1:99999999999999999999:",
+            b"x:1:1:1:10:",
+            b":1:1:1:10:",
+        ] {
+            assert!(
+                matches!(with(corrupt), Err(Unreadable::Corrupt(_))),
+                "{:?}",
+                String::from_utf8_lossy(corrupt)
+            );
+        }
+        assert_eq!(with(b"9:1:1:1:10:"), Err(Unreadable::Version("9".into())));
+        assert_eq!(
+            with(b"2:another:layout"),
+            Err(Unreadable::Version("2".into())),
+            "a later format may change what follows the version"
+        );
         assert!(matches!(
             decode(flat(&[("x", b"1")])),
             Err(Unreadable::Corrupt(_))
         ));
-        let mut future = good.to_vec();
-        future[0] = ("$version", b"9");
-        assert_eq!(decode(flat(&future)), Err(Unreadable::Version("9".into())));
-        let mut bad = good.to_vec();
-        bad[3] = ("$access", b"soon");
-        assert!(matches!(decode(flat(&bad)), Err(Unreadable::Corrupt(_))));
-        assert!(matches!(
-            decode(flat(&good[..4])),
-            Err(Unreadable::Corrupt(_))
-        ));
+        assert!(
+            matches!(
+                decode(flat(&[
+                    ("$version", b"1"),
+                    ("$access", b"1"),
+                    ("$idle", b"10")
+                ])),
+                Err(Unreadable::Corrupt(_))
+            ),
+            "the earlier six-field layout has no $meta"
+        );
         assert!(matches!(
             decode(flat(&[("$type", b"string")])),
             Err(Unreadable::Corrupt(_))

@@ -14,7 +14,7 @@ use deadpool::managed::{Pool, PoolError, TimeoutType};
 use deadpool_redis::redis::{self, aio::ConnectionLike, IntoConnectionInfo, RedisError, Value};
 use deadpool_redis::Runtime;
 
-use self::codec::Unreadable;
+use self::codec::{Arg, Unreadable};
 use self::pool::{Connect, Manager, Single, Tracked};
 use self::scripts::Which;
 use crate::id::SessionId;
@@ -83,11 +83,14 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 /// A session lives under `prefix + base64url(SHA-256(id))`: the raw id never
 /// reaches Redis, so a dump of Redis gives no one a usable session token
 /// ([`RedisStore::key_for`] computes the key). The key is a HASH with one
-/// field per struct field (its MessagePack bytes) and these metadata fields,
-/// decimal text: `$version` (the stored format,
-/// [`FORMAT_VERSION`](crate::FORMAT_VERSION)), `$created`, `$issued`,
-/// `$access`, `$idle`, and `$deadline` (absent when the session has no
-/// absolute timeout). Struct field names starting with `$` are refused.
+/// field per struct field (its MessagePack bytes) and one metadata field,
+/// `$meta`, decimal text
+/// `<version>:<created>:<issued>:<access>:<idle>:<deadline>`: the stored
+/// format ([`FORMAT_VERSION`](crate::FORMAT_VERSION)), then
+/// [`Meta`]'s timestamps and idle timeout in milliseconds, the deadline empty
+/// when the session has no absolute timeout (e.g.
+/// `1:1767225600000:1767225600000:1767225600000:1800000:`). Struct field
+/// names starting with `$` are refused.
 /// Every write sets the key's TTL to the time the session has left (idle
 /// timeout, or the absolute deadline if sooner), so Redis drops abandoned
 /// sessions by itself; the runtime still checks the timestamps on load.
@@ -96,7 +99,7 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 ///
 /// | operation | sent to Redis |
 /// |---|---|
-/// | load | 1 `EVALSHA`: `HGETALL`, then `HSET $access` + `PEXPIRE` unless expired |
+/// | load | 1 `EVALSHA`: `HGETALL`, then `HSET $meta` (new access time) + `PEXPIRE` unless expired |
 /// | save | 1 `EVALSHA`: `DEL` if replacing, `HSET`, `HDEL`, `PEXPIRE` |
 /// | rotate | 1 `EVALSHA` on a single node (the old key's `DEL` in the same script); in a cluster 2: write the new key, then `DEL` the old one |
 /// | delete | 1 `DEL` |
@@ -308,7 +311,7 @@ impl RedisStore {
         &self,
         which: Which,
         keys: &[&str],
-        args: &[Vec<u8>],
+        args: &[Arg<'_>],
     ) -> Result<Value, StoreError> {
         self.run(Op::Script(which, keys, args)).await
     }
@@ -320,9 +323,9 @@ impl RedisStore {
     async fn load_record(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         let key = self.key_for(id);
         let args = [
-            now.to_string().into_bytes(),
-            FORMAT_VERSION.to_string().into_bytes(),
-            codec::MAX_TTL_MS.to_string().into_bytes(),
+            Arg::Owned(now.to_string().into_bytes()),
+            Arg::Owned(FORMAT_VERSION.to_string().into_bytes()),
+            Arg::Owned(codec::MAX_TTL_MS.to_string().into_bytes()),
         ];
         let reply = self.script(Which::Load, &[&key], &args).await?;
         let flat = match flat_bytes(reply) {
@@ -385,7 +388,7 @@ impl RedisStore {
 
 /// One round trip's worth of work.
 enum Op<'a> {
-    Script(Which, &'a [&'a str], &'a [Vec<u8>]),
+    Script(Which, &'a [&'a str], &'a [Arg<'a>]),
     Del(&'a str),
 }
 

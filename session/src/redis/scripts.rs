@@ -6,13 +6,17 @@ use std::sync::LazyLock;
 
 use deadpool_redis::redis::{self, aio::ConnectionLike, Cmd, RedisResult, Script, Value};
 
+use super::codec::Arg;
+
 /// `load`: KEYS = [key]; ARGV = [now, format version, max TTL].
 ///
 /// Returns the hash as `HGETALL` saw it (before the touch), `{}` when absent.
-/// When the metadata is readable and the session has not expired at `now`,
-/// sets `$access = now` and `PEXPIRE` to the time left
-/// (`min(now + idle, deadline) - now`, at least 1 ms). A key holding another
-/// type is deleted and reported as `{'$type', 'not a hash'}`.
+/// When `$meta` matches `version:created:issued:access:idle:deadline`, its
+/// version is ARGV's and the session has not expired at `now`, rewrites
+/// `$meta` with `access = now` (the other parts as stored, text unchanged)
+/// and sets `PEXPIRE` to the time left (`min(now + idle, deadline) - now`,
+/// at least 1 ms, at most the max TTL). A key holding another type is
+/// deleted and reported as `{'$type', 'not a hash'}`.
 pub(crate) const LOAD: &str = r"
 local key = KEYS[1]
 local ok, h = pcall(redis.call, 'HGETALL', key)
@@ -21,30 +25,33 @@ if not ok then
   return {'$type', 'not a hash'}
 end
 if #h == 0 then return {} end
-local meta = {}
+local m
 for i = 1, #h, 2 do
-  if string.byte(h[i], 1) == 36 then meta[h[i]] = h[i + 1] end
+  if h[i] == '$meta' then m = h[i + 1] break end
 end
+if not m then return h end
+local version, created, issued, access, idle, deadline =
+  string.match(m, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d*)$')
+if version ~= ARGV[2] then return h end
 local now = tonumber(ARGV[1])
-local access = tonumber(meta['$access'] or '')
-local idle = tonumber(meta['$idle'] or '')
-if meta['$version'] == ARGV[2] and access and idle then
-  local deadline = tonumber(meta['$deadline'] or '')
-  local expires = access + idle
-  if deadline and deadline < expires then expires = deadline end
-  if now < expires then
-    local keep = now + idle
-    if deadline and deadline < keep then keep = deadline end
-    local ttl = math.min(math.max(keep - now, 1), tonumber(ARGV[3]))
-    redis.call('HSET', key, '$access', ARGV[1])
-    redis.call('PEXPIRE', key, string.format('%d', ttl))
-  end
+local idle_ms = tonumber(idle)
+local deadline_ms = tonumber(deadline)
+local expires = tonumber(access) + idle_ms
+if deadline_ms and deadline_ms < expires then expires = deadline_ms end
+if now < expires then
+  local keep = now + idle_ms
+  if deadline_ms and deadline_ms < keep then keep = deadline_ms end
+  local ttl = math.min(math.max(keep - now, 1), tonumber(ARGV[3]))
+  redis.call('HSET', key, '$meta',
+    version .. ':' .. created .. ':' .. issued .. ':' .. ARGV[1] .. ':' .. idle .. ':' .. deadline)
+  redis.call('PEXPIRE', key, string.format('%d', ttl))
 end
 return h
 ";
 
 /// `save`, `rotate`, `touch`: KEYS = [key] or [key, old key];
-/// ARGV = [replace '1'/'0', TTL ms, n, n name/value pairs, names to delete...].
+/// ARGV = [replace '1'/'0', TTL ms, n, n name/value pairs (`$meta` and its
+/// text first, then the struct fields), names to delete...].
 ///
 /// Replace: `DEL key` first. Partial: nothing happens (returns 0) when the
 /// key is gone, so a write racing a destroy or an expiry cannot bring back a
@@ -101,7 +108,7 @@ pub(crate) async fn invoke<C: ConnectionLike + Send>(
     conn: &mut C,
     which: Which,
     keys: &[&str],
-    args: &[Vec<u8>],
+    args: &[Arg<'_>],
 ) -> RedisResult<Value> {
     let evalsha = command("EVALSHA", which.script().get_hash().as_bytes(), keys, args);
     match evalsha.query_async::<Value>(conn).await {
@@ -115,14 +122,14 @@ pub(crate) async fn invoke<C: ConnectionLike + Send>(
     }
 }
 
-fn command(name: &str, script: &[u8], keys: &[&str], args: &[Vec<u8>]) -> Cmd {
+fn command(name: &str, script: &[u8], keys: &[&str], args: &[Arg<'_>]) -> Cmd {
     let mut cmd = redis::cmd(name);
     cmd.arg(script).arg(keys.len());
     for key in keys {
         cmd.arg(*key);
     }
     for arg in args {
-        cmd.arg(arg.as_slice());
+        cmd.arg(arg.as_ref());
     }
     cmd
 }
