@@ -40,9 +40,10 @@ run_micro() {
     echo "bench.sh: micro-benchmarks (divan)" >&2
     local cmd=(cargo bench --manifest-path session-bench/Cargo.toml
         --bench ids --bench codec --bench store -- --color never "${divan_args[@]}")
-    # The report quotes the command from this first line.
+    # The report quotes the command from this first line, and divan's timer
+    # precision from its standard error.
     echo "command: ${cmd[*]}" >"$raw"
-    (cd "$repo" && "${cmd[@]}") | tee -a "$raw"
+    (cd "$repo" && "${cmd[@]}") 2>&1 | tee -a "$raw"
     echo "bench.sh: memory per session ($sessions sessions)" >&2
     cargo build --release --bins --manifest-path "$bench/Cargo.toml"
     SESSIONS=$sessions "$bench/target/release/bench-memory" | tee "$memory"
