@@ -12,10 +12,7 @@ use sessionkit_examples::api::{api_app, api_manager};
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     sessionkit_examples::init_tracing();
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = sessionkit_examples::port_from_env("PORT", 8080)?;
     let manager = api_manager(MemoryStore::new()).map_err(std::io::Error::other)?;
     tracing::info!("API on http://127.0.0.1:{port}/api/data");
     HttpServer::new(move || api_app(manager.clone()))

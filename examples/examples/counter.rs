@@ -8,10 +8,7 @@ use sessionkit_examples::counter::{counter_app, Counter};
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     sessionkit_examples::init_tracing();
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = sessionkit_examples::port_from_env("PORT", 8080)?;
     let manager = SessionManager::<Counter>::new(MemoryStore::new());
     tracing::info!("counter on http://127.0.0.1:{port}/");
     HttpServer::new(move || counter_app(manager.clone()))

@@ -25,3 +25,20 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// The port in environment variable `name`, or `default` when it is unset.
+///
+/// # Errors
+/// An `InvalidInput` error naming the variable when its value is not a port
+/// number (a typo should stop the example, not silently pick another port).
+pub fn port_from_env(name: &str, default: u16) -> std::io::Result<u16> {
+    match std::env::var(name) {
+        Ok(value) => value.trim().parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{name} must be a port number, got {value:?}"),
+            )
+        }),
+        Err(_) => Ok(default),
+    }
+}
