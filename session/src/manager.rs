@@ -135,7 +135,10 @@ impl<T: SessionData> SessionManagerBuilder<T> {
     /// [`ConfigError`] naming the key to change.
     pub fn build(self) -> Result<SessionManager<T>, ConfigError> {
         self.config.validate()?;
-        let extractor = self.extractor.unwrap_or_else(|| self.config.extractor());
+        let extractor = self
+            .extractor
+            .clone()
+            .unwrap_or_else(|| self.config.extractor());
         if let Some(name) = extractor.cookie_names().find(|n| n.starts_with("__Host-")) {
             // Custom extractors get the same prefix checks as keyLookup.
             if !self.config.cookie_secure
@@ -148,10 +151,15 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 });
             }
         }
+        Ok(self.assemble(extractor))
+    }
+
+    /// The manager, from a configuration already known to be valid.
+    fn assemble(self, extractor: Extractor) -> SessionManager<T> {
         let config = self.config;
         let cookie_refresh_ms =
             (!config.cookie_session_only).then(|| duration_ms(config.cookie_expiration) / 2);
-        Ok(SessionManager {
+        SessionManager {
             ctx: Arc::new(Context {
                 idle_ms: duration_ms(config.idle_timeout),
                 absolute_ms: config.absolute_timeout.map(duration_ms),
@@ -165,20 +173,17 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 config,
             }),
             _data: PhantomData,
-        })
+        }
     }
 }
 
 impl<T: SessionData> SessionManager<T> {
-    /// A manager with the default configuration.
-    ///
-    /// # Panics
-    /// Never: the default configuration is valid.
+    /// A manager with the default configuration (which is valid, so this
+    /// cannot fail; `manager_default_config_is_valid` tests it).
     pub fn new(store: impl SessionStore) -> Self {
-        match Self::builder(store).build() {
-            Ok(manager) => manager,
-            Err(error) => unreachable!("the default configuration is valid: {error}"),
-        }
+        let builder = Self::builder(store);
+        let extractor = builder.config.extractor();
+        builder.assemble(extractor)
     }
 
     /// A builder with the default configuration.
@@ -482,5 +487,16 @@ impl ResponseUpdate {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.set_cookie.is_none() && self.header.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manager_default_config_is_valid() {
+        // `SessionManager::new` skips validation because of this.
+        Config::default().validate().unwrap();
     }
 }
