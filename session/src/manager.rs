@@ -178,6 +178,13 @@ impl<T: SessionData> SessionManagerBuilder<T> {
 }
 
 impl<T: SessionData> SessionManager<T> {
+    pub(crate) fn from_context(ctx: Arc<Context>) -> Self {
+        Self {
+            ctx,
+            _data: PhantomData,
+        }
+    }
+
     /// A manager with the default configuration (which is valid, so this
     /// cannot fail; `manager_default_config_is_valid` tests it).
     pub fn new(store: impl SessionStore) -> Self {

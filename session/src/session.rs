@@ -11,7 +11,7 @@ use crate::clock::duration_ms;
 use crate::data::{Field, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::Context;
+use crate::manager::{Context, SessionManager};
 use crate::record::{Meta, Record, Update};
 
 /// One user's session, typed by its data struct `T`.
@@ -198,6 +198,13 @@ impl<T: SessionData> Session<T> {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The manager this session belongs to (Fiber's `sess.Store()`): load or
+    /// delete other sessions by id from a handler or a background task.
+    #[must_use]
+    pub fn manager(&self) -> SessionManager<T> {
+        SessionManager::from_context(Arc::clone(&self.shared.ctx))
     }
 
     /// The current session id (changes after [`Session::regenerate`] and [`Session::reset`]).

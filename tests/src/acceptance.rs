@@ -712,6 +712,11 @@ pub async fn store_pattern(store: Arc<dyn SessionStore>) {
     .unwrap();
     let s = m.load_by_id(&id).await.unwrap().unwrap();
     assert_eq!((s.get(NAME), s.get(VISITS)), ("job".to_owned(), 10));
+    // From a session, its manager reaches other sessions (Fiber's sess.Store()).
+    let other = s.manager().create().unwrap();
+    other.set(NAME, "other".into());
+    other.save().await.unwrap();
+    assert!(m.load_by_id(other.id().as_str()).await.unwrap().is_some());
     m.delete_by_id(&id).await.unwrap();
     assert!(m.load_by_id(&id).await.unwrap().is_none());
     // Deleting an absent session is fine.
