@@ -54,6 +54,7 @@ mod record;
 mod redis;
 mod session;
 mod store;
+mod timeout;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -88,6 +89,7 @@ pub use crate::redis::{
 };
 pub use crate::session::Session;
 pub use crate::store::{SessionStore, StoreError, StoreFuture};
+pub use crate::timeout::TimeoutStore;
 
 /// `#[derive(SessionData)]`: see the `sessionkit-derive` crate.
 #[cfg(feature = "derive")]

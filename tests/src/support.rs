@@ -313,3 +313,80 @@ impl SessionData for ProfileV2 {
         }
     }
 }
+
+/// Wraps a store and sleeps before every call while a delay is set: a slow
+/// or hung backend.
+#[derive(Clone)]
+pub struct SlowStore {
+    inner: Arc<dyn SessionStore>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for SlowStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowStore").finish_non_exhaustive()
+    }
+}
+
+impl SlowStore {
+    /// Wraps `inner`, fast until [`SlowStore::set_delay`].
+    pub fn new(inner: impl SessionStore) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            delay_ms: Arc::default(),
+        }
+    }
+
+    /// Every later call first sleeps this long (zero: no sleep).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    async fn pause(&self) {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+}
+
+impl SessionStore for SlowStore {
+    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(async move {
+            self.pause().await;
+            self.inner.load(id, now).await
+        })
+    }
+    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.pause().await;
+            self.inner.save(id, update).await
+        })
+    }
+    fn rotate<'a>(
+        &'a self,
+        old: &'a SessionId,
+        new: &'a SessionId,
+        update: &'a Update,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.pause().await;
+            self.inner.rotate(old, new, update).await
+        })
+    }
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.pause().await;
+            self.inner.delete(id).await
+        })
+    }
+    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.pause().await;
+            self.inner.touch(id, meta).await
+        })
+    }
+}

@@ -62,3 +62,38 @@ async fn session_moves_into_spawned_tasks() {
     assert_eq!(loaded.get(NAME), "from a task");
     let _ = Arc::new(s);
 }
+
+/// A hung store never hangs a request: `TimeoutStore` turns it into a store
+/// error, and nothing is lost once the store answers again. Tokio's paused
+/// clock makes the 10-minute hang instant.
+#[tokio::test(start_paused = true)]
+async fn slow_store_times_out_and_recovers() {
+    use std::time::Duration;
+
+    use sessionkit::{StoreError, TimeoutStore};
+    use sessionkit_tests::support::{SlowStore, VISITS};
+
+    let slow = SlowStore::new(MemoryStore::new());
+    let store = TimeoutStore::new(slow.clone(), Duration::from_millis(200));
+    let m = SessionManager::<Profile>::new(store);
+    let s = m.create().unwrap();
+    s.set(VISITS, 1);
+    s.save().await.unwrap();
+    let id = s.id().to_string();
+
+    slow.set_delay(Duration::from_secs(600));
+    let err = m.load_by_id(&id).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::Store(StoreError::Timeout(limit)) if limit == Duration::from_millis(200)),
+        "{err}"
+    );
+    s.set(VISITS, 2);
+    assert!(matches!(
+        s.save().await,
+        Err(SessionError::Store(StoreError::Timeout(_)))
+    ));
+
+    slow.set_delay(Duration::ZERO);
+    s.save().await.unwrap();
+    assert_eq!(m.load_by_id(&id).await.unwrap().unwrap().get(VISITS), 2);
+}

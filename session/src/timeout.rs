@@ -1,0 +1,87 @@
+//! A wrapper that bounds every operation of any store, so a slow or hung
+//! backend turns into a prompt [`StoreError::Timeout`] instead of a hung request.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::id::SessionId;
+use crate::record::{Meta, Record, Update};
+use crate::store::{SessionStore, StoreError, StoreFuture};
+
+/// Wraps a store and fails any operation that takes longer than `limit`
+/// with [`StoreError::Timeout`].
+///
+/// The Redis store has its own connect/command timeouts; wrap custom stores
+/// (or any store, as a last line of defence) with this. Needs a tokio runtime
+/// with timers enabled (actix-web's has them).
+///
+/// ```
+/// use std::time::Duration;
+/// use sessionkit::{MemoryStore, SessionManager, TimeoutStore};
+/// # #[derive(Default)] struct Data;
+/// # impl sessionkit::SessionData for Data {
+/// #   const FIELDS: &'static [sessionkit::FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), sessionkit::EncodeError> { Err(sessionkit::EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), sessionkit::DecodeError> { Err(sessionkit::DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+/// let store = TimeoutStore::new(MemoryStore::new(), Duration::from_millis(500));
+/// let manager = SessionManager::<Data>::new(store);
+/// # let _ = manager;
+/// ```
+#[derive(Debug, Clone)]
+pub struct TimeoutStore<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S: SessionStore> TimeoutStore<S> {
+    /// Bounds every operation of `inner` by `limit`.
+    pub fn new(inner: S, limit: Duration) -> Self {
+        Self { inner, limit }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn bound<'a, T: 'a>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        let limit = self.limit;
+        Box::pin(async move {
+            tokio::time::timeout(limit, op)
+                .await
+                .unwrap_or(Err(StoreError::Timeout(limit)))
+        })
+    }
+}
+
+impl<S: SessionStore> SessionStore for TimeoutStore<S> {
+    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+        self.bound(self.inner.load(id, now))
+    }
+
+    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+        self.bound(self.inner.save(id, update))
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old: &'a SessionId,
+        new: &'a SessionId,
+        update: &'a Update,
+    ) -> StoreFuture<'a, ()> {
+        self.bound(self.inner.rotate(old, new, update))
+    }
+
+    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
+        self.bound(self.inner.delete(id))
+    }
+
+    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
+        self.bound(self.inner.touch(id, meta))
+    }
+}
