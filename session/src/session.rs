@@ -406,7 +406,7 @@ impl<T: SessionData> Session<T> {
             None
         };
 
-        let (deletes, op, written, write_back, meta_was_dirty) = {
+        let (deletes, target, op, written, write_back, meta_was_dirty) = {
             let mut state = self.lock();
             if let Some(new_id) = renew_id {
                 let old = std::mem::replace(&mut state.id, new_id);
@@ -421,8 +421,11 @@ impl<T: SessionData> Session<T> {
                 state.fields[*index].dirty = false;
             }
             let meta_was_dirty = std::mem::take(&mut state.meta_dirty);
+            // The id the write goes to is fixed now: a `regenerate()` from
+            // another task during the store call must not redirect it.
             (
                 deletes,
+                state.id.clone(),
                 plan.op,
                 plan.written,
                 plan.write_back,
@@ -430,7 +433,7 @@ impl<T: SessionData> Session<T> {
             )
         };
 
-        let result = self.execute(&deletes, &op).await;
+        let result = self.execute(&deletes, &target, &op).await;
 
         let mut state = self.lock();
         if let Err(error) = result {
@@ -466,25 +469,21 @@ impl<T: SessionData> Session<T> {
         Ok(write_back)
     }
 
-    async fn execute(&self, deletes: &[SessionId], op: &Op) -> Result<(), crate::StoreError> {
+    async fn execute(
+        &self,
+        deletes: &[SessionId],
+        id: &SessionId,
+        op: &Op,
+    ) -> Result<(), crate::StoreError> {
         let store = &self.shared.ctx.store;
-        for id in deletes {
-            store.delete(id).await?;
+        for deleted in deletes {
+            store.delete(deleted).await?;
         }
         match op {
             Op::Nothing => Ok(()),
-            Op::Touch(meta) => {
-                let id = self.id();
-                store.touch(&id, meta).await
-            }
-            Op::Save(update) => {
-                let id = self.id();
-                store.save(&id, update).await
-            }
-            Op::Rotate(old, update) => {
-                let id = self.id();
-                store.rotate(old, &id, update).await
-            }
+            Op::Touch(meta) => store.touch(id, meta).await,
+            Op::Save(update) => store.save(id, update).await,
+            Op::Rotate(old, update) => store.rotate(old, id, update).await,
         }
     }
 }
