@@ -133,11 +133,11 @@ impl<T: SessionData> SessionManagerBuilder<T> {
     ///
     /// # Errors
     /// [`ConfigError`] naming the key to change.
-    pub fn build(self) -> Result<SessionManager<T>, ConfigError> {
+    pub fn build(mut self) -> Result<SessionManager<T>, ConfigError> {
         self.config.validate()?;
         let extractor = self
             .extractor
-            .clone()
+            .take()
             .unwrap_or_else(|| self.config.extractor());
         if let Some(name) = extractor.cookie_names().find(|n| n.starts_with("__Host-")) {
             // Custom extractors get the same prefix checks as keyLookup.
