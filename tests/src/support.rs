@@ -2,7 +2,7 @@
 //! demand, and hand-written `SessionData` types.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sessionkit::{
@@ -101,12 +101,15 @@ pub enum Call {
     Touch(String),
 }
 
-/// Wraps a store, records every call, and fails every call while `failing` is set.
+/// Wraps a store, records every call, fails every call while `failing` is
+/// set, and sleeps before every call while a delay is set (a slow or hung
+/// backend).
 #[derive(Clone)]
 pub struct RecordingStore {
     inner: Arc<dyn SessionStore>,
     calls: Arc<Mutex<Vec<Call>>>,
     failing: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RecordingStore {
@@ -122,6 +125,22 @@ impl RecordingStore {
             inner: Arc::new(inner),
             calls: Arc::default(),
             failing: Arc::default(),
+            delay_ms: Arc::default(),
+        }
+    }
+
+    /// Every later call first sleeps this long (zero: no sleep).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    async fn pause(&self) {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
     }
 
@@ -153,6 +172,7 @@ impl SessionStore for RecordingStore {
         let checked = self.record(Call::Load(id.to_string()));
         Box::pin(async move {
             checked?;
+            self.pause().await;
             self.inner.load(id, now).await
         })
     }
@@ -160,6 +180,7 @@ impl SessionStore for RecordingStore {
         let checked = self.record(Call::Save(id.to_string(), update.clone()));
         Box::pin(async move {
             checked?;
+            self.pause().await;
             self.inner.save(id, update).await
         })
     }
@@ -176,6 +197,7 @@ impl SessionStore for RecordingStore {
         ));
         Box::pin(async move {
             checked?;
+            self.pause().await;
             self.inner.rotate(old, new, update).await
         })
     }
@@ -183,6 +205,7 @@ impl SessionStore for RecordingStore {
         let checked = self.record(Call::Delete(id.to_string()));
         Box::pin(async move {
             checked?;
+            self.pause().await;
             self.inner.delete(id).await
         })
     }
@@ -190,6 +213,7 @@ impl SessionStore for RecordingStore {
         let checked = self.record(Call::Touch(id.to_string()));
         Box::pin(async move {
             checked?;
+            self.pause().await;
             self.inner.touch(id, meta).await
         })
     }
@@ -311,82 +335,5 @@ impl SessionData for ProfileV2 {
             3 => self.user_id = None,
             _ => {}
         }
-    }
-}
-
-/// Wraps a store and sleeps before every call while a delay is set: a slow
-/// or hung backend.
-#[derive(Clone)]
-pub struct SlowStore {
-    inner: Arc<dyn SessionStore>,
-    delay_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl std::fmt::Debug for SlowStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlowStore").finish_non_exhaustive()
-    }
-}
-
-impl SlowStore {
-    /// Wraps `inner`, fast until [`SlowStore::set_delay`].
-    pub fn new(inner: impl SessionStore) -> Self {
-        Self {
-            inner: Arc::new(inner),
-            delay_ms: Arc::default(),
-        }
-    }
-
-    /// Every later call first sleeps this long (zero: no sleep).
-    pub fn set_delay(&self, delay: std::time::Duration) {
-        self.delay_ms.store(
-            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            Ordering::SeqCst,
-        );
-    }
-
-    async fn pause(&self) {
-        let ms = self.delay_ms.load(Ordering::SeqCst);
-        if ms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
-    }
-}
-
-impl SessionStore for SlowStore {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.load(id, now).await
-        })
-    }
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.save(id, update).await
-        })
-    }
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.rotate(old, new, update).await
-        })
-    }
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.delete(id).await
-        })
-    }
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            self.pause().await;
-            self.inner.touch(id, meta).await
-        })
     }
 }

@@ -71,9 +71,9 @@ async fn slow_store_times_out_and_recovers() {
     use std::time::Duration;
 
     use sessionkit::{StoreError, TimeoutStore};
-    use sessionkit_tests::support::{SlowStore, VISITS};
+    use sessionkit_tests::support::{RecordingStore, VISITS};
 
-    let slow = SlowStore::new(MemoryStore::new());
+    let slow = RecordingStore::new(MemoryStore::new());
     let store = TimeoutStore::new(slow.clone(), Duration::from_millis(200));
     let m = SessionManager::<Profile>::new(store);
     let s = m.create().unwrap();

@@ -9,7 +9,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use sessionkit::{MemoryStore, SessionManager, TimeoutStore};
 use sessionkit_actix::{Session, SessionMiddleware};
-use sessionkit_tests::support::{Profile, SlowStore, VISITS};
+use sessionkit_tests::support::{Profile, RecordingStore, VISITS};
 
 async fn count(session: Session<Profile>) -> HttpResponse {
     let visits = session.update(VISITS, |v| {
@@ -21,7 +21,7 @@ async fn count(session: Session<Profile>) -> HttpResponse {
 
 #[actix_web::test]
 async fn hung_store_gets_503_not_a_hang_and_recovers() {
-    let slow = SlowStore::new(MemoryStore::new());
+    let slow = RecordingStore::new(MemoryStore::new());
     let store = TimeoutStore::new(slow.clone(), Duration::from_millis(100));
     let manager = SessionManager::<Profile>::new(store);
     let app = test::init_service(
