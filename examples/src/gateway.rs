@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionkit::{
     Config, ConfigError, HeaderMapConfig, HeaderMapError, MemoryStore, RedisConfigError,
-    RedisStore, SameSite, SessionData, SessionManager, SessionStore,
+    DynSessionStore, RedisStore, SameSite, SessionData, SessionManager, SessionStore,
 };
 use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
 
@@ -184,7 +184,7 @@ impl GatewayConfig {
 /// # Errors
 /// [`GatewayError::Redis`] when the URL is malformed (or `rediss://` in a
 /// build without the `redis-tls` feature).
-pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn SessionStore>, GatewayError> {
+pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, GatewayError> {
     let Some(url) = redis_url.map(str::trim).filter(|u| !u.is_empty()) else {
         return Ok(Arc::new(MemoryStore::new()));
     };
@@ -298,8 +298,11 @@ struct CartForm {
 }
 
 async fn cart_add(session: Session<GatewaySession>, form: web::Form<CartForm>) -> HttpResponse {
-    let items = session.update_cart(|cart| {
-        cart.push(form.into_inner().item_id);
+    // A closure, so concurrent adds to one cart are all kept (it may run
+    // again on a fresher cart at commit).
+    let item = form.into_inner().item_id;
+    let items = session.update_cart(move |cart| {
+        cart.push(item.clone());
         cart.len()
     });
     HttpResponse::Ok().json(json!({ "items": items }))

@@ -21,6 +21,7 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 /// | error | status | body |
 /// |---|---|---|
 /// | [`SessionError::Store`] (backend down, timeout, corrupt record) | `503 Service Unavailable` | `session storage unavailable` |
+/// | [`SessionError::Conflict`] (concurrent requests kept changing the same fields; nothing saved) | `409 Conflict` | `session changed concurrently; retry` |
 /// | any other (id generation, encoding, `maxSessionBytes`) | `500 Internal Server Error` | `session error` |
 ///
 /// A store outage is the service being (temporarily) unable to serve, which is
@@ -44,6 +45,9 @@ pub fn default_error_handler(error: &SessionError, _req: &HttpRequest) -> HttpRe
             StatusCode::SERVICE_UNAVAILABLE,
             "session storage unavailable",
         ),
+        SessionError::Conflict { .. } => {
+            (StatusCode::CONFLICT, "session changed concurrently; retry")
+        }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "session error"),
     };
     HttpResponse::build(status)
@@ -58,16 +62,8 @@ pub(crate) fn handle(
     error: &SessionError,
     req: &HttpRequest,
 ) -> HttpResponse {
-    let mut causes = String::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        causes.push_str(": ");
-        causes.push_str(&cause.to_string());
-        source = cause.source();
-    }
     tracing::error!(
-        error = %error,
-        causes = %causes,
+        error = %sessionkit::ErrorChain(error),
         method = %req.method(),
         path = %req.path(),
         "session error; answering with the session error handler"
@@ -155,7 +151,7 @@ impl fmt::Display for SessionRejection {
                  scope or resource with sessionkit_actix::SessionMiddleware::<{data_type}>, \
                  registered after (outside of) any middleware that uses the session"
             ),
-            Kind::Failed(error) => write!(f, "the session could not be loaded: {error}"),
+            Kind::Failed(_) => f.write_str("the session could not be loaded"),
         }
     }
 }

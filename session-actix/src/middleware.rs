@@ -51,8 +51,12 @@ pub(crate) struct Slot<T: SessionData> {
 ///   into a cookie;
 /// - a removal cookie (same name, Path, Domain, Secure) or an empty header
 ///   after `reset`/`destroy`;
-/// - `Cache-Control: no-store` whenever it carries a session id, unless the
-///   handler set a `Cache-Control` of its own.
+/// - `Cache-Control: no-store` whenever it sets or clears a session id,
+///   replacing any `Cache-Control` of the handler's (a shared cache must never
+///   store a response carrying someone's session id).
+///
+/// A request that fails (a 5xx response, or a handler returning `Err`)
+/// persists nothing and sets no id, unless `saveOnError` is configured.
 ///
 /// A [`SessionError`] (store down, session too large, …) while loading or
 /// saving is logged with `tracing::error!` and answered by the error handler
@@ -306,7 +310,9 @@ where
                     return Err(error);
                 }
             };
-            match slot.pending.finish().await {
+            // A handler `Err` reaches here as a response carrying the error.
+            let failed = res.status().is_server_error() || res.response().error().is_some();
+            match slot.pending.finish(failed).await {
                 Ok(update) => Ok(apply(res, update).map_into_left_body()),
                 Err(error) => {
                     let response = handle(&inner.errors, &error, res.request());
@@ -340,9 +346,9 @@ fn apply<B>(mut res: ServiceResponse<B>, update: ResponseUpdate) -> ServiceRespo
             _ => tracing::error!(header = %name, "the session id header is not valid; not sent"),
         }
     }
-    if !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    // A response that sets or clears a session id must never be stored by a
+    // shared cache, whatever the handler said.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 

@@ -14,7 +14,8 @@ use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use common::*;
 use sessionkit::{
-    Config, Extractor, ManualClock, MemoryStore, SameSite, SessionManager, SessionStore, SourceKind,
+    Config, DynSessionStore, Extractor, ManualClock, MemoryStore, SameSite, SessionManager,
+    SessionStore, SourceKind,
 };
 use sessionkit_actix::{Session, SessionExt, SessionMiddleware, SessionRejection};
 
@@ -943,5 +944,5 @@ async fn store_calls_are_one_load_and_one_save_at_most() {
     .await;
     assert_eq!(body(res).await, "2");
     assert_eq!(store.calls() - before, 3, "a write is a load and a save");
-    let _: &dyn SessionStore = &store;
+    let _: &dyn DynSessionStore = &store;
 }

@@ -238,11 +238,18 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
         let doc_get = format!("Reads `{name}`{stored_as} from the session: a clone of its value.");
         let doc_with = format!("Runs `f` on `{name}` without cloning it.");
         let doc_set = format!(
-            "Sets `{name}`; only this field is marked changed and written at the next commit."
+            "Sets `{name}`; only this field is marked changed and written at the next commit. \
+             A blind write: when concurrent requests set it, the last one wins."
         );
-        let doc_update = format!("Changes `{name}` in place; only this field is marked changed.");
+        let doc_update = format!(
+            "Changes `{name}` in place with `f`; only this field is marked changed. \
+             Never lost to a concurrent request: if `{name}` changed in the store since this \
+             request loaded it, `f` runs again at commit on the newer value, so it must be `Fn` \
+             and compute only from its argument. Returns what `f` returned on this request's value."
+        );
         let doc_take = format!(
-            "Removes `{name}` from the session and returns its value; it reads as its default afterwards."
+            "Removes `{name}` from the session and returns its value; it reads as its default afterwards. \
+             If a concurrent request changed it meanwhile, its newer value stays."
         );
         let doc_remove = format!(
             "Removes `{name}` from the session; it reads as its default afterwards and is deleted from the store at the next commit."
@@ -256,7 +263,7 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
             #[doc = #doc_set]
             fn #set(&self, value: #ty);
             #[doc = #doc_update]
-            fn #update<#ret>(&self, f: impl #p::FnOnce(&mut #ty) -> #ret) -> #ret;
+            fn #update<#ret>(&self, f: impl #p::Fn(&mut #ty) -> #ret + #p::Send + #p::Sync + 'static) -> #ret;
             #[doc = #doc_take]
             fn #take(&self) -> #ty;
             #[doc = #doc_remove]
@@ -281,7 +288,7 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
             fn #set(&self, value: #ty) {
                 #p::Session::set(self, #key, value);
             }
-            fn #update<#ret>(&self, f: impl #p::FnOnce(&mut #ty) -> #ret) -> #ret {
+            fn #update<#ret>(&self, f: impl #p::Fn(&mut #ty) -> #ret + #p::Send + #p::Sync + 'static) -> #ret {
                 #p::Session::update(self, #key, f)
             }
             fn #take(&self) -> #ty {

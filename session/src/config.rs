@@ -32,7 +32,10 @@ use crate::extractor::Extractor;
 /// | `disableAutoRenew` | `false` | turn off id rotation |
 /// | `autoRenewAfter` | `30m` | rotate the id once it is this old |
 /// | `disableSessionForward` | `false` | strip the id from the request before handlers and downstream services see it |
-/// | `maxSessionBytes` | `1048576` | largest encoded session; larger saves are refused |
+/// | `maxSessionBytes` | `1048576` | largest encoded session; writes that would exceed it are refused |
+/// | `rotationGracePeriod` | `5s` | how long an auto-renewed id still resolves to its session (requests already in flight with it are served and told the new id) |
+/// | `touchAfter` | a tenth of the session's idle timeout | refresh the stored idle deadline at most this often; `0s` = on every request |
+/// | `saveOnError` | `false` | also persist the changes of requests answered with a 5xx status or whose handler failed |
 ///
 /// ```
 /// use sessionkit::Config;
@@ -80,6 +83,15 @@ pub struct Config {
     pub disable_session_forward: bool,
     /// The largest encoded session (field names + MessagePack values), in bytes.
     pub max_session_bytes: usize,
+    /// How long an auto-renewed id still resolves to the session.
+    #[serde(with = "humantime_serde")]
+    pub rotation_grace_period: Duration,
+    /// Refresh the stored idle deadline at most this often; `None` = a tenth
+    /// of the session's idle timeout; zero = on every request.
+    #[serde(with = "humantime_serde")]
+    pub touch_after: Option<Duration>,
+    /// Persist the changes of failed requests (5xx, or a failing handler) too.
+    pub save_on_error: bool,
 }
 
 impl Default for Config {
@@ -100,6 +112,9 @@ impl Default for Config {
             auto_renew_after: Duration::from_secs(30 * 60),
             disable_session_forward: false,
             max_session_bytes: 1024 * 1024,
+            rotation_grace_period: Duration::from_secs(5),
+            touch_after: None,
+            save_on_error: false,
         }
     }
 }
@@ -122,6 +137,9 @@ impl fmt::Debug for Config {
             .field("autoRenewAfter", &self.auto_renew_after)
             .field("disableSessionForward", &self.disable_session_forward)
             .field("maxSessionBytes", &self.max_session_bytes)
+            .field("rotationGracePeriod", &self.rotation_grace_period)
+            .field("touchAfter", &self.touch_after)
+            .field("saveOnError", &self.save_on_error)
             .finish()
     }
 }
@@ -268,6 +286,16 @@ impl ConfigBuilder {
         disable_session_forward: bool,
         /// Sets `maxSessionBytes`.
         max_session_bytes: usize,
+        /// Sets `rotationGracePeriod`.
+        rotation_grace_period: Duration,
+        /// Sets `saveOnError`.
+        save_on_error: bool,
+    }
+
+    /// Sets `touchAfter` (zero: refresh the idle deadline on every request).
+    pub fn touch_after(mut self, every: Duration) -> Self {
+        self.config.touch_after = Some(every);
+        self
     }
 
     /// Sets `storage`.

@@ -280,7 +280,9 @@ pub fn encode_value<V: Serialize + ?Sized>(
 /// # Errors
 /// [`DecodeError`] when `bytes` are not a MessagePack encoding of `V`.
 pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
-    rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError {
+        kind: decode_error_kind(&e),
+    })
 }
 
 /// A session field could not be encoded.
@@ -303,21 +305,73 @@ impl EncodeError {
 }
 
 /// Stored bytes did not decode as the field's type.
+///
+/// It says what kind of mismatch it was, never the stored value: decode
+/// errors are logged, and a session value (a token, personal data) must not
+/// reach the logs.
+///
+/// ```
+/// let error = sessionkit::decode_value::<u32>(&[0xa3, b'a', b'b', b'c']).unwrap_err();
+/// assert_eq!(error.kind(), "a value of another type is stored");
+/// assert!(!error.to_string().contains("abc"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stored session field does not decode: {0}")]
-pub struct DecodeError(String);
+#[error("stored session field does not decode: {kind}")]
+pub struct DecodeError {
+    kind: &'static str,
+}
 
 impl DecodeError {
     /// The error for an index that is not a field.
     #[must_use]
     pub fn no_field(index: usize) -> Self {
-        Self(format!("no session field has index {index}"))
+        let _ = index;
+        Self {
+            kind: "no session field has this index",
+        }
     }
 
-    /// An error with a custom message.
+    /// An error of a hand-written `decode_field`; `kind` must not contain a
+    /// stored value (it is logged).
     #[must_use]
-    pub fn custom(message: impl Into<String>) -> Self {
-        Self(message.into())
+    pub fn custom(kind: &'static str) -> Self {
+        Self { kind }
+    }
+
+    /// What kind of mismatch it was (no stored value in it).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
+
+/// Classifies an rmp-serde error without keeping its message, which can
+/// quote the stored value.
+fn decode_error_kind(error: &rmp_serde::decode::Error) -> &'static str {
+    use rmp_serde::decode::Error as E;
+    const OTHER_TYPE: &str = "a value of another type is stored";
+    match error {
+        E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => "the stored bytes are truncated or not MessagePack",
+        E::TypeMismatch(_) => OTHER_TYPE,
+        E::OutOfRange => "a number outside the type's range is stored",
+        E::LengthMismatch(_) => "a sequence of another length is stored",
+        E::Utf8Error(_) => "a string that is not UTF-8 is stored",
+        E::DepthLimitExceeded => "the stored value is nested too deeply",
+        E::Syntax(message) | E::Uncategorized(message) => {
+            let kinds = [
+                ("invalid type", OTHER_TYPE),
+                ("invalid value", "a value the type does not accept is stored"),
+                ("invalid length", "a sequence of another length is stored"),
+                ("unknown variant", "an enum variant the type does not have is stored"),
+                ("missing field", "a struct without a field the type requires is stored"),
+                ("duplicate field", "a struct with a repeated field is stored"),
+                ("unknown field", "a struct with a field the type does not have is stored"),
+            ];
+            kinds
+                .iter()
+                .find(|(prefix, _)| message.starts_with(prefix))
+                .map_or("the stored value does not fit the type", |(_, kind)| kind)
+        }
     }
 }
 

@@ -31,4 +31,44 @@ pub enum SessionError {
     /// A session id given to the store pattern is malformed.
     #[error(transparent)]
     InvalidId(#[from] InvalidId),
+    /// Concurrent requests kept changing the fields this request's changes
+    /// depend on; after `retries` re-applications nothing was saved. The
+    /// request can be retried. Adapters answer `409 Conflict` by default.
+    #[error("concurrent requests kept changing this session's fields; nothing was saved after {retries} retries: retry the request")]
+    Conflict {
+        /// How many times the changes were re-applied.
+        retries: u32,
+    },
+}
+
+/// Displays an error followed by each of its causes (`a: b: c`), each once:
+/// how sessionkit logs errors at the edge.
+///
+/// ```
+/// use sessionkit::{ErrorChain, StoreError};
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// let error = StoreError::unavailable(io);
+/// assert_eq!(
+///     ErrorChain(&error).to_string(),
+///     "the session store is unavailable: connection refused"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// [`ErrorChain`] of `error`.
+pub(crate) fn chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> ErrorChain<'a> {
+    ErrorChain(error)
 }

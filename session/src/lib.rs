@@ -49,11 +49,12 @@ mod header_map;
 mod id;
 mod manager;
 mod memory;
+mod plan;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
 mod session;
-mod store;
+pub mod store;
 mod timeout;
 
 #[doc(hidden)]
@@ -66,7 +67,7 @@ pub use crate::data::{
     decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
     SessionData, ToHeaderValue,
 };
-pub use crate::error::SessionError;
+pub use crate::error::{ErrorChain, SessionError};
 pub use crate::extractor::{
     find_cookie, find_urlencoded, ExtractFn, Extracted, Extractor, Location, RequestView,
     SourceKind,
@@ -82,13 +83,12 @@ pub use crate::manager::{
     Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
 };
 pub use crate::memory::MemoryStore;
-pub use crate::record::{Fields, Meta, Record, Update, FORMAT_VERSION};
 #[cfg(feature = "redis")]
 pub use crate::redis::{
     RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
 };
 pub use crate::session::Session;
-pub use crate::store::{SessionStore, StoreError, StoreFuture};
+pub use crate::store::{DynSessionStore, SessionStore, StoreError};
 pub use crate::timeout::TimeoutStore;
 
 /// `#[derive(SessionData)]`: see the `sessionkit-derive` crate.

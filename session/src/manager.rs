@@ -14,23 +14,22 @@ use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::extractor::{Extractor, Location, RequestView, SourceKind};
 use crate::id::{IdGenerator, SessionId, UuidV4};
+use crate::plan::{IdWrite, Policy};
 use crate::record::Meta;
-use crate::session::{IdWrite, Session};
-use crate::store::SessionStore;
+use crate::session::Session;
+use crate::store::{DynSessionStore, Loaded, SessionStore};
 
 /// Everything a session needs from its manager, shared by all handles.
 pub(crate) struct Context {
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) store: Arc<dyn DynSessionStore>,
     pub(crate) config: Config,
     pub(crate) extractor: Extractor,
     pub(crate) ids: Arc<dyn IdGenerator>,
     pub(crate) clock: Arc<dyn Clock>,
     idle_ms: u64,
     absolute_ms: Option<u64>,
-    pub(crate) renew_ms: Option<u64>,
-    /// Re-send the cookie once the id is this old, so `Max-Age` keeps up with
-    /// long-lived sessions whose id is not rotated.
-    pub(crate) cookie_refresh_ms: Option<u64>,
+    /// The commit planner's timing rules, from `config`.
+    pub(crate) policy: Policy,
 }
 
 impl Context {
@@ -88,7 +87,7 @@ impl<T> fmt::Debug for SessionManager<T> {
 /// Builds a [`SessionManager`].
 #[must_use]
 pub struct SessionManagerBuilder<T> {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn DynSessionStore>,
     config: Config,
     extractor: Option<Extractor>,
     ids: Arc<dyn IdGenerator>,
@@ -151,21 +150,32 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 });
             }
         }
+        if !self.config.cookie_secure || !self.config.cookie_http_only {
+            tracing::warn!(
+                cookie_secure = self.config.cookie_secure,
+                cookie_http_only = self.config.cookie_http_only,
+                "the session cookie is not Secure or not HttpOnly: set cookieSecure: true (HTTPS) and cookieHTTPOnly: true in production"
+            );
+        }
         Ok(self.assemble(extractor))
     }
 
     /// The manager, from a configuration already known to be valid.
     fn assemble(self, extractor: Extractor) -> SessionManager<T> {
         let config = self.config;
-        let cookie_refresh_ms =
-            (!config.cookie_session_only).then(|| duration_ms(config.cookie_expiration) / 2);
+        let policy = Policy {
+            renew_ms: (!config.disable_auto_renew).then(|| duration_ms(config.auto_renew_after)),
+            grace_ms: duration_ms(config.rotation_grace_period),
+            touch_after_ms: config.touch_after.map(duration_ms),
+            cookie_ms: duration_ms(config.cookie_expiration),
+            cookie_session_only: config.cookie_session_only,
+            max_bytes: config.max_session_bytes,
+        };
         SessionManager {
             ctx: Arc::new(Context {
                 idle_ms: duration_ms(config.idle_timeout),
                 absolute_ms: config.absolute_timeout.map(duration_ms),
-                renew_ms: (!config.disable_auto_renew)
-                    .then(|| duration_ms(config.auto_renew_after)),
-                cookie_refresh_ms,
+                policy,
                 store: self.store,
                 extractor,
                 ids: self.ids,
@@ -219,7 +229,7 @@ impl<T: SessionData> SessionManager<T> {
 
     /// The store.
     #[must_use]
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
+    pub fn store(&self) -> &Arc<dyn DynSessionStore> {
         &self.ctx.store
     }
 
@@ -245,6 +255,7 @@ impl<T: SessionData> SessionManager<T> {
             Arc::clone(&self.ctx),
             id,
             self.ctx.clock.now_ms(),
+            false,
         ))
     }
 
@@ -266,36 +277,48 @@ impl<T: SessionData> SessionManager<T> {
     /// [`SessionError::InvalidId`] for a malformed id; [`SessionError::Store`].
     pub async fn delete_by_id(&self, id: &str) -> Result<(), SessionError> {
         let id = SessionId::parse(id)?;
-        Ok(self.ctx.store.delete(&id).await?)
+        Ok(self.ctx.store.delete_boxed(&id).await?)
     }
 
-    async fn load_stored(&self, id: SessionId) -> Result<Option<Session<T>>, SessionError> {
+    /// Loads the session under `id`, following the tombstones of ids rotated
+    /// less than a grace period ago (at most a few hops).
+    async fn load_stored(&self, mut id: SessionId) -> Result<Option<Session<T>>, SessionError> {
         let now = self.ctx.clock.now_ms();
-        match self.ctx.store.load(&id, now).await? {
-            Some(record) if !record.meta.is_expired(now) => Ok(Some(Session::from_record(
-                Arc::clone(&self.ctx),
-                id,
-                record,
-                now,
-            ))),
-            Some(_) => {
-                // Expired by its own timestamps, whatever the store's TTL did.
-                if let Err(error) = self.ctx.store.delete(&id).await {
-                    tracing::warn!(%error, "could not delete an expired session");
+        let mut redirected = false;
+        for _ in 0..=crate::plan::MAX_HOPS {
+            match self.ctx.store.load_boxed(&id, now).await? {
+                Loaded::Session(record) if !record.meta.is_expired(now) => {
+                    return Ok(Some(Session::from_record(
+                        Arc::clone(&self.ctx),
+                        id,
+                        record,
+                        redirected,
+                    )));
                 }
-                Ok(None)
+                Loaded::Session(_) => {
+                    // Expired by its own timestamps, whatever the store's TTL did.
+                    if let Err(error) = self.ctx.store.delete_boxed(&id).await {
+                        tracing::warn!(error = %crate::error::chain(&error), "could not delete an expired session");
+                    }
+                    return Ok(None);
+                }
+                Loaded::Absent => return Ok(None),
+                Loaded::Moved(to) => {
+                    id = to;
+                    redirected = true;
+                }
             }
-            None => Ok(None),
         }
+        Ok(None)
     }
 
-    /// The `Set-Cookie` value carrying `id`.
+    /// The `Set-Cookie` value carrying `id`, with `Max-Age` = `max_age_secs`
+    /// (`None`: a browser-session cookie).
     #[must_use]
-    pub fn cookie_for(&self, name: &str, id: &SessionId) -> String {
-        let config = &self.ctx.config;
+    pub fn cookie_for(&self, name: &str, id: &SessionId, max_age_secs: Option<u64>) -> String {
         let mut cookie = self.base_cookie(name, id.as_str());
-        if !config.cookie_session_only {
-            let secs = i64::try_from(config.cookie_expiration.as_secs()).unwrap_or(i64::MAX);
+        if let Some(secs) = max_age_secs {
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
             cookie.set_max_age(cookie::time::Duration::seconds(secs));
         }
         cookie.to_string()
@@ -357,7 +380,7 @@ pub struct Incoming {
 /// let manager = SessionManager::<Data>::new(MemoryStore::new());
 /// let pending = manager.begin();
 /// // A handler that never touches the session: no store access, nothing to send.
-/// assert!(pending.finish().await?.is_empty());
+/// assert!(pending.finish(false).await?.is_empty());
 /// # Ok::<(), SessionError>(()) }).unwrap();
 /// ```
 pub struct PendingSession<T: SessionData> {
@@ -417,13 +440,18 @@ impl<T: SessionData> PendingSession<T> {
     pub async fn load(&self) -> Result<Session<T>, SessionError> {
         self.session
             .get_or_try_init(|| async {
-                let incoming = self.incoming().and_then(|i| i.id.clone());
-                if let Some(id) = incoming {
+                let incoming = self.incoming();
+                if let Some(id) = incoming.and_then(|i| i.id.clone()) {
                     if let Some(session) = self.manager.load_stored(id).await? {
                         return Ok(session);
                     }
                 }
-                self.manager.create()
+                // The client presented an id that resolves to nothing: it is
+                // cleared at commit unless a new session is stored.
+                let stale = incoming.is_some_and(|i| i.source != SourceKind::Other);
+                let ctx = &self.manager.ctx;
+                let id = ctx.ids.generate()?;
+                Ok(Session::new_fresh(Arc::clone(ctx), id, ctx.clock.now_ms(), stale))
             })
             .await
             .cloned()
@@ -438,13 +466,17 @@ impl<T: SessionData> PendingSession<T> {
     /// Commits the session (if it was loaded) and returns what the response
     /// must carry. Untouched sessions cost nothing.
     ///
+    /// `failed`: the request failed (a 5xx response, or the handler or an
+    /// inner service returned an error). Then, unless `saveOnError` is set,
+    /// nothing of the request is persisted and no id is sent.
+    ///
     /// # Errors
     /// [`SessionError`] from the commit; nothing was saved then.
-    pub async fn finish(&self) -> Result<ResponseUpdate, SessionError> {
+    pub async fn finish(&self, failed: bool) -> Result<ResponseUpdate, SessionError> {
         let Some(session) = self.session.get() else {
             return Ok(ResponseUpdate::default());
         };
-        let write = session.commit().await?;
+        let write = session.commit(failed).await?;
         Ok(self.response_update(write))
     }
 
@@ -454,7 +486,7 @@ impl<T: SessionData> PendingSession<T> {
         let header = extractor.header_name();
         match write {
             IdWrite::Nothing => ResponseUpdate::default(),
-            IdWrite::Set(id) => {
+            IdWrite::Set(id, max_age) => {
                 // An id that arrived through a read-only source (query, form,
                 // path) is never promoted into a cookie or header; a new id is
                 // server-made and is sent through the writable sources.
@@ -464,7 +496,7 @@ impl<T: SessionData> PendingSession<T> {
                     }
                 }
                 ResponseUpdate {
-                    set_cookie: cookie.map(|name| self.manager.cookie_for(name, &id)),
+                    set_cookie: cookie.map(|name| self.manager.cookie_for(name, &id, max_age)),
                     header: header.map(|name| (name.to_owned(), id.as_str().to_owned())),
                 }
             }

@@ -1,7 +1,7 @@
 //! The default store: sessions in this process's memory, expired by `moka`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,15 +11,22 @@ use moka::sync::Cache;
 use moka::Expiry;
 
 use crate::id::SessionId;
-use crate::record::{Fields, Meta, Record, Update};
-use crate::store::{SessionStore, StoreFuture};
+use crate::record::{Fields, Meta, Record};
+use crate::store::{
+    apply_change, expectations_hold, Loaded, SessionStore, StoreError, Write, WriteKind, Written,
+};
 
 /// Sessions held in memory: concurrent, self-expiring, optionally bounded.
 ///
-/// Each entry lives for its session's remaining TTL after every load or save
-/// (sliding with the idle timeout), and is then removed by the cache itself,
-/// so abandoned sessions do not accumulate. With a capacity, the least
-/// recently used session is evicted when the bound is reached.
+/// Each entry lives for its session's remaining TTL after every write, and
+/// is then removed by the cache itself, so abandoned sessions do not
+/// accumulate. Every conditional write (expectations, rotation, tombstones)
+/// runs under the entry's own lock: one atomic step, so several workers
+/// sharing the store never lose each other's updates.
+///
+/// Bound it by count ([`MemoryStore::with_capacity`]) or, better for memory
+/// planning, by bytes ([`MemoryStore::with_max_bytes`]): past the bound the
+/// least recently used session is evicted.
 ///
 /// Good for development, tests, and single-instance apps; sessions are lost
 /// on restart and not shared between processes (use the Redis store for that).
@@ -27,7 +34,7 @@ use crate::store::{SessionStore, StoreFuture};
 /// ```
 /// use sessionkit::MemoryStore;
 /// let store = MemoryStore::new();
-/// let bounded = MemoryStore::with_capacity(100_000);
+/// let bounded = MemoryStore::with_max_bytes(64 * 1024 * 1024);
 /// assert_eq!(store.len(), 0);
 /// # let _ = bounded;
 /// ```
@@ -41,38 +48,55 @@ pub struct MemoryStore {
 /// several times more per lookup.
 type Hasher = foldhash::fast::RandomState;
 
-/// One session: its metadata and its fields packed into a single buffer
-/// (`u16` name length, name, `u32` value length, value; repeated).
+/// What one entry costs beyond its id and packed fields (the cache's
+/// bookkeeping, the `Arc`, the lock, the metadata), counted by the byte bound.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// How many rotation tombstones a load, write or delete follows at most.
+const MAX_HOPS: usize = 4;
+
+/// One id's entry. The `Arc` stays the same for the entry's whole life:
+/// every change happens under `state`'s lock and re-inserts the same `Arc`
+/// (to refresh its TTL and weight), so two writers can never work on two
+/// copies.
 struct Entry {
     ttl_ms: AtomicU64,
-    state: Mutex<Stored>,
+    weight: AtomicU32,
+    state: Mutex<Slot>,
 }
 
-struct Stored {
-    meta: Meta,
-    packed: Box<[u8]>,
+enum Slot {
+    /// A session: metadata and its fields packed into one buffer (`u16`
+    /// name length, name, `u32` value length, value; repeated).
+    Live { meta: Meta, packed: Box<[u8]> },
+    /// Rotated away: forwards to `to` until `until` (ms since the epoch).
+    Moved { to: SessionId, until: u64 },
+    /// Deleted; the entry is being removed from the cache.
+    Dead,
 }
 
 impl Entry {
-    fn new(update: &Update, fields: &Fields) -> Self {
+    fn new(slot: Slot, ttl_ms: u64, weight: u32) -> Self {
         Self {
-            ttl_ms: AtomicU64::new(update.ttl_ms()),
-            state: Mutex::new(Stored {
-                meta: update.meta,
-                packed: pack(fields),
-            }),
+            ttl_ms: AtomicU64::new(ttl_ms),
+            weight: AtomicU32::new(weight),
+            state: Mutex::new(slot),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Stored> {
-        // A panic while holding this lock cannot leave `Stored` half-written
-        // (every write is a single assignment), so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        // Every change of a slot is a single assignment after all fallible
+        // work, so a panic cannot leave it half-written: poisoning is ignored.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn ttl(&self) -> Duration {
         Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
     }
+}
+
+fn weight(id: &SessionId, packed: usize) -> u32 {
+    u32::try_from(id.as_str().len() + packed + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
 }
 
 fn pack(fields: &Fields) -> Box<[u8]> {
@@ -88,7 +112,9 @@ fn pack(fields: &Fields) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
-fn unpack(packed: &[u8]) -> Fields {
+/// Unpacks [`pack`]'s buffer. A truncated buffer yields the complete fields
+/// before the cut (never a panic).
+pub(crate) fn unpack(packed: &[u8]) -> Fields {
     let all = Bytes::copy_from_slice(packed);
     let mut rest = packed;
     let mut fields = Fields::default();
@@ -111,8 +137,9 @@ fn unpack(packed: &[u8]) -> Fields {
     fields
 }
 
-/// Expiry policy: every create, read and update gives the entry its session's
-/// current TTL, so an entry outlives its last access by at most the idle timeout.
+/// Expiry policy: a write gives the entry its session's current TTL; a read
+/// leaves the deadline where it is (the runtime refreshes it with a write
+/// when a touch is due).
 struct SessionTtl;
 
 impl Expiry<SessionId, Arc<Entry>> for SessionTtl {
@@ -128,12 +155,12 @@ impl Expiry<SessionId, Arc<Entry>> for SessionTtl {
     fn expire_after_read(
         &self,
         _: &SessionId,
-        entry: &Arc<Entry>,
+        _: &Arc<Entry>,
         _: Instant,
-        _: Option<Duration>,
+        remaining: Option<Duration>,
         _: Instant,
     ) -> Option<Duration> {
-        Some(entry.ttl())
+        remaining
     }
 
     fn expire_after_update(
@@ -171,7 +198,29 @@ impl MemoryStore {
         }
     }
 
-    /// The number of sessions held (approximate until [`MemoryStore::sweep`] runs).
+    /// A store holding at most about `max_bytes` of sessions; past that the
+    /// least recently used session is evicted. An entry counts its id, its
+    /// encoded fields and a fixed overhead for the cache's bookkeeping
+    /// (160 bytes), so the bound tracks what the sessions really cost.
+    ///
+    /// ```
+    /// let store = sessionkit::MemoryStore::with_max_bytes(256 * 1024 * 1024);
+    /// # let _ = store;
+    /// ```
+    #[must_use]
+    pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_: &SessionId, entry: &Arc<Entry>| entry.weight.load(Ordering::Relaxed))
+                .eviction_policy(EvictionPolicy::lru())
+                .expire_after(SessionTtl)
+                .build_with_hasher(Hasher::default()),
+        }
+    }
+
+    /// The number of entries held, rotation tombstones included
+    /// (approximate until [`MemoryStore::sweep`] runs).
     #[must_use]
     pub fn len(&self) -> u64 {
         self.cache.entry_count()
@@ -183,45 +232,122 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// The bytes held as the byte bound counts them (approximate until
+    /// [`MemoryStore::sweep`] runs; 0 for a store without a byte bound).
+    #[must_use]
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
     /// Removes expired entries and applies pending evictions now, instead of
     /// as a side effect of later calls.
     pub fn sweep(&self) {
         self.cache.run_pending_tasks();
     }
 
-    fn load_now(&self, id: &SessionId, now: u64) -> Option<Record> {
-        let entry = self.cache.get(id)?;
-        let mut stored = entry.lock();
-        let before = stored.meta;
-        if !before.is_expired(now) {
-            stored.meta.last_access = now;
-            entry
-                .ttl_ms
-                .store(stored.meta.ttl_ms(now), Ordering::Relaxed);
+    fn load_now(&self, id: &SessionId, now: u64) -> Loaded {
+        let Some(entry) = self.cache.get(id) else {
+            return Loaded::Absent;
+        };
+        let slot = entry.lock();
+        match &*slot {
+            Slot::Live { meta, packed } => Loaded::Session(Record {
+                meta: *meta,
+                fields: unpack(packed),
+            }),
+            Slot::Moved { to, until } if *until > now => Loaded::Moved(to.clone()),
+            Slot::Moved { .. } | Slot::Dead => Loaded::Absent,
         }
-        Some(Record {
-            meta: before,
-            fields: unpack(&stored.packed),
-        })
     }
 
-    fn save_now(&self, id: &SessionId, update: &Update) {
-        if update.replace {
+    /// Stores `entry` under `id` again so the cache re-reads its TTL and weight.
+    fn refresh(&self, id: &SessionId, entry: &Arc<Entry>, ttl_ms: u64, packed_len: usize) {
+        entry.ttl_ms.store(ttl_ms, Ordering::Relaxed);
+        entry
+            .weight
+            .store(weight(id, packed_len), Ordering::Relaxed);
+        self.cache.insert(id.clone(), Arc::clone(entry));
+    }
+
+    fn write_now(&self, write: &Write) -> Written {
+        if write.kind == WriteKind::Create {
             let mut fields = Fields::default();
-            fields.apply(update);
+            apply_change(&mut fields, write);
+            let packed = pack(&fields);
+            let w = weight(&write.id, packed.len());
+            let slot = Slot::Live {
+                meta: write.meta,
+                packed,
+            };
             self.cache
-                .insert(id.clone(), Arc::new(Entry::new(update, &fields)));
-            return;
+                .insert(write.id.clone(), Arc::new(Entry::new(slot, write.ttl_ms, w)));
+            return Written::Done;
         }
-        // A partial update of a session that is gone (destroyed by another
-        // request, or expired) writes nothing: it must not come back as a fragment.
-        if let Some(entry) = self.cache.get(id) {
-            let mut stored = entry.lock();
-            let mut fields = unpack(&stored.packed);
-            fields.apply(update);
-            stored.packed = pack(&fields);
-            stored.meta = update.meta;
-            entry.ttl_ms.store(update.ttl_ms(), Ordering::Relaxed);
+        let Some(entry) = self.cache.get(&write.id) else {
+            return Written::Gone;
+        };
+        let mut slot = entry.lock();
+        let (meta, packed) = match &mut *slot {
+            Slot::Live { meta, packed } => (meta, packed),
+            Slot::Moved { to, until } if *until > write.now => return Written::Moved(to.clone()),
+            Slot::Moved { .. } | Slot::Dead => return Written::Gone,
+        };
+        let mut fields = unpack(packed);
+        if !expectations_hold(&fields, &write.expect) {
+            return Written::Conflict(Record {
+                meta: *meta,
+                fields,
+            });
+        }
+        apply_change(&mut fields, write);
+        if let WriteKind::Rotate { to, grace_ms, .. } = &write.kind {
+            let packed = pack(&fields);
+            let w = weight(to, packed.len());
+            let moved = Slot::Live {
+                meta: write.meta,
+                packed,
+            };
+            self.cache
+                .insert(to.clone(), Arc::new(Entry::new(moved, write.ttl_ms, w)));
+            if *grace_ms > 0 {
+                *slot = Slot::Moved {
+                    to: to.clone(),
+                    until: write.now.saturating_add(*grace_ms),
+                };
+                self.refresh(&write.id, &entry, *grace_ms, 0);
+            } else {
+                *slot = Slot::Dead;
+                self.cache.invalidate(&write.id);
+            }
+            return Written::Done;
+        }
+        if write.meta_changed {
+            *meta = write.meta;
+        } else {
+            meta.last_access = write.now;
+        }
+        let ttl = meta.ttl_ms(write.now);
+        *packed = pack(&fields);
+        let len = packed.len();
+        self.refresh(&write.id, &entry, ttl, len);
+        Written::Done
+    }
+
+    fn delete_now(&self, id: &SessionId) {
+        let mut next = Some(id.clone());
+        for _ in 0..MAX_HOPS {
+            let Some(current) = next.take() else {
+                return;
+            };
+            let Some(entry) = self.cache.get(&current) else {
+                return;
+            };
+            let mut slot = entry.lock();
+            if let Slot::Moved { to, .. } = &*slot {
+                next = Some(to.clone());
+            }
+            *slot = Slot::Dead;
+            self.cache.invalidate(&current);
         }
     }
 }
@@ -235,49 +361,23 @@ impl Default for MemoryStore {
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("sessions", &self.cache.entry_count())
+            .field("entries", &self.cache.entry_count())
             .finish()
     }
 }
 
 impl SessionStore for MemoryStore {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
-        let record = self.load_now(id, now);
-        Box::pin(async move { Ok(record) })
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
+        Ok(self.load_now(id, now))
     }
 
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
-        self.save_now(id, update);
-        Box::pin(async { Ok(()) })
+    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
+        Ok(self.write_now(write))
     }
 
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
-        let mut fields = Fields::default();
-        fields.apply(update);
-        self.cache
-            .insert(new.clone(), Arc::new(Entry::new(update, &fields)));
-        self.cache.invalidate(old);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        self.cache.invalidate(id);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        if let Some(entry) = self.cache.get(id) {
-            entry.lock().meta = *meta;
-            entry
-                .ttl_ms
-                .store(meta.ttl_ms(meta.last_access), Ordering::Relaxed);
-        }
-        Box::pin(async { Ok(()) })
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.delete_now(id);
+        Ok(())
     }
 }
 
@@ -289,50 +389,18 @@ mod tests {
         SessionId::parse(&format!("{s:0>20}")).unwrap()
     }
 
-    fn update(now: u64, ttl: u64, set: &[(&'static str, &'static [u8])], replace: bool) -> Update {
-        Update {
-            meta: Meta::new(now, ttl, None),
-            set: set
-                .iter()
-                .map(|(n, v)| (*n, Bytes::from_static(v)))
-                .collect(),
+    fn create(id: &SessionId, ttl: u64, value: &'static [u8]) -> Write {
+        Write {
+            id: id.clone(),
+            kind: WriteKind::Create,
+            now: 0,
+            meta: Meta::new(0, ttl, None),
+            meta_changed: true,
+            ttl_ms: ttl,
+            set: vec![("x", Bytes::from_static(value))],
             remove: vec![],
-            replace,
+            expect: vec![],
         }
-    }
-
-    #[tokio::test]
-    async fn save_load_partial_update_rotate_delete() {
-        let store = MemoryStore::new();
-        let a = id("a");
-        store
-            .save(&a, &update(0, 60_000, &[("x", b"1"), ("y", b"2")], true))
-            .await
-            .unwrap();
-        let mut partial = update(5, 60_000, &[("y", b"3")], false);
-        partial.remove.push("x");
-        store.save(&a, &partial).await.unwrap();
-        let rec = store.load(&a, 10).await.unwrap().unwrap();
-        assert!(rec.fields.get("x").is_none());
-        assert_eq!(rec.fields.get("y").unwrap().as_ref(), b"3");
-        assert_eq!(
-            rec.meta.last_access, 5,
-            "load returns the record before its touch"
-        );
-        assert_eq!(
-            store.load(&a, 11).await.unwrap().unwrap().meta.last_access,
-            10
-        );
-
-        let b = id("b");
-        store
-            .rotate(&a, &b, &update(20, 60_000, &[("y", b"3")], true))
-            .await
-            .unwrap();
-        assert!(store.load(&a, 21).await.unwrap().is_none());
-        assert!(store.load(&b, 21).await.unwrap().is_some());
-        store.delete(&b).await.unwrap();
-        assert!(store.load(&b, 22).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -340,7 +408,7 @@ mod tests {
         let store = MemoryStore::new();
         for i in 0..200 {
             store
-                .save(&id(&i.to_string()), &update(0, 50, &[("x", b"1")], true))
+                .write(&create(&id(&i.to_string()), 50, b"1"))
                 .await
                 .unwrap();
         }
@@ -363,29 +431,54 @@ mod tests {
         let store = MemoryStore::with_capacity(10);
         for i in 0..100 {
             store
-                .save(
-                    &id(&i.to_string()),
-                    &update(0, 60_000, &[("x", b"1")], true),
-                )
+                .write(&create(&id(&i.to_string()), 60_000, b"1"))
                 .await
                 .unwrap();
         }
         store.sweep();
         assert!(store.len() <= 10, "len {}", store.len());
         assert!(
-            store.load(&id("99"), 1).await.unwrap().is_some(),
+            matches!(store.load(&id("99"), 1).await.unwrap(), Loaded::Session(_)),
             "newest kept"
         );
     }
 
+    #[tokio::test]
+    async fn bytes_bound_the_store() {
+        let bound = 64 * 1024;
+        let store = MemoryStore::with_max_bytes(bound);
+        static BIG: [u8; 1000] = [7; 1000];
+        for i in 0..1_000 {
+            store
+                .write(&create(&id(&i.to_string()), 60_000, &BIG))
+                .await
+                .unwrap();
+        }
+        store.sweep();
+        assert!(
+            store.weighted_size() <= bound,
+            "{} bytes held over a bound of {bound}",
+            store.weighted_size()
+        );
+        assert!(store.len() >= 40, "the bound is used: {} entries", store.len());
+        assert!(matches!(
+            store.load(&id("999"), 1).await.unwrap(),
+            Loaded::Session(_)
+        ));
+    }
+
     #[test]
-    fn pack_round_trips() {
+    fn pack_round_trips_and_truncation_is_safe() {
         let fields: Fields = [
             (Bytes::from_static(b"a"), Bytes::from_static(b"")),
             (Bytes::from_static(b"bb"), Bytes::from_static(b"xyz")),
         ]
         .into_iter()
         .collect();
-        assert_eq!(unpack(&pack(&fields)), fields);
+        let packed = pack(&fields);
+        assert_eq!(unpack(&packed), fields);
+        for cut in 0..packed.len() {
+            assert!(unpack(&packed[..cut]).len() <= 2);
+        }
     }
 }

@@ -6,7 +6,7 @@ pub use std::borrow::Cow;
 pub use std::clone::Clone;
 pub use std::default::Default;
 pub use std::marker::{PhantomData, Send, Sync};
-pub use std::ops::FnOnce;
+pub use std::ops::{Fn, FnOnce};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
 pub use std::vec::Vec;
@@ -24,9 +24,9 @@ pub use crate::session::Session;
     label = "the accessors `#[derive(SessionData)]` generates need `Clone + Default` here",
     note = "implement or derive `Clone` and `Default` for it, or keep the field out of the store with `#[session(skip)]`"
 )]
-pub trait FieldValue: Clone + Default {}
+pub trait FieldValue: Clone + Default + Send + Sync + 'static {}
 
-impl<T: Clone + Default> FieldValue for T {}
+impl<T: Clone + Default + Send + Sync + 'static> FieldValue for T {}
 
 /// Fails to compile, at the field's type, unless `T: Clone + Default`.
 pub const fn assert_field_value<T: FieldValue>() {}

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 /// The version of the stored format. Stores write it next to every record
 /// and refuse to read a record with a version they do not know.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// A session's timestamps and timeouts, in milliseconds since the Unix epoch.
 ///
@@ -12,7 +12,7 @@ pub const FORMAT_VERSION: u8 = 1;
 /// served whatever the store's own TTL did.
 ///
 /// ```
-/// use sessionkit::Meta;
+/// use sessionkit::store::Meta;
 /// let meta = Meta::new(1_000, 30_000, None);
 /// assert_eq!(meta.expires_at(), 31_000);
 /// assert!(meta.is_expired(31_000));
@@ -111,7 +111,7 @@ impl Meta {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use sessionkit::Fields;
+/// use sessionkit::store::Fields;
 /// let mut f = Fields::default();
 /// f.insert(Bytes::from_static(b"visits"), Bytes::from_static(&[3]));
 /// assert_eq!(f.get("visits").map(|b| &b[..]), Some(&[3u8][..]));
@@ -144,19 +144,6 @@ impl Fields {
         let before = self.entries.len();
         self.entries.retain(|(n, _)| n.as_ref() != name.as_bytes());
         before != self.entries.len()
-    }
-
-    /// Applies a partial or full [`Update`].
-    pub fn apply(&mut self, update: &Update) {
-        if update.replace {
-            self.entries.clear();
-        }
-        for name in &update.remove {
-            self.remove(name);
-        }
-        for (name, value) in &update.set {
-            self.insert(Bytes::from_static(name.as_bytes()), value.clone());
-        }
     }
 
     /// Name/value pairs, in insertion order.
@@ -202,30 +189,6 @@ pub struct Record {
     pub fields: Fields,
 }
 
-/// A write to one session: new metadata, fields to set, fields to remove.
-///
-/// `replace` means the written fields are the whole session: whatever else
-/// the store held under that id is dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Update {
-    /// The metadata to store (its `last_access` is the time of the write).
-    pub meta: Meta,
-    /// Fields to write, by stored name.
-    pub set: Vec<(&'static str, Bytes)>,
-    /// Fields to delete, by stored name.
-    pub remove: Vec<&'static str>,
-    /// Whether `set` is the complete session.
-    pub replace: bool,
-}
-
-impl Update {
-    /// The TTL the store should give the session after this write, ≥ 1 ms.
-    #[must_use]
-    pub fn ttl_ms(&self) -> u64 {
-        self.meta.ttl_ms(self.meta.last_access)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,29 +207,18 @@ mod tests {
     }
 
     #[test]
-    fn fields_apply_updates() {
+    fn fields_insert_replace_remove() {
         let mut f: Fields = [
             (Bytes::from_static(b"a"), Bytes::from_static(b"1")),
             (Bytes::from_static(b"b"), Bytes::from_static(b"2")),
         ]
         .into_iter()
         .collect();
-        let meta = Meta::new(0, 1, None);
-        f.apply(&Update {
-            meta,
-            set: vec![("a", Bytes::from_static(b"9"))],
-            remove: vec!["b"],
-            replace: false,
-        });
+        f.insert(Bytes::from_static(b"a"), Bytes::from_static(b"9"));
+        assert!(f.remove("b"));
+        assert!(!f.remove("b"));
         assert_eq!(f.get("a").unwrap().as_ref(), b"9");
-        assert!(f.get("b").is_none());
         assert_eq!(f.encoded_len(), 2);
-        f.apply(&Update {
-            meta,
-            set: vec![("c", Bytes::from_static(b"3"))],
-            remove: vec![],
-            replace: true,
-        });
         assert_eq!(f.len(), 1);
     }
 }

@@ -1,5 +1,5 @@
 //! The session handle: typed reads and writes, the security methods, and the
-//! commit that turns what changed into the fewest store writes.
+//! commit that executes the planner's decisions (`plan.rs`) against the store.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,7 +12,9 @@ use crate::data::{Field, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::{Context, SessionManager};
-use crate::record::{Meta, Record, Update};
+use crate::plan::{self, FieldPlan, IdWrite, Input, Next, Plan, Standing};
+use crate::record::{Fields, Meta, Record};
+use crate::store::{DynSessionStore, Write, WriteKind, Written};
 
 /// One user's session, typed by its data struct `T`.
 ///
@@ -24,6 +26,24 @@ use crate::record::{Meta, Record, Update};
 /// Field access goes through typed [`Field`] keys, usually via the accessors
 /// `#[derive(SessionData)]` generates (`session.visits()`,
 /// `session.set_visits(3)`).
+///
+/// # Concurrent requests of one session
+///
+/// Changes made **through a closure** ([`Session::update`] / `update_x`,
+/// [`Session::modify`], [`Session::take`] / `take_x`) are read-modify-write
+/// operations and are never lost: at commit the store checks that the fields
+/// they read still hold what this request loaded. If a concurrent request
+/// changed one of them, the runtime reloads the session, replays this
+/// request's operations in order on the fresher values, and writes again (at
+/// most 32 times, then [`SessionError::Conflict`]). Closures are therefore
+/// `Fn` and may run more than once; they should compute only from their
+/// argument. The value a closure returned to the handler is the one computed
+/// on the value this request loaded: when a replay happened, the store holds
+/// the replayed result (e.g. a counter incremented by two concurrent
+/// requests holds 2 while each handler saw 1).
+///
+/// [`Session::set`] / `set_x`, [`Session::replace`] and [`Session::remove`]
+/// are blind writes: the last writer wins.
 ///
 /// ```
 /// # use sessionkit::*;
@@ -61,65 +81,69 @@ impl<T: SessionData> Clone for Session<T> {
 struct Shared<T> {
     ctx: Arc<Context>,
     state: Mutex<State<T>>,
-    /// Serializes commits of this session, so two tasks saving the same
+    /// Serializes commits of this handle, so two tasks saving the same
     /// handle cannot reach the store out of order.
     commit: tokio::sync::Mutex<()>,
 }
 
+/// A change made in this request, kept so it can be replayed on fresher
+/// data after a conflict.
+enum Op<T> {
+    /// A closure over one field (`Some(index)`) or the whole struct; `reads`
+    /// when its result depends on the value it was given.
+    Apply {
+        target: Option<usize>,
+        reads: bool,
+        f: Arc<dyn Fn(&mut T) + Send + Sync>,
+    },
+    /// The field is removed.
+    Remove(usize),
+    /// The field is removed if it still holds what was taken (encoded).
+    Take { index: usize, seen: Option<Vec<u8>> },
+}
+
 struct State<T> {
     data: T,
+    /// The id the session has (after this request's rotation, if any).
     id: SessionId,
     /// Created in this request (no stored session was found).
     fresh: bool,
-    /// Whether `id` currently names a record in the store.
-    persisted: bool,
+    standing: Standing,
+    /// The metadata as the store holds it.
+    stored_meta: Option<Meta>,
     meta: Meta,
-    meta_dirty: bool,
-    /// Per field, by index in `T::FIELDS`.
+    meta_changed: bool,
     fields: Vec<FieldState>,
-    /// `replace`/`modify` ran: absent fields count as set only if they now
-    /// differ from their default.
-    bulk: bool,
-    /// The stored id this session must move away from at commit.
-    rotate_from: Option<SessionId>,
-    /// Ids whose records must be deleted at commit.
-    delete_ids: Vec<SessionId>,
-    /// The id changed since the client last saw it.
-    id_changed: bool,
-    /// The client's cookie/header must be cleared (reset, destroy).
-    clear_client: bool,
+    ops: Vec<Op<T>>,
+    /// Ids whose records are deleted at commit (reset, destroy).
+    deletes: Vec<SessionId>,
+    /// The client must be told the id even if nothing is written.
+    id_news: bool,
+    /// The client holds an id that resolves to nothing any more.
+    stale: bool,
+    /// A new id must be made before data is stored again (`destroy`).
+    needs_id: bool,
+    /// The session was found rotated by a concurrent request: no renewal now.
+    renew_checked: bool,
 }
 
 /// What the session knows about one field.
 #[derive(Clone, Default)]
 struct FieldState {
-    /// The bytes as they are in the store.
+    /// The bytes in the store (as loaded or last written).
     stored: Option<Bytes>,
-    /// The session holds the field (stored, or set since).
-    present: bool,
-    /// Written since the last commit.
-    dirty: bool,
-}
-
-/// What a commit asks the integration to send back to the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum IdWrite {
-    Nothing,
-    Set(SessionId),
-    Clear,
-}
-
-enum Op {
-    Nothing,
-    /// Only the metadata changed (e.g. a per-session idle timeout).
-    Touch(Meta),
-    Save(Update),
-    Rotate(SessionId, Update),
+    /// Changed in this request.
+    touched: bool,
+    /// Removed in this request (and not set again since).
+    removed: bool,
+    /// Its value depends on `stored` (read-modify-write before any blind write).
+    expect: bool,
+    /// A blind write happened in this request.
+    blind: bool,
 }
 
 impl<T: SessionData> Session<T> {
-    pub(crate) fn new_fresh(ctx: Arc<Context>, id: SessionId, now: u64) -> Self {
-        let n = T::FIELDS.len();
+    pub(crate) fn new_fresh(ctx: Arc<Context>, id: SessionId, now: u64, stale: bool) -> Self {
         let meta = ctx.new_meta(now);
         Self::from_state(
             ctx,
@@ -127,56 +151,49 @@ impl<T: SessionData> Session<T> {
                 data: T::default(),
                 id,
                 fresh: true,
-                persisted: false,
+                standing: Standing::Fresh,
+                stored_meta: None,
                 meta,
-                meta_dirty: false,
-                fields: vec![FieldState::default(); n],
-                bulk: false,
-                rotate_from: None,
-                delete_ids: Vec::new(),
-                id_changed: false,
-                clear_client: false,
+                meta_changed: false,
+                fields: vec![FieldState::default(); T::FIELDS.len()],
+                ops: Vec::new(),
+                deletes: Vec::new(),
+                id_news: false,
+                stale,
+                needs_id: false,
+                renew_checked: false,
             },
         )
     }
 
-    pub(crate) fn from_record(ctx: Arc<Context>, id: SessionId, record: Record, now: u64) -> Self {
-        let n = T::FIELDS.len();
+    /// A stored session; `redirected` when it was reached through the
+    /// tombstone of a rotated id (the client must learn the new id).
+    pub(crate) fn from_record(
+        ctx: Arc<Context>,
+        id: SessionId,
+        record: Record,
+        redirected: bool,
+    ) -> Self {
         let mut data = T::default();
-        let mut fields = vec![FieldState::default(); n];
-        for (index, field) in T::FIELDS.iter().enumerate() {
-            let Some(bytes) = record.fields.get(field.name) else {
-                continue;
-            };
-            if let Err(error) = data.decode_field(index, bytes) {
-                tracing::warn!(
-                    field = field.rust_name,
-                    stored_as = field.name,
-                    %error,
-                    "stored session field no longer decodes as its type; using the field's default"
-                );
-                data.reset_field(index);
-            }
-            fields[index].stored = Some(bytes.clone());
-            fields[index].present = true;
-        }
-        let mut meta = record.meta;
-        meta.last_access = now;
+        let mut fields = vec![FieldState::default(); T::FIELDS.len()];
+        decode_into(&mut data, &mut fields, &record.fields);
         Self::from_state(
             ctx,
             State {
                 data,
                 id,
                 fresh: false,
-                persisted: true,
-                meta,
-                meta_dirty: false,
+                standing: Standing::Stored,
+                stored_meta: Some(record.meta),
+                meta: record.meta,
+                meta_changed: false,
                 fields,
-                bulk: false,
-                rotate_from: None,
-                delete_ids: Vec::new(),
-                id_changed: false,
-                clear_client: false,
+                ops: Vec::new(),
+                deletes: Vec::new(),
+                id_news: redirected,
+                stale: false,
+                needs_id: false,
+                renew_checked: redirected,
             },
         )
     }
@@ -192,8 +209,8 @@ impl<T: SessionData> Session<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Every mutation below leaves `State` consistent before anything that
-        // can panic (user closures run last), so a poisoned lock is usable.
+        // User closures run while the lock is held; every mutation around them
+        // leaves `State` consistent, so a poisoned lock is still usable.
         self.shared
             .state
             .lock()
@@ -207,7 +224,8 @@ impl<T: SessionData> Session<T> {
         SessionManager::from_context(Arc::clone(&self.shared.ctx))
     }
 
-    /// The current session id (changes after [`Session::regenerate`] and [`Session::reset`]).
+    /// The current session id (changes after [`Session::regenerate`],
+    /// [`Session::reset`] and an auto-renewal at commit).
     #[must_use]
     pub fn id(&self) -> SessionId {
         self.lock().id.clone()
@@ -226,7 +244,7 @@ impl<T: SessionData> Session<T> {
         T::FIELDS
             .iter()
             .zip(&state.fields)
-            .filter(|(_, f)| f.present)
+            .filter(|(_, f)| !f.removed && (f.touched || f.stored.is_some()))
             .map(|(f, _)| f.name)
             .collect()
     }
@@ -242,32 +260,61 @@ impl<T: SessionData> Session<T> {
         f(field.get(&self.lock().data))
     }
 
-    /// Sets one field; only this field is marked changed.
-    pub fn set<V>(&self, field: Field<T, V>, value: V) {
-        let mut state = self.lock();
-        state.mark(field.index());
-        *field.get_mut(&mut state.data) = value;
+    /// Sets one field: a blind write (the last writer wins); only this field
+    /// is marked changed.
+    pub fn set<V>(&self, field: Field<T, V>, value: V)
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        let op = move |data: &mut T| *field.get_mut(data) = value.clone();
+        self.lock().record(Op::Apply {
+            target: Some(field.index()),
+            reads: false,
+            f: Arc::new(op),
+        });
     }
 
-    /// Changes one field in place; only this field is marked changed.
-    pub fn update<V, R>(&self, field: Field<T, V>, f: impl FnOnce(&mut V) -> R) -> R {
+    /// Changes one field with `f`, a read-modify-write that is never lost to
+    /// a concurrent request: `f` may run again at commit on a fresher value
+    /// (see the type's docs), so it is `Fn` and should compute only from its
+    /// argument. Returns what `f` returned on this request's value.
+    pub fn update<V, R, F>(&self, field: Field<T, V>, f: F) -> R
+    where
+        V: 'static,
+        F: Fn(&mut V) -> R + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
         let mut state = self.lock();
-        state.mark(field.index());
-        f(field.get_mut(&mut state.data))
+        let result = f(field.get_mut(&mut state.data));
+        let replay = move |data: &mut T| {
+            f(field.get_mut(data));
+        };
+        state.log(Op::Apply {
+            target: Some(field.index()),
+            reads: true,
+            f: Arc::new(replay),
+        });
+        result
     }
 
     /// Removes one field from the session and returns its value; the field
-    /// reads as its default afterwards and is deleted from the store.
+    /// reads as its default afterwards and is deleted from the store. If a
+    /// concurrent request changed the field meanwhile, its newer value stays.
     pub fn take<V: Default>(&self, field: Field<T, V>) -> V {
         let mut state = self.lock();
+        let index = field.index();
+        let mut seen = Vec::new();
+        let seen = state.data.encode_field(index, &mut seen).ok().map(|()| seen);
         let value = std::mem::take(field.get_mut(&mut state.data));
-        state.unset(field.index());
+        state.data.reset_field(index);
+        state.log(Op::Take { index, seen });
         value
     }
 
-    /// Removes one field from the session (it reads as its default afterwards).
+    /// Removes one field from the session (it reads as its default
+    /// afterwards): a blind write.
     pub fn remove<V>(&self, field: Field<T, V>) {
-        self.lock().unset(field.index());
+        self.lock().record(Op::Remove(field.index()));
     }
 
     /// Removes the field stored as `name` (or with that Rust name); returns
@@ -279,7 +326,7 @@ impl<T: SessionData> Session<T> {
         else {
             return false;
         };
-        self.lock().unset(index);
+        self.lock().record(Op::Remove(index));
         true
     }
 
@@ -297,25 +344,46 @@ impl<T: SessionData> Session<T> {
         self.lock().data.clone()
     }
 
-    /// Replaces the whole data struct; at commit only fields whose encoding
-    /// differs from the stored one are written.
-    pub fn replace(&self, data: T) {
-        let mut state = self.lock();
-        state.mark_all();
-        state.data = data;
+    /// Replaces the whole data struct (a blind write of every field); at
+    /// commit only fields whose encoding differs from the stored one are
+    /// written.
+    pub fn replace(&self, data: T)
+    where
+        T: Clone,
+    {
+        let op = move |target: &mut T| *target = data.clone();
+        self.lock().record(Op::Apply {
+            target: None,
+            reads: false,
+            f: Arc::new(op),
+        });
     }
 
-    /// Changes the whole data struct in place; at commit only fields whose
-    /// encoding changed are written.
-    pub fn modify<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    /// Changes the whole data struct with `f`, a read-modify-write of every
+    /// field (see the type's docs: `f` may run again on fresher data); at
+    /// commit only fields whose encoding changed are written.
+    pub fn modify<R, F>(&self, f: F) -> R
+    where
+        F: Fn(&mut T) -> R + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
         let mut state = self.lock();
-        state.mark_all();
-        f(&mut state.data)
+        let result = f(&mut state.data);
+        let replay = move |data: &mut T| {
+            f(data);
+        };
+        state.log(Op::Apply {
+            target: None,
+            reads: true,
+            f: Arc::new(replay),
+        });
+        result
     }
 
-    /// Gives the session a new id and keeps its data; the old id is deleted
-    /// from the store at commit. Call it on login and privilege changes
-    /// (prevents session fixation). Does not extend the absolute timeout.
+    /// Gives the session a new id and keeps its data; the old id stops
+    /// working at commit, with no grace period. Call it on login and
+    /// privilege changes (prevents session fixation). Does not extend the
+    /// absolute timeout.
     ///
     /// # Errors
     /// [`SessionError::Generate`] when no new id can be made.
@@ -324,17 +392,24 @@ impl<T: SessionData> Session<T> {
         let now = self.shared.ctx.clock.now_ms();
         let mut state = self.lock();
         let old = std::mem::replace(&mut state.id, new_id);
-        if state.persisted && state.rotate_from.is_none() {
-            state.rotate_from = Some(old);
-        }
+        state.standing = match std::mem::replace(&mut state.standing, Standing::Fresh) {
+            Standing::Fresh => Standing::Fresh,
+            Standing::Stored => Standing::Rotating {
+                from: old,
+                grace_ms: 0,
+            },
+            Standing::Rotating { from, .. } => Standing::Rotating { from, grace_ms: 0 },
+        };
         state.meta.id_issued_at = now;
-        state.id_changed = true;
+        state.id_news = true;
+        state.renew_checked = true;
         Ok(())
     }
 
-    /// Clears all data and gives the session a new id; the old record is
-    /// deleted at commit and the client's cookie/header cleared unless new
-    /// data is set afterwards. Use on logout.
+    /// Clears all data and gives the session a new id; the stored session
+    /// (and any id it was rotated from or to) is deleted at commit and the
+    /// client's cookie/header cleared, unless new data is set afterwards,
+    /// which is then stored under the new id. Use on logout.
     ///
     /// # Errors
     /// [`SessionError::Generate`] when no new id can be made.
@@ -343,32 +418,30 @@ impl<T: SessionData> Session<T> {
         let now = self.shared.ctx.clock.now_ms();
         let meta = self.shared.ctx.new_meta(now);
         let mut state = self.lock();
-        state.clear_data();
-        let old = std::mem::replace(&mut state.id, new_id);
-        state.forget_stored(old);
-        state.meta = meta;
-        state.fresh = true;
-        state.id_changed = true;
-        state.clear_client = true;
+        state.forget(new_id, meta);
         Ok(())
     }
 
     /// Clears all data and deletes the session from the store at commit; the
-    /// client's cookie/header is cleared. The id is kept (if data is set
-    /// afterwards it is saved under the same id).
+    /// client's cookie/header is cleared. Data set afterwards in the same
+    /// request is never stored under the destroyed id: it starts a new
+    /// session with a new id (made at commit), as after [`Session::reset`].
     pub fn destroy(&self) {
+        let now = self.shared.ctx.clock.now_ms();
+        let meta = self.shared.ctx.new_meta(now);
         let mut state = self.lock();
-        state.clear_data();
         let id = state.id.clone();
-        state.forget_stored(id);
-        state.clear_client = true;
+        state.forget(id, meta);
+        state.needs_id = true;
     }
 
-    /// Overrides the idle timeout for this session only (e.g. "remember me").
+    /// Overrides the idle timeout for this session only (e.g. "remember
+    /// me"). The cookie's lifetime follows it (see the crate docs on cookie
+    /// lifetime).
     pub fn set_idle_timeout(&self, timeout: Duration) {
         let mut state = self.lock();
         state.meta.idle_timeout_ms = duration_ms(timeout).max(1);
-        state.meta_dirty = true;
+        state.meta_changed = true;
     }
 
     /// This session's idle timeout.
@@ -381,277 +454,372 @@ impl<T: SessionData> Session<T> {
     /// integrations call this for you when the request ends.
     ///
     /// # Errors
-    /// [`SessionError`] when the store fails, a field does not encode, or the
-    /// session outgrew `maxSessionBytes`; the changes stay pending then.
+    /// [`SessionError`] when the store fails, a field does not encode, the
+    /// session outgrew `maxSessionBytes` or concurrent changes kept
+    /// conflicting; the changes stay pending then.
     pub async fn save(&self) -> Result<(), SessionError> {
-        self.commit().await.map(drop)
+        self.commit(false).await.map(drop)
     }
 
-    /// Commits pending changes and says what the client must be told.
-    pub(crate) async fn commit(&self) -> Result<IdWrite, SessionError> {
+    /// Commits pending changes and says what the client must be told. With
+    /// `failed` (the request failed) and `saveOnError` off, nothing is
+    /// written and the pending changes are dropped.
+    pub(crate) async fn commit(&self, failed: bool) -> Result<IdWrite, SessionError> {
         let _serial = self.shared.commit.lock().await;
         let ctx = &self.shared.ctx;
+        let store: &dyn DynSessionStore = &*ctx.store;
         let now = ctx.clock.now_ms();
-        let renew_id = {
-            let state = self.lock();
-            state.persisted
-                && state.rotate_from.is_none()
-                && ctx
-                    .renew_ms
-                    .is_some_and(|after| now.saturating_sub(state.meta.id_issued_at) >= after)
-        };
-        let renew_id = if renew_id {
-            Some(ctx.ids.generate()?)
-        } else {
-            None
-        };
+        if failed && !ctx.config.save_on_error {
+            self.lock().drop_pending();
+            return Ok(IdWrite::Nothing);
+        }
 
-        let (deletes, target, op, written, write_back, meta_was_dirty) = {
+        let deletes = std::mem::take(&mut self.lock().deletes);
+        for (done, id) in deletes.iter().enumerate() {
+            if let Err(error) = store.delete_boxed(id).await {
+                self.lock().deletes.splice(0..0, deletes[done..].iter().cloned());
+                return Err(error.into());
+            }
+        }
+
+        self.prepare(now)?;
+        let (mut retries, mut hops) = (0, 0);
+        loop {
+            let (input, plan) = {
+                let mut state = self.lock();
+                let input = state.input()?;
+                let plan = plan::plan_write(&ctx.policy, &input, now);
+                (input, plan)
+            };
+            let write = match plan {
+                Plan::Nothing => return Ok(self.lock().finish(ctx, now, false)),
+                Plan::TooLarge { size, limit } => return Err(SessionError::TooLarge { size, limit }),
+                Plan::Drop(id) => {
+                    if let Some(id) = id {
+                        store.delete_boxed(&id).await?;
+                    }
+                    return Ok(self.lock().emptied());
+                }
+                Plan::Write(write) => write,
+            };
+            let written = store.write_boxed(&write).await?;
             let mut state = self.lock();
-            if let Some(new_id) = renew_id {
-                let old = std::mem::replace(&mut state.id, new_id);
-                state.rotate_from = Some(old);
-                state.meta.id_issued_at = now;
-                state.id_changed = true;
-            }
-            let plan = state.plan(ctx, now)?;
-            // Take the pending work; it is put back if the store fails.
-            let deletes = std::mem::take(&mut state.delete_ids);
-            for (index, _) in &plan.written {
-                state.fields[*index].dirty = false;
-            }
-            let meta_was_dirty = std::mem::take(&mut state.meta_dirty);
-            // The id the write goes to is fixed now: a `regenerate()` from
-            // another task during the store call must not redirect it.
-            (
-                deletes,
-                state.id.clone(),
-                plan.op,
-                plan.written,
-                plan.write_back,
-                meta_was_dirty,
-            )
-        };
-
-        let result = self.execute(&deletes, &target, &op).await;
-
-        let mut state = self.lock();
-        if let Err(error) = result {
-            for (index, _) in &written {
-                state.fields[*index].dirty = true;
-            }
-            state.meta_dirty |= meta_was_dirty;
-            let mut restored = deletes;
-            restored.append(&mut state.delete_ids);
-            state.delete_ids = restored;
-            return Err(error.into());
-        }
-        for (index, bytes) in written {
-            state.fields[index].stored = bytes;
-        }
-        match &op {
-            Op::Nothing => {}
-            Op::Touch(meta) => state.meta = *meta,
-            Op::Save(update) | Op::Rotate(_, update) => {
-                state.meta = update.meta;
-                state.persisted = true;
-                if let Op::Rotate(old, _) = &op {
-                    if state.rotate_from.as_ref() == Some(old) {
-                        state.rotate_from = None;
+            match plan::next_step(&input.standing, &written, retries, hops) {
+                Next::Done => {
+                    state.written(&write, input.fields);
+                    return Ok(state.finish(ctx, now, true));
+                }
+                Next::Gone => return Ok(state.gone()),
+                Next::Retarget { to, keep_rotation } => {
+                    hops += 1;
+                    state.retarget(to, keep_rotation);
+                }
+                Next::Replay => {
+                    retries += 1;
+                    if let Written::Conflict(record) = written {
+                        state.replay(record);
                     }
                 }
+                Next::GiveUp => return Err(SessionError::Conflict { retries }),
             }
         }
-        if write_back != IdWrite::Nothing {
-            state.id_changed = false;
-            state.clear_client = false;
-        }
-        Ok(write_back)
     }
 
-    async fn execute(
-        &self,
-        deletes: &[SessionId],
-        id: &SessionId,
-        op: &Op,
-    ) -> Result<(), crate::StoreError> {
-        let store = &self.shared.ctx.store;
-        for deleted in deletes {
-            store.delete(deleted).await?;
+    /// Decisions taken once per commit before planning: a new id after
+    /// `destroy`, and auto-renewal.
+    fn prepare(&self, now: u64) -> Result<(), SessionError> {
+        let ctx = &self.shared.ctx;
+        let (needs_id, renew) = {
+            let state = self.lock();
+            let renew = state.standing == Standing::Stored
+                && !state.renew_checked
+                && state
+                    .stored_meta
+                    .is_some_and(|m| plan::renew_due(&ctx.policy, m.id_issued_at, now));
+            (state.needs_id && state.has_changes(), renew)
+        };
+        if needs_id {
+            let id = ctx.ids.generate()?;
+            let mut state = self.lock();
+            state.id = id;
+            state.needs_id = false;
         }
-        match op {
-            Op::Nothing => Ok(()),
-            Op::Touch(meta) => store.touch(id, meta).await,
-            Op::Save(update) => store.save(id, update).await,
-            Op::Rotate(old, update) => store.rotate(old, id, update).await,
-        }
-    }
-}
-
-struct Plan {
-    op: Op,
-    /// Fields written (Some) or removed (None) by `op`, to record as stored.
-    written: Vec<(usize, Option<Bytes>)>,
-    write_back: IdWrite,
-}
-
-impl<T: SessionData> State<T> {
-    fn mark(&mut self, index: usize) {
-        self.fields[index].dirty = true;
-        self.fields[index].present = true;
-    }
-
-    fn mark_all(&mut self) {
-        for field in &mut self.fields {
-            field.dirty = true;
-        }
-        self.bulk = true;
-    }
-
-    /// After `replace`/`modify`: an absent field joins the session only if its
-    /// encoding now differs from its default's.
-    fn settle_bulk(&mut self) -> Result<(), SessionError> {
-        if !std::mem::take(&mut self.bulk) {
-            return Ok(());
-        }
-        let defaults = T::default();
-        let (mut now, mut default) = (Vec::new(), Vec::new());
-        for index in 0..T::FIELDS.len() {
-            if self.fields[index].present || !self.fields[index].dirty {
-                continue;
-            }
-            now.clear();
-            default.clear();
-            self.data.encode_field(index, &mut now)?;
-            defaults.encode_field(index, &mut default)?;
-            if now == default {
-                self.fields[index].dirty = false;
-            } else {
-                self.fields[index].present = true;
-            }
+        if renew {
+            let new_id = ctx.ids.generate()?;
+            let mut state = self.lock();
+            let old = std::mem::replace(&mut state.id, new_id);
+            state.standing = Standing::Rotating {
+                from: old,
+                grace_ms: ctx.policy.grace_ms,
+            };
+            state.meta.id_issued_at = now;
+            state.id_news = true;
+            state.renew_checked = true;
         }
         Ok(())
     }
+}
 
-    fn unset(&mut self, index: usize) {
-        self.data.reset_field(index);
-        self.fields[index].dirty = true;
-        self.fields[index].present = false;
+/// Decodes stored fields into `data`. A field that no longer decodes as its
+/// type becomes its default, with a warning that names the field and the
+/// kind of error, never the stored value.
+fn decode_into<T: SessionData>(data: &mut T, fields: &mut [FieldState], stored: &Fields) {
+    for (index, info) in T::FIELDS.iter().enumerate() {
+        let Some(bytes) = stored.get(info.name) else {
+            continue;
+        };
+        if let Err(error) = data.decode_field(index, bytes) {
+            tracing::warn!(
+                field = info.rust_name,
+                stored_as = info.name,
+                error = error.kind(),
+                "stored session field no longer decodes as its type; using the field's default"
+            );
+            data.reset_field(index);
+        }
+        fields[index].stored = Some(bytes.clone());
+    }
+}
+
+impl<T: SessionData> State<T> {
+    /// Applies a new change and keeps it for replay.
+    fn record(&mut self, op: Op<T>) {
+        self.apply(&op);
+        self.ops.push(op);
     }
 
-    fn clear_data(&mut self) {
-        self.data = T::default();
-        for field in &mut self.fields {
-            field.present = false;
-            field.dirty = false;
-        }
-        self.bulk = false;
+    /// Keeps a change that was already applied (its closure ran for the
+    /// handler's return value).
+    fn log(&mut self, op: Op<T>) {
+        self.mark(&op);
+        self.ops.push(op);
     }
 
-    /// The record under `id` (and any rotation source) is to be deleted; the
-    /// session now has nothing in the store.
-    fn forget_stored(&mut self, id: SessionId) {
-        if self.persisted {
-            self.delete_ids.push(id);
-        }
-        if let Some(old) = self.rotate_from.take() {
-            self.delete_ids.push(old);
-        }
-        self.persisted = false;
-        for field in &mut self.fields {
-            field.stored = None;
-        }
-    }
-
-    fn plan(&mut self, ctx: &Context, now: u64) -> Result<Plan, SessionError> {
-        self.settle_bulk()?;
-        let has_data = self.fields.iter().any(|f| f.present);
-        if !has_data {
-            // An empty session is never stored; one that was stored is deleted.
-            let id = self.id.clone();
-            self.forget_stored(id);
-            return Ok(Plan {
-                op: Op::Nothing,
-                written: Vec::new(),
-                write_back: if self.clear_client {
-                    IdWrite::Clear
-                } else {
-                    IdWrite::Nothing
-                },
-            });
-        }
-
-        let full = !self.persisted || self.rotate_from.is_some();
-        let mut set = Vec::new();
-        let mut remove = Vec::new();
-        let mut written = Vec::new();
-        let mut size = 0usize;
-        for (index, field) in T::FIELDS.iter().enumerate() {
-            let state = &self.fields[index];
-            if !state.present {
-                if !full && state.dirty && state.stored.is_some() {
-                    remove.push(field.name);
-                    written.push((index, None));
+    fn apply(&mut self, op: &Op<T>) {
+        match op {
+            Op::Apply { f, .. } => f(&mut self.data),
+            Op::Remove(index) => self.data.reset_field(*index),
+            Op::Take { index, seen } => {
+                let mut now = Vec::new();
+                let unchanged = match seen {
+                    Some(seen) => self
+                        .data
+                        .encode_field(*index, &mut now)
+                        .is_ok_and(|()| now == *seen),
+                    None => true,
+                };
+                if !unchanged {
+                    // A concurrent request put a newer value there: keep it.
+                    return;
                 }
-                continue;
+                self.data.reset_field(*index);
             }
-            let bytes = match (&state.stored, state.dirty) {
-                (Some(stored), false) => stored.clone(),
-                _ => {
-                    let mut out = Vec::new();
-                    self.data.encode_field(index, &mut out)?;
-                    Bytes::from(out)
+        }
+        self.mark(op);
+    }
+
+    fn mark(&mut self, op: &Op<T>) {
+        let (target, reads, removes) = match op {
+            Op::Apply { target, reads, .. } => (*target, *reads, false),
+            Op::Remove(index) => (Some(*index), false, true),
+            Op::Take { index, .. } => (Some(*index), true, true),
+        };
+        let range = match target {
+            Some(index) => index..index + 1,
+            None => 0..self.fields.len(),
+        };
+        for field in &mut self.fields[range] {
+            if reads && !field.blind {
+                field.expect = true;
+            }
+            if !reads {
+                field.blind = true;
+            }
+            field.touched = true;
+            field.removed = removes;
+        }
+    }
+
+    fn has_changes(&self) -> bool {
+        self.fields.iter().any(|f| f.touched)
+    }
+
+    /// `reset` / `destroy`: the stored session is deleted at commit; the
+    /// session starts over empty under `id`.
+    fn forget(&mut self, id: SessionId, meta: Meta) {
+        match std::mem::replace(&mut self.standing, Standing::Fresh) {
+            Standing::Fresh => {}
+            Standing::Stored => self.deletes.push(self.id.clone()),
+            Standing::Rotating { from, .. } => self.deletes.push(from),
+        }
+        self.data = T::default();
+        self.fields = vec![FieldState::default(); T::FIELDS.len()];
+        self.ops.clear();
+        self.id = id;
+        self.meta = meta;
+        self.meta_changed = false;
+        self.stored_meta = None;
+        self.fresh = true;
+        self.id_news = false;
+        self.stale = true;
+        self.needs_id = false;
+    }
+
+    /// What the planner needs, with each field's wanted bytes encoded.
+    fn input(&mut self) -> Result<Input, SessionError> {
+        let mut defaults: Option<T> = None;
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (index, info) in T::FIELDS.iter().enumerate() {
+            let state = &self.fields[index];
+            let want = if state.removed {
+                None
+            } else if !state.touched {
+                state.stored.clone()
+            } else {
+                let mut now = Vec::new();
+                self.data.encode_field(index, &mut now)?;
+                if state.stored.is_none() {
+                    // A field the store does not hold joins only if it now
+                    // differs from its default: a no-op creates nothing.
+                    let mut default = Vec::new();
+                    defaults
+                        .get_or_insert_with(T::default)
+                        .encode_field(index, &mut default)?;
+                    (now != default).then(|| Bytes::from(now))
+                } else {
+                    Some(Bytes::from(now))
                 }
             };
-            size += field.name.len() + bytes.len();
-            if full || state.stored.as_ref() != Some(&bytes) {
-                set.push((field.name, bytes.clone()));
-                written.push((index, Some(bytes)));
-            } else if state.dirty {
-                // Re-set to the stored value: nothing to write, but clear the mark.
-                written.push((index, Some(bytes)));
-            }
+            fields.push(FieldPlan {
+                name: info.name,
+                stored: state.stored.clone(),
+                want,
+                expect: state.expect,
+            });
         }
-        let limit = ctx.config.max_session_bytes;
-        if size > limit {
-            return Err(SessionError::TooLarge { size, limit });
+        Ok(Input {
+            id: self.id.clone(),
+            standing: self.standing.clone(),
+            stored_meta: self.stored_meta,
+            meta: self.meta,
+            meta_changed: self.meta_changed,
+            fields,
+        })
+    }
+
+    /// The write applied: the store now holds `fields`' wanted bytes.
+    fn written(&mut self, write: &Write, fields: Vec<FieldPlan>) {
+        for (state, plan) in self.fields.iter_mut().zip(fields) {
+            *state = FieldState {
+                stored: plan.want,
+                ..FieldState::default()
+            };
         }
-
-        let mut meta = self.meta;
-        meta.last_access = now;
-        let update = |set, remove, replace| Update {
-            meta,
-            set,
-            remove,
-            replace,
-        };
-        let op = if let Some(old) = self.rotate_from.clone() {
-            Op::Rotate(old, update(set, Vec::new(), true))
-        } else if full {
-            Op::Save(update(set, Vec::new(), true))
-        } else if set.is_empty() && remove.is_empty() {
-            if self.meta_dirty {
-                Op::Touch(meta)
-            } else {
-                Op::Nothing
+        self.ops.clear();
+        self.standing = Standing::Stored;
+        self.meta = write.meta;
+        self.meta_changed = false;
+        self.stored_meta = Some(match (&write.kind, self.stored_meta) {
+            (WriteKind::Update, Some(mut stored)) if !write.meta_changed => {
+                stored.last_access = write.now;
+                stored
             }
-        } else {
-            Op::Save(update(set, remove, false))
-        };
+            _ => write.meta,
+        });
+    }
 
-        let cookie_refresh_due = ctx
-            .cookie_refresh_ms
-            .is_some_and(|half| now.saturating_sub(self.meta.id_issued_at) >= half);
-        let write_back = if self.id_changed || !self.persisted || cookie_refresh_due {
-            IdWrite::Set(self.id.clone())
+    /// What the client is told after a commit that wrote (`wrote`) or did
+    /// not need to write.
+    fn finish(&mut self, ctx: &Context, now: u64, wrote: bool) -> IdWrite {
+        if self.standing == Standing::Fresh {
+            // Nothing stored: clear an id the client holds in vain.
+            let stale = std::mem::take(&mut self.stale);
+            return if stale { IdWrite::Clear } else { IdWrite::Nothing };
+        }
+        let id_news = std::mem::take(&mut self.id_news);
+        self.stale = false;
+        plan::client_write(&ctx.policy, &self.id, &self.meta, now, wrote, id_news)
+    }
+
+    /// The session holds no data any more and was deleted (or never stored).
+    fn emptied(&mut self) -> IdWrite {
+        let had = self.standing != Standing::Fresh || self.stale;
+        self.standing = Standing::Fresh;
+        self.stored_meta = None;
+        self.ops.clear();
+        for field in &mut self.fields {
+            *field = FieldState::default();
+        }
+        self.stale = false;
+        self.id_news = false;
+        if had {
+            IdWrite::Clear
         } else {
             IdWrite::Nothing
-        };
-        Ok(Plan {
-            op,
-            written,
-            write_back,
-        })
+        }
+    }
+
+    /// The store no longer holds the session (destroyed, revoked or
+    /// regenerated away by a concurrent request, or expired): nothing of this
+    /// request is kept, so it cannot bring the session back.
+    fn gone(&mut self) -> IdWrite {
+        self.data = T::default();
+        self.standing = Standing::Fresh;
+        self.emptied();
+        IdWrite::Clear
+    }
+
+    /// A concurrent request rotated the session to `to`.
+    fn retarget(&mut self, to: SessionId, keep_rotation: bool) {
+        if keep_rotation {
+            self.standing = Standing::Rotating {
+                from: to,
+                grace_ms: 0,
+            };
+        } else {
+            self.id = to;
+            self.standing = Standing::Stored;
+        }
+        self.id_news = true;
+        self.renew_checked = true;
+    }
+
+    /// Fields changed under this request: start again from what the store
+    /// holds now and re-apply this request's changes in order.
+    fn replay(&mut self, record: Record) {
+        let mut data = T::default();
+        let mut fields = vec![FieldState::default(); T::FIELDS.len()];
+        decode_into(&mut data, &mut fields, &record.fields);
+        self.data = data;
+        self.fields = fields;
+        let idle = self.meta.idle_timeout_ms;
+        let issued = self.meta.id_issued_at;
+        self.meta = record.meta;
+        if self.meta_changed {
+            self.meta.idle_timeout_ms = idle;
+        }
+        if matches!(self.standing, Standing::Rotating { .. }) {
+            self.meta.id_issued_at = issued;
+        }
+        self.stored_meta = Some(record.meta);
+        let ops = std::mem::take(&mut self.ops);
+        for op in &ops {
+            self.apply(op);
+        }
+        self.ops = ops;
+    }
+
+    /// A failed request: nothing of it is kept.
+    fn drop_pending(&mut self) {
+        self.ops.clear();
+        self.deletes.clear();
+        for field in &mut self.fields {
+            field.touched = false;
+            field.removed = false;
+            field.expect = false;
+            field.blind = false;
+        }
+        self.meta_changed = false;
     }
 }
 
@@ -661,7 +829,7 @@ impl<T: SessionData> fmt::Debug for Session<T> {
         f.debug_struct("Session")
             .field("id", &state.id)
             .field("fresh", &state.fresh)
-            .field("persisted", &state.persisted)
+            .field("standing", &state.standing)
             .finish_non_exhaustive()
     }
 }

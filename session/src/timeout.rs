@@ -5,8 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::id::SessionId;
-use crate::record::{Meta, Record, Update};
-use crate::store::{SessionStore, StoreError, StoreFuture};
+use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
 
 /// Wraps a store and fails any operation that takes longer than `limit`
 /// with [`StoreError::Timeout`].
@@ -46,42 +45,26 @@ impl<S: SessionStore> TimeoutStore<S> {
         &self.inner
     }
 
-    fn bound<'a, T: 'a>(
+    async fn bound<T>(
         &self,
-        op: impl Future<Output = Result<T, StoreError>> + Send + 'a,
-    ) -> StoreFuture<'a, T> {
-        let limit = self.limit;
-        Box::pin(async move {
-            tokio::time::timeout(limit, op)
-                .await
-                .unwrap_or(Err(StoreError::Timeout(limit)))
-        })
+        op: impl Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.limit, op)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.limit)))
     }
 }
 
 impl<S: SessionStore> SessionStore for TimeoutStore<S> {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
-        self.bound(self.inner.load(id, now))
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
+        self.bound(self.inner.load(id, now)).await
     }
 
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
-        self.bound(self.inner.save(id, update))
+    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
+        self.bound(self.inner.write(write)).await
     }
 
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
-        self.bound(self.inner.rotate(old, new, update))
-    }
-
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        self.bound(self.inner.delete(id))
-    }
-
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        self.bound(self.inner.touch(id, meta))
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.bound(self.inner.delete(id)).await
     }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit::{
-    Config, Extractor, ManualClock, ResponseUpdate, Session, SessionError, SessionManager,
-    SessionStore, SourceKind,
+    Config, DynSessionStore, Extractor, ManualClock, ResponseUpdate, Session, SessionError,
+    SessionManager, SourceKind,
 };
+use sessionkit::store::WriteKind;
 
 use crate::support::{
     Call, Profile, ProfileV2, RecordingStore, TestRequest, NAME, TAGS, USER_ID, V2_VISITS, VISITS,
@@ -65,7 +66,7 @@ macro_rules! acceptance_suite {
 
 /// A manager over `store` with `clock` and `config`.
 pub fn manager(
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn DynSessionStore>,
     clock: &ManualClock,
     config: Config,
 ) -> SessionManager<Profile> {
@@ -76,7 +77,7 @@ pub fn manager(
         .expect("valid config")
 }
 
-fn default_manager(store: Arc<dyn SessionStore>) -> (SessionManager<Profile>, ManualClock) {
+fn default_manager(store: Arc<dyn DynSessionStore>) -> (SessionManager<Profile>, ManualClock) {
     let clock = ManualClock::new(T0);
     (manager(store, &clock, Config::default()), clock)
 }
@@ -91,7 +92,7 @@ pub async fn request<T: sessionkit::SessionData>(
     pending.capture(req);
     let session = pending.load().await?;
     handler(&session);
-    let update = pending.finish().await?;
+    let update = pending.finish(false).await?;
     Ok((session, update))
 }
 
@@ -124,7 +125,7 @@ fn with_cookie(id: &str) -> TestRequest {
     TestRequest::new().cookie("session_id", id)
 }
 
-pub async fn new_empty_session_is_never_stored(store: Arc<dyn SessionStore>) {
+pub async fn new_empty_session_is_never_stored(store: Arc<dyn DynSessionStore>) {
     let rec = RecordingStore::new(store);
     let (m, _) = default_manager(Arc::new(rec.clone()));
     // Touching a new session without writing: nothing stored, no cookie.
@@ -144,11 +145,11 @@ pub async fn new_empty_session_is_never_stored(store: Arc<dyn SessionStore>) {
     // Not touching it at all costs nothing either.
     let pending = m.begin();
     pending.capture(&TestRequest::new());
-    assert!(pending.finish().await.unwrap().is_empty());
+    assert!(pending.finish(false).await.unwrap().is_empty());
     assert!(rec.take_calls().is_empty());
 }
 
-pub async fn typed_values_round_trip(store: Arc<dyn SessionStore>) {
+pub async fn typed_values_round_trip(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let (first, update) = request(&m, &TestRequest::new(), |s| {
         s.set(NAME, "ada".into());
@@ -179,7 +180,7 @@ pub async fn typed_values_round_trip(store: Arc<dyn SessionStore>) {
     assert_eq!(again.snapshot().name, "ada");
 }
 
-pub async fn only_changed_fields_are_written(store: Arc<dyn SessionStore>) {
+pub async fn only_changed_fields_are_written(store: Arc<dyn DynSessionStore>) {
     let rec = RecordingStore::new(store);
     let (m, _) = default_manager(Arc::new(rec.clone()));
     let id = saved_session(&m).await;
@@ -205,11 +206,11 @@ pub async fn only_changed_fields_are_written(store: Arc<dyn SessionStore>) {
         .unwrap();
     let calls = rec.take_calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
-    let Call::Save(saved_id, update) = &calls[1] else {
-        panic!("expected a save: {calls:?}")
+    let Some(update) = calls[1].as_write() else {
+        panic!("expected a write: {calls:?}")
     };
-    assert_eq!(saved_id, &id);
-    assert!(!update.replace);
+    assert_eq!(update.id.as_str(), id);
+    assert_eq!(update.kind, WriteKind::Update);
     assert_eq!(
         update.set.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         ["visits"]
@@ -223,8 +224,8 @@ pub async fn only_changed_fields_are_written(store: Arc<dyn SessionStore>) {
     .await
     .unwrap();
     let calls = rec.take_calls();
-    let Call::Save(_, update) = &calls[1] else {
-        panic!("expected a save: {calls:?}")
+    let Some(update) = calls[1].as_write() else {
+        panic!("expected a write: {calls:?}")
     };
     assert_eq!(
         update.set.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
@@ -232,7 +233,7 @@ pub async fn only_changed_fields_are_written(store: Arc<dyn SessionStore>) {
     );
 }
 
-pub async fn removed_fields_are_deleted(store: Arc<dyn SessionStore>) {
+pub async fn removed_fields_are_deleted(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let id = saved_session(&m).await;
     request(&m, &with_cookie(&id), |s| {
@@ -251,7 +252,7 @@ pub async fn removed_fields_are_deleted(store: Arc<dyn SessionStore>) {
     assert!(m.load_by_id(&id).await.unwrap().is_none());
 }
 
-pub async fn idle_timeout_expires_and_slides(store: Arc<dyn SessionStore>) {
+pub async fn idle_timeout_expires_and_slides(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .idle_timeout(30 * MIN)
@@ -260,10 +261,11 @@ pub async fn idle_timeout_expires_and_slides(store: Arc<dyn SessionStore>) {
         .unwrap();
     let m = manager(store, &clock, config);
     let id = saved_session(&m).await;
-    // Activity every 20 minutes keeps it alive well past 30 minutes.
+    // Requests every 20 minutes keep it alive well past 30 minutes.
     for _ in 0..4 {
         clock.advance(20 * MIN);
-        let s = m.load_by_id(&id).await.unwrap().expect("alive");
+        let (s, _) = request(&m, &with_cookie(&id), |_| {}).await.unwrap();
+        assert!(!s.fresh(), "alive");
         assert_eq!(s.get(VISITS), 1);
     }
     clock.advance(30 * MIN);
@@ -274,7 +276,7 @@ pub async fn idle_timeout_expires_and_slides(store: Arc<dyn SessionStore>) {
     assert_ne!(s.id().as_str(), id);
 }
 
-pub async fn per_session_idle_timeout_override(store: Arc<dyn SessionStore>) {
+pub async fn per_session_idle_timeout_override(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .idle_timeout(30 * MIN)
@@ -307,7 +309,7 @@ pub async fn per_session_idle_timeout_override(store: Arc<dyn SessionStore>) {
     assert!(m.load_by_id(&id).await.unwrap().is_none());
 }
 
-pub async fn absolute_timeout_is_not_extended_by_activity(store: Arc<dyn SessionStore>) {
+pub async fn absolute_timeout_is_not_extended_by_activity(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .idle_timeout(30 * MIN)
@@ -337,12 +339,16 @@ pub async fn absolute_timeout_is_not_extended_by_activity(store: Arc<dyn Session
     assert!(m.load_by_id(&id).await.unwrap().is_none(), "60 minutes");
 }
 
-pub async fn auto_renew_rotates_id_and_keeps_data(store: Arc<dyn SessionStore>) {
+pub async fn auto_renew_rotates_id_and_keeps_data(store: Arc<dyn DynSessionStore>) {
     let (m, clock) = default_manager(store);
     let id = saved_session(&m).await;
     clock.advance(29 * MIN);
     let (_, update) = request(&m, &with_cookie(&id), |_| {}).await.unwrap();
-    assert!(update.is_empty(), "not yet due");
+    assert_eq!(
+        sent_id(&update),
+        id,
+        "not yet due: the same id, re-sent because the idle deadline was refreshed"
+    );
     clock.advance(2 * MIN);
     let (s, update) = request(&m, &with_cookie(&id), |s| assert_eq!(s.get(NAME), "ada"))
         .await
@@ -350,13 +356,19 @@ pub async fn auto_renew_rotates_id_and_keeps_data(store: Arc<dyn SessionStore>) 
     let new_id = sent_id(&update);
     assert_ne!(new_id, id);
     assert_eq!(s.id().as_str(), new_id);
-    assert!(m.load_by_id(&id).await.unwrap().is_none(), "old id gone");
     let renewed = m.load_by_id(&new_id).await.unwrap().expect("new id");
     assert_eq!(renewed.get(NAME), "ada");
     assert_eq!(renewed.get(VISITS), 1);
+    // During the grace period the old id still reaches the session, under its new id…
+    let via_old = m.load_by_id(&id).await.unwrap().expect("within the grace period");
+    assert_eq!(via_old.id().as_str(), new_id);
+    // …and after it, nothing.
+    clock.advance(Duration::from_secs(5));
+    assert!(m.load_by_id(&id).await.unwrap().is_none(), "old id gone");
+    assert!(m.load_by_id(&new_id).await.unwrap().is_some());
 }
 
-pub async fn disable_auto_renew_keeps_id(store: Arc<dyn SessionStore>) {
+pub async fn disable_auto_renew_keeps_id(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder().disable_auto_renew(true).build().unwrap();
     let m = manager(store, &clock, config);
@@ -368,7 +380,7 @@ pub async fn disable_auto_renew_keeps_id(store: Arc<dyn SessionStore>) {
     assert_eq!(s.id().as_str(), id);
 }
 
-pub async fn regenerate_keeps_data_and_deletes_old_id(store: Arc<dyn SessionStore>) {
+pub async fn regenerate_keeps_data_and_deletes_old_id(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let id = saved_session(&m).await;
     let (s, update) = request(&m, &with_cookie(&id), |s| {
@@ -389,7 +401,7 @@ pub async fn regenerate_keeps_data_and_deletes_old_id(store: Arc<dyn SessionStor
     assert_eq!(replay.get(NAME), "");
 }
 
-pub async fn reset_clears_data_and_clears_client(store: Arc<dyn SessionStore>) {
+pub async fn reset_clears_data_and_clears_client(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let id = saved_session(&m).await;
     let (s, update) = request(&m, &with_cookie(&id), |s| s.reset().unwrap())
@@ -416,7 +428,7 @@ pub async fn reset_clears_data_and_clears_client(store: Arc<dyn SessionStore>) {
     assert!(m.load_by_id(&id).await.unwrap().is_none());
 }
 
-pub async fn destroy_clears_data_and_deletes(store: Arc<dyn SessionStore>) {
+pub async fn destroy_clears_data_and_deletes(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let id = saved_session(&m).await;
     let (s, update) = request(&m, &with_cookie(&id), Session::destroy)
@@ -428,7 +440,7 @@ pub async fn destroy_clears_data_and_deletes(store: Arc<dyn SessionStore>) {
     assert!(m.load_by_id(&id).await.unwrap().is_none());
 }
 
-pub async fn forged_id_is_never_adopted(store: Arc<dyn SessionStore>) {
+pub async fn forged_id_is_never_adopted(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let forged = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
     let (s, update) = request(&m, &with_cookie(forged), |s| s.set(NAME, "victim".into()))
@@ -440,7 +452,7 @@ pub async fn forged_id_is_never_adopted(store: Arc<dyn SessionStore>) {
     assert!(m.load_by_id(forged).await.unwrap().is_none());
 }
 
-pub async fn malformed_ids_never_reach_the_store(store: Arc<dyn SessionStore>) {
+pub async fn malformed_ids_never_reach_the_store(store: Arc<dyn DynSessionStore>) {
     let rec = RecordingStore::new(store);
     let (m, _) = default_manager(Arc::new(rec.clone()));
     let long = "a".repeat(1024);
@@ -460,10 +472,10 @@ pub async fn malformed_ids_never_reach_the_store(store: Arc<dyn SessionStore>) {
         assert_ne!(s.id().as_str(), bad);
         assert_eq!(sent_id(&update), s.id().as_str());
         for call in rec.take_calls() {
-            let Call::Save(id, _) = &call else {
-                panic!("only the new session's save may reach the store: {call:?}")
+            let Some(write) = call.as_write() else {
+                panic!("only the new session's write may reach the store: {call:?}")
             };
-            assert_eq!(id, s.id().as_str());
+            assert_eq!(write.id.as_str(), s.id().as_str());
         }
     }
     assert!(matches!(
@@ -473,7 +485,7 @@ pub async fn malformed_ids_never_reach_the_store(store: Arc<dyn SessionStore>) {
     assert!(rec.take_calls().is_empty());
 }
 
-pub async fn cookie_extractor_writes_cookie(store: Arc<dyn SessionStore>) {
+pub async fn cookie_extractor_writes_cookie(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .key_lookup("cookie:sid")
@@ -515,7 +527,7 @@ pub async fn cookie_extractor_writes_cookie(store: Arc<dyn SessionStore>) {
     assert!(!update.set_cookie.unwrap().contains("Max-Age"));
 }
 
-pub async fn header_extractor_writes_header(store: Arc<dyn SessionStore>) {
+pub async fn header_extractor_writes_header(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .key_lookup("header:X-Session-ID")
@@ -534,7 +546,7 @@ pub async fn header_extractor_writes_header(store: Arc<dyn SessionStore>) {
     assert_eq!(update.header, Some(("X-Session-ID".into(), String::new())));
 }
 
-pub async fn chain_writes_cookie_and_header(store: Arc<dyn SessionStore>) {
+pub async fn chain_writes_cookie_and_header(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .key_lookup("cookie:session_id,header:X-Session-ID,query:session_id")
@@ -559,7 +571,7 @@ pub async fn chain_writes_cookie_and_header(store: Arc<dyn SessionStore>) {
     assert_eq!(s.id().as_str(), other);
 }
 
-pub async fn read_only_sources_are_never_promoted(store: Arc<dyn SessionStore>) {
+pub async fn read_only_sources_are_never_promoted(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     // Cookie + query: an id that came by query is not written into the cookie.
     let config = Config::builder()
@@ -594,7 +606,7 @@ pub async fn read_only_sources_are_never_promoted(store: Arc<dyn SessionStore>) 
     assert!(update.is_empty());
 }
 
-pub async fn form_and_param_extractors(store: Arc<dyn SessionStore>) {
+pub async fn form_and_param_extractors(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let m = manager(store.clone(), &clock, Config::default());
     let id = saved_session(&m).await;
@@ -613,7 +625,7 @@ pub async fn form_and_param_extractors(store: Arc<dyn SessionStore>) {
     }
 }
 
-pub async fn custom_extractor(store: Arc<dyn SessionStore>) {
+pub async fn custom_extractor(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let bearer = Extractor::custom("Authorization", SourceKind::Header, |req| {
         req.header("authorization")?
@@ -635,7 +647,7 @@ pub async fn custom_extractor(store: Arc<dyn SessionStore>) {
     assert_eq!(s.get(VISITS), 3);
 }
 
-pub async fn schema_evolution(store: Arc<dyn SessionStore>) {
+pub async fn schema_evolution(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let v1 = manager(store.clone(), &clock, Config::default());
     let s = v1.create().unwrap();
@@ -664,7 +676,7 @@ pub async fn schema_evolution(store: Arc<dyn SessionStore>) {
     assert_eq!(s.get(V2_VISITS), "many");
 }
 
-pub async fn too_large_session_is_refused(store: Arc<dyn SessionStore>) {
+pub async fn too_large_session_is_refused(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
     let config = Config::builder()
         .max_session_bytes(256_usize)
@@ -688,13 +700,13 @@ pub async fn too_large_session_is_refused(store: Arc<dyn SessionStore>) {
     let s = pending.load().await.unwrap();
     s.set(TAGS, vec!["y".repeat(400)]);
     assert!(matches!(
-        pending.finish().await,
+        pending.finish(false).await,
         Err(SessionError::TooLarge { .. })
     ));
     assert!(m.load_by_id(s.id().as_str()).await.unwrap().is_none());
 }
 
-pub async fn store_pattern(store: Arc<dyn SessionStore>) {
+pub async fn store_pattern(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let s = m.create().unwrap();
     s.set(NAME, "job".into());
@@ -723,7 +735,7 @@ pub async fn store_pattern(store: Arc<dyn SessionStore>) {
     m.delete_by_id(&id).await.unwrap();
 }
 
-pub async fn concurrent_access_from_many_tasks(store: Arc<dyn SessionStore>) {
+pub async fn concurrent_access_from_many_tasks(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let s = m.create().unwrap();
     s.set(NAME, "shared".into());
@@ -732,7 +744,7 @@ pub async fn concurrent_access_from_many_tasks(store: Arc<dyn SessionStore>) {
             let s = s.clone();
             tokio::spawn(async move {
                 s.update(VISITS, |v| *v += 1);
-                s.update(TAGS, |t| t.push(format!("t{i}")));
+                s.update(TAGS, move |t| t.push(format!("t{i}")));
                 s.save().await
             })
         })
@@ -746,13 +758,13 @@ pub async fn concurrent_access_from_many_tasks(store: Arc<dyn SessionStore>) {
     assert_eq!(loaded.get(TAGS).len(), 64);
 }
 
-pub async fn concurrent_sessions(store: Arc<dyn SessionStore>) {
+pub async fn concurrent_sessions(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let tasks: Vec<_> = (0..200u32)
         .map(|i| {
             let m = m.clone();
             tokio::spawn(async move {
-                let (_, update) = request(&m, &TestRequest::new(), |s| s.set(VISITS, i))
+                let (_, update) = request(&m, &TestRequest::new(), move |s| s.set(VISITS, i + 1))
                     .await
                     .unwrap();
                 let id = sent_id(&update);
@@ -765,12 +777,12 @@ pub async fn concurrent_sessions(store: Arc<dyn SessionStore>) {
         .collect();
     for t in tasks {
         let (id, seen, i) = t.await.unwrap();
-        assert_eq!(seen, i + 1);
-        assert_eq!(m.load_by_id(&id).await.unwrap().unwrap().get(VISITS), i + 1);
+        assert_eq!(seen, i + 2);
+        assert_eq!(m.load_by_id(&id).await.unwrap().unwrap().get(VISITS), i + 2);
     }
 }
 
-pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn SessionStore>) {
+pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn DynSessionStore>) {
     let rec = RecordingStore::new(store);
     let (m, _) = default_manager(Arc::new(rec.clone()));
     let id = saved_session(&m).await;
@@ -780,7 +792,7 @@ pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn SessionS
     s.set(NAME, "changed".into());
     rec.set_failing(true);
     assert!(matches!(
-        pending.finish().await,
+        pending.finish(false).await,
         Err(SessionError::Store(_))
     ));
     rec.set_failing(false);
@@ -797,7 +809,7 @@ pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn SessionS
     assert!(matches!(pending.load().await, Err(SessionError::Store(_))));
 }
 
-pub async fn destroyed_session_is_not_revived_by_a_stale_handle(store: Arc<dyn SessionStore>) {
+pub async fn destroyed_session_is_not_revived_by_a_stale_handle(store: Arc<dyn DynSessionStore>) {
     let (m, _) = default_manager(store);
     let id = saved_session(&m).await;
     // Two requests of one session: one logs out, the other saves a change later.

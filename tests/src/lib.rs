@@ -9,4 +9,5 @@
 
 pub mod acceptance;
 pub mod redis_server;
+pub mod store_contract;
 pub mod support;

@@ -2,13 +2,15 @@
 //! demand, and hand-written `SessionData` types.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use sessionkit::store::{Loaded, Write, Written};
 use sessionkit::{
-    decode_value, encode_value, find_urlencoded, DecodeError, EncodeError, Field, FieldInfo, Meta,
-    Record, RequestView, SessionData, SessionId, SessionStore, StoreError, StoreFuture, Update,
+    decode_value, encode_value, find_urlencoded, DecodeError, DynSessionStore, EncodeError, Field,
+    FieldInfo, RequestView, SessionData, SessionId, SessionStore, StoreError,
 };
+use tokio::sync::{Notify, Semaphore};
 
 /// A request made of headers, a query string, a form body and path params.
 #[derive(Debug, Default, Clone)]
@@ -91,25 +93,84 @@ impl RequestView for TestRequest {
 pub enum Call {
     /// `load(id)`
     Load(String),
-    /// `save(id, update)`
-    Save(String, Update),
-    /// `rotate(old, new, update)`
-    Rotate(String, String, Update),
+    /// `write(write)`
+    Write(Write),
     /// `delete(id)`
     Delete(String),
-    /// `touch(id)`
-    Touch(String),
+}
+
+impl Call {
+    /// The write, if this call is one.
+    #[must_use]
+    pub fn as_write(&self) -> Option<&Write> {
+        match self {
+            Self::Write(write) => Some(write),
+            _ => None,
+        }
+    }
+}
+
+/// Holds every write (or every load) at the store's door until released: makes
+/// interleavings of concurrent requests deterministic without sleeping.
+#[derive(Debug)]
+pub struct Gate {
+    waiting: AtomicUsize,
+    arrived: Notify,
+    open: Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            waiting: AtomicUsize::new(0),
+            arrived: Notify::new(),
+            open: Semaphore::new(0),
+        }
+    }
+}
+
+impl Gate {
+    async fn pass(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.arrived.notify_waiters();
+        if let Ok(permit) = self.open.acquire().await {
+            permit.forget();
+        }
+    }
+
+    /// Waits until `n` calls are held at the gate.
+    pub async fn arrived(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.waiting.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets `n` held (or future) calls through.
+    pub fn release(&self, n: usize) {
+        self.open.add_permits(n);
+    }
+
+    /// Lets every call through from now on.
+    pub fn open(&self) {
+        self.open.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 /// Wraps a store, records every call, fails every call while `failing` is
-/// set, and sleeps before every call while a delay is set (a slow or hung
-/// backend).
+/// set, sleeps before every call while a delay is set (a slow or hung
+/// backend), and holds writes or loads at a [`Gate`] when one is set.
 #[derive(Clone)]
 pub struct RecordingStore {
-    inner: Arc<dyn SessionStore>,
+    inner: Arc<dyn DynSessionStore>,
     calls: Arc<Mutex<Vec<Call>>>,
     failing: Arc<AtomicBool>,
     delay_ms: Arc<AtomicU64>,
+    write_gate: Arc<Mutex<Option<Arc<Gate>>>>,
+    load_gate: Arc<Mutex<Option<Arc<Gate>>>>,
 }
 
 impl std::fmt::Debug for RecordingStore {
@@ -126,6 +187,8 @@ impl RecordingStore {
             calls: Arc::default(),
             failing: Arc::default(),
             delay_ms: Arc::default(),
+            write_gate: Arc::default(),
+            load_gate: Arc::default(),
         }
     }
 
@@ -135,6 +198,26 @@ impl RecordingStore {
             u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             Ordering::SeqCst,
         );
+    }
+
+    /// Holds every later write at a new gate, returned.
+    pub fn gate_writes(&self) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        *self.write_gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&gate));
+        gate
+    }
+
+    /// Holds every later load at a new gate, returned.
+    pub fn gate_loads(&self) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        *self.load_gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&gate));
+        gate
+    }
+
+    /// No gate from now on (held calls stay held until their gate releases them).
+    pub fn ungate(&self) {
+        self.write_gate.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.load_gate.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     async fn pause(&self) {
@@ -160,7 +243,10 @@ impl RecordingStore {
             .unwrap_or_else(|e| e.into_inner())
             .push(call);
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable("injected failure"))
+            Err(StoreError::unavailable(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "injected failure",
+            )))
         } else {
             Ok(())
         }
@@ -168,54 +254,28 @@ impl RecordingStore {
 }
 
 impl SessionStore for RecordingStore {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
-        let checked = self.record(Call::Load(id.to_string()));
-        Box::pin(async move {
-            checked?;
-            self.pause().await;
-            self.inner.load(id, now).await
-        })
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
+        self.record(Call::Load(id.to_string()))?;
+        self.pause().await;
+        let gate = self.load_gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
+        self.inner.load_boxed(id, now).await
     }
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
-        let checked = self.record(Call::Save(id.to_string(), update.clone()));
-        Box::pin(async move {
-            checked?;
-            self.pause().await;
-            self.inner.save(id, update).await
-        })
+    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
+        self.record(Call::Write(write.clone()))?;
+        self.pause().await;
+        let gate = self.write_gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
+        self.inner.write_boxed(write).await
     }
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
-        let checked = self.record(Call::Rotate(
-            old.to_string(),
-            new.to_string(),
-            update.clone(),
-        ));
-        Box::pin(async move {
-            checked?;
-            self.pause().await;
-            self.inner.rotate(old, new, update).await
-        })
-    }
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        let checked = self.record(Call::Delete(id.to_string()));
-        Box::pin(async move {
-            checked?;
-            self.pause().await;
-            self.inner.delete(id).await
-        })
-    }
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        let checked = self.record(Call::Touch(id.to_string()));
-        Box::pin(async move {
-            checked?;
-            self.pause().await;
-            self.inner.touch(id, meta).await
-        })
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.record(Call::Delete(id.to_string()))?;
+        self.pause().await;
+        self.inner.delete_boxed(id).await
     }
 }
 

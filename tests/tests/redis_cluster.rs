@@ -6,7 +6,7 @@ mod redis_common;
 
 use redis_common::{
     assert_hashed, concurrent_requests_keep_every_field, cookie, fast,
-    partial_save_does_not_resurrect, store_round_trip, ttl_follows_the_session,
+    ttl_follows_the_session,
 };
 use sessionkit::{Config, RedisStore, SessionError, SessionManager};
 use sessionkit_tests::acceptance::request;
@@ -32,13 +32,16 @@ mod acceptance {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_contract() {
-    let cluster = RedisCluster::shared();
-    let store = store(cluster, "contract");
-    assert!(store.is_cluster());
-    store_round_trip(&store).await;
-    partial_save_does_not_resurrect(&self::store(cluster, "resurrect")).await;
+mod contract {
+    use sessionkit::RedisStore;
+    use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
+
+    sessionkit_tests::all_store_contract_cases!(async {
+        RedisStore::cluster_builder(RedisCluster::shared().urls())
+            .prefix(unique_prefix("contract"))
+            .build()
+            .expect("store")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,13 @@ mod redis_common;
 use std::time::Duration;
 
 use redis_common::{
-    arc, assert_hashed, concurrent_requests_keep_every_field, cookie, fast, id, now,
-    partial_save_does_not_resurrect, store_round_trip, ttl_follows_the_session, update,
+    arc, assert_hashed, change, concurrent_requests_keep_every_field, cookie, create, fast, id,
+    now, ttl_follows_the_session,
 };
+use sessionkit::store::Loaded;
 use sessionkit::{
-    Config, Meta, RedisStore, SessionError, SessionId, SessionManager, SessionStore, StoreError,
+    Config, ErrorChain, RedisStore, SessionError, SessionId, SessionManager, SessionStore,
+    StoreError,
 };
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
@@ -36,11 +38,16 @@ mod acceptance {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_contract() {
-    let server = RedisServer::shared();
-    store_round_trip(&store(server, "contract")).await;
-    partial_save_does_not_resurrect(&store(server, "resurrect")).await;
+mod contract {
+    use sessionkit::RedisStore;
+    use sessionkit_tests::redis_server::{unique_prefix, RedisServer};
+
+    sessionkit_tests::all_store_contract_cases!(async {
+        RedisStore::builder(RedisServer::shared().url())
+            .prefix(unique_prefix("contract"))
+            .build()
+            .expect("store")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +187,7 @@ async fn one_round_trip_per_load_and_save() {
     for _ in 0..n {
         let pending = manager.begin();
         pending.capture(&cookie(&sid));
-        assert!(pending.finish().await.expect("finish").is_empty());
+        assert!(pending.finish(false).await.expect("finish").is_empty());
     }
     let calls = server.all_calls();
     assert!(
@@ -204,21 +211,15 @@ async fn health_check_interval_controls_pings() {
     let sid = id(1);
     let t = now();
     store
-        .save(
-            &sid,
-            &update(Meta::new(t, 60_000, None), &[("a", b"\x01")], true),
-        )
+        .write(&create(&sid, t, &[("a", b"\x01")]))
         .await
         .expect("save");
     server.reset_stats();
     for _ in 0..10 {
-        store
-            .load(&sid, now())
-            .await
-            .expect("load")
-            .expect("stored");
+        let loaded = store.load(&sid, now()).await.expect("load");
+        assert!(matches!(loaded, Loaded::Session(_)));
     }
-    assert_eq!(server.calls("evalsha"), 10);
+    assert_eq!(server.calls("hgetall"), 10);
     assert_eq!(server.calls("ping"), 10, "checked on every checkout");
 }
 
@@ -355,7 +356,7 @@ async fn oversized_session_writes_nothing() {
     let s = pending.load().await.expect("fresh");
     s.set(TAGS, vec!["x".repeat(300)]);
     assert!(matches!(
-        pending.finish().await,
+        pending.finish(false).await,
         Err(SessionError::TooLarge { .. })
     ));
     assert_eq!(
@@ -374,7 +375,7 @@ async fn oversized_session_writes_nothing() {
     let s = pending.load().await.expect("load");
     s.set(NAME, "y".repeat(300));
     assert!(matches!(
-        pending.finish().await,
+        pending.finish(false).await,
         Err(SessionError::TooLarge { .. })
     ));
     let after = server.cli(&["HGETALL", &key]);
@@ -405,16 +406,20 @@ async fn redis_down_then_back() {
     server.stop();
     let t = now();
     let other = id(2);
-    let meta = Meta::new(t, 60_000, None);
     for round in 0..3 {
         let results = [
             store.load(&sid, t).await.map(drop),
             store
-                .save(&sid, &update(meta, &[("name", b"\xa1x")], false))
-                .await,
-            store.rotate(&sid, &other, &update(meta, &[], true)).await,
+                .write(&change(&sid, t, &[("name", b"\xa1x")], &[], &[]))
+                .await
+                .map(drop),
+            store
+                .write(&sessionkit_tests::store_contract::rotate(
+                    &sid, &other, t, 0, &[], &[],
+                ))
+                .await
+                .map(drop),
             store.delete(&sid).await,
-            store.touch(&sid, &meta).await,
         ];
         for result in results {
             match result {
@@ -427,7 +432,7 @@ async fn redis_down_then_back() {
     pending.capture(&cookie(sid.as_str()));
     match pending.load().await {
         Err(SessionError::Store(error)) => {
-            let message = error.to_string();
+            let message = ErrorChain(&error).to_string();
             assert!(
                 message.contains("127.0.0.1") || message.contains("did not answer"),
                 "the message says what to check: {message}"
@@ -461,20 +466,15 @@ async fn hung_redis_times_out() {
     let sid = id(3);
     let t = now();
     store
-        .save(
-            &sid,
-            &update(Meta::new(t, 60_000, None), &[("a", b"\x01")], true),
-        )
+        .write(&create(&sid, t, &[("a", b"\x01")]))
         .await
         .expect("save");
     server.pause();
     let load = store.load(&sid, t).await;
     let save = store
-        .save(
-            &sid,
-            &update(Meta::new(t, 60_000, None), &[("a", b"\x02")], false),
-        )
-        .await;
+        .write(&change(&sid, t, &[("a", b"\x02")], &[], &[]))
+        .await
+        .map(drop);
     server.resume();
     for result in [load.map(drop), save] {
         assert!(

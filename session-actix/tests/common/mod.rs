@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use actix_web::cookie::Cookie;
 use actix_web::dev::ServiceResponse;
-use sessionkit::{
-    MemoryStore, Meta, Record, SessionData, SessionId, SessionStore, StoreError, StoreFuture,
-    Update,
-};
+use sessionkit::store::{Loaded, Write, Written};
+use sessionkit::{MemoryStore, SessionData, SessionId, SessionStore, StoreError};
 
 /// The test session.
 #[derive(SessionData, Default, Debug, Clone, PartialEq)]
@@ -43,30 +41,17 @@ impl CountingStore {
 }
 
 impl SessionStore for CountingStore {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
         self.hit();
-        self.inner.load(id, now)
+        self.inner.load(id, now).await
     }
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
+    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
         self.hit();
-        self.inner.save(id, update)
+        self.inner.write(write).await
     }
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.hit();
-        self.inner.rotate(old, new, update)
-    }
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        self.hit();
-        self.inner.delete(id)
-    }
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        self.hit();
-        self.inner.touch(id, meta)
+        self.inner.delete(id).await
     }
 }
 
@@ -103,40 +88,17 @@ impl FailingStore {
 }
 
 impl SessionStore for FailingStore {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
-        match self.check() {
-            Ok(()) => self.inner.load(id, now),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
+        self.check()?;
+        self.inner.load(id, now).await
     }
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
-        match self.check() {
-            Ok(()) => self.inner.save(id, update),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
+        self.check()?;
+        self.inner.write(write).await
     }
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
-        match self.check() {
-            Ok(()) => self.inner.rotate(old, new, update),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        match self.check() {
-            Ok(()) => self.inner.delete(id),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        match self.check() {
-            Ok(()) => self.inner.touch(id, meta),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(id).await
     }
 }
 

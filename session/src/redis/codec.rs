@@ -1,21 +1,24 @@
 //! The layout of one session in Redis: a HASH whose fields are the struct's
-//! fields (MessagePack bytes) plus one metadata field, `$meta`.
+//! fields (MessagePack bytes) plus metadata fields whose names start with `$`.
 //!
 //! | hash field | value |
 //! |---|---|
-//! | `$meta` | `<version>:<created>:<issued>:<access>:<idle>:<deadline>`, decimal |
-//! | anything else | one struct field, as stored in `Update::set` |
+//! | `$meta` | `<version>:<created>:<issued>:<idle>:<deadline>`, decimal |
+//! | `$at` | the last access (refreshed at most once per `touchAfter`), decimal |
+//! | anything else | one struct field, as the runtime wrote it |
 //!
-//! In `$meta`, `version` is [`FORMAT_VERSION`]; `created`, `issued` and
-//! `access` are `Meta::created_at`, `Meta::id_issued_at` and
-//! `Meta::last_access` (ms since the epoch; the load script rewrites
-//! `access`); `idle` is `Meta::idle_timeout_ms`; `deadline` is
-//! `Meta::absolute_deadline`, empty when there is none. For example
-//! `1:1767225600000:1767225600000:1767225600000:1800000:`.
+//! In `$meta`, `version` is [`FORMAT_VERSION`]; `created` and `issued` are
+//! `Meta::created_at` and `Meta::id_issued_at` (ms since the epoch); `idle`
+//! is `Meta::idle_timeout_ms`; `deadline` is `Meta::absolute_deadline`,
+//! empty when there is none: `2:1767225600000:1767225600000:1800000:`.
+//! `$at` is apart so that a touch rewrites one short field and a concurrent
+//! change of the idle timeout is never undone by it.
 //!
-//! The metadata is one field, so a load reply and a write carry one
-//! name/value pair of it rather than six; it is decimal text so the Lua load
-//! script can compute the TTL. Names starting with `$` are reserved for it.
+//! A rotated id leaves a **tombstone** hash instead: `$to` (the new key),
+//! and, during the grace period of an auto-renewal, `$fwd` (the new id,
+//! encrypted with a key stream derived from the old id, so a dump of Redis
+//! holds no usable token) and `$until` (ms). Names starting with `$` are
+//! reserved.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -25,16 +28,21 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::id::SessionId;
-use crate::record::{Fields, Meta, Record, Update, FORMAT_VERSION};
+use crate::record::{Fields, Meta, Record, FORMAT_VERSION};
+use crate::store::Write;
+#[cfg(test)]
+use crate::store::WriteKind;
 
 /// The hash field holding the metadata.
 pub(crate) const META: &str = "$meta";
+/// The hash field holding the last access.
+pub(crate) const AT: &str = "$at";
 
 /// The longest TTL ever sent to Redis (about 142,000 years): keeps `PEXPIRE`
 /// far from its overflow check whatever timeouts are configured.
 pub(crate) const MAX_TTL_MS: u64 = 1 << 52;
 
-/// One script argument: borrowed from the update where possible.
+/// One script argument: borrowed from the write where possible.
 pub(crate) type Arg<'a> = Cow<'a, [u8]>;
 
 /// The Redis key of a session: `prefix` + base64url(SHA-256(id)), so a dump
@@ -47,38 +55,138 @@ pub(crate) fn key(prefix: &str, id: &SessionId) -> String {
     key
 }
 
-/// The TTL of a write, clamped to what Redis accepts.
-pub(crate) fn ttl(update: &Update) -> u64 {
-    update.ttl_ms().min(MAX_TTL_MS)
+/// `len` bytes of key stream for the forward of `old`: SHA-256 in counter
+/// mode over the old id, which only its holders know (Redis has its hash).
+fn key_stream(old: &SessionId, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut counter = 0u32;
+    while out.len() < len {
+        let mut hash = Sha256::new();
+        hash.update(b"sessionkit forward\0");
+        hash.update(old.as_str().as_bytes());
+        hash.update(counter.to_le_bytes());
+        out.extend_from_slice(&hash.finalize());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
 }
 
-/// The write script's arguments for `update` (see `scripts::WRITE`):
-/// replace flag, TTL, number of pairs, the pairs (`$meta` first), then the
-/// names to delete. Field names and values are borrowed, not copied.
-pub(crate) fn write_args(update: &Update) -> Result<Vec<Arg<'_>>, String> {
-    if let Some((name, _)) = update.set.iter().find(|(n, _)| n.starts_with('$')) {
-        return Err(reserved(name));
+/// The `$fwd` text: `new` encrypted for the holders of `old`.
+pub(crate) fn seal_forward(old: &SessionId, new: &SessionId) -> String {
+    let plain = new.as_str().as_bytes();
+    let sealed: Vec<u8> = plain
+        .iter()
+        .zip(key_stream(old, plain.len()))
+        .map(|(p, k)| p ^ k)
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+}
+
+/// Opens [`seal_forward`]'s text with `old`; `None` if it is not one.
+pub(crate) fn open_forward(old: &SessionId, text: &[u8]) -> Option<SessionId> {
+    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    let plain: Vec<u8> = sealed
+        .iter()
+        .zip(key_stream(old, sealed.len()))
+        .map(|(s, k)| s ^ k)
+        .collect();
+    SessionId::parse(std::str::from_utf8(&plain).ok()?).ok()
+}
+
+/// The write script's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A new session.
+    Create,
+    /// A conditional change in place.
+    Update,
+    /// Single node: check, copy to the new key, change, tombstone (one script).
+    Rotate,
+    /// Cluster, second step of a rotation: check the old key, tombstone it.
+    Seal,
+}
+
+impl Mode {
+    fn code(self) -> &'static [u8] {
+        match self {
+            Self::Create => b"c",
+            Self::Update => b"u",
+            Self::Rotate => b"r",
+            Self::Seal => b"s",
+        }
     }
-    if let Some(name) = update.remove.iter().find(|n| n.starts_with('$')) {
-        return Err(reserved(name));
+}
+
+/// The tombstone part of a rotation's arguments.
+pub(crate) struct Tomb<'a> {
+    pub(crate) grace_ms: u64,
+    /// The sealed forward (empty without grace).
+    pub(crate) forward: String,
+    /// The new key (recorded in `$to`).
+    pub(crate) new_key: &'a str,
+}
+
+/// The write script's arguments (see `scripts::WRITE`).
+///
+/// # Errors
+/// A message when a field name is reserved (starts with `$`).
+pub(crate) fn write_args<'a>(
+    mode: Mode,
+    write: &'a Write,
+    set: &'a [(&'static str, Bytes)],
+    expect: &'a [(&'static str, Option<Bytes>)],
+    tomb: Option<&Tomb<'_>>,
+) -> Result<Vec<Arg<'a>>, String> {
+    let names = set
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(write.remove.iter().copied())
+        .chain(expect.iter().map(|(n, _)| *n));
+    for name in names {
+        if name.starts_with('$') {
+            return Err(reserved(name));
+        }
     }
-    let pairs = 1 + update.set.len();
-    let mut args = Vec::with_capacity(3 + 2 * pairs + update.remove.len());
-    args.push(Cow::Borrowed(if update.replace {
-        b"1".as_slice()
+    let number = |n: u64| Cow::Owned(n.to_string().into_bytes());
+    let mut args = Vec::with_capacity(9 + 2 * (set.len() + expect.len()) + write.remove.len());
+    args.push(Cow::Borrowed(mode.code()));
+    args.push(number(write.now));
+    args.push(number(write.ttl_ms.clamp(1, MAX_TTL_MS)));
+    args.push(if write.meta_changed || mode != Mode::Update {
+        Cow::Owned(encode_meta(&write.meta).into_bytes())
     } else {
-        b"0".as_slice()
-    }));
-    args.push(Cow::Owned(ttl(update).to_string().into_bytes()));
-    args.push(Cow::Owned(pairs.to_string().into_bytes()));
-    args.push(Cow::Borrowed(META.as_bytes()));
-    args.push(Cow::Owned(encode_meta(&update.meta).into_bytes()));
-    for (name, value) in &update.set {
+        Cow::Borrowed(b"".as_slice())
+    });
+    args.push(number(write.meta.last_access));
+    args.push(number(expect.len() as u64));
+    for (name, want) in expect {
+        args.push(Cow::Borrowed(name.as_bytes()));
+        args.push(Cow::Owned(match want {
+            Some(bytes) => {
+                let mut v = Vec::with_capacity(bytes.len() + 1);
+                v.push(b'=');
+                v.extend_from_slice(bytes);
+                v
+            }
+            None => b"!".to_vec(),
+        }));
+    }
+    args.push(number(set.len() as u64));
+    for (name, value) in set {
         args.push(Cow::Borrowed(name.as_bytes()));
         args.push(Cow::Borrowed(value.as_ref()));
     }
-    for name in &update.remove {
+    args.push(number(write.remove.len() as u64));
+    for name in &write.remove {
         args.push(Cow::Borrowed(name.as_bytes()));
+    }
+    if let Some(tomb) = tomb {
+        args.push(number(tomb.grace_ms.min(MAX_TTL_MS)));
+        args.push(Cow::Owned(tomb.forward.clone().into_bytes()));
+        args.push(Cow::Owned(tomb.new_key.as_bytes().to_vec()));
     }
     Ok(args)
 }
@@ -91,11 +199,11 @@ fn reserved(name: &str) -> String {
 
 /// The `$meta` text of `meta`.
 pub(crate) fn encode_meta(meta: &Meta) -> String {
-    let mut text = String::with_capacity(80);
+    let mut text = String::with_capacity(64);
     let _ = write!(
         text,
-        "{FORMAT_VERSION}:{}:{}:{}:{}:",
-        meta.created_at, meta.id_issued_at, meta.last_access, meta.idle_timeout_ms
+        "{FORMAT_VERSION}:{}:{}:{}:",
+        meta.created_at, meta.id_issued_at, meta.idle_timeout_ms
     );
     if let Some(deadline) = meta.absolute_deadline {
         let _ = write!(text, "{deadline}");
@@ -103,13 +211,20 @@ pub(crate) fn encode_meta(meta: &Meta) -> String {
     text
 }
 
-/// Parses `$meta`: the same grammar as the load script's pattern
-/// `^(%d+):(%d+):(%d+):(%d+):(%d+):(%d*)$`.
-fn decode_meta(value: &[u8]) -> Result<Meta, Unreadable> {
+fn number(part: Option<&[u8]>) -> Option<u64> {
+    let part = part?;
+    if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(part).ok()?.parse().ok()
+}
+
+/// Parses `$meta` and `$at` into a [`Meta`].
+fn decode_meta(value: &[u8], at: Option<&[u8]>) -> Result<Meta, Unreadable> {
     let corrupt = || {
         Unreadable::Corrupt(format!(
-            "malformed {META} field {:?}",
-            String::from_utf8_lossy(value)
+            "malformed {META} field ({} bytes) or {AT} field",
+            value.len()
         ))
     };
     let mut parts = value.split(|&b| b == b':');
@@ -123,16 +238,8 @@ fn decode_meta(value: &[u8]) -> Result<Meta, Unreadable> {
             String::from_utf8_lossy(version).into_owned(),
         ));
     }
-    let number = |part: Option<&[u8]>| -> Option<u64> {
-        let part = part?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
     let created_at = number(parts.next()).ok_or_else(corrupt)?;
     let id_issued_at = number(parts.next()).ok_or_else(corrupt)?;
-    let last_access = number(parts.next()).ok_or_else(corrupt)?;
     let idle_timeout_ms = number(parts.next()).ok_or_else(corrupt)?;
     let absolute_deadline = match parts.next() {
         Some([]) => None,
@@ -141,6 +248,7 @@ fn decode_meta(value: &[u8]) -> Result<Meta, Unreadable> {
     if parts.next().is_some() {
         return Err(corrupt());
     }
+    let last_access = number(at).ok_or_else(corrupt)?;
     Ok(Meta {
         created_at,
         id_issued_at,
@@ -150,49 +258,67 @@ fn decode_meta(value: &[u8]) -> Result<Meta, Unreadable> {
     })
 }
 
-/// Why a stored hash is not a session this version can read.
+/// Why a stored hash is not something this version can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Unreadable {
     /// Written by a format this version does not know (a newer or older
     /// release): left alone, it expires by its TTL.
     Version(String),
-    /// Broken: missing or malformed metadata, or not a hash at all.
+    /// Broken: missing or malformed metadata.
     Corrupt(String),
 }
 
-/// Decodes the flat `HGETALL` reply of the load script.
-pub(crate) fn decode(flat: Vec<Vec<u8>>) -> Result<Record, Unreadable> {
+/// What a stored hash is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// A session.
+    Session(Record),
+    /// A rotation tombstone: the sealed forward (if any) and until when it holds.
+    Tombstone {
+        forward: Option<Vec<u8>>,
+        until: u64,
+    },
+}
+
+/// Decodes a `HGETALL` reply (name/value pairs).
+pub(crate) fn decode(flat: Vec<Vec<u8>>) -> Result<Stored, Unreadable> {
     if !flat.len().is_multiple_of(2) {
         return Err(Unreadable::Corrupt(format!(
-            "the load script returned {} items, not name/value pairs",
+            "the hash came back as {} items, not name/value pairs",
             flat.len()
         )));
     }
     let mut fields = Fields::default();
-    let mut meta = None;
+    let (mut meta, mut at, mut to, mut forward, mut until) = (None, None, None, None, None);
     let mut items = flat.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
         if name.first() == Some(&b'$') {
-            if name == META.as_bytes() {
-                meta = Some(value);
-            } else if name == b"$type" {
-                let kind = String::from_utf8_lossy(&value).into_owned();
-                return Err(Unreadable::Corrupt(format!(
-                    "the key held a {kind}, not a hash; it was deleted"
-                )));
+            match name.as_slice() {
+                b"$meta" => meta = Some(value),
+                b"$at" => at = Some(value),
+                b"$to" => to = Some(value),
+                b"$fwd" => forward = Some(value),
+                b"$until" => until = Some(value),
+                // Other `$` names: metadata of a later minor format; ignored.
+                _ => {}
             }
-            // Other `$` names: metadata of a later minor format; ignored.
             continue;
         }
         fields.insert(Bytes::from(name), Bytes::from(value));
+    }
+    if to.is_some() {
+        return Ok(Stored::Tombstone {
+            forward,
+            until: number(until.as_deref()).unwrap_or(0),
+        });
     }
     let Some(meta) = meta else {
         return Err(Unreadable::Corrupt(format!(
             "no {META} field; the hash was not written by this layout of sessionkit"
         )));
     };
-    let meta = decode_meta(&meta)?;
-    Ok(Record { meta, fields })
+    let meta = decode_meta(&meta, at.as_deref())?;
+    Ok(Stored::Session(Record { meta, fields }))
 }
 
 #[cfg(test)]
@@ -210,6 +336,20 @@ mod tests {
             .collect()
     }
 
+    fn write(meta: Meta) -> Write {
+        Write {
+            id: id(),
+            kind: WriteKind::Update,
+            now: meta.last_access,
+            meta,
+            meta_changed: false,
+            ttl_ms: 60_000,
+            set: vec![("cart", Bytes::from_static(b"\x91\xa1a"))],
+            remove: vec!["gone"],
+            expect: vec![("cart", None)],
+        }
+    }
+
     #[test]
     fn key_is_prefixed_hash_not_the_id() {
         let k = key("sessionkit:", &id());
@@ -220,11 +360,22 @@ mod tests {
     }
 
     #[test]
-    fn meta_text() {
+    fn forwards_open_only_with_the_old_id() {
+        let new = SessionId::parse("0123456789-abcdefghij_KLMNOP").unwrap();
+        let sealed = seal_forward(&id(), &new);
+        assert!(!sealed.contains(new.as_str()));
+        assert_eq!(open_forward(&id(), sealed.as_bytes()), Some(new.clone()));
+        let other = SessionId::parse("zyxwvutsrqponmlkjihgfedcba").unwrap();
+        assert_ne!(open_forward(&other, sealed.as_bytes()), Some(new));
+        assert_eq!(open_forward(&id(), b"%%%"), None);
+    }
+
+    #[test]
+    fn meta_text_round_trips() {
         let t = 1_767_225_600_000;
         assert_eq!(
             encode_meta(&Meta::new(t, 1_800_000, None)),
-            "1:1767225600000:1767225600000:1767225600000:1800000:"
+            "2:1767225600000:1767225600000:1800000:"
         );
         let meta = Meta {
             created_at: 1,
@@ -233,80 +384,74 @@ mod tests {
             idle_timeout_ms: 4,
             absolute_deadline: Some(u64::MAX),
         };
-        assert_eq!(encode_meta(&meta), format!("1:1:2:3:4:{}", u64::MAX));
-        assert_eq!(decode_meta(encode_meta(&meta).as_bytes()), Ok(meta));
+        let text = encode_meta(&meta);
+        assert_eq!(text, format!("2:1:2:4:{}", u64::MAX));
+        assert_eq!(decode_meta(text.as_bytes(), Some(b"3")), Ok(meta));
     }
 
     #[test]
-    fn write_args_round_trip_through_decode() {
-        for deadline in [Some(120_000), None] {
-            let update = Update {
-                meta: Meta::new(1_000, 60_000, deadline),
-                set: vec![("cart", Bytes::from_static(b"\x91\xa1a"))],
-                remove: vec!["gone"],
-                replace: false,
-            };
-            let args = write_args(&update).unwrap();
-            assert_eq!(args[0].as_ref(), b"0");
-            assert_eq!(args[1].as_ref(), b"60000");
-            let pairs: usize = std::str::from_utf8(&args[2]).unwrap().parse().unwrap();
-            assert_eq!(pairs, 2, "one metadata pair and one field");
-            assert_eq!(args.len(), 3 + 2 * pairs + 1, "then the one name to delete");
-            assert_eq!(args.last().unwrap().as_ref(), b"gone");
-            let pairs = args[3..3 + 2 * pairs].iter().map(|a| a.to_vec()).collect();
-            let record = decode(pairs).unwrap();
-            assert_eq!(record.meta, update.meta);
-            assert_eq!(record.fields.get("cart").unwrap().as_ref(), b"\x91\xa1a");
-            assert_eq!(record.fields.len(), 1, "metadata is not a field");
-        }
+    fn update_args_leave_the_metadata_alone_unless_it_changed() {
+        let w = write(Meta::new(1_000, 60_000, Some(120_000)));
+        let args = write_args(Mode::Update, &w, &w.set, &w.expect, None).unwrap();
+        let text: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(
+            text,
+            ["u", "1000", "60000", "", "1000", "1", "cart", "!", "1", "cart", "\u{fffd}\u{fffd}a", "1", "gone"]
+        );
+        let changed = Write {
+            meta_changed: true,
+            ..w
+        };
+        let args = write_args(Mode::Update, &changed, &changed.set, &[], None).unwrap();
+        assert_eq!(args[3].as_ref(), encode_meta(&changed.meta).as_bytes());
     }
 
     #[test]
     fn reserved_names_are_refused() {
-        let update = Update {
-            meta: Meta::new(1_000, 60_000, None),
-            set: vec![("$meta", Bytes::from_static(b"1"))],
-            remove: vec![],
-            replace: true,
-        };
-        assert!(write_args(&update).unwrap_err().contains("reserves"));
-        let update = Update {
-            set: vec![],
-            remove: vec!["$x"],
-            ..update
-        };
-        assert!(write_args(&update).unwrap_err().contains("reserves"));
+        let mut w = write(Meta::new(1_000, 60_000, None));
+        w.set = vec![("$meta", Bytes::from_static(b"1"))];
+        assert!(write_args(Mode::Create, &w, &w.set, &[], None)
+            .unwrap_err()
+            .contains("reserves"));
+        w.set.clear();
+        w.remove = vec!["$x"];
+        assert!(write_args(Mode::Update, &w, &[], &[], None)
+            .unwrap_err()
+            .contains("reserves"));
     }
 
     #[test]
-    fn unreadable_hashes_are_classified() {
-        let with = |meta: &[u8]| decode(flat(&[("x", b"\x01"), ("$meta", meta)]));
-        let good = with(b"1:1:1:1:10:").unwrap();
+    fn hashes_decode_as_sessions_tombstones_or_unreadable() {
+        let with = |meta: &[u8]| decode(flat(&[("x", b"\x01"), ("$meta", meta), ("$at", b"7")]));
+        let Ok(Stored::Session(good)) = with(b"2:1:1:10:") else {
+            panic!("a session");
+        };
         assert_eq!(good.meta.absolute_deadline, None);
-        assert_eq!(
-            with(b"1:1:1:1:10:20").unwrap().meta.absolute_deadline,
-            Some(20)
-        );
-        assert_eq!(
-            decode(flat(&[("$meta", b"1:1:1:1:10:"), ("$later", b"?")]))
-                .unwrap()
-                .fields
-                .len(),
-            0,
-            "unknown `$` names are ignored"
-        );
+        assert_eq!(good.meta.last_access, 7);
+        assert_eq!(good.fields.len(), 1, "metadata is not a field");
+        assert!(matches!(
+            decode(flat(&[("$to", b"k"), ("$fwd", b"abc"), ("$until", b"99")])),
+            Ok(Stored::Tombstone { forward: Some(_), until: 99 })
+        ));
+        assert!(matches!(
+            decode(flat(&[("$to", b"k")])),
+            Ok(Stored::Tombstone { forward: None, .. })
+        ));
         for corrupt in [
             b"".as_slice(),
-            b"1",
-            b"1:1:1:1:10",
-            b"1:1:1:soon:10:",
-            b"1:1:1:1::",
-            b"1:1:1:1:10::",
-            b"1:1:1:1:10:20:",
-            b"1:1:1:+1:10:",
-            b"1:1:1:1:99999999999999999999:",
-            b"x:1:1:1:10:",
-            b":1:1:1:10:",
+            b"2",
+            b"2:1:1:10",
+            b"2:1:soon:10:",
+            b"2:1:1::",
+            b"2:1:1:10::",
+            b"2:1:1:10:20:",
+            b"2:1:+1:10:",
+            b"2:1:1:99999999999999999999:",
+            b"x:1:1:10:",
+            b":1:1:10:",
         ] {
             assert!(
                 matches!(with(corrupt), Err(Unreadable::Corrupt(_))),
@@ -314,34 +459,17 @@ mod tests {
                 String::from_utf8_lossy(corrupt)
             );
         }
-        assert_eq!(with(b"9:1:1:1:10:"), Err(Unreadable::Version("9".into())));
+        assert!(matches!(
+            decode(flat(&[("$meta", b"2:1:1:10:")])),
+            Err(Unreadable::Corrupt(_))
+        ), "no $at");
+        assert_eq!(with(b"9:1:1:10:"), Err(Unreadable::Version("9".into())));
         assert_eq!(
-            with(b"2:another:layout"),
-            Err(Unreadable::Version("2".into())),
-            "a later format may change what follows the version"
+            with(b"1:1:1:1:10:"),
+            Err(Unreadable::Version("1".into())),
+            "the first milestone's layout"
         );
-        assert!(matches!(
-            decode(flat(&[("x", b"1")])),
-            Err(Unreadable::Corrupt(_))
-        ));
-        assert!(
-            matches!(
-                decode(flat(&[
-                    ("$version", b"1"),
-                    ("$access", b"1"),
-                    ("$idle", b"10")
-                ])),
-                Err(Unreadable::Corrupt(_))
-            ),
-            "the earlier six-field layout has no $meta"
-        );
-        assert!(matches!(
-            decode(flat(&[("$type", b"string")])),
-            Err(Unreadable::Corrupt(_))
-        ));
-        assert!(matches!(
-            decode(vec![b"odd".to_vec()]),
-            Err(Unreadable::Corrupt(_))
-        ));
+        assert!(matches!(decode(flat(&[("x", b"1")])), Err(Unreadable::Corrupt(_))));
+        assert!(matches!(decode(vec![b"odd".to_vec()]), Err(Unreadable::Corrupt(_))));
     }
 }

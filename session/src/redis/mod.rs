@@ -14,12 +14,12 @@ use deadpool::managed::{Pool, PoolError, TimeoutType};
 use deadpool_redis::redis::{self, aio::ConnectionLike, IntoConnectionInfo, RedisError, Value};
 use deadpool_redis::Runtime;
 
-use self::codec::{Arg, Unreadable};
+use self::codec::{Arg, Mode, Stored, Tomb, Unreadable};
 use self::pool::{Connect, Manager, Single, Tracked};
 use self::scripts::Which;
 use crate::id::SessionId;
-use crate::record::{Meta, Record, Update, FORMAT_VERSION};
-use crate::store::{SessionStore, StoreError, StoreFuture};
+use crate::record::FORMAT_VERSION;
+use crate::store::{Loaded, SessionStore, StoreError, Write, WriteKind, Written};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "sessionkit:";
@@ -320,69 +320,120 @@ impl RedisStore {
         self.run(Op::Del(key)).await.map(drop)
     }
 
-    async fn load_record(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+    async fn load_record(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
         let key = self.key_for(id);
-        let args = [
-            Arg::Owned(now.to_string().into_bytes()),
-            Arg::Owned(FORMAT_VERSION.to_string().into_bytes()),
-            Arg::Owned(codec::MAX_TTL_MS.to_string().into_bytes()),
-        ];
-        let reply = self.script(Which::Load, &[&key], &args).await?;
-        let flat = match flat_bytes(reply) {
-            Ok(flat) => flat,
-            Err(what) => return Err(StoreError::Corrupt(what)),
+        let flat = match self.run(Op::HGetAll(&key)).await {
+            Ok(reply) => flat_bytes(reply)?,
+            Err(StoreError::Corrupt(why)) if why == WRONG_TYPE => {
+                tracing::warn!("a session key holds another type than a hash; deleting it and starting a new session");
+                self.del(&key).await?;
+                return Ok(Loaded::Absent);
+            }
+            Err(error) => return Err(error),
         };
         if flat.is_empty() {
-            return Ok(None);
+            return Ok(Loaded::Absent);
         }
         match codec::decode(flat) {
-            Ok(record) => Ok(Some(record)),
+            Ok(Stored::Session(record)) => Ok(Loaded::Session(record)),
+            Ok(Stored::Tombstone { forward, until }) => Ok(match forward {
+                Some(forward) if until > now => codec::open_forward(id, &forward)
+                    .map_or(Loaded::Absent, Loaded::Moved),
+                _ => Loaded::Absent,
+            }),
             Err(Unreadable::Version(version)) => {
                 tracing::warn!(
                     stored_version = %version,
                     expected = FORMAT_VERSION,
                     "a stored session was written in another format version; treating it as absent (it expires by its TTL)"
                 );
-                Ok(None)
+                Ok(Loaded::Absent)
             }
             Err(Unreadable::Corrupt(why)) => {
                 tracing::warn!(reason = %why, "a stored session is corrupt; deleting it and starting a new session");
-                if let Err(error) = self.del(&key).await {
-                    tracing::warn!(%error, "could not delete a corrupt session");
-                }
-                Ok(None)
+                self.del(&key).await?;
+                Ok(Loaded::Absent)
             }
         }
     }
 
-    async fn write(
-        &self,
-        id: &SessionId,
-        old: Option<&SessionId>,
-        update: &Update,
-    ) -> Result<(), StoreError> {
-        let key = self.key_for(id);
-        let args = codec::write_args(update).map_err(StoreError::backend)?;
-        match old {
-            None => {
-                let written = self.script(Which::Write, &[&key], &args).await?;
-                if written == Value::Int(0) {
-                    tracing::debug!("partial save of a session that is no longer stored (expired or destroyed meanwhile); dropped");
+    async fn write_record(&self, write: &Write) -> Result<Written, StoreError> {
+        let key = self.key_for(&write.id);
+        let WriteKind::Rotate {
+            to,
+            grace_ms,
+            full,
+            loaded,
+        } = &write.kind
+        else {
+            let mode = if write.kind == WriteKind::Create {
+                Mode::Create
+            } else {
+                Mode::Update
+            };
+            let args = codec::write_args(mode, write, &write.set, &write.expect, None)
+                .map_err(StoreError::Corrupt)?;
+            let reply = self.script(Which::Write, &[&key], &args).await?;
+            return written(reply, &write.id);
+        };
+        let new_key = self.key_for(to);
+        let tomb = Tomb {
+            grace_ms: *grace_ms,
+            forward: if *grace_ms > 0 {
+                codec::seal_forward(&write.id, to)
+            } else {
+                String::new()
+            },
+            new_key: &new_key,
+        };
+        if !self.is_cluster() {
+            let args = codec::write_args(Mode::Rotate, write, &write.set, &write.expect, Some(&tomb))
+                .map_err(StoreError::Corrupt)?;
+            let reply = self.script(Which::Write, &[&key, &new_key], &args).await?;
+            return written(reply, &write.id);
+        }
+        // Two hash slots: write the new key first (nobody knows its id
+        // yet), then turn the old key into a tombstone only if it still holds
+        // exactly what this request loaded; otherwise undo the new key.
+        let create = Write {
+            id: to.clone(),
+            kind: WriteKind::Create,
+            ..write.clone()
+        };
+        let args = codec::write_args(Mode::Create, &create, full, &[], None)
+            .map_err(StoreError::Corrupt)?;
+        let reply = self.script(Which::Write, &[&new_key], &args).await?;
+        written(reply, to)?;
+        let args = codec::write_args(Mode::Seal, write, &[], loaded, Some(&tomb))
+            .map_err(StoreError::Corrupt)?;
+        let sealed = match self.script(Which::Write, &[&key], &args).await {
+            Ok(reply) => written(reply, &write.id),
+            Err(error) => Err(error),
+        };
+        if !matches!(sealed, Ok(Written::Done)) {
+            self.del(&new_key).await?;
+        }
+        sealed
+    }
+
+    async fn delete_record(&self, id: &SessionId) -> Result<(), StoreError> {
+        let hops: &[u8] = if self.is_cluster() { b"1" } else { b"4" };
+        let mut key = self.key_for(id);
+        for _ in 0..4 {
+            let reply = self
+                .script(Which::Delete, &[&key], &[Arg::Borrowed(hops)])
+                .await?;
+            match reply {
+                Value::Int(0) => return Ok(()),
+                Value::BulkString(next) => {
+                    key = String::from_utf8(next).map_err(|_| {
+                        StoreError::Corrupt("a tombstone names a key that is not UTF-8".into())
+                    })?;
                 }
-                Ok(())
-            }
-            Some(old) if !self.is_cluster() => {
-                let old_key = self.key_for(old);
-                self.script(Which::Write, &[&key, &old_key], &args)
-                    .await
-                    .map(drop)
-            }
-            Some(old) => {
-                // Different hash slots: write the new key, then delete the old.
-                self.script(Which::Write, &[&key], &args).await?;
-                self.del(&self.key_for(old)).await
+                other => return Err(unexpected("delete", &other)),
             }
         }
+        Ok(())
     }
 }
 
@@ -390,13 +441,57 @@ impl RedisStore {
 enum Op<'a> {
     Script(Which, &'a [&'a str], &'a [Arg<'a>]),
     Del(&'a str),
+    HGetAll(&'a str),
 }
 
 async fn exec<C: ConnectionLike + Send>(conn: &mut C, op: &Op<'_>) -> redis::RedisResult<Value> {
     match op {
         Op::Script(which, keys, args) => scripts::invoke(conn, *which, keys, args).await,
         Op::Del(key) => redis::cmd("DEL").arg(*key).query_async(conn).await,
+        Op::HGetAll(key) => redis::cmd("HGETALL").arg(*key).query_async(conn).await,
     }
+}
+
+/// The write script's reply as a [`Written`]; anything else is an error.
+fn written(reply: Value, id: &SessionId) -> Result<Written, StoreError> {
+    match reply {
+        Value::Int(1) => Ok(Written::Done),
+        Value::Int(0) => Ok(Written::Gone),
+        Value::Array(items) if items.len() == 2 => {
+            let mut items = items.into_iter();
+            let (Some(tag), Some(body)) = (items.next(), items.next()) else {
+                return Err(StoreError::Corrupt("the write script answered a short array".into()));
+            };
+            match (tag, body) {
+                (Value::BulkString(tag), Value::BulkString(forward)) if tag == b"moved" => {
+                    Ok(codec::open_forward(id, &forward).map_or(Written::Gone, Written::Moved))
+                }
+                (Value::BulkString(tag), hash) if tag == b"conflict" => {
+                    match codec::decode(flat_bytes(hash)?) {
+                        Ok(Stored::Session(record)) => Ok(Written::Conflict(record)),
+                        _ => Ok(Written::Gone),
+                    }
+                }
+                (tag, _) => Err(unexpected("write", &tag)),
+            }
+        }
+        other => Err(unexpected("write", &other)),
+    }
+}
+
+fn unexpected(script: &str, reply: &Value) -> StoreError {
+    let kind = match reply {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::BulkString(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::SimpleString(_) => "a status",
+        Value::Okay => "OK",
+        _ => "another type",
+    };
+    StoreError::Corrupt(format!(
+        "the {script} reply was {kind}, which sessionkit never expects: is this a Redis server, and does it run sessionkit's scripts?"
+    ))
 }
 
 async fn run_on<F: Connect>(
@@ -432,22 +527,22 @@ async fn run_on<F: Connect>(
     }
 }
 
-fn flat_bytes(value: Value) -> Result<Vec<Vec<u8>>, String> {
-    let items = match value {
-        Value::Array(items) | Value::Set(items) => items,
-        Value::Nil => return Ok(Vec::new()),
-        other => return Err(format!("the load script answered {other:?}, not an array")),
+/// A hash as name/value pairs, from a RESP2 array or a RESP3 map.
+fn flat_bytes(value: Value) -> Result<Vec<Vec<u8>>, StoreError> {
+    let bytes = |item: Value| match item {
+        Value::BulkString(bytes) => Ok(bytes),
+        Value::SimpleString(text) => Ok(text.into_bytes()),
+        other => Err(unexpected("hash", &other)),
     };
-    items
-        .into_iter()
-        .map(|item| match item {
-            Value::BulkString(bytes) => Ok(bytes),
-            Value::SimpleString(text) => Ok(text.into_bytes()),
-            other => Err(format!(
-                "the load script answered an array holding {other:?}"
-            )),
-        })
-        .collect()
+    match value {
+        Value::Array(items) | Value::Set(items) => items.into_iter().map(bytes).collect(),
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .flat_map(|(name, value)| [bytes(name), bytes(value)])
+            .collect(),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(unexpected("hash", &other)),
+    }
 }
 
 /// A Redis failure with what the operator should check.
@@ -460,11 +555,7 @@ struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Redis at {}: {}; {}",
-            self.target, self.source, self.hint
-        )
+        write!(f, "Redis at {} failed; {}", self.target, self.hint)
     }
 }
 
@@ -474,7 +565,13 @@ impl StdError for Failure {
     }
 }
 
+/// What a command on a key of another type than a hash fails with.
+const WRONG_TYPE: &str = "a session key holds another type than a hash";
+
 fn redis_error(error: RedisError, inner: &Inner) -> StoreError {
+    if error.code() == Some("WRONGTYPE") {
+        return StoreError::Corrupt(WRONG_TYPE.to_owned());
+    }
     if error.is_timeout() {
         return StoreError::Timeout(inner.command_timeout);
     }
@@ -720,46 +817,16 @@ fn tls_ready() -> Result<(), RedisConfigError> {
 }
 
 impl SessionStore for RedisStore {
-    fn load<'a>(&'a self, id: &'a SessionId, now: u64) -> StoreFuture<'a, Option<Record>> {
-        Box::pin(self.load_record(id, now))
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
+        self.load_record(id, now).await
     }
 
-    fn save<'a>(&'a self, id: &'a SessionId, update: &'a Update) -> StoreFuture<'a, ()> {
-        Box::pin(self.write(id, None, update))
+    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
+        self.write_record(write).await
     }
 
-    fn rotate<'a>(
-        &'a self,
-        old: &'a SessionId,
-        new: &'a SessionId,
-        update: &'a Update,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            if !update.replace {
-                // The trait promises a complete update; make it one rather
-                // than leave a fragment under the new id.
-                let mut full = update.clone();
-                full.replace = true;
-                return self.write(new, Some(old), &full).await;
-            }
-            self.write(new, Some(old), update).await
-        })
-    }
-
-    fn delete<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
-        Box::pin(async move { self.del(&self.key_for(id)).await })
-    }
-
-    fn touch<'a>(&'a self, id: &'a SessionId, meta: &'a Meta) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let update = Update {
-                meta: *meta,
-                set: Vec::new(),
-                remove: Vec::new(),
-                replace: false,
-            };
-            self.write(id, None, &update).await
-        })
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.delete_record(id).await
     }
 }
 

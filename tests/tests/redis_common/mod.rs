@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit::{
-    decode_value, encode_value, Clock, Config, DecodeError, EncodeError, Field, FieldInfo, Meta,
-    RedisStore, SessionData, SessionId, SessionManager, SessionStore, SystemClock, Update,
+    decode_value, encode_value, Clock, Config, DecodeError, DynSessionStore, EncodeError, Field,
+    FieldInfo, RedisStore, SessionData, SessionId, SessionManager, SessionStore, SystemClock,
 };
+use sessionkit::store::{Loaded, Meta, Written};
+pub use sessionkit_tests::store_contract::{create, update as change};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::support::TestRequest;
 
@@ -53,15 +55,6 @@ pub fn now() -> u64 {
 
 pub fn id(n: u32) -> SessionId {
     SessionId::parse(&format!("redis-test-session-{n:08}")).expect("valid id")
-}
-
-pub fn update(meta: Meta, set: &[(&'static str, &'static [u8])], replace: bool) -> Update {
-    Update {
-        meta,
-        set: set.iter().map(|(n, v)| (*n, v.to_vec().into())).collect(),
-        remove: vec![],
-        replace,
-    }
 }
 
 pub fn cookie(id: &str) -> TestRequest {
@@ -112,157 +105,45 @@ pub async fn concurrent_requests_keep_every_field(store: RedisStore) {
     assert_eq!(loaded.snapshot().f, [rounds; WIDE], "a write was lost");
 }
 
-/// Every write sets the key's TTL to the session's time left; a load slides it.
+/// Every write sets the key's TTL to the session's time left: a create or
+/// a metadata change sets it, a plain update only ever extends it, a load
+/// leaves it alone.
 pub async fn ttl_follows_the_session(store: &RedisStore, pttl: impl Fn(&str) -> i64) {
     let sid = id(1);
     let key = store.key_for(&sid);
     let t = now();
     // Idle 60 s, absolute deadline in 20 s: the deadline wins.
-    let meta = Meta::new(t, 60_000, Some(20_000));
-    store
-        .save(&sid, &update(meta, &[("a", b"\x01")], true))
-        .await
-        .expect("save");
+    let mut w = create(&sid, t, &[("a", b"\x01")]);
+    w.meta = Meta::new(t, 60_000, Some(20_000));
+    w.ttl_ms = w.meta.ttl_ms(t);
+    assert_eq!(store.write(&w).await.expect("create"), Written::Done);
     let ttl = pttl(&key);
-    assert!((15_000..=20_000).contains(&ttl), "PTTL {ttl} after save");
-    // A partial save sets it again (idle 5 s now wins).
-    let mut short = meta;
-    short.idle_timeout_ms = 5_000;
-    store
-        .save(&sid, &update(short, &[("b", b"\x02")], false))
-        .await
-        .expect("save");
+    assert!((15_000..=20_000).contains(&ttl), "PTTL {ttl} after create");
+    // A plain update with a shorter TTL does not shorten it.
+    let mut u = change(&sid, now(), &[("b", b"\x02")], &[], &[]);
+    u.ttl_ms = 5_000;
+    assert_eq!(store.write(&u).await.expect("update"), Written::Done);
     let ttl = pttl(&key);
-    assert!((1..=5_000).contains(&ttl), "PTTL {ttl} after partial save");
-    // A load refreshes it from the stored idle timeout.
-    store
-        .load(&sid, now())
-        .await
-        .expect("load")
-        .expect("stored");
+    assert!((15_000..=20_000).contains(&ttl), "PTTL {ttl} after a plain update");
+    // A metadata change (a shorter idle timeout) sets it.
+    let mut m = change(&sid, now(), &[], &[], &[]);
+    m.meta_changed = true;
+    m.meta.idle_timeout_ms = 5_000;
+    m.ttl_ms = 5_000;
+    assert_eq!(store.write(&m).await.expect("meta"), Written::Done);
     let ttl = pttl(&key);
-    assert!((3_000..=5_000).contains(&ttl), "PTTL {ttl} after load");
-    // A touch too.
-    let mut long = short;
-    long.idle_timeout_ms = 10_000;
-    long.last_access = now();
-    store.touch(&sid, &long).await.expect("touch");
+    assert!((1..=5_000).contains(&ttl), "PTTL {ttl} after a metadata change");
+    // A load is a pure read.
+    assert!(matches!(store.load(&sid, now()).await.expect("load"), Loaded::Session(_)));
+    assert!(pttl(&key) <= 5_000, "a load does not touch the TTL");
+    // A touch extends it.
+    let mut touch = change(&sid, now(), &[], &[], &[]);
+    touch.ttl_ms = 10_000;
+    assert_eq!(store.write(&touch).await.expect("touch"), Written::Done);
     let ttl = pttl(&key);
     assert!((8_000..=10_000).contains(&ttl), "PTTL {ttl} after touch");
     store.delete(&sid).await.expect("delete");
     assert_eq!(pttl(&key), -2, "deleted");
-}
-
-/// The store-level contract: partial updates, load returns the record before
-/// its touch, rotate and delete.
-pub async fn store_round_trip(store: &RedisStore) {
-    let a = id(10);
-    let t = now();
-    store
-        .save(
-            &a,
-            &update(
-                Meta::new(t, 60_000, None),
-                &[("x", b"1"), ("y", b"2")],
-                true,
-            ),
-        )
-        .await
-        .expect("save");
-    let mut partial = update(
-        Meta {
-            last_access: t + 5,
-            ..Meta::new(t, 60_000, None)
-        },
-        &[("y", b"3")],
-        false,
-    );
-    partial.remove.push("x");
-    store.save(&a, &partial).await.expect("partial");
-    let rec = store.load(&a, t + 10).await.expect("load").expect("stored");
-    assert!(rec.fields.get("x").is_none());
-    assert_eq!(rec.fields.get("y").expect("y").as_ref(), b"3");
-    assert_eq!(
-        rec.fields.len(),
-        1,
-        "metadata is not a field: {:?}",
-        rec.fields
-    );
-    assert_eq!(
-        rec.meta.last_access,
-        t + 5,
-        "load returns the record before its touch"
-    );
-    assert_eq!(rec.meta.created_at, t);
-    assert_eq!(rec.meta.absolute_deadline, None);
-    let rec = store.load(&a, t + 11).await.expect("load").expect("stored");
-    assert_eq!(rec.meta.last_access, t + 10, "the previous load touched it");
-
-    // An expired record is returned as stored and not touched.
-    let late = t + 11 + 60_000;
-    let rec = store.load(&a, late).await.expect("load").expect("stored");
-    assert!(rec.meta.is_expired(late));
-    let rec = store
-        .load(&a, late + 1)
-        .await
-        .expect("load")
-        .expect("stored");
-    assert_eq!(
-        rec.meta.last_access,
-        t + 11,
-        "an expired session is not revived"
-    );
-
-    let b = id(11);
-    store
-        .rotate(
-            &a,
-            &b,
-            &update(Meta::new(t + 20, 60_000, None), &[("y", b"3")], true),
-        )
-        .await
-        .expect("rotate");
-    assert!(store.load(&a, t + 21).await.expect("load").is_none());
-    assert_eq!(
-        store
-            .load(&b, t + 21)
-            .await
-            .expect("load")
-            .expect("moved")
-            .fields
-            .get("y")
-            .map(|v| v.to_vec()),
-        Some(b"3".to_vec())
-    );
-    store.delete(&b).await.expect("delete");
-    assert!(store.load(&b, t + 22).await.expect("load").is_none());
-    store
-        .delete(&b)
-        .await
-        .expect("deleting an absent session is fine");
-}
-
-/// A partial save racing a delete (logout in another request) does not
-/// bring back a fragment of the session.
-pub async fn partial_save_does_not_resurrect(store: &RedisStore) {
-    let a = id(20);
-    let t = now();
-    store
-        .save(
-            &a,
-            &update(Meta::new(t, 60_000, None), &[("x", b"1")], true),
-        )
-        .await
-        .expect("save");
-    store.delete(&a).await.expect("delete");
-    store
-        .save(
-            &a,
-            &update(Meta::new(t, 60_000, None), &[("y", b"2")], false),
-        )
-        .await
-        .expect("save");
-    assert!(store.load(&a, t + 1).await.expect("load").is_none());
 }
 
 /// Nothing under `prefix` contains the raw id; the key is the hashed one.
@@ -275,7 +156,7 @@ pub fn assert_hashed(store: &RedisStore, keys: &[String], sid: &str) {
     );
 }
 
-pub fn arc(store: RedisStore) -> Arc<dyn SessionStore> {
+pub fn arc(store: RedisStore) -> Arc<dyn DynSessionStore> {
     Arc::new(store)
 }
 

@@ -1,0 +1,324 @@
+//! The store contract, written once and run against every store (memory,
+//! Redis, Redis Cluster): conditional writes, conflicts, rotation with and
+//! without a grace period, tombstones, deletes that follow them.
+//!
+//! `store_contract_suite!(make_store_expr; case, ...)` generates one
+//! `#[tokio::test]` per case.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sessionkit::store::{Loaded, Meta, Write, WriteKind, Written};
+use sessionkit::{DynSessionStore, SessionId};
+
+/// Generates a `#[tokio::test]` per store contract case, each on a store
+/// made by `$store` (an expression evaluating to a future of a store).
+#[macro_export]
+macro_rules! store_contract_suite {
+    ($store:expr; $($case:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let store = $store.await;
+            $crate::store_contract::$case(::std::sync::Arc::new(store)).await;
+        }
+    )*};
+}
+
+/// Every case of the store contract, for `store_contract_suite!`.
+#[macro_export]
+macro_rules! all_store_contract_cases {
+    ($store:expr) => {
+        $crate::store_contract_suite!($store;
+            create_update_load,
+            update_of_an_absent_session_is_gone,
+            expectations_make_conflicts,
+            rotation_with_grace_forwards_then_forgets,
+            rotation_without_grace_leaves_no_link,
+            rotation_keeps_concurrent_changes_to_other_fields,
+            a_second_rotation_is_told_where_the_session_went,
+            delete_follows_the_tombstone,
+            writes_to_a_deleted_tombstone_target_are_gone,
+        );
+    };
+}
+
+const T: u64 = 1_767_225_600_000;
+
+/// A distinct valid id.
+#[must_use]
+pub fn sid(name: &str) -> SessionId {
+    let unique = SessionId::parse(&format!("contract-{name}-{:016x}", rand_u64())).expect("id");
+    unique
+}
+
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random");
+    u64::from_le_bytes(bytes)
+}
+
+fn b(bytes: &'static [u8]) -> Bytes {
+    Bytes::from_static(bytes)
+}
+
+/// A `Create` of `id` at `now` with `set`.
+#[must_use]
+pub fn create(id: &SessionId, now: u64, set: &[(&'static str, &'static [u8])]) -> Write {
+    let meta = Meta::new(now, 60_000, None);
+    Write {
+        id: id.clone(),
+        kind: WriteKind::Create,
+        now,
+        meta,
+        meta_changed: true,
+        ttl_ms: 60_000,
+        set: set.iter().map(|(n, v)| (*n, b(v))).collect(),
+        remove: Vec::new(),
+        expect: Vec::new(),
+    }
+}
+
+/// An `Update` of `id` at `now`.
+#[must_use]
+pub fn update(
+    id: &SessionId,
+    now: u64,
+    set: &[(&'static str, &'static [u8])],
+    remove: &[&'static str],
+    expect: &[(&'static str, Option<&'static [u8]>)],
+) -> Write {
+    let mut meta = Meta::new(T, 60_000, None);
+    meta.last_access = now;
+    Write {
+        id: id.clone(),
+        kind: WriteKind::Update,
+        now,
+        meta,
+        meta_changed: false,
+        ttl_ms: 60_000,
+        set: set.iter().map(|(n, v)| (*n, b(v))).collect(),
+        remove: remove.to_vec(),
+        expect: expect.iter().map(|(n, v)| (*n, v.map(b))).collect(),
+    }
+}
+
+/// A `Rotate` of `from` to `to` at `now`, from a session loaded as `loaded`.
+#[must_use]
+pub fn rotate(
+    from: &SessionId,
+    to: &SessionId,
+    now: u64,
+    grace_ms: u64,
+    loaded: &[(&'static str, Option<&'static [u8]>)],
+    set: &[(&'static str, &'static [u8])],
+) -> Write {
+    let loaded: Vec<(&'static str, Option<Bytes>)> =
+        loaded.iter().map(|(n, v)| (*n, v.map(b))).collect();
+    let mut full: Vec<(&'static str, Bytes)> = loaded
+        .iter()
+        .filter_map(|(n, v)| v.clone().map(|v| (*n, v)))
+        .collect();
+    for (name, value) in set {
+        full.retain(|(n, _)| n != name);
+        full.push((name, b(value)));
+    }
+    let mut meta = Meta::new(T, 60_000, None);
+    meta.last_access = now;
+    meta.id_issued_at = now;
+    Write {
+        id: from.clone(),
+        kind: WriteKind::Rotate {
+            to: to.clone(),
+            grace_ms,
+            full,
+            loaded,
+        },
+        now,
+        meta,
+        meta_changed: true,
+        ttl_ms: 60_000,
+        set: set.iter().map(|(n, v)| (*n, b(v))).collect(),
+        remove: Vec::new(),
+        expect: Vec::new(),
+    }
+}
+
+async fn load(store: &dyn DynSessionStore, id: &SessionId, now: u64) -> Loaded {
+    store.load_boxed(id, now).await.expect("load")
+}
+
+async fn write(store: &dyn DynSessionStore, w: &Write) -> Written {
+    store.write_boxed(w).await.expect("write")
+}
+
+fn field(loaded: &Loaded, name: &str) -> Option<Vec<u8>> {
+    match loaded {
+        Loaded::Session(record) => record.fields.get(name).map(|v| v.to_vec()),
+        other => panic!("expected a session, got {other:?}"),
+    }
+}
+
+/// Create, change in place (set and remove), load; metadata kept.
+pub async fn create_update_load(store: Arc<dyn DynSessionStore>) {
+    let a = sid("a");
+    assert_eq!(load(&*store, &a, T).await, Loaded::Absent);
+    assert_eq!(write(&*store, &create(&a, T, &[("x", b"1"), ("y", b"2")])).await, Written::Done);
+    let w = update(&a, T + 5, &[("y", b"3")], &["x"], &[]);
+    assert_eq!(write(&*store, &w).await, Written::Done);
+    let loaded = load(&*store, &a, T + 10).await;
+    assert_eq!(field(&loaded, "x"), None);
+    assert_eq!(field(&loaded, "y"), Some(b"3".to_vec()));
+    let Loaded::Session(record) = loaded else {
+        unreachable!()
+    };
+    assert_eq!(record.fields.len(), 1, "metadata is not a field");
+    assert_eq!(record.meta.last_access, T + 5, "the update's access time");
+    assert_eq!(record.meta.created_at, T);
+    assert_eq!(record.meta.idle_timeout_ms, 60_000);
+    // A load is a pure read.
+    let again = load(&*store, &a, T + 20).await;
+    let Loaded::Session(record) = again else {
+        panic!("a session")
+    };
+    assert_eq!(record.meta.last_access, T + 5, "loading does not touch");
+}
+
+/// A write to a session that is not there writes nothing.
+pub async fn update_of_an_absent_session_is_gone(store: Arc<dyn DynSessionStore>) {
+    let a = sid("absent");
+    assert_eq!(
+        write(&*store, &update(&a, T, &[("x", b"1")], &[], &[])).await,
+        Written::Gone
+    );
+    assert_eq!(load(&*store, &a, T).await, Loaded::Absent, "no fragment");
+    write(&*store, &create(&a, T, &[("x", b"1")])).await;
+    store.delete_boxed(&a).await.expect("delete");
+    assert_eq!(
+        write(&*store, &update(&a, T, &[("y", b"2")], &[], &[])).await,
+        Written::Gone,
+        "a write racing a delete does not bring back a fragment"
+    );
+    assert_eq!(load(&*store, &a, T).await, Loaded::Absent);
+    store.delete_boxed(&a).await.expect("deleting an absent session is fine");
+}
+
+/// Expectations: bytes and absence are compared; a mismatch returns the
+/// session as stored and writes nothing.
+pub async fn expectations_make_conflicts(store: Arc<dyn DynSessionStore>) {
+    let a = sid("cas");
+    write(&*store, &create(&a, T, &[("n", b"1")])).await;
+    let ok = update(&a, T + 1, &[("n", b"2")], &[], &[("n", Some(b"1")), ("m", None)]);
+    assert_eq!(write(&*store, &ok).await, Written::Done);
+    let stale = update(&a, T + 2, &[("n", b"2")], &[], &[("n", Some(b"1"))]);
+    let Written::Conflict(now) = write(&*store, &stale).await else {
+        panic!("a stale expectation must conflict")
+    };
+    assert_eq!(now.fields.get("n").map(|v| v.to_vec()), Some(b"2".to_vec()));
+    let absent = update(&a, T + 3, &[("m", b"9")], &[], &[("n", None)]);
+    assert!(matches!(write(&*store, &absent).await, Written::Conflict(_)));
+    assert_eq!(field(&load(&*store, &a, T + 4).await, "m"), None, "nothing written");
+}
+
+/// Auto-renew: the old id forwards to the new one during the grace period,
+/// then resolves to nothing.
+pub async fn rotation_with_grace_forwards_then_forgets(store: Arc<dyn DynSessionStore>) {
+    let (old, new) = (sid("old"), sid("new"));
+    write(&*store, &create(&old, T, &[("x", b"1")])).await;
+    let w = rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[("y", b"2")]);
+    assert_eq!(write(&*store, &w).await, Written::Done);
+    let moved = load(&*store, &new, T + 11).await;
+    assert_eq!(field(&moved, "x"), Some(b"1".to_vec()));
+    assert_eq!(field(&moved, "y"), Some(b"2".to_vec()));
+    assert_eq!(load(&*store, &old, T + 11).await, Loaded::Moved(new.clone()));
+    assert_eq!(
+        write(&*store, &update(&old, T + 12, &[("z", b"3")], &[], &[])).await,
+        Written::Moved(new.clone())
+    );
+    assert_eq!(
+        load(&*store, &old, T + 10 + 5_000).await,
+        Loaded::Absent,
+        "the grace period is over"
+    );
+}
+
+/// Regenerate: no grace, no link; the old id is simply gone.
+pub async fn rotation_without_grace_leaves_no_link(store: Arc<dyn DynSessionStore>) {
+    let (old, new) = (sid("pre"), sid("post"));
+    write(&*store, &create(&old, T, &[("x", b"1")])).await;
+    let w = rotate(&old, &new, T + 10, 0, &[("x", Some(b"1"))], &[]);
+    assert_eq!(write(&*store, &w).await, Written::Done);
+    assert_eq!(load(&*store, &old, T + 11).await, Loaded::Absent);
+    assert_eq!(
+        write(&*store, &update(&old, T + 12, &[("z", b"3")], &[], &[])).await,
+        Written::Gone
+    );
+    store.delete_boxed(&old).await.expect("delete");
+    assert_eq!(
+        field(&load(&*store, &new, T + 13).await, "x"),
+        Some(b"1".to_vec()),
+        "deleting the pre-rotation id does not reach the new session"
+    );
+}
+
+/// A rotation based on a stale load conflicts instead of dropping the
+/// concurrent change (memory and single-node Redis copy server-side and may
+/// keep it without a conflict; either way the change survives).
+pub async fn rotation_keeps_concurrent_changes_to_other_fields(store: Arc<dyn DynSessionStore>) {
+    let (old, new) = (sid("r-old"), sid("r-new"));
+    write(&*store, &create(&old, T, &[("x", b"1")])).await;
+    // A concurrent request adds `y` after this one loaded.
+    write(&*store, &update(&old, T + 1, &[("y", b"2")], &[], &[])).await;
+    let w = rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1")), ("y", None)], &[]);
+    match write(&*store, &w).await {
+        Written::Done => {
+            assert_eq!(field(&load(&*store, &new, T + 11).await, "y"), Some(b"2".to_vec()));
+        }
+        Written::Conflict(now) => {
+            assert_eq!(now.fields.get("y").map(|v| v.to_vec()), Some(b"2".to_vec()));
+            assert_eq!(load(&*store, &new, T + 11).await, Loaded::Absent, "undone");
+            assert_eq!(field(&load(&*store, &old, T + 11).await, "y"), Some(b"2".to_vec()));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Two requests renew the same id: the second is told where the first
+/// moved the session, and its own new id is never stored.
+pub async fn a_second_rotation_is_told_where_the_session_went(store: Arc<dyn DynSessionStore>) {
+    let (old, first, second) = (sid("s-old"), sid("s-first"), sid("s-second"));
+    write(&*store, &create(&old, T, &[("x", b"1")])).await;
+    let loaded = [("x", Some(b"1".as_slice()))];
+    assert_eq!(
+        write(&*store, &rotate(&old, &first, T + 10, 5_000, &loaded, &[])).await,
+        Written::Done
+    );
+    assert_eq!(
+        write(&*store, &rotate(&old, &second, T + 11, 5_000, &loaded, &[])).await,
+        Written::Moved(first.clone())
+    );
+    assert_eq!(load(&*store, &second, T + 12).await, Loaded::Absent);
+}
+
+/// Deleting an old id during its grace period deletes the session it moved to.
+pub async fn delete_follows_the_tombstone(store: Arc<dyn DynSessionStore>) {
+    let (old, new) = (sid("d-old"), sid("d-new"));
+    write(&*store, &create(&old, T, &[("x", b"1")])).await;
+    write(&*store, &rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[])).await;
+    store.delete_boxed(&old).await.expect("delete");
+    assert_eq!(load(&*store, &old, T + 11).await, Loaded::Absent);
+    assert_eq!(load(&*store, &new, T + 11).await, Loaded::Absent, "the new id died too");
+}
+
+/// After the new id is deleted, the old id forwards to nothing.
+pub async fn writes_to_a_deleted_tombstone_target_are_gone(store: Arc<dyn DynSessionStore>) {
+    let (old, new) = (sid("g-old"), sid("g-new"));
+    write(&*store, &create(&old, T, &[("x", b"1")])).await;
+    write(&*store, &rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[])).await;
+    store.delete_boxed(&new).await.expect("delete");
+    assert_eq!(load(&*store, &new, T + 11).await, Loaded::Absent);
+    assert_eq!(
+        write(&*store, &update(&new, T + 12, &[("y", b"2")], &[], &[])).await,
+        Written::Gone
+    );
+    assert_eq!(load(&*store, &new, T + 13).await, Loaded::Absent, "no fragment");
+}
