@@ -123,6 +123,9 @@ struct State<T> {
     stale: bool,
     /// A new id must be made before data is stored again (`destroy`).
     needs_id: bool,
+    /// Counts changes, so a commit can tell the changes it wrote from those
+    /// made by other tasks while its write was in flight.
+    version: u64,
     /// The session was found rotated by a concurrent request: no renewal now.
     renew_checked: bool,
 }
@@ -140,6 +143,8 @@ struct FieldState {
     expect: bool,
     /// A blind write happened in this request.
     blind: bool,
+    /// The change count when it was last touched.
+    touched_at: u64,
 }
 
 impl<T: SessionData> Session<T> {
@@ -162,6 +167,7 @@ impl<T: SessionData> Session<T> {
                 stale,
                 needs_id: false,
                 renew_checked: false,
+                version: 0,
             },
         )
     }
@@ -194,6 +200,7 @@ impl<T: SessionData> Session<T> {
                 stale: false,
                 needs_id: false,
                 renew_checked: redirected,
+                version: 0,
             },
         )
     }
@@ -485,11 +492,11 @@ impl<T: SessionData> Session<T> {
         self.prepare(now)?;
         let (mut retries, mut hops) = (0, 0);
         loop {
-            let (input, plan) = {
+            let (input, plan, planned) = {
                 let mut state = self.lock();
                 let input = state.input()?;
                 let plan = plan::plan_write(&ctx.policy, &input, now);
-                (input, plan)
+                (input, plan, (state.version, state.ops.len()))
             };
             let write = match plan {
                 Plan::Nothing => return Ok(self.lock().finish(ctx, now, false)),
@@ -506,7 +513,7 @@ impl<T: SessionData> Session<T> {
             let mut state = self.lock();
             match plan::next_step(&input.standing, &written, retries, hops) {
                 Next::Done => {
-                    state.written(&write, input.fields);
+                    state.written(&write, input.fields, planned);
                     return Ok(state.finish(ctx, now, true));
                 }
                 Next::Gone => return Ok(state.gone()),
@@ -628,7 +635,10 @@ impl<T: SessionData> State<T> {
             Some(index) => index..index + 1,
             None => 0..self.fields.len(),
         };
+        self.version += 1;
+        let version = self.version;
         for field in &mut self.fields[range] {
+            field.touched_at = version;
             if reads && !field.blind {
                 field.expect = true;
             }
@@ -708,14 +718,20 @@ impl<T: SessionData> State<T> {
     }
 
     /// The write applied: the store now holds `fields`' wanted bytes.
-    fn written(&mut self, write: &Write, fields: Vec<FieldPlan>) {
+    /// Changes made by other tasks after the plan (`planned`: the change
+    /// count and number of operations then) stay pending.
+    fn written(&mut self, write: &Write, fields: Vec<FieldPlan>, planned: (u64, usize)) {
+        let (version, ops) = planned;
         for (state, plan) in self.fields.iter_mut().zip(fields) {
-            *state = FieldState {
-                stored: plan.want,
-                ..FieldState::default()
-            };
+            state.stored = plan.want;
+            if state.touched_at <= version {
+                *state = FieldState {
+                    stored: state.stored.take(),
+                    ..FieldState::default()
+                };
+            }
         }
-        self.ops.clear();
+        self.ops.drain(..ops.min(self.ops.len()));
         self.standing = Standing::Stored;
         self.meta = write.meta;
         self.meta_changed = false;
