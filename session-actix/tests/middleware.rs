@@ -217,8 +217,10 @@ async fn session_persists_across_requests_by_cookie() {
         with_cookie(get("/visit"), "session_id", &sid).to_request(),
     )
     .await;
-    // Same id, not renewed yet: no new cookie.
-    assert!(set_cookie(&res, "session_id").is_none());
+    // The session changed: the same id is sent again, so the browser's
+    // cookie lives as long as the session it names.
+    let again = set_cookie(&res, "session_id").expect("re-sent on a change");
+    assert_eq!(again.value(), sid);
     assert_eq!(body(res).await, "2");
 }
 
@@ -262,14 +264,13 @@ async fn responses_that_set_an_id_are_no_store() {
 }
 
 #[actix_web::test]
-async fn handler_cache_control_is_kept() {
+async fn a_response_carrying_an_id_is_never_cacheable() {
+    // The handler says `private, max-age=60`; a response that sets a session
+    // id must still never be stored by any cache.
     let app = app!(mw(Config::default()));
     let res = test::call_service(&app, get("/cached").to_request()).await;
     assert!(set_cookie(&res, "session_id").is_some());
-    assert_eq!(
-        header(&res, "cache-control").as_deref(),
-        Some("private, max-age=60")
-    );
+    assert_eq!(header(&res, "cache-control").as_deref(), Some("no-store"));
 }
 
 // ---------------------------------------------------------------- extractors
@@ -287,7 +288,11 @@ async fn header_extractor_reads_and_writes_the_header() {
             .to_request(),
     )
     .await;
-    assert!(header(&res, "x-session-token").is_none());
+    assert_eq!(
+        header(&res, "x-session-token").as_deref(),
+        Some(sid.as_str()),
+        "the same id, re-sent on a change"
+    );
     assert_eq!(body(res).await, "2");
 }
 
@@ -629,7 +634,7 @@ async fn auto_renew_rotates_the_id_after_auto_renew_after() {
         with_cookie(get("/read"), "session_id", &first).to_request(),
     )
     .await;
-    assert!(set_cookie(&res, "session_id").is_none(), "not due yet");
+    assert!(set_cookie(&res, "session_id").is_none(), "not due yet, and nothing written");
 
     clock.advance(Duration::from_secs(31));
     let res = test::call_service(
@@ -643,6 +648,10 @@ async fn auto_renew_rotates_the_id_after_auto_renew_after() {
         .to_owned();
     assert_ne!(second, first);
     assert_eq!(body(res).await, "1");
+    // The old id reaches the session for the grace period, then nothing.
+    let via_old = manager.load_by_id(&first).await.unwrap().expect("grace");
+    assert_eq!(via_old.id().as_str(), second);
+    clock.advance(Duration::from_secs(5));
     assert!(manager.load_by_id(&first).await.unwrap().is_none());
     assert!(manager.load_by_id(&second).await.unwrap().is_some());
 }
@@ -665,7 +674,8 @@ async fn disable_auto_renew_keeps_the_id() {
         with_cookie(get("/visit"), "session_id", &first).to_request(),
     )
     .await;
-    assert!(set_cookie(&res, "session_id").is_none());
+    let again = set_cookie(&res, "session_id").expect("re-sent on a change");
+    assert_eq!(again.value(), first, "never renewed");
     assert_eq!(body(res).await, "2");
 }
 
