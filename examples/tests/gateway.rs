@@ -410,6 +410,28 @@ async fn backslashes_are_refused_as_sent_on_the_wire() {
 }
 
 #[actix_web::test]
+async fn a_non_ascii_cookie_beside_the_session_cookie_keeps_the_session() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    // A script on the site set `theme=café`: its UTF-8 bytes travel in the
+    // same Cookie header as the session id.
+    let cookie = format!("theme=café; session_id={}", browser.sid());
+    let mut res = awc::Client::default()
+        .get(format!("{}/", servers.base))
+        .insert_header((
+            "Cookie",
+            awc::http::header::HeaderValue::from_bytes(cookie.as_bytes()).unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert_eq!(body, "Visits: 2");
+    servers.stop().await;
+}
+
+#[actix_web::test]
 async fn api_data_counts_and_reports_the_id_by_every_lookup() {
     let servers = start(GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
