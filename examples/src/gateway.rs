@@ -268,6 +268,9 @@ pub fn gateway_app(
         .app_data(web::Data::new(awc::Client::default()))
         .app_data(web::Data::new(Downstream(Arc::clone(&gateway.downstream))))
         .wrap(gateway.session.clone())
+        // Registered last, so it runs first: before routing, the session and
+        // the login check see a path that could mean another route downstream.
+        .wrap(from_fn(reject_dot_segments))
         .route("/", web::get().to(index))
         .route("/cart/add", web::post().to(cart_add))
         .route("/cart", web::get().to(cart))
@@ -365,6 +368,109 @@ pub async fn require_auth(
     };
     if !authenticated {
         let res = HttpResponse::Unauthorized().json(json!({ "error": "Unauthorized" }));
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// How many layers of percent-encoding [`has_dot_segment`] peels off; a path
+/// still encoded after that many is refused as well.
+const MAX_DECODES: usize = 3;
+
+/// Whether the raw request path could name a different route once a server
+/// downstream normalizes it, and so must not be routed (or forwarded) as it is:
+///
+/// - a `.` or `..` segment (`/public/../dashboard/x`), also percent-encoded
+///   (`%2e`, `%2E%2e`, `.%2e`) or encoded several times (`%252e`), and also
+///   followed by `;parameters` (`..;x`, which some servers read as `..`);
+/// - an encoded slash or backslash (`%2f`, `%5C`) or a raw backslash, which
+///   some servers read as `/` and so as a segment boundary routing never saw.
+///
+/// Queries are not part of the path: pass `uri.path()`, not the whole target.
+///
+/// ```
+/// use sessionkit_examples::gateway::has_dot_segment;
+/// assert!(has_dot_segment("/public/../dashboard/x"));
+/// assert!(has_dot_segment("/public/%2e%2E/dashboard/x"));
+/// assert!(has_dot_segment("/public/..%2Fdashboard"));
+/// assert!(!has_dot_segment("/public/docs/v1.2/intro"));
+/// assert!(!has_dot_segment("/public/...")); // not a dot segment
+/// ```
+#[must_use]
+pub fn has_dot_segment(path: &str) -> bool {
+    let mut current = path.as_bytes().to_vec();
+    for _ in 0..=MAX_DECODES {
+        if reads_as_other_segments(&current) {
+            return true;
+        }
+        match percent_decode_once(&current) {
+            Some(decoded) => current = decoded,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// [`has_dot_segment`] for one layer of encoding.
+fn reads_as_other_segments(path: &[u8]) -> bool {
+    let encoded_separator = path.windows(3).any(|w| {
+        w[0] == b'%' && (w[1..].eq_ignore_ascii_case(b"2f") || w[1..].eq_ignore_ascii_case(b"5c"))
+    });
+    encoded_separator
+        || path.contains(&b'\\')
+        || path.split(|&b| b == b'/').any(|segment| {
+            let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+            name == b"." || name == b".."
+        })
+}
+
+/// `path` with every `%XX` escape decoded, or `None` when it holds none.
+fn percent_decode_once(path: &[u8]) -> Option<Vec<u8>> {
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let mut out = Vec::with_capacity(path.len());
+    let mut decoded_any = false;
+    let mut i = 0;
+    while let Some(&b) = path.get(i) {
+        let escape = match (b, path.get(i + 1..i + 3)) {
+            (b'%', Some(&[hi, lo])) => hex(hi).zip(hex(lo)).map(|(hi, lo)| (hi << 4) | lo),
+            _ => None,
+        };
+        match escape {
+            Some(byte) => {
+                out.push(byte);
+                decoded_any = true;
+                i += 3;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    decoded_any.then_some(out)
+}
+
+/// Refuses, with `400 {"error": "Bad request"}`, every request whose path
+/// [`has_dot_segment`]: such a request is never routed, so it can neither
+/// skip the login check of `/dashboard` by entering through `/public/..`
+/// nor reach the downstream service. Registered outermost in [`gateway_app`].
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn reject_dot_segments(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if has_dot_segment(req.uri().path()) {
+        tracing::debug!(
+            path = req.uri().path(),
+            "dot segment or encoded separator refused"
+        );
+        let res = HttpResponse::BadRequest().json(json!({ "error": "Bad request" }));
         return Ok(req.into_response(res).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
@@ -497,4 +603,91 @@ pub async fn run_from_env() -> Result<(), GatewayError> {
     );
     futures_util::future::try_join(downstream, front).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_in_every_encoding_are_found() {
+        for path in [
+            "/..",
+            "/.",
+            "/public/..",
+            "/public/.",
+            "/public/../dashboard/x",
+            "/public/./x",
+            "/./public/x",
+            "/public/%2e%2e/dashboard/x",
+            "/public/%2E%2E/dashboard/x",
+            "/public/.%2e/dashboard/x",
+            "/public/%2e./dashboard/x",
+            "/public/%2e/x",
+            "/public/%252e%252e/dashboard/x",
+            "/public/%25252e/x",
+            "/public/..;x/dashboard",
+            "/public/.;/x",
+            "/public/%2e%2e%3b/dashboard",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn encoded_separators_and_backslashes_are_found() {
+        for path in [
+            "/public/..%2fdashboard/x",
+            "/public/a%2Fb",
+            "/public/a%5cb",
+            "/public/a%5Cb",
+            "/public/a\\b",
+            "/public/..\\dashboard",
+            "/public/a%252fb",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn ordinary_paths_pass() {
+        for path in [
+            "/",
+            "",
+            "/public/x",
+            "/public/docs/v1.2/intro",
+            "/public/.well-known/x",
+            "/public/.hidden",
+            "/public/x.",
+            "/public/...",
+            "/public/..x",
+            "/public/a%20b",
+            "/public/100%",
+            "/public/%zz",
+            "/public/%2",
+            "/dashboard/stats/today",
+            "/public//x",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn endless_encoding_is_refused() {
+        let mut path = "/public/x".to_owned();
+        for _ in 0..=MAX_DECODES + 1 {
+            path = path.replace('%', "%25").replace('x', "%78");
+        }
+        assert!(has_dot_segment(&path), "{path}");
+    }
+
+    #[test]
+    fn decoding_peels_one_layer() {
+        assert_eq!(
+            percent_decode_once(b"a%2eb%zz%4"),
+            Some(b"a.b%zz%4".to_vec())
+        );
+        assert_eq!(percent_decode_once(b"plain"), None);
+        assert_eq!(percent_decode_once(b"%25"), Some(b"%".to_vec()));
+    }
 }

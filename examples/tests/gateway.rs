@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::cookie::Cookie;
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::HttpServer;
 use serde_json::Value;
@@ -19,6 +22,8 @@ use sessionkit_examples::gateway::{
 struct Servers {
     base: String,
     handles: Vec<ServerHandle>,
+    /// Requests the downstream service received.
+    downstream_hits: Arc<AtomicUsize>,
 }
 
 impl Servers {
@@ -30,11 +35,19 @@ impl Servers {
 }
 
 async fn start_with(make: impl FnOnce(String) -> Gateway) -> Servers {
-    let downstream = HttpServer::new(dashboard_app)
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
+    let downstream_hits = Arc::new(AtomicUsize::new(0));
+    let hits = Arc::clone(&downstream_hits);
+    let downstream = HttpServer::new(move || {
+        let hits = Arc::clone(&hits);
+        dashboard_app().wrap_fn(move |req, srv| {
+            hits.fetch_add(1, Ordering::SeqCst);
+            srv.call(req)
+        })
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
     let down_addr = downstream.addrs()[0];
     let downstream = downstream.run();
     let mut handles = vec![downstream.handle()];
@@ -53,6 +66,7 @@ async fn start_with(make: impl FnOnce(String) -> Gateway) -> Servers {
     Servers {
         base: format!("http://{addr}"),
         handles,
+        downstream_hits,
     }
 }
 
@@ -291,6 +305,129 @@ async fn public_routes_forward_without_login_and_without_spoofed_headers() {
     assert!(!headers.contains_key("authorization"));
     // Nothing was stored: no cookie for an anonymous visit.
     assert!(res.session_cookie().is_none());
+    servers.stop().await;
+}
+
+/// Paths that a downstream server could normalize onto another route.
+const SMUGGLING_PATHS: [&str; 12] = [
+    "/public/../dashboard/x",
+    "/public/./x",
+    "/public/%2e%2e/dashboard/x",
+    "/public/%2E%2E/dashboard/x",
+    "/public/.%2e/dashboard/x",
+    "/public/%2e./dashboard/x",
+    "/public/%252e%252e/dashboard/x",
+    "/public/..;/dashboard/x",
+    "/public/..%2fdashboard/x",
+    "/public/..%5Cdashboard/x",
+    "/dashboard/../public/x",
+    "/public/x/..",
+];
+
+#[actix_web::test]
+async fn dot_segments_are_refused_before_routing_and_never_reach_downstream() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut anonymous = Browser::new(&servers);
+    let mut user = Browser::new(&servers);
+    user.login().await;
+    for path in SMUGGLING_PATHS {
+        for browser in [&mut anonymous, &mut user] {
+            let res = browser.get(path).await;
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}: {}", res.body);
+            assert_eq!(
+                res.json(),
+                serde_json::json!({"error": "Bad request"}),
+                "{path}"
+            );
+            assert!(res.session_cookie().is_none(), "{path}");
+        }
+    }
+    assert_eq!(servers.downstream_hits.load(Ordering::SeqCst), 0);
+
+    // The ordinary routes answer as before.
+    let res = anonymous.get("/public/x?next=../dashboard").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["path"], "/public/x");
+    assert_eq!(
+        anonymous.get("/dashboard/x").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let res = user.get("/dashboard/x").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["headers"]["x-user-id"], "1");
+    assert_eq!(servers.downstream_hits.load(Ordering::SeqCst), 2);
+    servers.stop().await;
+}
+
+/// `GET path` written on the socket as is (clients refuse some of these
+/// paths); the status code and the body.
+fn raw_get(base: &str, path: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[actix_web::test]
+async fn backslashes_are_refused_as_sent_on_the_wire() {
+    let servers = start(GatewayConfig::default()).await;
+    let base = servers.base.clone();
+    let answers = actix_web::rt::task::spawn_blocking(move || {
+        [
+            raw_get(&base, "/public/..\\dashboard/x"),
+            raw_get(&base, "/public\\..\\dashboard\\x"),
+            raw_get(&base, "/public/../dashboard/x"),
+            raw_get(&base, "/public/x"),
+        ]
+    })
+    .await
+    .unwrap();
+    for (status, body) in &answers[..3] {
+        assert_eq!(*status, 400, "{body}");
+        assert_eq!(body, r#"{"error":"Bad request"}"#);
+    }
+    assert_eq!(answers[3].0, 200, "{}", answers[3].1);
+    assert_eq!(servers.downstream_hits.load(Ordering::SeqCst), 1);
+    servers.stop().await;
+}
+
+#[actix_web::test]
+async fn a_non_ascii_cookie_beside_the_session_cookie_keeps_the_session() {
+    let servers = start(GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    // A script on the site set `theme=café`: its UTF-8 bytes travel in the
+    // same Cookie header as the session id.
+    let cookie = format!("theme=café; session_id={}", browser.sid());
+    let mut res = awc::Client::default()
+        .get(format!("{}/", servers.base))
+        .insert_header((
+            "Cookie",
+            awc::http::header::HeaderValue::from_bytes(cookie.as_bytes()).unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert_eq!(body, "Visits: 2");
     servers.stop().await;
 }
 

@@ -18,9 +18,11 @@ use crate::extract::SessionExt;
 ///
 /// For every request it
 /// 1. **removes every client-supplied header whose name is mapped**, compared
-///    case-insensitively and with `_` read as `-` (`X-User-Id`, `x-user-id`,
-///    `x_user_id`, …), whether or not the session has a value, so a client
-///    can never spoof one to a downstream service;
+///    by letters and digits only, ignoring case and punctuation (`X-User-Id`,
+///    `x_user_id`, `X.User.Id`, `XUserId`, `x~user~id`, …; see
+///    [`sessionkit::normalize_header_name`]), whether or not the session has a
+///    value, so a client can never spoof one to a downstream service, however
+///    that service folds header names;
 /// 2. loads the session (this middleware always touches it);
 /// 3. inserts one header per mapped field that has a value (`None` → the
 ///    header stays absent). A value that is not a valid header value (CR/LF,

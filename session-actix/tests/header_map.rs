@@ -9,7 +9,9 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use common::*;
-use sessionkit::{Config, HeaderMapConfig, HeaderMapError, MemoryStore, SessionManager};
+use sessionkit::{
+    normalize_header_name, Config, HeaderMapConfig, HeaderMapError, MemoryStore, SessionManager,
+};
 use sessionkit_actix::{MapSessionToHeader, Session, SessionMiddleware};
 
 /// What a downstream service would see: every header, `name: value` per line.
@@ -123,6 +125,79 @@ async fn client_supplied_mapped_headers_are_removed_in_every_spelling() {
         .collect();
     assert_eq!(user_lines, ["x-user-id: 42"], "{seen}");
     assert!(seen.contains("x-other: kept"));
+}
+
+/// Every spelling a downstream service might fold onto `X-User-Id`.
+const USER_ID_SPELLINGS: [&str; 12] = [
+    "X-User-Id",
+    "x-user-id",
+    "X.User.Id",
+    "x_user_id",
+    "X-USER.ID",
+    "XUserId",
+    "x~user~id",
+    "X_User-Id",
+    "x.user_id",
+    "x!user#id",
+    "-X-User-Id-",
+    "x`user|id",
+];
+
+#[actix_web::test]
+async fn client_supplied_mapped_headers_are_removed_whatever_their_punctuation() {
+    let yaml = "headers:\n  X-Account: user_id\n";
+    let config: HeaderMapConfig = serde_norway::from_str(yaml).unwrap();
+    let app = gateway!(
+        manager(Config::default()),
+        MapSessionToHeader::<User>::with_config(&config).unwrap()
+    );
+    let sid = login_cookie(&app, "/login").await;
+    let mut req = TestRequest::get()
+        .uri("/dashboard/x")
+        .insert_header(("Cookie", format!("session_id={sid}")))
+        .insert_header(("X-Other", "kept"));
+    for (i, spelling) in USER_ID_SPELLINGS.iter().enumerate() {
+        req = req.append_header((*spelling, format!("spoofed-{i}")));
+    }
+    for spelling in ["x.account", "X_ACCOUNT", "XAccount", "x~account"] {
+        req = req.append_header((spelling, "spoofed"));
+    }
+    let seen = text(test::call_service(&app, req.to_request()).await).await;
+    let folded = |wanted: &str| -> Vec<&str> {
+        seen.lines()
+            .filter(|line| {
+                let name = line.split(':').next().unwrap_or_default();
+                normalize_header_name(name) == wanted
+            })
+            .collect()
+    };
+    assert_eq!(folded("xuserid"), ["x-user-id: 42"], "{seen}");
+    assert_eq!(folded("xaccount"), ["x-account: 42"], "{seen}");
+    // (Not a substring of the session id, which is in the cookie line.)
+    assert!(!seen.contains("spoofed"), "{seen}");
+    assert!(seen.contains("x-other: kept"), "{seen}");
+}
+
+#[actix_web::test]
+async fn punctuation_variants_are_removed_without_a_session_too() {
+    let app = gateway!(
+        manager(Config::default()),
+        MapSessionToHeader::<User>::from_derive()
+    );
+    let mut req = TestRequest::get().uri("/dashboard");
+    for spelling in USER_ID_SPELLINGS {
+        req = req.append_header((spelling, "spoofed"));
+    }
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = text(res).await;
+    assert!(!seen.contains("spoofed"), "{seen}");
+    assert!(
+        !seen
+            .lines()
+            .any(|l| normalize_header_name(l.split(':').next().unwrap_or_default()) == "xuserid"),
+        "{seen}"
+    );
 }
 
 #[actix_web::test]

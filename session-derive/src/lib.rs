@@ -53,7 +53,8 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `#[session(crate = "path")]` | struct | where to find `sessionkit` when the dependency is renamed |
 ///
 /// Checked at compile time: header names are HTTP tokens and unique
-/// (case-insensitively, `_` read as `-`); a `#[header]` field's type implements
+/// (ignoring case and punctuation, as the runtime strips them: `X-User-Id`
+/// and `x.user_id` are one header); a `#[header]` field's type implements
 /// `sessionkit::ToHeaderValue`; stored names are unique, non-empty and do not
 /// start with `$`; accessor names do not clash with each other or with
 /// `Session`'s own methods (so a field cannot be called `id` or `save`: rename

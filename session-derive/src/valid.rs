@@ -66,7 +66,7 @@ fn check_headers(cx: &mut Ctxt, cont: &Container<'_>) {
                 cx.error_spanned_by(
                     &header.name,
                     format_args!(
-                        "header {name:?} is already mapped by field `{first}` (header names are compared case-insensitively, with `_` read as `-`)"
+                        "header {name:?} is already mapped by field `{first}` (header names are compared ignoring case and punctuation: `-`, `_`, `.` and the like)"
                     ),
                 );
             } else {
@@ -116,15 +116,12 @@ fn prefix_problem(prefix: &str) -> Option<String> {
     })
 }
 
+/// The runtime's `sessionkit::normalize_header_name`: letters and digits,
+/// lower case; punctuation dropped. Keep the two identical.
 fn normalize(name: &str) -> String {
     name.chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
         .collect()
 }
 
@@ -236,6 +233,15 @@ mod tests {
 
     #[test]
     fn normalized_names() {
-        assert_eq!(normalize("X_User-ID"), "x-user-id");
+        for spelling in [
+            "X_User-ID",
+            "x.user.id",
+            "X-USER.ID",
+            "XUserId",
+            "x~user~id",
+        ] {
+            assert_eq!(normalize(spelling), "xuserid", "{spelling}");
+        }
+        assert_ne!(normalize("X-User-Id"), normalize("X-User-Id2"));
     }
 }

@@ -59,12 +59,17 @@ pub trait RequestView {
 /// Finds cookie `name` in one `Cookie` header value (`a=1; b=2`).
 ///
 /// Surrounding ASCII whitespace and a pair of double quotes around the value
-/// are removed; a name that only starts with `name` does not match.
+/// are removed; names match exactly (case-sensitively), and a name that only
+/// starts with `name` does not match. When `name` occurs more than once the
+/// first occurrence wins: browsers send the cookie with the longest matching
+/// path first. Agrees with the `cookie` crate's `Cookie::split_parse` (and
+/// `value_trimmed`) on every header it parses (a property test checks this).
 ///
 /// ```
 /// use sessionkit::find_cookie;
 /// assert_eq!(find_cookie("a=1; sid=\"x\"; sid2=y", "sid"), Some("x"));
 /// assert_eq!(find_cookie("sid2=y", "sid"), None);
+/// assert_eq!(find_cookie("sid=first; sid=second", "sid"), Some("first"));
 /// ```
 #[must_use]
 pub fn find_cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {

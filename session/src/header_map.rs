@@ -61,6 +61,8 @@ impl HeaderMapConfig {
 /// map.render(&User { user_id: Some(7) }, |name, value| out.push((name.to_owned(), value.to_owned())));
 /// assert_eq!(out, [("X-User-Id".to_owned(), "7".to_owned())]);
 /// assert!(map.is_mapped("x_user_id"));
+/// assert!(map.is_mapped("X.User.Id"));
+/// assert!(!map.is_mapped("X-User"));
 /// # Ok::<(), HeaderMapError>(())
 /// ```
 pub struct HeaderMapping<T> {
@@ -118,20 +120,34 @@ pub enum HeaderMapError {
     /// Not a valid HTTP header name.
     #[error("header map: {0:?} is not a valid HTTP header name")]
     InvalidName(String),
-    /// Two mappings for the same header (compared case- and `-`/`_`-insensitively).
+    /// Two mappings for the same header (compared by [`normalize_header_name`]:
+    /// case and punctuation ignored, so `X-User-Id` and `x.user_id` clash).
     #[error("header map: header {0:?} is mapped twice")]
     Duplicate(String),
 }
 
-/// A header name folded for comparison: lower case, `_` read as `-`. Proxies
-/// commonly treat `X_User_Id` and `x-user-id` as the same header.
+/// A header name folded for comparison: its ASCII letters and digits, lower
+/// case; every other byte (`-`, `_`, `.`, `~`, any punctuation) is dropped.
+///
+/// Two names are "the same header" for mapping and stripping when they fold
+/// to the same string. Servers, proxies and frameworks downstream disagree on
+/// which spellings are one header (`X_User_Id` becomes `HTTP_X_USER_ID` in CGI
+/// and many WSGI/Rack servers, some match `X.User.Id` loosely), so the fold is
+/// deliberately wide: a client cannot slip a mapped header past the gateway
+/// with punctuation a downstream service ignores.
+///
+/// ```
+/// use sessionkit::normalize_header_name;
+/// for spelling in ["X-User-Id", "x_user_id", "X.User.Id", "X-USER.ID", "XUserId", "x~user~id"] {
+///     assert_eq!(normalize_header_name(spelling), "xuserid");
+/// }
+/// assert_ne!(normalize_header_name("X-User-Id"), normalize_header_name("X-User-Ids"));
+/// ```
 #[must_use]
 pub fn normalize_header_name(name: &str) -> String {
     name.bytes()
-        .map(|b| match b {
-            b'_' => '-',
-            b => char::from(b.to_ascii_lowercase()),
-        })
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| char::from(b.to_ascii_lowercase()))
         .collect()
 }
 
@@ -249,7 +265,8 @@ impl<T: SessionData> HeaderMapping<T> {
     }
 
     /// Whether a request header called `name` must be removed before the
-    /// mapping is applied (compared case- and `-`/`_`-insensitively).
+    /// mapping is applied: whether it folds ([`normalize_header_name`]: case
+    /// and punctuation ignored) to a mapped name.
     #[must_use]
     pub fn is_mapped(&self, name: &str) -> bool {
         let normalized = normalize_header_name(name);
@@ -298,6 +315,93 @@ mod tests {
         assert!(!is_valid_header_value("a\r\nX-Evil: 1"));
         assert!(!is_valid_header_value("a\0"));
         assert!(!is_valid_header_value("é"));
-        assert_eq!(normalize_header_name("X_User_ID"), "x-user-id");
+    }
+
+    #[test]
+    fn folding_ignores_case_and_every_punctuation_byte() {
+        for spelling in [
+            "X-User-Id",
+            "x-user-id",
+            "X_User_ID",
+            "x_user_id",
+            "X.User.Id",
+            "X-USER.ID",
+            "XUserId",
+            "x~user~id",
+            "x!user#id",
+            "X-User-Id-",
+            "-_.X__User..Id",
+            "x`user|id",
+        ] {
+            assert_eq!(normalize_header_name(spelling), "xuserid", "{spelling}");
+        }
+    }
+
+    #[test]
+    fn folding_keeps_letters_and_digits_apart() {
+        assert_ne!(
+            normalize_header_name("X-User-Id"),
+            normalize_header_name("X-User-Ip")
+        );
+        assert_ne!(
+            normalize_header_name("X-User-Id"),
+            normalize_header_name("X-User-Id2")
+        );
+        assert_ne!(
+            normalize_header_name("X-Api-1"),
+            normalize_header_name("X-Api-2")
+        );
+        // Non-ASCII is not a letter here (and never a valid header name).
+        assert_eq!(normalize_header_name("X-Üser"), "xser");
+    }
+
+    #[derive(Default)]
+    struct One {
+        user_id: Option<u64>,
+    }
+
+    impl SessionData for One {
+        const FIELDS: &'static [crate::data::FieldInfo] =
+            &[crate::data::FieldInfo::new("user_id", "user_id")];
+        fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+            crate::encode_value(&self.user_id, out)
+        }
+        fn decode_field(&mut self, _: usize, bytes: &[u8]) -> Result<(), crate::DecodeError> {
+            self.user_id = crate::decode_value(bytes)?;
+            Ok(())
+        }
+        fn reset_field(&mut self, _: usize) {
+            self.user_id = None;
+        }
+        fn header_value(&self, _: usize) -> Option<Cow<'_, str>> {
+            crate::ToHeaderValue::to_header_value(&self.user_id)
+        }
+        fn header_capable(_: usize) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn mapped_names_match_every_spelling_and_clash_in_config() {
+        let map =
+            HeaderMapping::<One>::from_config(&HeaderMapConfig::new([("X-User-Id", "user_id")]))
+                .unwrap();
+        for spelling in [
+            "X.User.Id",
+            "x_user_id",
+            "X-USER.ID",
+            "XUserId",
+            "x~user~id",
+        ] {
+            assert!(map.is_mapped(spelling), "{spelling}");
+        }
+        assert!(!map.is_mapped("X-User"));
+        assert!(!map.is_mapped("X-User-Id-2"));
+
+        let twice = HeaderMapConfig::new([("X-User-Id", "user_id"), ("x.user.id", "user_id")]);
+        assert!(matches!(
+            HeaderMapping::<One>::from_config(&twice),
+            Err(HeaderMapError::Duplicate(_))
+        ));
     }
 }

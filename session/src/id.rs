@@ -68,7 +68,7 @@ impl AsRef<str> for SessionId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidId {
     /// Too short or too long.
-    #[error("session id has {len} characters; ids must have {MIN_ID_LEN} to {MAX_ID_LEN}")]
+    #[error("session id is {len} bytes long; ids are {MIN_ID_LEN} to {MAX_ID_LEN} characters from A-Z a-z 0-9 - _ . ~")]
     Length {
         /// The length in bytes of what was received.
         len: usize,
@@ -209,6 +209,18 @@ mod tests {
         }
         assert!(SessionId::parse(&"a".repeat(MAX_ID_LEN)).is_ok());
         assert!(SessionId::parse(&"a".repeat(MIN_ID_LEN)).is_ok());
+    }
+
+    #[test]
+    fn length_errors_count_bytes_and_say_so() {
+        // Fifty characters, 150 bytes: the message must not call them 150
+        // characters (the length bound is checked in bytes, first).
+        let error = SessionId::parse(&"€".repeat(50)).unwrap_err();
+        assert_eq!(error, InvalidId::Length { len: 150 });
+        assert_eq!(
+            error.to_string(),
+            "session id is 150 bytes long; ids are 16 to 128 characters from A-Z a-z 0-9 - _ . ~"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ struct User {
     other_id: Option<u64>,
     #[header("X_User_Id")]
     third_id: Option<u64>,
+    #[header("X.User.Id")]
+    fourth_id: Option<u64>,
 }
 
 fn main() {}
