@@ -16,8 +16,8 @@ use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer, Response
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionkit::{
-    Config, ConfigError, HeaderMapConfig, HeaderMapError, MemoryStore, RedisConfigError,
-    DynSessionStore, RedisStore, SameSite, SessionData, SessionManager, SessionStore,
+    Config, ConfigError, DynSessionStore, HeaderMapConfig, HeaderMapError, MemoryStore,
+    RedisConfigError, RedisStore, SameSite, SessionData, SessionManager, SessionStore,
 };
 use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
 

@@ -546,7 +546,9 @@ async fn auto_renew_rotates_the_id_behind_the_gateway() {
     let first = browser.sid();
     clock.advance(Duration::from_secs(29 * 60));
     let res = browser.get("/dashboard").await;
-    let refreshed = res.session_cookie().expect("idle deadline refreshed, cookie re-sent");
+    let refreshed = res
+        .session_cookie()
+        .expect("idle deadline refreshed, cookie re-sent");
     assert_eq!(refreshed.value(), first, "not renewed yet");
     clock.advance(Duration::from_secs(2 * 60));
     let res = browser.get("/dashboard").await;

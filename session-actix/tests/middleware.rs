@@ -634,7 +634,10 @@ async fn auto_renew_rotates_the_id_after_auto_renew_after() {
         with_cookie(get("/read"), "session_id", &first).to_request(),
     )
     .await;
-    assert!(set_cookie(&res, "session_id").is_none(), "not due yet, and nothing written");
+    assert!(
+        set_cookie(&res, "session_id").is_none(),
+        "not due yet, and nothing written"
+    );
 
     clock.advance(Duration::from_secs(31));
     let res = test::call_service(

@@ -351,7 +351,9 @@ fn decode_error_kind(error: &rmp_serde::decode::Error) -> &'static str {
     use rmp_serde::decode::Error as E;
     const OTHER_TYPE: &str = "a value of another type is stored";
     match error {
-        E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => "the stored bytes are truncated or not MessagePack",
+        E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => {
+            "the stored bytes are truncated or not MessagePack"
+        }
         E::TypeMismatch(_) => OTHER_TYPE,
         E::OutOfRange => "a number outside the type's range is stored",
         E::LengthMismatch(_) => "a sequence of another length is stored",
@@ -360,12 +362,27 @@ fn decode_error_kind(error: &rmp_serde::decode::Error) -> &'static str {
         E::Syntax(message) | E::Uncategorized(message) => {
             let kinds = [
                 ("invalid type", OTHER_TYPE),
-                ("invalid value", "a value the type does not accept is stored"),
+                (
+                    "invalid value",
+                    "a value the type does not accept is stored",
+                ),
                 ("invalid length", "a sequence of another length is stored"),
-                ("unknown variant", "an enum variant the type does not have is stored"),
-                ("missing field", "a struct without a field the type requires is stored"),
-                ("duplicate field", "a struct with a repeated field is stored"),
-                ("unknown field", "a struct with a field the type does not have is stored"),
+                (
+                    "unknown variant",
+                    "an enum variant the type does not have is stored",
+                ),
+                (
+                    "missing field",
+                    "a struct without a field the type requires is stored",
+                ),
+                (
+                    "duplicate field",
+                    "a struct with a repeated field is stored",
+                ),
+                (
+                    "unknown field",
+                    "a struct with a field the type does not have is stored",
+                ),
             ];
             kinds
                 .iter()

@@ -451,7 +451,12 @@ impl<T: SessionData> PendingSession<T> {
                 let stale = incoming.is_some_and(|i| i.source != SourceKind::Other);
                 let ctx = &self.manager.ctx;
                 let id = ctx.ids.generate()?;
-                Ok(Session::new_fresh(Arc::clone(ctx), id, ctx.clock.now_ms(), stale))
+                Ok(Session::new_fresh(
+                    Arc::clone(ctx),
+                    id,
+                    ctx.clock.now_ms(),
+                    stale,
+                ))
             })
             .await
             .cloned()

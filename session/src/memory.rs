@@ -279,8 +279,10 @@ impl MemoryStore {
                 meta: write.meta,
                 packed,
             };
-            self.cache
-                .insert(write.id.clone(), Arc::new(Entry::new(slot, write.ttl_ms, w)));
+            self.cache.insert(
+                write.id.clone(),
+                Arc::new(Entry::new(slot, write.ttl_ms, w)),
+            );
             return Written::Done;
         }
         let Some(entry) = self.cache.get(&write.id) else {
@@ -460,7 +462,11 @@ mod tests {
             "{} bytes held over a bound of {bound}",
             store.weighted_size()
         );
-        assert!(store.len() >= 40, "the bound is used: {} entries", store.len());
+        assert!(
+            store.len() >= 40,
+            "the bound is used: {} entries",
+            store.len()
+        );
         assert!(matches!(
             store.load(&id("999"), 1).await.unwrap(),
             Loaded::Session(_)

@@ -50,9 +50,7 @@ pub(crate) fn renew_due(policy: &Policy, id_issued_at: u64, now: u64) -> bool {
 /// a session can expire up to `touch_after` earlier than `idle_timeout`
 /// after its last use: the idle timeout is exact to within `touch_after`.
 pub(crate) fn touch_due(policy: &Policy, stored: &Meta, now: u64) -> bool {
-    let every = policy
-        .touch_after_ms
-        .unwrap_or(stored.idle_timeout_ms / 10);
+    let every = policy.touch_after_ms.unwrap_or(stored.idle_timeout_ms / 10);
     now.saturating_sub(stored.last_access) >= every
 }
 
@@ -234,12 +232,7 @@ pub(crate) const MAX_RETRIES: u32 = 32;
 pub(crate) const MAX_HOPS: u32 = 4;
 
 /// Decides the next step from the store's answer.
-pub(crate) fn next_step(
-    standing: &Standing,
-    written: &Written,
-    retries: u32,
-    hops: u32,
-) -> Next {
+pub(crate) fn next_step(standing: &Standing, written: &Written, retries: u32, hops: u32) -> Next {
     match written {
         Written::Done => Next::Done,
         Written::Gone => Next::Gone,
@@ -294,7 +287,11 @@ mod tests {
         SessionId::parse(&format!("{s:0>20}")).unwrap()
     }
 
-    fn field(name: &'static str, stored: Option<&'static [u8]>, want: Option<&'static [u8]>) -> FieldPlan {
+    fn field(
+        name: &'static str,
+        stored: Option<&'static [u8]>,
+        want: Option<&'static [u8]>,
+    ) -> FieldPlan {
         FieldPlan {
             name,
             stored: stored.map(Bytes::from_static),
@@ -324,7 +321,10 @@ mod tests {
 
     #[test]
     fn a_fresh_session_with_data_is_created_whole() {
-        let i = input(Standing::Fresh, vec![field("a", None, Some(b"1")), field("b", None, None)]);
+        let i = input(
+            Standing::Fresh,
+            vec![field("a", None, Some(b"1")), field("b", None, None)],
+        );
         let w = write(plan_write(&policy(), &i, 10));
         assert_eq!(w.kind, WriteKind::Create);
         assert_eq!(w.set, vec![("a", Bytes::from_static(b"1"))]);
@@ -344,7 +344,10 @@ mod tests {
         let i = input(Standing::Stored, vec![field("a", Some(b"1"), None)]);
         assert_eq!(plan_write(&policy(), &i, 10), Plan::Drop(Some(id("cur"))));
         let r = input(
-            Standing::Rotating { from: id("old"), grace_ms: 0 },
+            Standing::Rotating {
+                from: id("old"),
+                grace_ms: 0,
+            },
             vec![field("a", Some(b"1"), None)],
         );
         assert_eq!(plan_write(&policy(), &r, 10), Plan::Drop(Some(id("old"))));
@@ -397,18 +400,33 @@ mod tests {
     #[test]
     fn rotation_carries_the_full_record_and_what_was_loaded() {
         let i = input(
-            Standing::Rotating { from: id("old"), grace_ms: 5_000 },
-            vec![field("a", Some(b"1"), Some(b"1")), field("b", None, Some(b"2"))],
+            Standing::Rotating {
+                from: id("old"),
+                grace_ms: 5_000,
+            },
+            vec![
+                field("a", Some(b"1"), Some(b"1")),
+                field("b", None, Some(b"2")),
+            ],
         );
         let w = write(plan_write(&policy(), &i, 5));
         assert_eq!(w.id, id("old"));
-        let WriteKind::Rotate { to, grace_ms, full, loaded } = w.kind else {
+        let WriteKind::Rotate {
+            to,
+            grace_ms,
+            full,
+            loaded,
+        } = w.kind
+        else {
             panic!("not a rotation");
         };
         assert_eq!(to, id("cur"));
         assert_eq!(grace_ms, 5_000);
         assert_eq!(full.len(), 2);
-        assert_eq!(loaded, vec![("a", Some(Bytes::from_static(b"1"))), ("b", None)]);
+        assert_eq!(
+            loaded,
+            vec![("a", Some(Bytes::from_static(b"1"))), ("b", None)]
+        );
         assert_eq!(w.set, vec![("b", Bytes::from_static(b"2"))]);
     }
 
@@ -417,20 +435,32 @@ mod tests {
         let big: &'static [u8] = &[0; 200];
         // Reading, touching or shrinking an oversized session is fine.
         let read = input(Standing::Stored, vec![field("a", Some(big), Some(big))]);
-        assert!(matches!(plan_write(&policy(), &read, 3 * MIN), Plan::Write(_)));
+        assert!(matches!(
+            plan_write(&policy(), &read, 3 * MIN),
+            Plan::Write(_)
+        ));
         let shrink = input(
             Standing::Stored,
-            vec![field("a", Some(big), Some(big)), field("b", Some(b"1"), None)],
+            vec![
+                field("a", Some(big), Some(big)),
+                field("b", Some(b"1"), None),
+            ],
         );
         assert!(matches!(plan_write(&policy(), &shrink, 1), Plan::Write(_)));
         // Adding to it is refused.
         let grow = input(
             Standing::Stored,
-            vec![field("a", Some(big), Some(big)), field("b", None, Some(b"1"))],
+            vec![
+                field("a", Some(big), Some(big)),
+                field("b", None, Some(b"1")),
+            ],
         );
         assert!(matches!(
             plan_write(&policy(), &grow, 1),
-            Plan::TooLarge { size: 203, limit: 100 }
+            Plan::TooLarge {
+                size: 203,
+                limit: 100
+            }
         ));
     }
 
@@ -472,18 +502,30 @@ mod tests {
     #[test]
     fn store_answers_map_to_next_steps() {
         let stored = Standing::Stored;
-        let renew = Standing::Rotating { from: id("old"), grace_ms: 5_000 };
-        let regen = Standing::Rotating { from: id("old"), grace_ms: 0 };
+        let renew = Standing::Rotating {
+            from: id("old"),
+            grace_ms: 5_000,
+        };
+        let regen = Standing::Rotating {
+            from: id("old"),
+            grace_ms: 0,
+        };
         assert_eq!(next_step(&stored, &Written::Done, 0, 0), Next::Done);
         assert_eq!(next_step(&stored, &Written::Gone, 0, 0), Next::Gone);
         let moved = Written::Moved(id("new"));
         assert_eq!(
             next_step(&renew, &moved, 0, 0),
-            Next::Retarget { to: id("new"), keep_rotation: false }
+            Next::Retarget {
+                to: id("new"),
+                keep_rotation: false
+            }
         );
         assert_eq!(
             next_step(&regen, &moved, 0, 0),
-            Next::Retarget { to: id("new"), keep_rotation: true }
+            Next::Retarget {
+                to: id("new"),
+                keep_rotation: true
+            }
         );
         assert_eq!(next_step(&stored, &moved, 0, MAX_HOPS), Next::GiveUp);
         let conflict = Written::Conflict(crate::record::Record {
@@ -498,7 +540,10 @@ mod tests {
     fn the_client_hears_of_every_write_and_every_new_id() {
         let p = policy();
         let meta = Meta::new(0, 30 * MIN, None);
-        assert_eq!(client_write(&p, &id("a"), &meta, 0, false, false), IdWrite::Nothing);
+        assert_eq!(
+            client_write(&p, &id("a"), &meta, 0, false, false),
+            IdWrite::Nothing
+        );
         assert_eq!(
             client_write(&p, &id("a"), &meta, 0, true, false),
             IdWrite::Set(id("a"), Some(7200))

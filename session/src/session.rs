@@ -311,7 +311,11 @@ impl<T: SessionData> Session<T> {
         let mut state = self.lock();
         let index = field.index();
         let mut seen = Vec::new();
-        let seen = state.data.encode_field(index, &mut seen).ok().map(|()| seen);
+        let seen = state
+            .data
+            .encode_field(index, &mut seen)
+            .ok()
+            .map(|()| seen);
         let value = std::mem::take(field.get_mut(&mut state.data));
         state.data.reset_field(index);
         state.log(Op::Take { index, seen });
@@ -484,7 +488,9 @@ impl<T: SessionData> Session<T> {
         let deletes = std::mem::take(&mut self.lock().deletes);
         for (done, id) in deletes.iter().enumerate() {
             if let Err(error) = store.delete_boxed(id).await {
-                self.lock().deletes.splice(0..0, deletes[done..].iter().cloned());
+                self.lock()
+                    .deletes
+                    .splice(0..0, deletes[done..].iter().cloned());
                 return Err(error.into());
             }
         }
@@ -500,7 +506,9 @@ impl<T: SessionData> Session<T> {
             };
             let write = match plan {
                 Plan::Nothing => return Ok(self.lock().finish(ctx, now, false)),
-                Plan::TooLarge { size, limit } => return Err(SessionError::TooLarge { size, limit }),
+                Plan::TooLarge { size, limit } => {
+                    return Err(SessionError::TooLarge { size, limit })
+                }
                 Plan::Drop(id) => {
                     if let Some(id) = id {
                         store.delete_boxed(&id).await?;
@@ -750,7 +758,11 @@ impl<T: SessionData> State<T> {
         if self.standing == Standing::Fresh {
             // Nothing stored: clear an id the client holds in vain.
             let stale = std::mem::take(&mut self.stale);
-            return if stale { IdWrite::Clear } else { IdWrite::Nothing };
+            return if stale {
+                IdWrite::Clear
+            } else {
+                IdWrite::Nothing
+            };
         }
         let id_news = std::mem::take(&mut self.id_news);
         self.stale = false;
@@ -777,12 +789,16 @@ impl<T: SessionData> State<T> {
 
     /// The store no longer holds the session (destroyed, revoked or
     /// regenerated away by a concurrent request, or expired): nothing of this
-    /// request is kept, so it cannot bring the session back.
+    /// request is kept, so it cannot bring the session back. The client is
+    /// told nothing: the request that ended the session already told it (a
+    /// logout cleared the cookie, a login set a new id, which a removal
+    /// cookie here would overwrite); a client still holding the dead id gets
+    /// a removal cookie on its next request.
     fn gone(&mut self) -> IdWrite {
         self.data = T::default();
         self.standing = Standing::Fresh;
         self.emptied();
-        IdWrite::Clear
+        IdWrite::Nothing
     }
 
     /// A concurrent request rotated the session to `to`.

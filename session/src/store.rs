@@ -273,7 +273,6 @@ mod tests {
         let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let error = StoreError::unavailable(inner);
         assert!(!error.to_string().contains("refused"));
-        assert!(StdError::source(&error)
-            .is_some_and(|s| s.to_string().contains("refused")));
+        assert!(StdError::source(&error).is_some_and(|s| s.to_string().contains("refused")));
     }
 }

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionkit::store::WriteKind;
 use sessionkit::{
     Config, DynSessionStore, Extractor, ManualClock, ResponseUpdate, Session, SessionError,
     SessionManager, SourceKind,
 };
-use sessionkit::store::WriteKind;
 
 use crate::support::{
     Call, Profile, ProfileV2, RecordingStore, TestRequest, NAME, TAGS, USER_ID, V2_VISITS, VISITS,
@@ -360,7 +360,11 @@ pub async fn auto_renew_rotates_id_and_keeps_data(store: Arc<dyn DynSessionStore
     assert_eq!(renewed.get(NAME), "ada");
     assert_eq!(renewed.get(VISITS), 1);
     // During the grace period the old id still reaches the session, under its new id…
-    let via_old = m.load_by_id(&id).await.unwrap().expect("within the grace period");
+    let via_old = m
+        .load_by_id(&id)
+        .await
+        .unwrap()
+        .expect("within the grace period");
     assert_eq!(via_old.id().as_str(), new_id);
     // …and after it, nothing.
     clock.advance(Duration::from_secs(5));

@@ -162,7 +162,10 @@ fn field(loaded: &Loaded, name: &str) -> Option<Vec<u8>> {
 pub async fn create_update_load(store: Arc<dyn DynSessionStore>) {
     let a = sid("a");
     assert_eq!(load(&*store, &a, T).await, Loaded::Absent);
-    assert_eq!(write(&*store, &create(&a, T, &[("x", b"1"), ("y", b"2")])).await, Written::Done);
+    assert_eq!(
+        write(&*store, &create(&a, T, &[("x", b"1"), ("y", b"2")])).await,
+        Written::Done
+    );
     let w = update(&a, T + 5, &[("y", b"3")], &["x"], &[]);
     assert_eq!(write(&*store, &w).await, Written::Done);
     let loaded = load(&*store, &a, T + 10).await;
@@ -199,7 +202,10 @@ pub async fn update_of_an_absent_session_is_gone(store: Arc<dyn DynSessionStore>
         "a write racing a delete does not bring back a fragment"
     );
     assert_eq!(load(&*store, &a, T).await, Loaded::Absent);
-    store.delete_boxed(&a).await.expect("deleting an absent session is fine");
+    store
+        .delete_boxed(&a)
+        .await
+        .expect("deleting an absent session is fine");
 }
 
 /// Expectations: bytes and absence are compared; a mismatch returns the
@@ -207,7 +213,13 @@ pub async fn update_of_an_absent_session_is_gone(store: Arc<dyn DynSessionStore>
 pub async fn expectations_make_conflicts(store: Arc<dyn DynSessionStore>) {
     let a = sid("cas");
     write(&*store, &create(&a, T, &[("n", b"1")])).await;
-    let ok = update(&a, T + 1, &[("n", b"2")], &[], &[("n", Some(b"1")), ("m", None)]);
+    let ok = update(
+        &a,
+        T + 1,
+        &[("n", b"2")],
+        &[],
+        &[("n", Some(b"1")), ("m", None)],
+    );
     assert_eq!(write(&*store, &ok).await, Written::Done);
     let stale = update(&a, T + 2, &[("n", b"2")], &[], &[("n", Some(b"1"))]);
     let Written::Conflict(now) = write(&*store, &stale).await else {
@@ -215,8 +227,15 @@ pub async fn expectations_make_conflicts(store: Arc<dyn DynSessionStore>) {
     };
     assert_eq!(now.fields.get("n").map(|v| v.to_vec()), Some(b"2".to_vec()));
     let absent = update(&a, T + 3, &[("m", b"9")], &[], &[("n", None)]);
-    assert!(matches!(write(&*store, &absent).await, Written::Conflict(_)));
-    assert_eq!(field(&load(&*store, &a, T + 4).await, "m"), None, "nothing written");
+    assert!(matches!(
+        write(&*store, &absent).await,
+        Written::Conflict(_)
+    ));
+    assert_eq!(
+        field(&load(&*store, &a, T + 4).await, "m"),
+        None,
+        "nothing written"
+    );
 }
 
 /// Auto-renew: the old id forwards to the new one during the grace period,
@@ -224,12 +243,22 @@ pub async fn expectations_make_conflicts(store: Arc<dyn DynSessionStore>) {
 pub async fn rotation_with_grace_forwards_then_forgets(store: Arc<dyn DynSessionStore>) {
     let (old, new) = (sid("old"), sid("new"));
     write(&*store, &create(&old, T, &[("x", b"1")])).await;
-    let w = rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[("y", b"2")]);
+    let w = rotate(
+        &old,
+        &new,
+        T + 10,
+        5_000,
+        &[("x", Some(b"1"))],
+        &[("y", b"2")],
+    );
     assert_eq!(write(&*store, &w).await, Written::Done);
     let moved = load(&*store, &new, T + 11).await;
     assert_eq!(field(&moved, "x"), Some(b"1".to_vec()));
     assert_eq!(field(&moved, "y"), Some(b"2".to_vec()));
-    assert_eq!(load(&*store, &old, T + 11).await, Loaded::Moved(new.clone()));
+    assert_eq!(
+        load(&*store, &old, T + 11).await,
+        Loaded::Moved(new.clone())
+    );
     assert_eq!(
         write(&*store, &update(&old, T + 12, &[("z", b"3")], &[], &[])).await,
         Written::Moved(new.clone())
@@ -268,15 +297,28 @@ pub async fn rotation_keeps_concurrent_changes_to_other_fields(store: Arc<dyn Dy
     write(&*store, &create(&old, T, &[("x", b"1")])).await;
     // A concurrent request adds `y` after this one loaded.
     write(&*store, &update(&old, T + 1, &[("y", b"2")], &[], &[])).await;
-    let w = rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1")), ("y", None)], &[]);
+    let w = rotate(
+        &old,
+        &new,
+        T + 10,
+        5_000,
+        &[("x", Some(b"1")), ("y", None)],
+        &[],
+    );
     match write(&*store, &w).await {
         Written::Done => {
-            assert_eq!(field(&load(&*store, &new, T + 11).await, "y"), Some(b"2".to_vec()));
+            assert_eq!(
+                field(&load(&*store, &new, T + 11).await, "y"),
+                Some(b"2".to_vec())
+            );
         }
         Written::Conflict(now) => {
             assert_eq!(now.fields.get("y").map(|v| v.to_vec()), Some(b"2".to_vec()));
             assert_eq!(load(&*store, &new, T + 11).await, Loaded::Absent, "undone");
-            assert_eq!(field(&load(&*store, &old, T + 11).await, "y"), Some(b"2".to_vec()));
+            assert_eq!(
+                field(&load(&*store, &old, T + 11).await, "y"),
+                Some(b"2".to_vec())
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -303,22 +345,38 @@ pub async fn a_second_rotation_is_told_where_the_session_went(store: Arc<dyn Dyn
 pub async fn delete_follows_the_tombstone(store: Arc<dyn DynSessionStore>) {
     let (old, new) = (sid("d-old"), sid("d-new"));
     write(&*store, &create(&old, T, &[("x", b"1")])).await;
-    write(&*store, &rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[])).await;
+    write(
+        &*store,
+        &rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[]),
+    )
+    .await;
     store.delete_boxed(&old).await.expect("delete");
     assert_eq!(load(&*store, &old, T + 11).await, Loaded::Absent);
-    assert_eq!(load(&*store, &new, T + 11).await, Loaded::Absent, "the new id died too");
+    assert_eq!(
+        load(&*store, &new, T + 11).await,
+        Loaded::Absent,
+        "the new id died too"
+    );
 }
 
 /// After the new id is deleted, the old id forwards to nothing.
 pub async fn writes_to_a_deleted_tombstone_target_are_gone(store: Arc<dyn DynSessionStore>) {
     let (old, new) = (sid("g-old"), sid("g-new"));
     write(&*store, &create(&old, T, &[("x", b"1")])).await;
-    write(&*store, &rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[])).await;
+    write(
+        &*store,
+        &rotate(&old, &new, T + 10, 5_000, &[("x", Some(b"1"))], &[]),
+    )
+    .await;
     store.delete_boxed(&new).await.expect("delete");
     assert_eq!(load(&*store, &new, T + 11).await, Loaded::Absent);
     assert_eq!(
         write(&*store, &update(&new, T + 12, &[("y", b"2")], &[], &[])).await,
         Written::Gone
     );
-    assert_eq!(load(&*store, &new, T + 13).await, Loaded::Absent, "no fragment");
+    assert_eq!(
+        load(&*store, &new, T + 13).await,
+        Loaded::Absent,
+        "no fragment"
+    );
 }

@@ -110,7 +110,8 @@ impl Call {
     }
 }
 
-/// Holds every write (or every load) at the store's door until released: makes
+/// Holds every write (before it reaches the store) or every load (after it
+/// read the store) until released: makes
 /// interleavings of concurrent requests deterministic without sleeping.
 #[derive(Debug)]
 pub struct Gate {
@@ -216,8 +217,14 @@ impl RecordingStore {
 
     /// No gate from now on (held calls stay held until their gate releases them).
     pub fn ungate(&self) {
-        self.write_gate.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.load_gate.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.write_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.load_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     async fn pause(&self) {
@@ -257,16 +264,26 @@ impl SessionStore for RecordingStore {
     async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
         self.record(Call::Load(id.to_string()))?;
         self.pause().await;
-        let gate = self.load_gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let loaded = self.inner.load_boxed(id, now).await;
+        // Held after the read: every request held here has seen the same state.
+        let gate = self
+            .load_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(gate) = gate {
             gate.pass().await;
         }
-        self.inner.load_boxed(id, now).await
+        loaded
     }
     async fn write(&self, write: &Write) -> Result<Written, StoreError> {
         self.record(Call::Write(write.clone()))?;
         self.pause().await;
-        let gate = self.write_gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let gate = self
+            .write_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(gate) = gate {
             gate.pass().await;
         }

@@ -5,8 +5,7 @@
 mod redis_common;
 
 use redis_common::{
-    assert_hashed, concurrent_requests_keep_every_field, cookie, fast,
-    ttl_follows_the_session,
+    assert_hashed, concurrent_requests_keep_every_field, cookie, fast, ttl_follows_the_session,
 };
 use sessionkit::{Config, RedisStore, SessionError, SessionManager};
 use sessionkit_tests::acceptance::request;

@@ -159,9 +159,11 @@ async fn one_round_trip_per_load_and_save() {
 
     server.reset_stats();
     for i in 0..n {
-        request(&manager, &cookie(&sid), move |s| s.set(VISITS, i as u32 + 1))
-            .await
-            .expect("request");
+        request(&manager, &cookie(&sid), move |s| {
+            s.set(VISITS, i as u32 + 1)
+        })
+        .await
+        .expect("request");
     }
     assert_eq!(server.calls("hgetall"), n, "a load each");
     assert_eq!(server.calls("evalsha"), n, "a write each");
@@ -407,7 +409,12 @@ async fn redis_down_then_back() {
                 .map(drop),
             store
                 .write(&sessionkit_tests::store_contract::rotate(
-                    &sid, &other, t, 0, &[], &[],
+                    &sid,
+                    &other,
+                    t,
+                    0,
+                    &[],
+                    &[],
                 ))
                 .await
                 .map(drop),

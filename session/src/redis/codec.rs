@@ -399,7 +399,21 @@ mod tests {
             .collect();
         assert_eq!(
             text,
-            ["u", "1000", "60000", "", "1000", "1", "cart", "!", "1", "cart", "\u{fffd}\u{fffd}a", "1", "gone"]
+            [
+                "u",
+                "1000",
+                "60000",
+                "",
+                "1000",
+                "1",
+                "cart",
+                "!",
+                "1",
+                "cart",
+                "\u{fffd}\u{fffd}a",
+                "1",
+                "gone"
+            ]
         );
         let changed = Write {
             meta_changed: true,
@@ -434,7 +448,10 @@ mod tests {
         assert_eq!(good.fields.len(), 1, "metadata is not a field");
         assert!(matches!(
             decode(flat(&[("$to", b"k"), ("$fwd", b"abc"), ("$until", b"99")])),
-            Ok(Stored::Tombstone { forward: Some(_), until: 99 })
+            Ok(Stored::Tombstone {
+                forward: Some(_),
+                until: 99
+            })
         ));
         assert!(matches!(
             decode(flat(&[("$to", b"k")])),
@@ -459,17 +476,26 @@ mod tests {
                 String::from_utf8_lossy(corrupt)
             );
         }
-        assert!(matches!(
-            decode(flat(&[("$meta", b"2:1:1:10:")])),
-            Err(Unreadable::Corrupt(_))
-        ), "no $at");
+        assert!(
+            matches!(
+                decode(flat(&[("$meta", b"2:1:1:10:")])),
+                Err(Unreadable::Corrupt(_))
+            ),
+            "no $at"
+        );
         assert_eq!(with(b"9:1:1:10:"), Err(Unreadable::Version("9".into())));
         assert_eq!(
             with(b"1:1:1:1:10:"),
             Err(Unreadable::Version("1".into())),
             "the first milestone's layout"
         );
-        assert!(matches!(decode(flat(&[("x", b"1")])), Err(Unreadable::Corrupt(_))));
-        assert!(matches!(decode(vec![b"odd".to_vec()]), Err(Unreadable::Corrupt(_))));
+        assert!(matches!(
+            decode(flat(&[("x", b"1")])),
+            Err(Unreadable::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode(vec![b"odd".to_vec()]),
+            Err(Unreadable::Corrupt(_))
+        ));
     }
 }

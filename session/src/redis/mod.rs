@@ -337,8 +337,9 @@ impl RedisStore {
         match codec::decode(flat) {
             Ok(Stored::Session(record)) => Ok(Loaded::Session(record)),
             Ok(Stored::Tombstone { forward, until }) => Ok(match forward {
-                Some(forward) if until > now => codec::open_forward(id, &forward)
-                    .map_or(Loaded::Absent, Loaded::Moved),
+                Some(forward) if until > now => {
+                    codec::open_forward(id, &forward).map_or(Loaded::Absent, Loaded::Moved)
+                }
                 _ => Loaded::Absent,
             }),
             Err(Unreadable::Version(version)) => {
@@ -387,8 +388,9 @@ impl RedisStore {
             new_key: &new_key,
         };
         if !self.is_cluster() {
-            let args = codec::write_args(Mode::Rotate, write, &write.set, &write.expect, Some(&tomb))
-                .map_err(StoreError::Corrupt)?;
+            let args =
+                codec::write_args(Mode::Rotate, write, &write.set, &write.expect, Some(&tomb))
+                    .map_err(StoreError::Corrupt)?;
             let reply = self.script(Which::Write, &[&key, &new_key], &args).await?;
             return written(reply, &write.id);
         }
@@ -460,7 +462,9 @@ fn written(reply: Value, id: &SessionId) -> Result<Written, StoreError> {
         Value::Array(items) if items.len() == 2 => {
             let mut items = items.into_iter();
             let (Some(tag), Some(body)) = (items.next(), items.next()) else {
-                return Err(StoreError::Corrupt("the write script answered a short array".into()));
+                return Err(StoreError::Corrupt(
+                    "the write script answered a short array".into(),
+                ));
             };
             match (tag, body) {
                 (Value::BulkString(tag), Value::BulkString(forward)) if tag == b"moved" => {

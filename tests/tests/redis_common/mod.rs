@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionkit::store::{Loaded, Meta, Written};
 use sessionkit::{
     decode_value, encode_value, Clock, Config, DecodeError, DynSessionStore, EncodeError, Field,
     FieldInfo, RedisStore, SessionData, SessionId, SessionManager, SessionStore, SystemClock,
 };
-use sessionkit::store::{Loaded, Meta, Written};
-pub use sessionkit_tests::store_contract::{create, update as change};
 use sessionkit_tests::acceptance::request;
+pub use sessionkit_tests::store_contract::{create, update as change};
 use sessionkit_tests::support::TestRequest;
 
 /// How many fields [`Wide`] has.
@@ -127,7 +127,10 @@ pub async fn ttl_follows_the_session(store: &RedisStore, pttl: impl Fn(&str) -> 
     u.ttl_ms = 5_000;
     assert_eq!(store.write(&u).await.expect("update"), Written::Done);
     let ttl = pttl(&key);
-    assert!((15_000..=20_000).contains(&ttl), "PTTL {ttl} after a plain update");
+    assert!(
+        (15_000..=20_000).contains(&ttl),
+        "PTTL {ttl} after a plain update"
+    );
     // A metadata change (a shorter idle timeout) sets it.
     let mut m = change(&sid, now(), &[], &[], &[]);
     m.meta_changed = true;
@@ -135,9 +138,15 @@ pub async fn ttl_follows_the_session(store: &RedisStore, pttl: impl Fn(&str) -> 
     m.ttl_ms = 5_000;
     assert_eq!(store.write(&m).await.expect("meta"), Written::Done);
     let ttl = pttl(&key);
-    assert!((1..=5_000).contains(&ttl), "PTTL {ttl} after a metadata change");
+    assert!(
+        (1..=5_000).contains(&ttl),
+        "PTTL {ttl} after a metadata change"
+    );
     // A load is a pure read.
-    assert!(matches!(store.load(&sid, now()).await.expect("load"), Loaded::Session(_)));
+    assert!(matches!(
+        store.load(&sid, now()).await.expect("load"),
+        Loaded::Session(_)
+    ));
     assert!(pttl(&key) <= 5_000, "a load does not touch the TTL");
     // A touch extends it.
     let mut touch = change(&sid, now(), &[], &[], &[]);
