@@ -94,7 +94,7 @@ pub enum Call {
     /// `load(id)`
     Load(String),
     /// `write(write)`
-    Write(Write),
+    Write(Box<Write>),
     /// `delete(id)`
     Delete(String),
 }
@@ -277,7 +277,7 @@ impl SessionStore for RecordingStore {
         loaded
     }
     async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        self.record(Call::Write(write.clone()))?;
+        self.record(Call::Write(Box::new(write.clone())))?;
         self.pause().await;
         let gate = self
             .write_gate

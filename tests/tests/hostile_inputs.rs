@@ -1,5 +1,6 @@
 //! What a hostile or broken counterpart gets: logs that never carry stored
 //! values or ids, and a Redis that answers what sessionkit never sends.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};

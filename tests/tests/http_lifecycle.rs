@@ -4,6 +4,7 @@
 //! Concurrent requests are made deterministic with the `RecordingStore`
 //! gates (requests held at the store's door until released), never with
 //! sleeps tuned to timing.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
