@@ -13,6 +13,7 @@ use divan::{black_box, Bencher};
 use session_bench::fixture::{
     full_save, now_ms, visits_update, Gateway, GatewaySessionExt, Picker,
 };
+use sessionkit::store::Loaded;
 use sessionkit::{
     IdGenerator, MemoryStore, RequestView, SessionId, SessionManager, SessionStore, UuidV4,
 };
@@ -56,16 +57,14 @@ fn filled(sessions: usize) -> &'static Filled {
 
 fn fill(sessions: usize) -> Filled {
     let store = MemoryStore::new();
-    let update = full_save(&Gateway::typical(), now_ms());
+    let mut write = full_save(&Gateway::typical(), now_ms());
     let ids: Vec<SessionId> = (0..sessions)
         .map(|_| UuidV4.generate().expect("the OS random source works"))
         .collect();
     runtime().block_on(async {
         for id in &ids {
-            store
-                .save(id, &update)
-                .await
-                .expect("MemoryStore never fails");
+            write.id = id.clone();
+            store.write(&write).await.expect("MemoryStore never fails");
         }
     });
     // Apply moka's pending writes now rather than inside the first samples.
@@ -85,9 +84,8 @@ fn load(bencher: Bencher, sessions: usize) {
     bencher
         .with_inputs(|| picker.pick(ids).clone())
         .bench_local_refs(|id| {
-            rt.block_on(store.load(id, now))
-                .expect("MemoryStore never fails")
-                .expect("the id is stored");
+            let loaded = rt.block_on(store.load(id, now)).expect("MemoryStore never fails");
+            assert!(matches!(loaded, Loaded::Session(_)), "the id is stored");
         });
 }
 
@@ -97,12 +95,16 @@ fn load(bencher: Bencher, sessions: usize) {
 fn save_one_field(bencher: Bencher, sessions: usize) {
     let Filled { store, ids } = filled(sessions);
     let rt = runtime();
-    let update = visits_update(4, now_ms());
+    let template = visits_update(4, now_ms());
     let mut picker = Picker::new(0xC0FFEE);
     bencher
-        .with_inputs(|| picker.pick(ids).clone())
-        .bench_local_refs(|id| {
-            rt.block_on(store.save(id, &update))
+        .with_inputs(|| {
+            let mut write = template.clone();
+            write.id = picker.pick(ids).clone();
+            write
+        })
+        .bench_local_refs(|write| {
+            rt.block_on(store.write(write))
                 .expect("MemoryStore never fails");
         });
 }
@@ -161,7 +163,7 @@ mod request_cycle {
                     let session = pending.load().await.expect("load");
                     assert!(!session.fresh(), "the cookie names a stored session");
                     black_box(session.visits());
-                    pending.finish().await.expect("finish")
+                    pending.finish(false).await.expect("finish")
                 })
             });
     }
@@ -180,7 +182,7 @@ mod request_cycle {
                     let session = pending.load().await.expect("load");
                     assert!(!session.fresh(), "the cookie names a stored session");
                     session.update_visits(|visits| *visits += 1);
-                    pending.finish().await.expect("finish")
+                    pending.finish(false).await.expect("finish")
                 })
             });
     }
@@ -197,7 +199,7 @@ mod request_cycle {
                 rt.block_on(async {
                     let pending = manager.begin();
                     pending.capture(request);
-                    pending.finish().await.expect("finish")
+                    pending.finish(false).await.expect("finish")
                 })
             });
     }

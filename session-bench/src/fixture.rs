@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sessionkit::{Meta, SessionData, SessionId, Update};
+use sessionkit::store::{Meta, Write, WriteKind};
+use sessionkit::{SessionData, SessionId};
 
 /// Idle timeout given to every stored session (30 minutes), long enough that
 /// nothing expires while a benchmark runs.
@@ -71,32 +72,46 @@ pub fn encoded_size<T: SessionData>(data: &T) -> usize {
         .sum()
 }
 
-/// The update a first save of `data` at `now` sends to the store: every field,
-/// replacing whatever was there.
+/// The write a first save of `data` at `now` sends to the store: every field.
+/// Its id is a placeholder: set `id` before each use.
+///
+/// # Panics
+/// Never: the placeholder id is valid.
 #[must_use]
-pub fn full_save<T: SessionData>(data: &T, now: u64) -> Update {
-    Update {
+pub fn full_save<T: SessionData>(data: &T, now: u64) -> Write {
+    Write {
+        id: SessionId::parse("placeholder-session-id").expect("a valid id"),
+        kind: WriteKind::Create,
+        now,
         meta: Meta::new(now, IDLE_TIMEOUT_MS, None),
+        meta_changed: true,
+        ttl_ms: IDLE_TIMEOUT_MS,
         set: encoded_fields(data),
         remove: Vec::new(),
-        replace: true,
+        expect: Vec::new(),
     }
 }
 
-/// The update a request that changed only `visits` sends: one field, merged
-/// into the stored session.
+/// The write a request that changed only `visits` sends: one field, merged
+/// into the stored session (no expectation: a blind set). Its id is a
+/// placeholder: set `id` before each use.
 ///
 /// # Panics
 /// When `visits` does not encode (never: it is a `u32`).
 #[must_use]
-pub fn visits_update(visits: u32, now: u64) -> Update {
+pub fn visits_update(visits: u32, now: u64) -> Write {
     let mut value = Vec::new();
     sessionkit::encode_value(&visits, &mut value).expect("a u32 always encodes");
-    Update {
+    Write {
+        id: SessionId::parse("placeholder-session-id").expect("a valid id"),
+        kind: WriteKind::Update,
+        now,
         meta: Meta::new(now, IDLE_TIMEOUT_MS, None),
+        meta_changed: false,
+        ttl_ms: IDLE_TIMEOUT_MS,
         set: vec![("visits", Bytes::from(value))],
         remove: Vec::new(),
-        replace: false,
+        expect: Vec::new(),
     }
 }
 

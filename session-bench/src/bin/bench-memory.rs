@@ -28,7 +28,8 @@ use cap::Cap;
 use session_bench::fixture::{
     encoded_fields, encoded_size, full_save, now_ms, Gateway, IDLE_TIMEOUT_MS,
 };
-use sessionkit::{IdGenerator, Meta, SessionId, SessionStore as _, UuidV4};
+use sessionkit::store::Meta;
+use sessionkit::{IdGenerator, SessionId, SessionStore as _, UuidV4};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;
 
@@ -231,15 +232,12 @@ fn rss_bytes() -> Result<u64> {
 
 async fn fill_sessionkit(sessions: usize) -> Result<(u64, u64, Duration)> {
     let store = sessionkit::MemoryStore::new();
-    let update = full_save(&Gateway::typical(), now_ms());
+    let mut write = full_save(&Gateway::typical(), now_ms());
     let before = snapshot()?;
     let started = Instant::now();
     for _ in 0..sessions {
-        let id = UuidV4.generate().context("generating a session id")?;
-        store
-            .save(&id, &update)
-            .await
-            .context("MemoryStore::save")?;
+        write.id = UuidV4.generate().context("generating a session id")?;
+        store.write(&write).await.context("MemoryStore::write")?;
     }
     // Apply moka's pending writes so every entry is fully in place.
     store.sweep();
