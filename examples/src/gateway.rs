@@ -175,7 +175,12 @@ impl GatewayConfig {
     }
 }
 
-/// The session store `REDIS_URL` asks for, or the in-memory store.
+/// The in-memory store's bound: 128 MiB of sessions (about 400,000 typical
+/// gateway sessions, or 8,000 carts of 15 KB).
+pub const MEMORY_STORE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The session store `REDIS_URL` asks for, or the in-memory store (bounded
+/// by [`MEMORY_STORE_BYTES`]).
 ///
 /// `REDIS_URL=redis://127.0.0.1:6379` uses one Redis; several URLs separated
 /// by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`) use Redis
@@ -186,7 +191,9 @@ impl GatewayConfig {
 /// build without the `redis-tls` feature).
 pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, GatewayError> {
     let Some(url) = redis_url.map(str::trim).filter(|u| !u.is_empty()) else {
-        return Ok(Arc::new(MemoryStore::new()));
+        // Bounded in bytes: anonymous clients creating sessions cannot grow
+        // the process past it; the least recently used session goes first.
+        return Ok(Arc::new(MemoryStore::with_max_bytes(MEMORY_STORE_BYTES)));
     };
     let store = if url.contains(',') {
         RedisStore::cluster_builder(url.split(',').map(str::trim)).build()?

@@ -209,3 +209,33 @@ async fn redis_replies_the_scripts_never_send_are_errors() {
         }
     }
 }
+
+#[test]
+fn start_up_warns_when_the_cookie_is_not_secure_or_not_http_only() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let warnings = |config: sessionkit::Config| {
+        let before = logs.text().matches("not Secure or not HttpOnly").count();
+        SessionManager::<Before>::builder(MemoryStore::new())
+            .config(config)
+            .build()
+            .unwrap();
+        logs.text().matches("not Secure or not HttpOnly").count() - before
+    };
+    assert_eq!(warnings(sessionkit::Config::default()), 1);
+    let plain_http = sessionkit::Config::builder()
+        .cookie_http_only(true)
+        .build()
+        .unwrap();
+    assert_eq!(warnings(plain_http), 1);
+    let hardened = sessionkit::Config::builder()
+        .cookie_http_only(true)
+        .cookie_secure(true)
+        .build()
+        .unwrap();
+    assert_eq!(warnings(hardened), 0);
+}
