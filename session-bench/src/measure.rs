@@ -7,10 +7,23 @@ use anyhow::{bail, Context, Result};
 
 /// The `wrk` Lua script: sends `BENCH_COOKIE` (when set and non-empty) as the
 /// `Cookie` header and prints one machine-readable summary line at the end.
-pub const WRK_SCRIPT: &str = r#"-- session-bench: cookie + summary line
+pub const WRK_SCRIPT: &str = r#"-- session-bench: cookie(s) + summary line
 local cookie = os.getenv("BENCH_COOKIE")
 if cookie ~= nil and cookie ~= "" then
   wrk.headers["Cookie"] = cookie
+end
+-- BENCH_COOKIES: several `name=value` cookies separated by `|`, used in
+-- turn, one per request (one session per connection, roughly).
+local many = os.getenv("BENCH_COOKIES")
+if many ~= nil and many ~= "" then
+  local list = {}
+  for c in string.gmatch(many, "[^|]+") do list[#list + 1] = c end
+  local next_one = 0
+  request = function()
+    next_one = next_one % #list + 1
+    wrk.headers["Cookie"] = list[next_one]
+    return wrk.format()
+  end
 end
 
 done = function(summary, latency, requests)

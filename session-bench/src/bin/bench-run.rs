@@ -83,6 +83,7 @@ fn main() -> Result<()> {
         redis: redis.as_ref(),
     };
     let mut samples = Vec::new();
+    let mut contention = Vec::new();
     let mut censuses: BTreeMap<(usize, usize), Census> = BTreeMap::new();
     let mut failures = Vec::new();
     for round in 0..config.rounds {
@@ -90,8 +91,9 @@ fn main() -> Result<()> {
             let mode = config.modes[(offset + round) % config.modes.len()];
             eprintln!("round {}/{}: {mode}", round + 1, config.rounds);
             match bench.run_mode(mode, round) {
-                Ok((mut mode_samples, mode_censuses)) => {
+                Ok((mut mode_samples, mut mode_contention, mode_censuses)) => {
                     samples.append(&mut mode_samples);
+                    contention.append(&mut mode_contention);
                     for (route, census) in mode_censuses {
                         censuses.insert((mode_index(mode), route_index(route)), census);
                     }
@@ -108,6 +110,7 @@ fn main() -> Result<()> {
     let report = render_report(
         &config,
         &samples,
+        &contention,
         &censuses,
         &failures,
         &environment(&config),
@@ -497,9 +500,21 @@ struct Sample {
     redis_cpu_us_per_req: Option<f64>,
 }
 
-/// What one server of one mode yields: a sample per route, and in round 0
-/// of a Redis mode a MONITOR census per route.
-type ModeRuns = (Vec<Sample>, Vec<(Route, Census)>);
+/// `/counter` under contention: every connection on one session (`shared`),
+/// or each request on one of `connections` sessions in turn (`spread`).
+#[derive(Debug, Clone, Copy)]
+struct Contention {
+    mode: Mode,
+    shared: WrkResult,
+    /// Increments the store kept ÷ increments answered 2xx, shared session.
+    shared_kept: f64,
+    spread: WrkResult,
+    spread_kept: f64,
+}
+
+/// What one server of one mode yields: a sample per route, the contention
+/// runs, and in round 0 of a Redis mode a MONITOR census per route.
+type ModeRuns = (Vec<Sample>, Vec<Contention>, Vec<(Route, Census)>);
 
 struct Bench<'a> {
     config: &'a Config,
@@ -583,6 +598,11 @@ impl Bench<'_> {
             let sample = best.context("no measurement was made")?;
             samples.push(sample);
         }
+        let contention = if mode == Mode::Bare {
+            Vec::new()
+        } else {
+            vec![self.contention(port, mode, &cookie)?]
+        };
         let mut censuses = Vec::new();
         if round == 0 && mode.uses_redis() {
             let redis = self.redis.context("a Redis mode without redis-server")?;
@@ -609,7 +629,62 @@ impl Bench<'_> {
                 censuses.push((route, census));
             }
         }
-        Ok((samples, censuses))
+        Ok((samples, contention, censuses))
+    }
+
+    /// `/counter` with every connection on one session, then spread over
+    /// one session per connection; each time, how many of the answered
+    /// increments the store kept (the `/read` value before and after).
+    fn contention(&self, port: u16, mode: Mode, cookie: &str) -> Result<Contention> {
+        let config = self.config;
+        let visits = |cookie: &str| -> Result<u64> {
+            let response = http_get(port, Route::Read.path(), cookie)?;
+            response
+                .body
+                .trim()
+                .parse()
+                .with_context(|| format!("{mode}: /read answered {:?}", response.body))
+        };
+        let kept = |before: u64, after: u64, wrk: &WrkResult| {
+            let answered = wrk.requests.saturating_sub(wrk.status_errors);
+            if answered == 0 {
+                0.0
+            } else {
+                after.saturating_sub(before) as f64 / answered as f64
+            }
+        };
+        let before = visits(cookie)?;
+        let shared = self.wrk_with(port, Route::Counter, cookie, "", config.duration_secs)?;
+        let shared_kept = kept(before, visits(cookie)?, &shared);
+
+        let mut cookies = Vec::new();
+        for _ in 0..config.connections {
+            cookies.push(establish_session(port, mode)?);
+        }
+        let mut before = 0;
+        for c in &cookies {
+            before += visits(c)?;
+        }
+        let spread = self.wrk_with(port, Route::Counter, "", &cookies.join("|"), config.duration_secs)?;
+        let mut after = 0;
+        for c in &cookies {
+            after += visits(c)?;
+        }
+        let spread_kept = kept(before, after, &spread);
+        eprintln!(
+            "  contention: one session {:>9.0} req/s, kept {:.1} %; a session per connection {:>9.0} req/s, kept {:.1} %",
+            shared.requests_per_sec(),
+            100.0 * shared_kept,
+            spread.requests_per_sec(),
+            100.0 * spread_kept,
+        );
+        Ok(Contention {
+            mode,
+            shared,
+            shared_kept,
+            spread,
+            spread_kept,
+        })
     }
 
     /// One measured `wrk` run of `route` with CPU and Redis samples around
@@ -704,6 +779,18 @@ impl Bench<'_> {
     /// Runs `wrk` for `secs` seconds against `route` (bounded: killed if it
     /// overruns by 30 s).
     fn wrk(&self, port: u16, route: Route, cookie: &str, secs: u64) -> Result<WrkResult> {
+        self.wrk_with(port, route, cookie, "", secs)
+    }
+
+    /// [`Bench::wrk`], optionally with several cookies used in turn.
+    fn wrk_with(
+        &self,
+        port: u16,
+        route: Route,
+        cookie: &str,
+        cookies: &str,
+        secs: u64,
+    ) -> Result<WrkResult> {
         let config = self.config;
         let mut command = Command::new("taskset");
         command
@@ -714,6 +801,7 @@ impl Bench<'_> {
             .arg(self.script)
             .arg(format!("http://127.0.0.1:{port}{}", route.path()))
             .env("BENCH_COOKIE", cookie)
+            .env("BENCH_COOKIES", cookies)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -1099,6 +1187,7 @@ fn fmt_ms(us: f64) -> String {
 fn render_report(
     config: &Config,
     samples: &[Sample],
+    contention: &[Contention],
     censuses: &BTreeMap<(usize, usize), Census>,
     failures: &[String],
     environment: &[(String, String)],
@@ -1226,6 +1315,42 @@ fn render_report(
             row.push_str(" – |");
         }
         let _ = writeln!(md, "{row}");
+    }
+
+    if !contention.is_empty() {
+        let _ = writeln!(md, "\n## Concurrent increments of one session\n");
+        let _ = writeln!(
+            md,
+            "`/counter` for {} s with {} connections: all on one session (every request \
+             races the others on the same field), then each request on one of {} sessions in \
+             turn. Kept = increments the store holds afterwards (`/read` before and after) ÷ \
+             increments answered 2xx; 409 answers (sessionkit's conflict after 32 retries) are \
+             not counted as answered. Medians over rounds.\n",
+            config.duration_secs, config.connections, config.connections
+        );
+        let _ = writeln!(
+            md,
+            "| mode | one session: req/s | kept | non-2xx | a session per connection: req/s | kept |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        for &mode in &config.modes {
+            let runs: Vec<&Contention> = contention.iter().filter(|c| c.mode == mode).collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&Contention) -> f64| {
+                measure::median(&runs.iter().map(|c| f(c)).collect::<Vec<_>>()).unwrap_or(0.0)
+            };
+            let _ = writeln!(
+                md,
+                "| {mode} | {} | {:.1} % | {:.0} | {} | {:.1} % |",
+                fmt_rps(med(&|c| c.shared.requests_per_sec())),
+                100.0 * med(&|c| c.shared_kept),
+                med(&|c| c.shared.status_errors as f64),
+                fmt_rps(med(&|c| c.spread.requests_per_sec())),
+                100.0 * med(&|c| c.spread_kept),
+            );
+        }
     }
 
     let redis_modes: Vec<Mode> = config
