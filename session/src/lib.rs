@@ -42,6 +42,7 @@
 
 mod clock;
 mod config;
+mod context;
 mod data;
 mod error;
 mod extractor;

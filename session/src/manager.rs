@@ -10,33 +10,14 @@ use cookie::Cookie;
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::config::{Config, ConfigError, SameSite};
+use crate::context::Context;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::extractor::{Extractor, Location, RequestView, SourceKind};
 use crate::id::{IdGenerator, SessionId, UuidV4};
 use crate::plan::{IdWrite, Policy};
-use crate::record::Meta;
 use crate::session::Session;
 use crate::store::{DynSessionStore, Loaded, SessionStore};
-
-/// Everything a session needs from its manager, shared by all handles.
-pub(crate) struct Context {
-    pub(crate) store: Arc<dyn DynSessionStore>,
-    pub(crate) config: Config,
-    pub(crate) extractor: Extractor,
-    pub(crate) ids: Arc<dyn IdGenerator>,
-    pub(crate) clock: Arc<dyn Clock>,
-    idle_ms: u64,
-    absolute_ms: Option<u64>,
-    /// The commit planner's timing rules, from `config`.
-    pub(crate) policy: Policy,
-}
-
-impl Context {
-    pub(crate) fn new_meta(&self, now: u64) -> Meta {
-        Meta::new(now, self.idle_ms, self.absolute_ms)
-    }
-}
 
 /// Creates, loads and commits sessions of type `T` against one store.
 ///
@@ -176,6 +157,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 idle_ms: duration_ms(config.idle_timeout),
                 absolute_ms: config.absolute_timeout.map(duration_ms),
                 policy,
+                stripes: crate::context::Stripes::new(),
                 store: self.store,
                 extractor,
                 ids: self.ids,
@@ -531,6 +513,15 @@ impl ResponseUpdate {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.set_cookie.is_none() && self.header.is_none()
+    }
+}
+
+impl<T: SessionData> Session<T> {
+    /// The manager this session belongs to (Fiber's `sess.Store()`): load or
+    /// delete other sessions by id from a handler or a background task.
+    #[must_use]
+    pub fn manager(&self) -> SessionManager<T> {
+        SessionManager::from_context(self.context())
     }
 }
 

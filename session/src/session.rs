@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::clock::duration_ms;
+use crate::context::Context;
 use crate::data::{Field, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::{Context, SessionManager};
 use crate::plan::{self, FieldPlan, IdWrite, Input, Next, Plan, Standing};
 use crate::record::{Fields, Meta, Record};
 use crate::store::{DynSessionStore, Write, WriteKind, Written};
@@ -224,11 +224,9 @@ impl<T: SessionData> Session<T> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The manager this session belongs to (Fiber's `sess.Store()`): load or
-    /// delete other sessions by id from a handler or a background task.
-    #[must_use]
-    pub fn manager(&self) -> SessionManager<T> {
-        SessionManager::from_context(Arc::clone(&self.shared.ctx))
+    /// The shared context (for the manager, in `manager.rs`).
+    pub(crate) fn context(&self) -> Arc<Context> {
+        Arc::clone(&self.shared.ctx)
     }
 
     /// The current session id (changes after [`Session::regenerate`],
@@ -496,6 +494,18 @@ impl<T: SessionData> Session<T> {
         }
 
         self.prepare(now)?;
+        let stored_id = {
+            let state = self.lock();
+            match &state.standing {
+                Standing::Fresh => None,
+                Standing::Stored => Some(state.id.clone()),
+                Standing::Rotating { from, .. } => Some(from.clone()),
+            }
+        };
+        let _turn = match &stored_id {
+            Some(id) => Some(ctx.stripes.of(id).lock().await),
+            None => None,
+        };
         let (mut retries, mut hops) = (0, 0);
         loop {
             let (input, plan, planned) = {

@@ -1,0 +1,67 @@
+//! What every session handle shares with its manager: the store, the
+//! configuration, the id generator, the clock and the commit policy. Its
+//! own module so that the session (`session.rs`) and the manager
+//! (`manager.rs`) both depend on it and not on each other.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::extractor::Extractor;
+use crate::id::IdGenerator;
+use crate::plan::Policy;
+use crate::record::Meta;
+use crate::store::DynSessionStore;
+
+/// Everything a session needs from its manager, shared by all handles.
+pub(crate) struct Context {
+    pub(crate) store: Arc<dyn DynSessionStore>,
+    pub(crate) config: Config,
+    pub(crate) extractor: Extractor,
+    pub(crate) ids: Arc<dyn IdGenerator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) idle_ms: u64,
+    pub(crate) absolute_ms: Option<u64>,
+    /// The commit planner's timing rules, from `config`.
+    pub(crate) policy: Policy,
+    /// Commits of one session in this process take turns (see [`Stripes`]).
+    pub(crate) stripes: Stripes,
+}
+
+/// Striped locks serializing the commits of one session within this
+/// process: requests of one session that would otherwise race each other's
+/// conditional writes (and retry) commit one after the other, so each
+/// retries at most once. Across processes the store's conditional writes
+/// still decide; this only saves round trips. Different sessions share a
+/// stripe only by hash collision (1,024 stripes).
+pub(crate) struct Stripes {
+    locks: Box<[tokio::sync::Mutex<()>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Stripes {
+    const COUNT: usize = 1024;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            locks: (0..Self::COUNT)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// The lock of `id`'s stripe.
+    pub(crate) fn of(&self, id: &crate::id::SessionId) -> &tokio::sync::Mutex<()> {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id.as_str());
+        let index = usize::try_from(hash % Self::COUNT as u64).unwrap_or(0);
+        &self.locks[index]
+    }
+}
+
+impl Context {
+    pub(crate) fn new_meta(&self, now: u64) -> Meta {
+        Meta::new(now, self.idle_ms, self.absolute_ms)
+    }
+}
