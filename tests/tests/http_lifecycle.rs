@@ -155,12 +155,19 @@ fn setup(
 ) -> (RecordingStore, ManualClock, SessionManager<Shop>) {
     let rec = RecordingStore::new(inner);
     let clock = ManualClock::new(T0);
-    let manager = SessionManager::builder(rec.clone())
+    let manager = second(&rec, &clock, config);
+    (rec, clock, manager)
+}
+
+/// Another manager over the same store and clock: a second instance of the
+/// app (commits of one session take turns only within one instance, so
+/// races between instances are decided by the store alone).
+fn second(rec: &RecordingStore, clock: &ManualClock, config: Config) -> SessionManager<Shop> {
+    SessionManager::builder(rec.clone())
         .config(config)
         .clock(clock.clone())
         .build()
-        .unwrap();
-    (rec, clock, manager)
+        .unwrap()
 }
 
 fn renewing() -> Config {
@@ -247,6 +254,7 @@ macro_rules! all_http_cases {
 pub async fn logout_racing_an_in_flight_request_at_renewal(store: Arc<dyn DynSessionStore>) {
     let (rec, clock, manager) = setup(store, renewing());
     let app = app!(manager);
+    let other = app!(second(&rec, &clock, renewing()));
     let res = test::call_service(&app, req("POST", "/login", None)).await;
     let a = sid(&res);
     clock.advance(3 * MIN);
@@ -256,7 +264,7 @@ pub async fn logout_racing_an_in_flight_request_at_renewal(store: Arc<dyn DynSes
     let logout_then_release = async {
         gate.arrived(1).await;
         rec.ungate();
-        let res = test::call_service(&app, req("POST", "/logout", Some(&a))).await;
+        let res = test::call_service(&other, req("POST", "/logout", Some(&a))).await;
         assert_eq!(cookie(&res).expect("cleared").value(), "");
         gate.open();
     };
@@ -293,18 +301,24 @@ pub async fn logout_racing_an_in_flight_request_at_renewal(store: Arc<dyn DynSes
 pub async fn parallel_requests_at_renewal_converge_on_one_id(store: Arc<dyn DynSessionStore>) {
     let (rec, clock, manager) = setup(store, renewing());
     let app = app!(manager);
+    let other = app!(second(&rec, &clock, renewing()));
     let res = test::call_service(&app, req("POST", "/login", None)).await;
     let a = sid(&res);
     clock.advance(3 * MIN);
 
+    // Two instances of the app, four requests each; all eight load the old
+    // id before any commits, and the first commit of each instance reaches
+    // the store at the same moment (the others take turns behind them).
     let loads = rec.gate_loads();
     let writes = rec.gate_writes();
-    let requests =
-        join_all((0..8).map(|_| test::call_service(&app, req("GET", "/visit", Some(&a)))));
+    let requests = join_all((0..8).map(|i| {
+        let app = if i % 2 == 0 { &app } else { &other };
+        test::call_service(app, req("GET", "/visit", Some(&a)))
+    }));
     let conductor = async {
         loads.arrived(8).await;
         loads.open();
-        writes.arrived(8).await;
+        writes.arrived(2).await;
         rec.ungate();
         writes.open();
     };
@@ -359,8 +373,9 @@ pub async fn logout_with_the_old_id_ends_the_renewed_session(store: Arc<dyn DynS
 /// id: its write never reaches the logged-in session (fixation), and it does
 /// not clear the new cookie the login set.
 pub async fn late_request_racing_a_login_never_reaches_it(store: Arc<dyn DynSessionStore>) {
-    let (rec, _, manager) = setup(store, renewing());
+    let (rec, clock, manager) = setup(store, renewing());
     let app = app!(manager);
+    let other = app!(second(&rec, &clock, renewing()));
     let res = test::call_service(&app, req("POST", "/add/first", None)).await;
     let a = sid(&res);
     let gate = rec.gate_writes();
@@ -368,7 +383,7 @@ pub async fn late_request_racing_a_login_never_reaches_it(store: Arc<dyn DynSess
     let login = async {
         gate.arrived(1).await;
         rec.ungate();
-        let res = test::call_service(&app, req("POST", "/login", Some(&a))).await;
+        let res = test::call_service(&other, req("POST", "/login", Some(&a))).await;
         let b = sid(&res);
         gate.open();
         b
@@ -463,15 +478,16 @@ pub async fn a_replayed_closure_sees_the_fresher_value(store: Arc<dyn DynSession
 /// flight: the update replays on top of it (101). The other order is last
 /// writer wins: the set overwrites the increment.
 pub async fn a_blind_set_then_an_update_compose(store: Arc<dyn DynSessionStore>) {
-    let (rec, _, manager) = setup(store, Config::default());
+    let (rec, clock, manager) = setup(store, Config::default());
     let app = app!(manager);
+    let other = app!(second(&rec, &clock, Config::default()));
     let a = sid(&test::call_service(&app, req("POST", "/set/5", None)).await);
     let gate = rec.gate_writes();
     let update = test::call_service(&app, req("GET", "/visit", Some(&a)));
     let set_first = async {
         gate.arrived(1).await;
         rec.ungate();
-        test::call_service(&app, req("POST", "/set/100", Some(&a))).await;
+        test::call_service(&other, req("POST", "/set/100", Some(&a))).await;
         gate.open();
     };
     futures_util::future::join(update, set_first).await;
