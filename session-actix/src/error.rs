@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use sessionkit::adapter::{default_error_response, log_session_error};
 use sessionkit::SessionError;
 
 /// The signature of an error handler: turns a [`SessionError`] into the
@@ -39,13 +40,8 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 /// ```
 #[must_use]
 pub fn default_error_handler(error: &SessionError, _req: &HttpRequest) -> HttpResponse {
-    let (status, body) = match error {
-        SessionError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "session storage unavailable",
-        ),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "session error"),
-    };
+    let (status, body) = default_error_response(error);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .content_type("text/plain; charset=utf-8")
@@ -58,20 +54,7 @@ pub(crate) fn handle(
     error: &SessionError,
     req: &HttpRequest,
 ) -> HttpResponse {
-    let mut causes = String::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        causes.push_str(": ");
-        causes.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    tracing::error!(
-        error = %error,
-        causes = %causes,
-        method = %req.method(),
-        path = %req.path(),
-        "session error; answering with the session error handler"
-    );
+    log_session_error(error, req.method().as_str(), req.path());
     handler(error, req)
 }
 

@@ -261,14 +261,11 @@ async fn responses_that_set_an_id_are_no_store() {
 }
 
 #[actix_web::test]
-async fn handler_cache_control_is_kept() {
+async fn handler_cache_control_is_replaced_when_an_id_is_sent() {
     let app = app!(mw(Config::default()));
     let res = test::call_service(&app, get("/cached").to_request()).await;
     assert!(set_cookie(&res, "session_id").is_some());
-    assert_eq!(
-        header(&res, "cache-control").as_deref(),
-        Some("private, max-age=60")
-    );
+    assert_eq!(header(&res, "cache-control").as_deref(), Some("no-store"));
 }
 
 // ---------------------------------------------------------------- extractors
