@@ -1,9 +1,11 @@
-//! The gateway example end to end: real servers on 127.0.0.1 (port 0), an
-//! `awc` client keeping cookies like a browser.
+//! The gateway examples end to end, the actix one and the axum one, with
+//! the same tests: real servers on 127.0.0.1 (port 0), an `awc` client
+//! keeping cookies like a browser.
 // Helpers outside #[test] fns unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::cookie::Cookie;
@@ -11,53 +13,144 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::HttpServer;
 use serde_json::Value;
-use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
+use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager, SessionStore};
 use sessionkit_examples::gateway::{
     dashboard_app, gateway_app, store_for, Gateway, GatewayConfig, GatewayError, GatewaySession,
 };
+use sessionkit_examples::gateway_axum;
+
+/// Which gateway example a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Actix,
+    Axum,
+}
+
+/// Every test, once per gateway example.
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {
+        mod on_actix {
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    super::$case(super::Kind::Actix).await;
+                }
+            )*
+        }
+        mod on_axum {
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    super::$case(super::Kind::Axum).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    visits_count_with_the_reference_cookie_attributes,
+    cart_survives_login_and_login_rotates_the_id,
+    dashboard_needs_login_and_forwards_mapped_headers_only,
+    public_routes_forward_without_login_and_without_spoofed_headers,
+    api_data_counts_and_reports_the_id_by_every_lookup,
+    logout_clears_the_session_and_the_cookie,
+    disable_session_forward_keeps_the_token_from_downstream,
+    auto_renew_rotates_the_id_behind_the_gateway,
+    gateway_on_redis_from_redis_url,
+    config_errors_are_start_up_errors,
+);
+
+enum Handle {
+    Actix(ServerHandle),
+    Axum(tokio::task::JoinHandle<()>),
+}
 
 struct Servers {
     base: String,
-    handles: Vec<ServerHandle>,
+    handles: Vec<Handle>,
 }
 
 impl Servers {
     async fn stop(self) {
         for handle in self.handles {
-            handle.stop(false).await;
+            match handle {
+                Handle::Actix(handle) => handle.stop(false).await,
+                Handle::Axum(task) => task.abort(),
+            }
         }
     }
 }
 
-async fn start_with(make: impl FnOnce(String) -> Gateway) -> Servers {
-    let downstream = HttpServer::new(dashboard_app)
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
+async fn serve_axum(router: axum::Router) -> (String, Handle) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
         .unwrap();
-    let down_addr = downstream.addrs()[0];
-    let downstream = downstream.run();
-    let mut handles = vec![downstream.handle()];
-    actix_web::rt::spawn(downstream);
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (format!("http://{addr}"), Handle::Axum(task))
+}
 
-    let gateway = make(format!("http://{down_addr}"));
-    let front = HttpServer::new(move || gateway_app(gateway.clone()))
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-    let addr = front.addrs()[0];
-    let front = front.run();
-    handles.push(front.handle());
-    actix_web::rt::spawn(front);
+/// Starts an actix server of `factory` on a free port.
+macro_rules! serve_actix {
+    ($factory:expr) => {{
+        let server = HttpServer::new($factory)
+            .workers(1)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        (format!("http://{addr}"), Handle::Actix(handle))
+    }};
+}
+
+/// The `kind` gateway with `manager` and `headers`, and its downstream service.
+async fn start_with(
+    kind: Kind,
+    manager: SessionManager<GatewaySession>,
+    headers: &HeaderMapConfig,
+) -> Servers {
+    let ((down, down_handle), (base, handle)) = match kind {
+        Kind::Actix => {
+            let downstream = serve_actix!(dashboard_app);
+            let gateway = Gateway::with_manager(manager, headers, &downstream.0).unwrap();
+            let front = serve_actix!(move || gateway_app(gateway.clone()));
+            (downstream, front)
+        }
+        Kind::Axum => {
+            let downstream = serve_axum(gateway_axum::dashboard_router()).await;
+            let gateway =
+                gateway_axum::Gateway::with_manager(manager, headers, &downstream.0).unwrap();
+            let front = serve_axum(gateway_axum::gateway_router(gateway)).await;
+            (downstream, front)
+        }
+    };
+    let _ = down;
     Servers {
-        base: format!("http://{addr}"),
-        handles,
+        base,
+        handles: vec![down_handle, handle],
     }
 }
 
-async fn start(config: GatewayConfig) -> Servers {
-    start_with(|downstream| Gateway::new(&config, MemoryStore::new(), downstream).unwrap()).await
+fn manager_for(config: &GatewayConfig, store: impl SessionStore) -> SessionManager<GatewaySession> {
+    SessionManager::builder(store)
+        .config(config.session.clone())
+        .build()
+        .unwrap()
+}
+
+async fn start(kind: Kind, config: GatewayConfig) -> Servers {
+    start_with(
+        kind,
+        manager_for(&config, MemoryStore::new()),
+        &config.headers,
+    )
+    .await
 }
 
 /// A client that keeps cookies like a browser.
@@ -155,9 +248,8 @@ impl Browser {
     }
 }
 
-#[actix_web::test]
-async fn visits_count_with_the_reference_cookie_attributes() {
-    let servers = start(GatewayConfig::default()).await;
+async fn visits_count_with_the_reference_cookie_attributes(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     let first = browser.get("/").await;
     assert_eq!(first.status, StatusCode::OK);
@@ -176,9 +268,8 @@ async fn visits_count_with_the_reference_cookie_attributes() {
     servers.stop().await;
 }
 
-#[actix_web::test]
-async fn cart_survives_login_and_login_rotates_the_id() {
-    let servers = start(GatewayConfig::default()).await;
+async fn cart_survives_login_and_login_rotates_the_id(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     assert_eq!(
         browser
@@ -233,9 +324,8 @@ async fn cart_survives_login_and_login_rotates_the_id() {
     servers.stop().await;
 }
 
-#[actix_web::test]
-async fn dashboard_needs_login_and_forwards_mapped_headers_only() {
-    let servers = start(GatewayConfig::default()).await;
+async fn dashboard_needs_login_and_forwards_mapped_headers_only(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     let denied = browser.get("/dashboard").await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
@@ -270,9 +360,8 @@ async fn dashboard_needs_login_and_forwards_mapped_headers_only() {
     servers.stop().await;
 }
 
-#[actix_web::test]
-async fn public_routes_forward_without_login_and_without_spoofed_headers() {
-    let servers = start(GatewayConfig::default()).await;
+async fn public_routes_forward_without_login_and_without_spoofed_headers(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     let res = browser
         .send(
@@ -294,9 +383,8 @@ async fn public_routes_forward_without_login_and_without_spoofed_headers() {
     servers.stop().await;
 }
 
-#[actix_web::test]
-async fn api_data_counts_and_reports_the_id_by_every_lookup() {
-    let servers = start(GatewayConfig::default()).await;
+async fn api_data_counts_and_reports_the_id_by_every_lookup(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     let first = browser.get("/api/data").await.json();
     assert_eq!(first["calls"], 1);
@@ -318,9 +406,8 @@ async fn api_data_counts_and_reports_the_id_by_every_lookup() {
     servers.stop().await;
 }
 
-#[actix_web::test]
-async fn logout_clears_the_session_and_the_cookie() {
-    let servers = start(GatewayConfig::default()).await;
+async fn logout_clears_the_session_and_the_cookie(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
     browser.login().await;
     let sid = browser.sid();
@@ -363,11 +450,10 @@ middlewares:
         X-User-Id: user_id
 "#;
 
-#[actix_web::test]
-async fn disable_session_forward_keeps_the_token_from_downstream() {
+async fn disable_session_forward_keeps_the_token_from_downstream(kind: Kind) {
     let config = GatewayConfig::from_yaml(FORWARD_OFF).unwrap();
     assert!(config.session.disable_session_forward);
-    let servers = start(config).await;
+    let servers = start(kind, config).await;
     let mut browser = Browser::new(&servers);
     browser.jar.insert("theme".into(), "dark".into());
     browser.login().await;
@@ -391,8 +477,7 @@ async fn disable_session_forward_keeps_the_token_from_downstream() {
     servers.stop().await;
 }
 
-#[actix_web::test]
-async fn auto_renew_rotates_the_id_behind_the_gateway() {
+async fn auto_renew_rotates_the_id_behind_the_gateway(kind: Kind) {
     let clock = ManualClock::new(1_700_000_000_000);
     let config = GatewayConfig::default();
     let manager = SessionManager::<GatewaySession>::builder(MemoryStore::new())
@@ -400,10 +485,7 @@ async fn auto_renew_rotates_the_id_behind_the_gateway() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let servers = start_with(|downstream| {
-        Gateway::with_manager(manager, &config.headers, downstream).unwrap()
-    })
-    .await;
+    let servers = start_with(kind, manager, &config.headers).await;
     let mut browser = Browser::new(&servers);
     browser.login().await;
     let first = browser.sid();
@@ -420,11 +502,14 @@ async fn auto_renew_rotates_the_id_behind_the_gateway() {
     servers.stop().await;
 }
 
-#[test]
-fn config_errors_are_start_up_errors() {
+async fn config_errors_are_start_up_errors(kind: Kind) {
     let unknown_field = FORWARD_OFF.replace("X-User-Id: user_id", "X-Role: role");
     let config = GatewayConfig::from_yaml(&unknown_field).unwrap();
-    let error = Gateway::new(&config, MemoryStore::new(), "http://127.0.0.1:1").unwrap_err();
+    let error = match kind {
+        Kind::Actix => Gateway::new(&config, MemoryStore::new(), "http://127.0.0.1:1").unwrap_err(),
+        Kind::Axum => gateway_axum::Gateway::new(&config, MemoryStore::new(), "http://127.0.0.1:1")
+            .unwrap_err(),
+    };
     assert!(matches!(error, GatewayError::Headers(_)), "{error}");
     assert!(error.to_string().contains("role"), "{error}");
 
@@ -469,14 +554,11 @@ fn default_config_is_the_reference_example() {
     );
 }
 
-#[actix_web::test]
-async fn gateway_on_redis_from_redis_url() {
+async fn gateway_on_redis_from_redis_url(kind: Kind) {
     let redis = sessionkit_tests::redis_server::RedisServer::start();
-    let store = store_for(Some(&redis.url())).unwrap();
-    let servers = start_with(|downstream| {
-        Gateway::new(&GatewayConfig::default(), store, downstream).unwrap()
-    })
-    .await;
+    let store: Arc<dyn SessionStore> = store_for(Some(&redis.url())).unwrap();
+    let config = GatewayConfig::default();
+    let servers = start_with(kind, manager_for(&config, store), &config.headers).await;
     let mut browser = Browser::new(&servers);
     assert_eq!(browser.get("/").await.body, "Visits: 1");
     assert_eq!(browser.get("/").await.body, "Visits: 2");
@@ -493,4 +575,106 @@ async fn gateway_on_redis_from_redis_url() {
     assert_eq!(keys.lines().count(), 1, "{keys}");
     assert!(!keys.contains(&browser.sid()));
     servers.stop().await;
+}
+
+/// `text` without what differs from run to run: session ids, the
+/// downstream service's port, the forwarded `date`.
+fn mask(text: &str, ids: &[String]) -> String {
+    let mut text = ids.iter().fold(text.to_owned(), |text, id| {
+        text.replace(id.as_str(), "<sid>")
+    });
+    for (marker, end) in [("127.0.0.1:", '"'), ("\"date\":\"", '"')] {
+        if let Some((head, tail)) = text.split_once(marker) {
+            let rest = tail.find(end).map_or("", |at| &tail[at..]);
+            text = format!("{head}{marker}<masked>{rest}");
+        }
+    }
+    text
+}
+
+/// Method, path, extra headers, form.
+type Step<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Option<&'a [(&'a str, &'a str)]>,
+);
+
+/// One scripted visit, every answer normalized: status, headers (without
+/// `date`; session ids masked) and body (ids masked).
+async fn transcript(kind: Kind) -> Vec<String> {
+    let servers = start(kind, GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    let mut out = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let steps: [Step<'_>; 14] = [
+        ("GET", "/", &[], None),
+        ("POST", "/cart/add", &[], Some(&[("item_id", "42")])),
+        ("POST", "/cart/add", &[], Some(&[("nope", "1")])),
+        ("GET", "/cart", &[], None),
+        ("GET", "/dashboard", &[], None),
+        (
+            "POST",
+            "/login",
+            &[],
+            Some(&[("email", "x"), ("password", "y")]),
+        ),
+        (
+            "POST",
+            "/login",
+            &[],
+            Some(&[("email", "user@example.com"), ("password", "password")]),
+        ),
+        (
+            "GET",
+            "/dashboard/stats?range=7d",
+            &[("X-User-Id", "9"), ("x_user_id", "9"), ("X-Tag", "a")],
+            None,
+        ),
+        (
+            "GET",
+            "/public/docs",
+            &[("Authorization", "Bearer forged")],
+            None,
+        ),
+        ("GET", "/api/data", &[], None),
+        ("GET", "/nowhere", &[], None),
+        ("POST", "/logout", &[], None),
+        ("GET", "/dashboard", &[], None),
+        ("GET", "/cart", &[], None),
+    ];
+    for (method, path, headers, form) in steps {
+        let answer = browser.send(method, path, headers, form).await;
+        let sid = browser.sid();
+        if !sid.is_empty() && !ids.contains(&sid) {
+            ids.push(sid);
+        }
+        let mask = |text: &str| mask(text, &ids);
+        let mut lines: Vec<String> = answer
+            .headers
+            .iter()
+            .filter(|(name, _)| name.as_str() != "date")
+            .map(|(name, value)| format!("{name}: {}", mask(value.to_str().unwrap())))
+            .collect();
+        lines.sort();
+        let body = mask(&answer.body);
+        out.push(format!(
+            "{method} {path} -> {}\n{}\n{body}",
+            answer.status,
+            lines.join("\n")
+        ));
+    }
+    servers.stop().await;
+    out
+}
+
+/// A client cannot tell the two gateway examples apart.
+#[actix_web::test]
+async fn both_gateways_answer_alike() {
+    let actix = transcript(Kind::Actix).await;
+    let axum = transcript(Kind::Axum).await;
+    for (a, b) in actix.iter().zip(&axum) {
+        assert_eq!(a, b);
+    }
+    assert_eq!(actix.len(), axum.len());
 }
