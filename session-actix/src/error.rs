@@ -138,7 +138,8 @@ impl fmt::Display for SessionRejection {
                  scope or resource with sessionkit_actix::SessionMiddleware::<{data_type}>, \
                  registered after (outside of) any middleware that uses the session"
             ),
-            Kind::Failed(error) => write!(f, "the session could not be loaded: {error}"),
+            // The cause is `source()`, not repeated here.
+            Kind::Failed(_) => f.write_str("the session could not be loaded"),
         }
     }
 }
