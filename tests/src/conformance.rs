@@ -52,6 +52,8 @@ pub enum Layout {
     /// | `POST /form` | `visits += 1`, reads the urlencoded body (the framework's form extractor) | `{visits} {item}` |
     /// | `GET /echo` | never touches the session | the request's headers, `name=value` sorted, one a line, then ` ?{query}` |
     /// | `GET /twice` | sets `visits = 41` through the extractor, adds one through the adapter's request extension | `42` |
+    /// | `POST /bump/{field}` | `visits += 1`, `user_id += 1` or `name += "x"` (`field` = `visits`, `user_id`, `name`) | empty |
+    /// | `GET /all` | reads the three | `{visits},{user_id or 0},{name or ""}` |
     Standard,
     /// The [`Layout::Standard`] routes without any session layer.
     NoSession,
@@ -292,6 +294,8 @@ macro_rules! conformance_suite {
             mapping_without_the_session_layer_is_a_500_saying_what_to_add,
             disable_session_forward_with_mapping_downstream_sees_headers_not_the_token,
             store_failure_in_mapping_goes_to_the_error_handler,
+            concurrent_requests_of_one_session_keep_every_change,
+            hung_store_gets_503_not_a_hang_and_recovers,
         );
     };
     (@cases $adapter:ty, $store:expr; $($case:ident),* $(,)?) => {$(
@@ -1211,4 +1215,64 @@ pub async fn store_failure_in_mapping_goes_to_the_error_handler<A: Adapter>(stor
     let res = A::call(&app, Req::get("/dashboard").cookie("session_id", &sid)).await;
     assert_eq!(res.status, 503);
     assert_eq!(res.body, "session storage unavailable");
+}
+
+// ---------------------------------------------------------------- concurrency, slow stores
+
+/// Requests of one session in flight at once, each changing its own field,
+/// round after round: the result holds every change.
+pub async fn concurrent_requests_of_one_session_keep_every_change<A: Adapter>(store: Store) {
+    let config = Config::builder()
+        .disable_auto_renew(true)
+        .build()
+        .expect("config");
+    let app = app::<A>(manager(store, config)).await;
+    let sid = A::call(&app, Req::get("/visit")).await.sid();
+    let rounds = 5;
+    for _ in 0..rounds {
+        // One request per field, all in flight at once. (Two requests that
+        // change the *same* field race like any read-modify-write.)
+        let answers = futures_util::future::join_all(["visits", "user_id", "name"].map(|field| {
+            A::call(
+                &app,
+                Req::post(&format!("/bump/{field}")).cookie("session_id", &sid),
+            )
+        }))
+        .await;
+        for res in answers {
+            assert_eq!(res.status, 200, "{}", res.body);
+        }
+    }
+    let res = A::call(&app, Req::get("/all").cookie("session_id", &sid)).await;
+    assert_eq!(
+        res.body,
+        format!("{},{rounds},xxxxx", rounds + 1),
+        "a write was lost"
+    );
+}
+
+/// A hung store behind `TimeoutStore`: the request gets the error
+/// handler's 503 instead of hanging, and the app serves again once the
+/// store answers in time (the failed request changed nothing).
+pub async fn hung_store_gets_503_not_a_hang_and_recovers<A: Adapter>(store: Store) {
+    let slow = RecordingStore::new(store);
+    let timed = sessionkit::TimeoutStore::new(slow.clone(), Duration::from_millis(100));
+    let app = app::<A>(SessionManager::new(timed)).await;
+    let res = A::call(&app, Req::get("/visit")).await;
+    assert_eq!(res.status, 200);
+    let sid = res.sid();
+
+    // The store hangs (a minute per call): the request ends with the opaque
+    // 503 once the 100 ms bound passes.
+    slow.set_delay(Duration::from_secs(60));
+    let res = A::call(&app, Req::get("/visit").cookie("session_id", &sid)).await;
+    assert_eq!(res.status, 503);
+    assert_eq!(res.body, "session storage unavailable");
+    // Routes that do not touch the session are unaffected.
+    assert_eq!(A::call(&app, Req::get("/plain")).await.status, 200);
+
+    slow.set_delay(Duration::ZERO);
+    let res = A::call(&app, Req::get("/visit").cookie("session_id", &sid)).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, "2");
 }

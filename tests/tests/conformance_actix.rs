@@ -166,7 +166,29 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/cached", web::get().to(cached))
         .route("/form", web::post().to(form_echo))
         .route("/echo", web::get().to(echo))
-        .route("/twice", web::get().to(twice));
+        .route("/twice", web::get().to(twice))
+        .route("/bump/{field}", web::post().to(bump))
+        .route("/all", web::get().to(all));
+}
+
+async fn bump(session: Session<User>, field: web::Path<String>) -> HttpResponse {
+    match field.as_str() {
+        "visits" => session.update_visits(|v| *v += 1),
+        "user_id" => session.update_user_id(|id| *id = Some(id.unwrap_or(0) + 1)),
+        "name" => session.update_name(|name| name.get_or_insert_with(String::new).push('x')),
+        _ => return HttpResponse::NotFound().finish(),
+    }
+    HttpResponse::Ok().finish()
+}
+
+async fn all(session: Session<User>) -> HttpResponse {
+    let user = session.snapshot();
+    HttpResponse::Ok().body(format!(
+        "{},{},{}",
+        user.visits,
+        user.user_id.unwrap_or(0),
+        user.name.unwrap_or_default()
+    ))
 }
 
 async fn plain() -> HttpResponse {

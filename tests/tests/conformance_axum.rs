@@ -138,6 +138,28 @@ fn routes() -> Router {
         .route("/form", post(form_echo))
         .route("/echo", get(echo))
         .route("/twice", get(twice))
+        .route("/bump/{field}", post(bump))
+        .route("/all", get(all))
+}
+
+async fn bump(session: Session<User>, Path(field): Path<String>) -> StatusCode {
+    match field.as_str() {
+        "visits" => session.update_visits(|v| *v += 1),
+        "user_id" => session.update_user_id(|id| *id = Some(id.unwrap_or(0) + 1)),
+        "name" => session.update_name(|name| name.get_or_insert_with(String::new).push('x')),
+        _ => return StatusCode::NOT_FOUND,
+    }
+    StatusCode::OK
+}
+
+async fn all(session: Session<User>) -> String {
+    let user = session.snapshot();
+    format!(
+        "{},{},{}",
+        user.visits,
+        user.user_id.unwrap_or(0),
+        user.name.unwrap_or_default()
+    )
 }
 
 async fn plain() -> &'static str {
