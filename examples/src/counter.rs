@@ -1,6 +1,7 @@
 //! The Fiber quick start: count a visitor's visits in their session.
 //!
-//! `cargo run --example counter`, then `curl -c jar -b jar 127.0.0.1:8080/`.
+//! `cargo run --example counter` (actix) or `cargo run --example counter-axum`,
+//! then `curl -c jar -b jar 127.0.0.1:8080/`.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -39,4 +40,19 @@ pub fn counter_app(
     App::new()
         .wrap(SessionMiddleware::new(manager))
         .route("/", web::get().to(index))
+}
+
+async fn index_axum(session: sessionkit_axum::Session<Counter>) -> String {
+    let visits = session.update_visits(|v| {
+        *v += 1;
+        *v
+    });
+    format!("Visits: {visits}")
+}
+
+/// The same app on axum: `GET /` → `Visits: N`.
+pub fn counter_router(manager: SessionManager<Counter>) -> axum::Router {
+    axum::Router::new()
+        .route("/", axum::routing::get(index_axum))
+        .layer(sessionkit_axum::SessionLayer::new(manager))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header::HeaderName;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use serde::{Deserialize, Serialize};
@@ -483,21 +483,29 @@ pub async fn reject_dot_segments(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-/// Headers that belong to one connection and are not forwarded.
+/// Headers that belong to one connection and are not forwarded (both
+/// gateway examples use this list).
+pub const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "keep-alive",
+];
+
+/// Whether header `name` (lower case, as header maps keep it) is hop-by-hop.
+#[must_use]
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 fn hop_by_hop(name: &HeaderName) -> bool {
-    [
-        header::CONNECTION,
-        header::HOST,
-        header::CONTENT_LENGTH,
-        header::TRANSFER_ENCODING,
-        header::TE,
-        header::TRAILER,
-        header::UPGRADE,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-    ]
-    .contains(name)
-        || name.as_str() == "keep-alive"
+    is_hop_by_hop(name.as_str())
 }
 
 /// Forwards the request (headers already mapped) to the downstream service
@@ -574,6 +582,61 @@ fn port(name: &'static str, default: u16) -> Result<u16, GatewayError> {
     }
 }
 
+/// What the environment asks of a gateway example (both the actix and the
+/// axum one read it the same way).
+pub struct GatewayEnv {
+    /// `PORT` (8080).
+    pub port: u16,
+    /// `DOWNSTREAM_PORT` (8081).
+    pub downstream_port: u16,
+    /// The YAML file `SESSIONKIT_CONFIG` names, or [`GatewayConfig::default`].
+    pub config: GatewayConfig,
+    /// The store `REDIS_URL` names ([`store_for`]).
+    pub store: Arc<dyn DynSessionStore>,
+}
+
+impl std::fmt::Debug for GatewayEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayEnv")
+            .field("port", &self.port)
+            .field("downstream_port", &self.downstream_port)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayEnv {
+    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG` and `REDIS_URL`.
+    ///
+    /// # Errors
+    /// [`GatewayError`] when a value is malformed or the config is refused.
+    pub fn read() -> Result<Self, GatewayError> {
+        let port_value = port("PORT", 8080)?;
+        let downstream_port = port("DOWNSTREAM_PORT", 8081)?;
+        let config = match std::env::var("SESSIONKIT_CONFIG") {
+            Ok(path) => {
+                GatewayConfig::from_yaml(&std::fs::read_to_string(&path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}"))
+                })?)?
+            }
+            Err(_) => GatewayConfig::default(),
+        };
+        let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
+        Ok(Self {
+            port: port_value,
+            downstream_port,
+            config,
+            store,
+        })
+    }
+
+    /// The downstream service's base URL.
+    #[must_use]
+    pub fn downstream_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.downstream_port)
+    }
+}
+
 /// Runs the gateway on `127.0.0.1:$PORT` (8080) and the dashboard service on
 /// `127.0.0.1:$DOWNSTREAM_PORT` (8081), configured by the YAML file named by
 /// `SESSIONKIT_CONFIG` (else [`GatewayConfig::default`]), with the store
@@ -582,20 +645,10 @@ fn port(name: &'static str, default: u16) -> Result<u16, GatewayError> {
 /// # Errors
 /// [`GatewayError`] when the configuration is refused or a port cannot be bound.
 pub async fn run_from_env() -> Result<(), GatewayError> {
-    let gateway_port = port("PORT", 8080)?;
-    let downstream_port = port("DOWNSTREAM_PORT", 8081)?;
-    let config = match std::env::var("SESSIONKIT_CONFIG") {
-        Ok(path) => GatewayConfig::from_yaml(&std::fs::read_to_string(&path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}"))
-        })?)?,
-        Err(_) => GatewayConfig::default(),
-    };
-    let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
-    let gateway = Gateway::new(
-        &config,
-        store,
-        format!("http://127.0.0.1:{downstream_port}"),
-    )?;
+    let env = GatewayEnv::read()?;
+    let (gateway_port, downstream_port) = (env.port, env.downstream_port);
+    let downstream_url = env.downstream_url();
+    let gateway = Gateway::new(&env.config, env.store, downstream_url)?;
 
     let downstream = HttpServer::new(dashboard_app)
         .workers(1)

@@ -4,7 +4,9 @@
 //! | example | run | shows |
 //! |---|---|---|
 //! | `gateway` | `cargo run --example gateway` | both gateway middlewares, login/logout, forwarding to a downstream service |
+//! | `gateway-axum` | `cargo run --example gateway-axum` | the same gateway, same HTTP contract, on axum |
 //! | `counter` | `cargo run --example counter` | the Fiber quick start |
+//! | `counter-axum` | `cargo run --example counter-axum` | the Fiber quick start on axum |
 //! | `api_sessions` | `cargo run --example api_sessions` | header-only sessions (`X-Session-Token`) |
 //! | `background_task` | `cargo run --example background_task` | the store pattern from a tokio task |
 #![forbid(unsafe_code)]
@@ -14,6 +16,7 @@ pub mod api;
 pub mod background;
 pub mod counter;
 pub mod gateway;
+pub mod gateway_axum;
 
 /// Logs to stderr, `RUST_LOG` filtered (default `info`).
 pub fn init_tracing() {

@@ -7,7 +7,7 @@ use actix_web::test::{self, TestRequest};
 use sessionkit::{MemoryStore, SessionManager};
 use sessionkit_examples::api::{api_app, api_manager};
 use sessionkit_examples::background::{mark_report_ready, JobSession, JobSessionSessionExt};
-use sessionkit_examples::counter::{counter_app, Counter};
+use sessionkit_examples::counter::{counter_app, counter_router, Counter};
 
 #[actix_web::test]
 async fn counter_counts_per_visitor() {
@@ -37,6 +37,35 @@ async fn counter_counts_per_visitor() {
     // Another visitor starts at one.
     let other = test::call_and_read_body(&app, TestRequest::get().uri("/").to_request()).await;
     assert_eq!(other, "Visits: 1");
+}
+
+#[tokio::test]
+async fn counter_counts_per_visitor_on_axum() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let app = counter_router(SessionManager::<Counter>::new(MemoryStore::new()));
+    let get = |cookie: Option<&str>| {
+        let mut req = axum::http::Request::get("/");
+        if let Some(cookie) = cookie {
+            req = req.header("Cookie", cookie);
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let res = get(None).await.unwrap();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "Visits: 1");
+    let res = get(Some(&cookie)).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "Visits: 2");
 }
 
 #[actix_web::test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use sessionkit::adapter::{default_error_response, log_session_error};
 use sessionkit::SessionError;
 
 /// The signature of an error handler: turns a [`SessionError`] into the
@@ -21,7 +22,6 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 /// | error | status | body |
 /// |---|---|---|
 /// | [`SessionError::Store`] (backend down, timeout, corrupt record) | `503 Service Unavailable` | `session storage unavailable` |
-/// | [`SessionError::Conflict`] (concurrent requests kept changing the same fields; nothing saved) | `409 Conflict` | `session changed concurrently; retry` |
 /// | any other (id generation, encoding, `maxSessionBytes`) | `500 Internal Server Error` | `session error` |
 ///
 /// A store outage is the service being (temporarily) unable to serve, which is
@@ -40,16 +40,8 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 /// ```
 #[must_use]
 pub fn default_error_handler(error: &SessionError, _req: &HttpRequest) -> HttpResponse {
-    let (status, body) = match error {
-        SessionError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "session storage unavailable",
-        ),
-        SessionError::Conflict { .. } => {
-            (StatusCode::CONFLICT, "session changed concurrently; retry")
-        }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "session error"),
-    };
+    let (status, body) = default_error_response(error);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .content_type("text/plain; charset=utf-8")
@@ -62,12 +54,7 @@ pub(crate) fn handle(
     error: &SessionError,
     req: &HttpRequest,
 ) -> HttpResponse {
-    tracing::error!(
-        error = %sessionkit::ErrorChain(error),
-        method = %req.method(),
-        path = %req.path(),
-        "session error; answering with the session error handler"
-    );
+    log_session_error(error, req.method().as_str(), req.path());
     handler(error, req)
 }
 
@@ -151,6 +138,7 @@ impl fmt::Display for SessionRejection {
                  scope or resource with sessionkit_actix::SessionMiddleware::<{data_type}>, \
                  registered after (outside of) any middleware that uses the session"
             ),
+            // The cause is `source()`, not repeated here.
             Kind::Failed(_) => f.write_str("the session could not be loaded"),
         }
     }

@@ -189,22 +189,20 @@ impl SessionExt for ServiceRequest {
     }
 }
 
-/// Finds the middleware's slot and reads the id from the request (once).
+/// Finds the middleware's slot.
 fn start<T: SessionData>(req: &HttpRequest) -> Result<Rc<Slot<T>>, SessionRejection> {
-    let slot = req
-        .extensions()
+    req.extensions()
         .get::<Rc<Slot<T>>>()
         .cloned()
-        .ok_or_else(SessionRejection::missing::<T>)?;
-    slot.pending.capture(&ActixView::new(req));
-    Ok(slot)
+        .ok_or_else(SessionRejection::missing::<T>)
 }
 
 async fn finish_load<T: SessionData>(
     slot: &Slot<T>,
     req: &HttpRequest,
 ) -> Result<Session<T>, SessionRejection> {
-    match slot.pending.load().await {
+    let loading = slot.pending.load(&ActixView::new(req));
+    match loading.await {
         Ok(session) => Ok(Session(session)),
         Err(error) => {
             let response = handle(&slot.errors, &error, req);

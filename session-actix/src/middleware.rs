@@ -10,17 +10,18 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{
-    HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, SET_COOKIE,
+    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE,
 };
 use actix_web::http::uri::{PathAndQuery, Uri};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::stream::{self, StreamExt};
-use sessionkit::{
-    is_valid_header_name, normalize_header_name, Config, ConfigError, Location, PendingSession,
-    ResponseUpdate, SessionData, SessionError, SessionManager, SessionStore,
+use sessionkit::adapter::{
+    end_request, should_buffer_form, write_response, Outcome, PendingSession, ResponseHeaders,
+    StripPlan,
 };
+use sessionkit::{Config, ConfigError, SessionData, SessionError, SessionManager, SessionStore};
 
 use crate::error::{default_error_handler, handle, ErrorHandlerFn};
 use crate::view::{ActixView, BufferedForm};
@@ -52,11 +53,8 @@ pub(crate) struct Slot<T: SessionData> {
 /// - a removal cookie (same name, Path, Domain, Secure) or an empty header
 ///   after `reset`/`destroy`;
 /// - `Cache-Control: no-store` whenever it sets or clears a session id,
-///   replacing any `Cache-Control` of the handler's (a shared cache must never
-///   store a response carrying someone's session id).
-///
-/// A request that fails (a 5xx response, or a handler returning `Err`)
-/// persists nothing and sets no id, unless `saveOnError` is configured.
+///   replacing any `Cache-Control` the handler set (a shared cache must
+///   never keep a session id).
 ///
 /// A [`SessionError`] (store down, session too large, …) while loading or
 /// saving is logged with `tracing::error!` and answered by the error handler
@@ -281,8 +279,13 @@ where
                 // An outer SessionMiddleware<T> already manages this request.
                 return service.call(req).await.map(|res| res.map_into_left_body());
             }
-            let extractor = inner.manager.extractor();
-            if extractor.reads_form() {
+            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+            if should_buffer_form(
+                inner.manager.extractor(),
+                header(CONTENT_TYPE),
+                header(CONTENT_LENGTH),
+                inner.form_limit,
+            ) {
                 buffer_form(&mut req, inner.form_limit).await;
             }
             let slot = Rc::new(Slot {
@@ -291,14 +294,21 @@ where
             });
             req.extensions_mut().insert(Rc::clone(&slot));
             if inner.manager.config().disable_session_forward {
-                let incoming = slot
-                    .pending
-                    .capture(&ActixView::new(req.request()))
-                    .map(|i| (i.location, i.key.clone()));
-                strip_session_id(&mut req, &inner.manager, incoming);
+                let incoming = slot.pending.capture(&ActixView::new(req.request()));
+                let plan = StripPlan::new(inner.manager.extractor(), incoming);
+                strip_session_id(&mut req, &plan);
             }
 
-            let res = match service.call(req).await {
+            let res = service.call(req).await;
+            let outcome = match &res {
+                Ok(res) if res.response().error().is_some() => {
+                    Outcome::HandlerError(res.status().as_u16())
+                }
+                Ok(res) => Outcome::Response(res.status().as_u16()),
+                Err(_) => Outcome::Error,
+            };
+            let update = end_request(&slot.pending, outcome).await;
+            let mut res = match res {
                 Ok(res) => res,
                 Err(error) => {
                     if slot.pending.loaded().is_some() {
@@ -310,10 +320,11 @@ where
                     return Err(error);
                 }
             };
-            // A handler `Err` reaches here as a response carrying the error.
-            let failed = res.status().is_server_error() || res.response().error().is_some();
-            match slot.pending.finish(failed).await {
-                Ok(update) => Ok(apply(res, update).map_into_left_body()),
+            match update {
+                Ok(update) => {
+                    write_response(update, &mut Headers(res.headers_mut()));
+                    Ok(res.map_into_left_body())
+                }
                 Err(error) => {
                     let response = handle(&inner.errors, &error, res.request());
                     Ok(res.into_response(response).map_into_right_body())
@@ -323,59 +334,35 @@ where
     }
 }
 
-/// Adds what the commit asks for to the response.
-fn apply<B>(mut res: ServiceResponse<B>, update: ResponseUpdate) -> ServiceResponse<B> {
-    if update.is_empty() {
-        return res;
-    }
-    let headers = res.headers_mut();
-    if let Some(cookie) = update.set_cookie {
-        match HeaderValue::from_str(&cookie) {
-            Ok(value) => headers.append(SET_COOKIE, value),
-            Err(_) => tracing::error!("the session cookie is not a valid header value; not sent"),
-        }
-    }
-    if let Some((name, value)) = update.header {
-        match (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::from_str(&value),
-        ) {
+/// The response headers as [`write_response`] edits them.
+struct Headers<'a>(&'a mut HeaderMap);
+
+impl ResponseHeaders for Headers<'_> {
+    fn append(&mut self, name: &str, value: &str) -> bool {
+        match (HeaderName::try_from(name), HeaderValue::from_str(value)) {
             (Ok(name), Ok(value)) => {
-                headers.insert(name, value);
+                self.0.append(name, value);
+                true
             }
-            _ => tracing::error!(header = %name, "the session id header is not valid; not sent"),
+            _ => false,
         }
     }
-    // A response that sets or clears a session id must never be stored by a
-    // shared cache, whatever the handler said.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+
+    fn insert(&mut self, name: &str, value: &str) -> bool {
+        match (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+            (Ok(name), Ok(value)) => {
+                self.0.insert(name, value);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Reads a urlencoded body (up to `limit` bytes) so a `form:` extractor can
 /// see it, and puts it back for the handler.
 async fn buffer_form(req: &mut ServiceRequest, limit: usize) {
     if req.extensions().contains::<BufferedForm>() {
-        return;
-    }
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return;
-    }
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
         return;
     }
     let mut payload = req.take_payload();
@@ -408,91 +395,35 @@ fn bytes_payload(body: Bytes) -> Payload {
 }
 
 /// `disableSessionForward`: removes the session id from the request.
-fn strip_session_id<T: SessionData>(
-    req: &mut ServiceRequest,
-    manager: &SessionManager<T>,
-    incoming: Option<(Location, String)>,
-) {
-    let extractor = manager.extractor();
-    let cookies: Vec<&str> = extractor.cookie_names().collect();
-    if !cookies.is_empty() {
-        strip_cookies(req, &cookies);
+fn strip_session_id(req: &mut ServiceRequest, plan: &StripPlan) {
+    if plan.strips_cookies() {
+        let values: Vec<HeaderValue> = req.headers().get_all(COOKIE).cloned().collect();
+        req.headers_mut().remove(COOKIE);
+        for value in values {
+            if let Some(kept) = plan.cookie_header(value.as_bytes()) {
+                if let Ok(value) = HeaderValue::from_bytes(&kept) {
+                    req.headers_mut().append(COOKIE, value);
+                }
+            }
+        }
     }
-    let mut headers: Vec<String> = extractor
-        .header_names()
-        .map(normalize_header_name)
+    let doomed: Vec<HeaderName> = req
+        .headers()
+        .keys()
+        .filter(|name| plan.strips_header(name.as_str()))
+        .cloned()
         .collect();
-    if let Some((Location::Custom, key)) = &incoming {
-        if is_valid_header_name(key) {
-            headers.push(normalize_header_name(key));
+    for name in doomed {
+        req.headers_mut().remove(name);
+    }
+    let target = req.uri().path_and_query().map(PathAndQuery::as_str);
+    if let Some(stripped) = target.and_then(|pq| plan.path_and_query(pq)) {
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = PathAndQuery::try_from(stripped) {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                req.head_mut().uri = uri;
+            }
         }
-    }
-    if !headers.is_empty() {
-        let doomed: Vec<HeaderName> = req
-            .headers()
-            .keys()
-            .filter(|name| headers.contains(&normalize_header_name(name.as_str())))
-            .cloned()
-            .collect();
-        for name in doomed {
-            req.headers_mut().remove(name);
-        }
-    }
-    if let Some((Location::Query, key)) = &incoming {
-        strip_query(req, key);
-    }
-}
-
-fn strip_cookies(req: &mut ServiceRequest, names: &[&str]) {
-    let values: Vec<HeaderValue> = req.headers().get_all(COOKIE).cloned().collect();
-    if values.is_empty() {
-        return;
-    }
-    req.headers_mut().remove(COOKIE);
-    for value in values {
-        let kept: Vec<&[u8]> = value
-            .as_bytes()
-            .split(|b| *b == b';')
-            .filter(|pair| {
-                let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
-                let name = name.trim_ascii();
-                !name.is_empty() && !names.iter().any(|n| n.as_bytes() == name)
-            })
-            .map(<[u8]>::trim_ascii)
-            .collect();
-        if kept.is_empty() {
-            continue;
-        }
-        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
-            req.headers_mut().append(COOKIE, value);
-        }
-    }
-}
-
-fn strip_query(req: &mut ServiceRequest, key: &str) {
-    let uri = req.uri().clone();
-    let Some(query) = uri.query() else {
-        return;
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            form_urlencoded::parse(pair.as_bytes())
-                .next()
-                .is_none_or(|(name, _)| name != key)
-        })
-        .collect();
-    let path_and_query = if kept.is_empty() {
-        uri.path().to_owned()
-    } else {
-        format!("{}?{}", uri.path(), kept.join("&"))
-    };
-    let mut parts = uri.into_parts();
-    let Ok(pq) = PathAndQuery::try_from(path_and_query) else {
-        return;
-    };
-    parts.path_and_query = Some(pq);
-    if let Ok(uri) = Uri::from_parts(parts) {
-        req.head_mut().uri = uri;
     }
 }

@@ -38,11 +38,16 @@ pub enum Mode {
     SessionkitMemory,
     /// sessionkit-actix with `sessionkit::RedisStore` (deadpool-redis).
     SessionkitRedis,
+    /// sessionkit-axum on axum 0.8 with `sessionkit::MemoryStore` (the
+    /// runtime settings of the tower-sessions modes).
+    SessionkitAxumMemory,
+    /// sessionkit-axum on axum 0.8 with `sessionkit::RedisStore`.
+    SessionkitAxumRedis,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Bare,
         Mode::ActixCookie,
         Mode::ActixRedis,
@@ -50,6 +55,8 @@ impl Mode {
         Mode::TowerRedis,
         Mode::SessionkitMemory,
         Mode::SessionkitRedis,
+        Mode::SessionkitAxumMemory,
+        Mode::SessionkitAxumRedis,
     ];
 
     /// The modes `bench-run` measures when `MODES` is not set: every mode
@@ -70,7 +77,9 @@ impl Mode {
             | Mode::TowerMemory
             | Mode::TowerRedis
             | Mode::SessionkitMemory
-            | Mode::SessionkitRedis => true,
+            | Mode::SessionkitRedis
+            | Mode::SessionkitAxumMemory
+            | Mode::SessionkitAxumRedis => true,
         }
     }
 
@@ -84,6 +93,8 @@ impl Mode {
             Mode::TowerRedis => "tower-redis",
             Mode::SessionkitMemory => "sessionkit-memory",
             Mode::SessionkitRedis => "sessionkit-redis",
+            Mode::SessionkitAxumMemory => "sessionkit-axum-memory",
+            Mode::SessionkitAxumRedis => "sessionkit-axum-redis",
         }
     }
 
@@ -91,7 +102,10 @@ impl Mode {
     pub fn uses_redis(self) -> bool {
         matches!(
             self,
-            Mode::ActixRedis | Mode::TowerRedis | Mode::SessionkitRedis
+            Mode::ActixRedis
+                | Mode::TowerRedis
+                | Mode::SessionkitRedis
+                | Mode::SessionkitAxumRedis
         )
     }
 

@@ -9,7 +9,8 @@
 //! destroy), id extractors, id generation and validation, the
 //! [`SessionStore`] trait with the in-memory [`MemoryStore`], and the
 //! [`Config`] that deserializes from YAML or TOML. `sessionkit-actix` plugs
-//! it into actix-web.
+//! it into actix-web, `sessionkit-axum` into axum and tower; both are built
+//! on [`adapter`], the module for adapter authors.
 //!
 //! ## Quick start (store pattern)
 //!
@@ -40,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adapter;
 mod clock;
 mod config;
 mod context;

@@ -414,12 +414,21 @@ impl<T: SessionData> PendingSession<T> {
     /// malformed, unknown to the store or expired yields a fresh session with
     /// a server-generated id; a client-chosen id is never adopted.
     ///
-    /// Call [`PendingSession::capture`] first; without it the session is fresh.
+    /// The id is read from `req` unless [`PendingSession::capture`] already
+    /// ran (the first view wins). `req` is not held by the returned future.
     ///
     /// # Errors
     /// [`SessionError::Store`] when the store fails; [`SessionError::Generate`]
     /// when no id can be made.
-    pub async fn load(&self) -> Result<Session<T>, SessionError> {
+    pub fn load(
+        &self,
+        req: &dyn RequestView,
+    ) -> impl std::future::Future<Output = Result<Session<T>, SessionError>> + Send + '_ {
+        self.capture(req);
+        self.load_captured()
+    }
+
+    async fn load_captured(&self) -> Result<Session<T>, SessionError> {
         self.session
             .get_or_try_init(|| async {
                 let incoming = self.incoming();

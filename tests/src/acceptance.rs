@@ -82,15 +82,14 @@ fn default_manager(store: Arc<dyn DynSessionStore>) -> (SessionManager<Profile>,
     (manager(store, &clock, Config::default()), clock)
 }
 
-/// Runs one request: capture the id, load, let `handler` work, finish.
+/// Runs one request: load (reading the id from `req`), let `handler` work, finish.
 pub async fn request<T: sessionkit::SessionData>(
     manager: &SessionManager<T>,
     req: &TestRequest,
     handler: impl FnOnce(&Session<T>),
 ) -> Result<(Session<T>, ResponseUpdate), SessionError> {
     let pending = manager.begin();
-    pending.capture(req);
-    let session = pending.load().await?;
+    let session = pending.load(req).await?;
     handler(&session);
     let update = pending.finish(false).await?;
     Ok((session, update))
@@ -701,7 +700,7 @@ pub async fn too_large_session_is_refused(store: Arc<dyn DynSessionStore>) {
     assert_eq!(stored.get(NAME), "ada", "nothing was written");
     // A new session over the limit is not stored either.
     let pending = m.begin();
-    let s = pending.load().await.unwrap();
+    let s = pending.load(&TestRequest::new()).await.unwrap();
     s.set(TAGS, vec!["y".repeat(400)]);
     assert!(matches!(
         pending.finish(false).await,
@@ -791,8 +790,7 @@ pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn DynSessi
     let (m, _) = default_manager(Arc::new(rec.clone()));
     let id = saved_session(&m).await;
     let pending = m.begin();
-    pending.capture(&with_cookie(&id));
-    let s = pending.load().await.unwrap();
+    let s = pending.load(&with_cookie(&id)).await.unwrap();
     s.set(NAME, "changed".into());
     rec.set_failing(true);
     assert!(matches!(
@@ -809,8 +807,10 @@ pub async fn store_failure_is_an_error_and_loses_nothing(store: Arc<dyn DynSessi
     // A load failure is an error too, never a silently fresh session.
     rec.set_failing(true);
     let pending = m.begin();
-    pending.capture(&with_cookie(&id));
-    assert!(matches!(pending.load().await, Err(SessionError::Store(_))));
+    assert!(matches!(
+        pending.load(&with_cookie(&id)).await,
+        Err(SessionError::Store(_))
+    ));
 }
 
 pub async fn destroyed_session_is_not_revived_by_a_stale_handle(store: Arc<dyn DynSessionStore>) {

@@ -347,7 +347,7 @@ async fn oversized_session_writes_nothing() {
         .build()
         .expect("manager");
     let pending = manager.begin();
-    let s = pending.load().await.expect("fresh");
+    let s = pending.load(&TestRequest::new()).await.expect("fresh");
     s.set(TAGS, vec!["x".repeat(300)]);
     assert!(matches!(
         pending.finish(false).await,
@@ -365,8 +365,7 @@ async fn oversized_session_writes_nothing() {
     let key = store.key_for(&s.id());
     let before = server.cli(&["HGETALL", &key]);
     let pending = manager.begin();
-    pending.capture(&cookie(s.id().as_str()));
-    let s = pending.load().await.expect("load");
+    let s = pending.load(&cookie(s.id().as_str())).await.expect("load");
     s.set(NAME, "y".repeat(300));
     assert!(matches!(
         pending.finish(false).await,
@@ -428,8 +427,7 @@ async fn redis_down_then_back() {
         }
     }
     let pending = manager.begin();
-    pending.capture(&cookie(sid.as_str()));
-    match pending.load().await {
+    match pending.load(&cookie(sid.as_str())).await {
         Err(SessionError::Store(error)) => {
             let message = ErrorChain(&error).to_string();
             assert!(

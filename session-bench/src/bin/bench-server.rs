@@ -41,6 +41,8 @@ fn main() -> Result<()> {
         Mode::TowerRedis => tower_modes::redis(addr, &redis_url()?),
         Mode::SessionkitMemory => sessionkit_modes::memory(addr),
         Mode::SessionkitRedis => sessionkit_modes::redis(addr, &redis_url()?),
+        Mode::SessionkitAxumMemory => sessionkit_axum_modes::memory(addr),
+        Mode::SessionkitAxumRedis => sessionkit_axum_modes::redis(addr, &redis_url()?),
     }
 }
 
@@ -187,7 +189,7 @@ mod sessionkit_modes {
 
     /// Default configuration except a non-`Secure` cookie (plain HTTP), as
     /// for the other modes.
-    fn manager(store: impl SessionStore) -> Result<SessionManager<Counter>> {
+    pub(crate) fn manager(store: impl SessionStore) -> Result<SessionManager<Counter>> {
         let config = Config::builder()
             .cookie_secure(false)
             .build()
@@ -224,6 +226,56 @@ mod sessionkit_modes {
         let store = RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?;
         let manager = manager(store)?;
         super::actix_modes::block_on(serve(addr, manager))
+    }
+}
+
+/// sessionkit-axum: the same typed `Counter` session and manager, on axum
+/// with the tower-sessions modes' runtime (one current-thread runtime).
+mod sessionkit_axum_modes {
+    use std::net::SocketAddr;
+
+    use anyhow::{Context, Result};
+    use axum::routing::get;
+    use axum::Router;
+    use sessionkit::{MemoryStore, RedisStore, SessionManager};
+    use sessionkit_axum::{Session, SessionLayer};
+
+    use super::sessionkit_modes::{manager, Counter, CounterSessionExt};
+
+    async fn counter(session: Session<Counter>) -> String {
+        session
+            .update_visits(|visits| {
+                *visits += 1;
+                *visits
+            })
+            .to_string()
+    }
+
+    async fn read(session: Session<Counter>) -> String {
+        session.visits().to_string()
+    }
+
+    async fn plain() -> &'static str {
+        "plain"
+    }
+
+    fn app(manager: SessionManager<Counter>) -> Router {
+        Router::new()
+            .route("/counter", get(counter))
+            .route("/read", get(read))
+            .route("/plain", get(plain))
+            .layer(SessionLayer::new(manager))
+    }
+
+    pub fn memory(addr: SocketAddr) -> Result<()> {
+        let manager = manager(MemoryStore::new())?;
+        super::tower_modes::block_on(super::tower_modes::serve(addr, app(manager)))
+    }
+
+    pub fn redis(addr: SocketAddr, url: &str) -> Result<()> {
+        let store = RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?;
+        let manager = manager(store)?;
+        super::tower_modes::block_on(super::tower_modes::serve(addr, app(manager)))
     }
 }
 
@@ -288,7 +340,7 @@ mod tower_modes {
     use tower_sessions_redis_store::RedisStore;
 
     /// Runs `future` on a current-thread tokio runtime: one worker thread.
-    fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
+    pub(crate) fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -296,7 +348,7 @@ mod tower_modes {
             .block_on(future)
     }
 
-    async fn serve(addr: SocketAddr, app: Router) -> Result<()> {
+    pub(crate) async fn serve(addr: SocketAddr, app: Router) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
