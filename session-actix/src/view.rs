@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use actix_web::http::header::COOKIE;
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest};
-use sessionkit::{find_cookie, find_urlencoded, RequestView};
+use sessionkit::adapter::{cookie_in_header, find_urlencoded, RequestView};
 
 /// A urlencoded request body buffered by the session middleware (only when
 /// the extractor reads a form field); the handler still gets the body.
@@ -35,12 +35,10 @@ impl RequestView for ActixView<'_> {
     /// non-ASCII value (a script's `theme=café`) must not hide the session
     /// cookie in the same header, as `HeaderValue::to_str` would.
     fn cookie(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.req.headers().get_all(COOKIE).find_map(|value| {
-            match String::from_utf8_lossy(value.as_bytes()) {
-                Cow::Borrowed(text) => find_cookie(text, name).map(Cow::Borrowed),
-                Cow::Owned(text) => find_cookie(&text, name).map(|v| Cow::Owned(v.to_owned())),
-            }
-        })
+        self.req
+            .headers()
+            .get_all(COOKIE)
+            .find_map(|value| cookie_in_header(value.as_bytes(), name))
     }
 
     fn query_string(&self) -> &str {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::COOKIE;
 use http::{Extensions, HeaderMap, Method, Request, Uri};
-use sessionkit::adapter::{find_cookie, find_urlencoded, RequestView};
+use sessionkit::adapter::{cookie_in_header, find_urlencoded, RequestView};
 
 /// A urlencoded request body buffered by the session layer (only when the
 /// extractor reads a form field); the handler still gets the body.
@@ -53,9 +53,7 @@ impl RequestView for AxumView<'_> {
         self.headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .find_map(|value| find_cookie(value, name))
-            .map(Cow::Borrowed)
+            .find_map(|value| cookie_in_header(value.as_bytes(), name))
     }
 
     fn query_string(&self) -> &str {

@@ -231,6 +231,24 @@ pub fn strip_query_param(path_and_query: &str, key: &str) -> Option<String> {
     })
 }
 
+/// The value of cookie `name` in one raw `Cookie` header value. Bytes that
+/// are not UTF-8 (a script may set `theme=café`, sent as Latin-1 or UTF-8)
+/// are read lossily, so another cookie's bytes never hide the session
+/// cookie. Both adapters' views use it.
+///
+/// ```
+/// use sessionkit::adapter::cookie_in_header;
+/// assert_eq!(cookie_in_header(b"theme=caf\xe9; sid=abc", "sid").as_deref(), Some("abc"));
+/// ```
+#[must_use]
+pub fn cookie_in_header<'a>(value: &'a [u8], name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    match String::from_utf8_lossy(value) {
+        Cow::Borrowed(text) => find_cookie(text, name).map(Cow::Borrowed),
+        Cow::Owned(text) => find_cookie(&text, name).map(|v| Cow::Owned(v.to_owned())),
+    }
+}
+
 // ------------------------------------------------------------------ response
 
 /// How the inner service ended, as the session sees it.

@@ -233,7 +233,8 @@ async fn destroy(session: Session<User>) -> HttpResponse {
 }
 
 async fn cached(session: Session<User>) -> HttpResponse {
-    session.update_visits(|v| *v += 1);
+    // A visit only when there is none yet: on a stored session, a no-op.
+    session.update_visits(|v| *v = (*v).max(1));
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "private, max-age=60"))
         .finish()
