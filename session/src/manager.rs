@@ -30,6 +30,8 @@ pub(crate) struct Context {
     absolute_ms: Option<u64>,
     /// The commit planner's timing rules, from `config`.
     pub(crate) policy: Policy,
+    /// Metrics and lifecycle events.
+    pub(crate) observer: Arc<crate::observe::Observer>,
 }
 
 impl Context {
@@ -62,7 +64,7 @@ impl Context {
 /// # Ok::<(), ConfigError>(())
 /// ```
 pub struct SessionManager<T> {
-    ctx: Arc<Context>,
+    pub(crate) ctx: Arc<Context>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -92,6 +94,8 @@ pub struct SessionManagerBuilder<T> {
     extractor: Option<Extractor>,
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
+    /// The lifecycle event listener's queue (`events.rs`).
+    pub(crate) events: Option<Arc<dyn crate::events::Sink>>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -171,12 +175,17 @@ impl<T: SessionData> SessionManagerBuilder<T> {
             cookie_session_only: config.cookie_session_only,
             max_bytes: config.max_session_bytes,
         };
+        let observer = Arc::new(crate::observe::Observer::new(
+            self.events,
+            Arc::clone(&self.clock),
+        ));
         SessionManager {
             ctx: Arc::new(Context {
                 idle_ms: duration_ms(config.idle_timeout),
                 absolute_ms: config.absolute_timeout.map(duration_ms),
                 policy,
-                store: self.store,
+                store: crate::observe::instrument(self.store, &observer),
+                observer,
                 extractor,
                 ids: self.ids,
                 clock: self.clock,
@@ -211,6 +220,7 @@ impl<T: SessionData> SessionManager<T> {
             extractor: None,
             ids: Arc::new(UuidV4),
             clock: Arc::new(SystemClock),
+            events: None,
             _data: PhantomData,
         }
     }
@@ -241,6 +251,7 @@ impl<T: SessionData> SessionManager<T> {
             manager: self.clone(),
             incoming: OnceLock::new(),
             session: tokio::sync::OnceCell::new(),
+            policy: crate::FailurePolicy::Fail,
         }
     }
 
@@ -277,7 +288,9 @@ impl<T: SessionData> SessionManager<T> {
     /// [`SessionError::InvalidId`] for a malformed id; [`SessionError::Store`].
     pub async fn delete_by_id(&self, id: &str) -> Result<(), SessionError> {
         let id = SessionId::parse(id)?;
-        Ok(self.ctx.store.delete_boxed(&id).await?)
+        self.ctx.store.delete_boxed(&id).await?;
+        self.ctx.observer.revoked(&id);
+        Ok(())
     }
 
     /// Loads the session under `id`, following the tombstones of ids rotated
@@ -295,7 +308,8 @@ impl<T: SessionData> SessionManager<T> {
                         redirected,
                     )));
                 }
-                Loaded::Session(_) => {
+                Loaded::Session(record) => {
+                    self.ctx.observer.expired::<T>(&id, &record);
                     // Expired by its own timestamps, whatever the store's TTL did.
                     if let Err(error) = self.ctx.store.delete_boxed(&id).await {
                         tracing::warn!(error = %crate::error::chain(&error), "could not delete an expired session");
@@ -384,9 +398,11 @@ pub struct Incoming {
 /// # Ok::<(), SessionError>(()) }).unwrap();
 /// ```
 pub struct PendingSession<T: SessionData> {
-    manager: SessionManager<T>,
+    pub(crate) manager: SessionManager<T>,
     incoming: OnceLock<Option<Incoming>>,
-    session: tokio::sync::OnceCell<Session<T>>,
+    pub(crate) session: tokio::sync::OnceCell<Session<T>>,
+    /// What a store failure gives (`degraded.rs`).
+    pub(crate) policy: crate::FailurePolicy,
 }
 
 impl<T: SessionData> fmt::Debug for PendingSession<T> {
@@ -408,6 +424,7 @@ impl<T: SessionData> PendingSession<T> {
                 let id = match SessionId::parse(&found.value) {
                     Ok(id) => Some(id),
                     Err(error) => {
+                        self.manager.ctx.observer.malformed(&error);
                         tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
                         None
                     }
@@ -438,13 +455,16 @@ impl<T: SessionData> PendingSession<T> {
     /// [`SessionError::Store`] when the store fails; [`SessionError::Generate`]
     /// when no id can be made.
     pub async fn load(&self) -> Result<Session<T>, SessionError> {
-        self.session
+        let loaded = self
+            .session
             .get_or_try_init(|| async {
                 let incoming = self.incoming();
                 if let Some(id) = incoming.and_then(|i| i.id.clone()) {
                     if let Some(session) = self.manager.load_stored(id).await? {
+                        crate::observe::record_span(&session);
                         return Ok(session);
                     }
+                    self.manager.ctx.observer.unknown();
                 }
                 // The client presented an id that resolves to nothing: it is
                 // cleared at commit unless a new session is stored.
@@ -459,7 +479,8 @@ impl<T: SessionData> PendingSession<T> {
                 ))
             })
             .await
-            .cloned()
+            .cloned();
+        crate::degraded::on_load(self, loaded)
     }
 
     /// The session if it has been loaded.
@@ -481,7 +502,7 @@ impl<T: SessionData> PendingSession<T> {
         let Some(session) = self.session.get() else {
             return Ok(ResponseUpdate::default());
         };
-        let write = session.commit(failed).await?;
+        let write = crate::degraded::on_commit(self, session.commit(failed).await)?;
         Ok(self.response_update(write))
     }
 
