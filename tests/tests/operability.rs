@@ -274,6 +274,23 @@ fn store_errors_degraded_sessions_and_the_breaker_are_counted() {
             "{got:#?}"
         );
 
+        // Anonymous, failing at the save: the response goes out unchanged.
+        let pending = m.begin().with_failure_policy(FailurePolicy::Anonymous);
+        pending.capture(&TestRequest::new());
+        let session = pending.load().await.unwrap();
+        assert!(
+            !session.degraded(),
+            "no id: the store was not needed to load"
+        );
+        session.set(VISITS, 3);
+        assert!(pending.finish(false).await.unwrap().is_empty());
+        // Under the default policy the same request fails.
+        let error = request(&m, &TestRequest::new(), |s| s.set(VISITS, 3))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SessionError::Store(_)));
+        moved(&snap);
+
         // The breaker: two failures open it; then it fails fast.
         let breaker = CircuitBreaker::with_config(
             store.clone(),
