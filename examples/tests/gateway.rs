@@ -566,7 +566,10 @@ fn config_errors_are_start_up_errors() {
     let config = GatewayConfig::from_yaml(&unknown_field).unwrap();
     let error = Gateway::new(&config, MemoryStore::new(), "http://127.0.0.1:1").unwrap_err();
     assert!(matches!(error, GatewayError::Headers(_)), "{error}");
-    assert!(error.to_string().contains("role"), "{error}");
+    // The cause is the error's source, printed once by ErrorChain.
+    let chain = sessionkit::ErrorChain(&error).to_string();
+    assert!(chain.contains("role"), "{chain}");
+    assert!(!error.to_string().contains("role"), "{error}");
 
     let unknown_key = FORWARD_OFF.replace("cookieSecure: false", "cookieSecured: false");
     assert!(matches!(
