@@ -36,7 +36,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[index]
 }
@@ -48,7 +52,11 @@ async fn run(server: &RedisServer, breaker: bool) {
         .expect("store");
     let wrapped = CircuitBreaker::new(redis.clone());
     let gateway = if breaker {
-        Gateway::new(&GatewayConfig::default(), wrapped.clone(), "http://127.0.0.1:1")
+        Gateway::new(
+            &GatewayConfig::default(),
+            wrapped.clone(),
+            "http://127.0.0.1:1",
+        )
     } else {
         Gateway::new(&GatewayConfig::default(), redis, "http://127.0.0.1:1")
     }
@@ -80,7 +88,10 @@ async fn run(server: &RedisServer, breaker: bool) {
                 let t = Instant::now();
                 let res = test::call_service(
                     app,
-                    TestRequest::get().uri("/").cookie(cookie.clone()).to_request(),
+                    TestRequest::get()
+                        .uri("/")
+                        .cookie(cookie.clone())
+                        .to_request(),
                 )
                 .await;
                 let took = t.elapsed();

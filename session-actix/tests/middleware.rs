@@ -15,7 +15,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 use common::*;
 use sessionkit::{
     Config, DynSessionStore, Extractor, ManualClock, MemoryStore, SameSite, SessionManager,
-    SessionStore, SourceKind,
+    SourceKind,
 };
 use sessionkit_actix::{Session, SessionExt, SessionMiddleware, SessionRejection};
 

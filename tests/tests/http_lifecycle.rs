@@ -4,6 +4,8 @@
 //! Concurrent requests are made deterministic with the `RecordingStore`
 //! gates (requests held at the store's door until released), never with
 //! sleeps tuned to timing.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! A failing store's error reaches the logs once, with every cause in it
 //! exactly once, whatever layers it went through (store, breaker, metrics,
 //! session error, actix middleware); the client's answer names none of them.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,8 @@
 //! happens, lifecycle events reach a listener without ever holding up a
 //! request, the anonymous failure policy, the circuit breaker around a
 //! failing store, and store errors logged with each cause once.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

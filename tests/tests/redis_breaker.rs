@@ -1,6 +1,8 @@
 //! The circuit breaker and the anonymous failure policy against a real
 //! `redis-server` that is frozen (SIGSTOP), brought back, killed and
 //! restarted, under concurrent requests through actix-web.
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod redis_common;
 
