@@ -13,13 +13,16 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderName;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionkit::{
-    Config, ConfigError, DynSessionStore, HeaderMapConfig, HeaderMapError, MemoryStore,
-    RedisConfigError, RedisStore, SameSite, SessionData, SessionManager, SessionStore,
+    CircuitBreaker, Config, ConfigError, DynSessionStore, FailurePolicy, HeaderMapConfig,
+    HeaderMapError, MemoryStore, RedisConfigError, RedisStore, SameSite, SessionData,
+    SessionManager, SessionStore,
 };
 use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
+use tracing::Instrument;
 
 /// The gateway's session: `user_id` and `authorization` are forwarded to
 /// downstream services as `X-User-Id` and `Authorization`.
@@ -42,23 +45,30 @@ pub struct GatewaySession {
 }
 
 /// Why the gateway cannot start.
+///
+/// Each variant names where the problem is and gives the cause as its
+/// `source`, never both (print it with [`sessionkit::ErrorChain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// Reading the config file or binding a port failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The YAML does not parse or does not fit the middleware configs.
-    #[error("SESSIONKIT_CONFIG: {0}")]
+    #[error("SESSIONKIT_CONFIG")]
     Yaml(#[from] serde_norway::Error),
     /// The session configuration cannot work.
-    #[error("SESSIONKIT_CONFIG: LoadSessionMiddleware: {0}")]
+    #[error("SESSIONKIT_CONFIG: LoadSessionMiddleware")]
     Config(#[from] ConfigError),
     /// The header map names something the session does not have.
-    #[error("SESSIONKIT_CONFIG: MapSessionToHeaderMiddleware: {0}")]
+    #[error("SESSIONKIT_CONFIG: MapSessionToHeaderMiddleware")]
     Headers(#[from] HeaderMapError),
     /// `REDIS_URL` does not describe a usable Redis (or Cluster).
-    #[error("REDIS_URL: {0}")]
+    #[error("REDIS_URL")]
     Redis(#[from] RedisConfigError),
+    /// The Prometheus recorder of `GET /metrics` could not be set up
+    /// (the exporter's error prints its own cause, so it is kept as text).
+    #[error("GET /metrics: {0}")]
+    Metrics(String),
     /// A number in the environment does not parse.
     #[error("{name} must be a port number, got {value:?}")]
     Port {
@@ -185,6 +195,9 @@ pub const MEMORY_STORE_BYTES: u64 = 128 * 1024 * 1024;
 /// `REDIS_URL=redis://127.0.0.1:6379` uses one Redis; several URLs separated
 /// by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`) use Redis
 /// Cluster. Nothing connects until the first request that needs a session.
+/// Redis is wrapped in a [`CircuitBreaker`] (opens after 5 consecutive
+/// failures, probes again after 1 s), so while it is down requests get their
+/// answer at once instead of after Redis' timeouts.
 ///
 /// # Errors
 /// [`GatewayError::Redis`] when the URL is malformed (or `rediss://` in a
@@ -200,15 +213,30 @@ pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, Ga
     } else {
         RedisStore::from_url(url)?
     };
-    Ok(Arc::new(store))
+    Ok(Arc::new(CircuitBreaker::new(store)))
 }
 
 /// Everything the gateway app needs; cheap to clone into every worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gateway {
     session: SessionMiddleware<GatewaySession>,
+    /// The same manager for `/public/*`, where a store failure gives an
+    /// anonymous session instead of a 503.
+    public_session: SessionMiddleware<GatewaySession>,
     headers: MapSessionToHeader<GatewaySession>,
     downstream: Arc<str>,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("session", &self.session)
+            .field("headers", &self.headers)
+            .field("downstream", &self.downstream)
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gateway {
@@ -244,11 +272,54 @@ impl Gateway {
             );
         }
         Ok(Self {
+            public_session: SessionMiddleware::builder(manager.clone())
+                .on_store_failure(FailurePolicy::Anonymous)
+                .build(),
             session: SessionMiddleware::new(manager),
             headers: MapSessionToHeader::with_config(headers)?,
             downstream: downstream.into().trim_end_matches('/').into(),
+            metrics: None,
         })
     }
+
+    /// Serves `GET /metrics` from `handle` (Prometheus text format);
+    /// without it `/metrics` is `404`.
+    #[must_use]
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+}
+
+/// The Prometheus exporter of `GET /metrics`, not installed yet: `_seconds`
+/// histograms with buckets from 50 µs to 5 s, `_bytes` ones from 64 B to 64 KiB.
+///
+/// # Errors
+/// [`GatewayError::Metrics`] for invalid buckets (never with these).
+pub fn prometheus() -> Result<PrometheusBuilder, GatewayError> {
+    let seconds = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 5.0,
+    ];
+    let bytes = [64.0, 256.0, 1024.0, 4096.0, 16_384.0, 65_536.0];
+    let metrics = |e: metrics_exporter_prometheus::BuildError| GatewayError::Metrics(e.to_string());
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &bytes))
+        .map_err(metrics)
+}
+
+/// Installs [`prometheus`] as the process's metrics recorder and describes
+/// sessionkit's metrics; returns the handle `GET /metrics` renders.
+///
+/// # Errors
+/// [`GatewayError::Metrics`] when a recorder is already installed.
+pub fn install_prometheus() -> Result<PrometheusHandle, GatewayError> {
+    let handle = prometheus()?
+        .install_recorder()
+        .map_err(|e| GatewayError::Metrics(e.to_string()))?;
+    sessionkit::metrics::describe();
+    Ok(handle)
 }
 
 struct Downstream(Arc<str>);
@@ -274,24 +345,72 @@ pub fn gateway_app(
     App::new()
         .app_data(web::Data::new(awc::Client::default()))
         .app_data(web::Data::new(Downstream(Arc::clone(&gateway.downstream))))
-        .wrap(gateway.session.clone())
-        // Registered last, so it runs first: before routing, the session and
-        // the login check see a path that could mean another route downstream.
+        .app_data(web::Data::new(MetricsHandle(gateway.metrics.clone())))
+        // Before routing: neither the session nor the login check ever sees
+        // a path that could mean another route downstream.
         .wrap(from_fn(reject_dot_segments))
-        .route("/", web::get().to(index))
-        .route("/cart/add", web::post().to(cart_add))
-        .route("/cart", web::get().to(cart))
-        .route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout))
-        .route("/api/data", web::get().to(api_data))
+        // Registered last, so it runs first: one span per request.
+        .wrap(from_fn(trace_requests))
+        .route("/metrics", web::get().to(metrics_text))
+        // Public pages stay up while the store is down: an anonymous session.
         .service(
-            forwarded("/dashboard")
-                // Inner to outer: headers mapped, then auth checked, the
-                // session (app-level `.wrap`) outside both.
+            forwarded("/public")
                 .wrap(gateway.headers.clone())
-                .wrap(from_fn(require_auth)),
+                .wrap(gateway.public_session.clone()),
         )
-        .service(forwarded("/public").wrap(gateway.headers.clone()))
+        .service(
+            web::scope("")
+                .wrap(gateway.session.clone())
+                .route("/", web::get().to(index))
+                .route("/cart/add", web::post().to(cart_add))
+                .route("/cart", web::get().to(cart))
+                .route("/login", web::post().to(login))
+                .route("/logout", web::post().to(logout))
+                .route("/api/data", web::get().to(api_data))
+                .service(
+                    forwarded("/dashboard")
+                        // Inner to outer: headers mapped, then auth checked,
+                        // the session (the scope's `.wrap`) outside both.
+                        .wrap(gateway.headers.clone())
+                        .wrap(from_fn(require_auth)),
+                ),
+        )
+}
+
+struct MetricsHandle(Option<PrometheusHandle>);
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+async fn metrics_text(handle: web::Data<MetricsHandle>) -> HttpResponse {
+    match &handle.0 {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(handle.render()),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// One `tracing` span per request (`request`, with the method, the path
+/// without its query, the status, and `session`: the fingerprint of the
+/// session id sessionkit records when the request loads its session, never
+/// the id itself), and one `info` line when the response is ready.
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn trace_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = req.path(),
+        session = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let res = next.call(req).instrument(span.clone()).await?;
+    span.record("status", res.status().as_u16());
+    tracing::info!(parent: &span, "served");
+    Ok(res)
 }
 
 async fn index(session: Session<GatewaySession>) -> HttpResponse {
@@ -648,7 +767,8 @@ pub async fn run_from_env() -> Result<(), GatewayError> {
     let env = GatewayEnv::read()?;
     let (gateway_port, downstream_port) = (env.port, env.downstream_port);
     let downstream_url = env.downstream_url();
-    let gateway = Gateway::new(&env.config, env.store, downstream_url)?;
+    let gateway =
+        Gateway::new(&env.config, env.store, downstream_url)?.with_metrics(install_prometheus()?);
 
     let downstream = HttpServer::new(dashboard_app)
         .workers(1)

@@ -539,7 +539,10 @@ async fn config_errors_are_start_up_errors(kind: Kind) {
             .unwrap_err(),
     };
     assert!(matches!(error, GatewayError::Headers(_)), "{error}");
-    assert!(error.to_string().contains("role"), "{error}");
+    // The cause is the error's source, printed once by ErrorChain.
+    let chain = sessionkit::ErrorChain(&error).to_string();
+    assert!(chain.contains("role"), "{chain}");
+    assert!(!error.to_string().contains("role"), "{error}");
 
     let unknown_key = FORWARD_OFF.replace("cookieSecure: false", "cookieSecured: false");
     assert!(matches!(

@@ -21,7 +21,9 @@ use sessionkit::adapter::{
     end_request, should_buffer_form, write_response, Outcome, PendingSession, ResponseHeaders,
     StripPlan,
 };
-use sessionkit::{Config, ConfigError, SessionData, SessionError, SessionManager, SessionStore};
+use sessionkit::{
+    Config, ConfigError, FailurePolicy, SessionData, SessionError, SessionManager, SessionStore,
+};
 
 use crate::error::{default_error_handler, handle, ErrorHandlerFn};
 use crate::view::{ActixView, BufferedForm};
@@ -59,7 +61,11 @@ pub(crate) struct Slot<T: SessionData> {
 /// A [`SessionError`] (store down, session too large, …) while loading or
 /// saving is logged with `tracing::error!` and answered by the error handler
 /// (default [`default_error_handler`]: opaque 503 for store errors, 500
-/// otherwise). When saving fails after the handler ran, the handler's
+/// otherwise), unless the middleware was built with
+/// [`FailurePolicy::Anonymous`](sessionkit::FailurePolicy) (see
+/// [`SessionMiddlewareBuilder::on_store_failure`]): then a store failure is
+/// logged with `tracing::warn!` and the request runs with an anonymous
+/// session. When saving fails after the handler ran, the handler's
 /// response is replaced: the client must not believe a change was kept.
 ///
 /// `disableSessionForward: true` reads the id eagerly and removes it from the
@@ -96,6 +102,7 @@ struct Inner<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
     form_limit: usize,
+    on_store_failure: FailurePolicy,
 }
 
 impl<T: SessionData> Clone for SessionMiddleware<T> {
@@ -147,6 +154,7 @@ impl<T: SessionData> SessionMiddleware<T> {
             manager,
             errors: Arc::new(default_error_handler),
             form_limit: DEFAULT_FORM_LIMIT,
+            on_store_failure: FailurePolicy::Fail,
         }
     }
 
@@ -181,6 +189,7 @@ pub struct SessionMiddlewareBuilder<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
     form_limit: usize,
+    on_store_failure: FailurePolicy,
 }
 
 impl<T: SessionData> fmt::Debug for SessionMiddlewareBuilder<T> {
@@ -213,6 +222,28 @@ impl<T: SessionData> SessionMiddlewareBuilder<T> {
         self
     }
 
+    /// What a request gets when the store fails: the error handler's answer
+    /// ([`FailurePolicy::Fail`], the default) or an anonymous session that
+    /// is never saved and sets no id ([`FailurePolicy::Anonymous`]; handlers
+    /// can ask `session.degraded()`). Wrap public routes in a middleware with
+    /// `Anonymous` to keep them up while the store is down.
+    ///
+    /// ```
+    /// use sessionkit::{FailurePolicy, MemoryStore, SessionManager};
+    /// use sessionkit_actix::SessionMiddleware;
+    /// # #[derive(sessionkit::SessionData, Default)]
+    /// # struct Data { visits: u32 }
+    /// let manager = SessionManager::<Data>::new(MemoryStore::new());
+    /// let public = SessionMiddleware::builder(manager)
+    ///     .on_store_failure(FailurePolicy::Anonymous)
+    ///     .build();
+    /// # let _ = public;
+    /// ```
+    pub fn on_store_failure(mut self, policy: FailurePolicy) -> Self {
+        self.on_store_failure = policy;
+        self
+    }
+
     /// The middleware.
     pub fn build(self) -> SessionMiddleware<T> {
         SessionMiddleware {
@@ -220,6 +251,7 @@ impl<T: SessionData> SessionMiddlewareBuilder<T> {
                 manager: self.manager,
                 errors: self.errors,
                 form_limit: self.form_limit,
+                on_store_failure: self.on_store_failure,
             }),
         }
     }
@@ -289,7 +321,10 @@ where
                 buffer_form(&mut req, inner.form_limit).await;
             }
             let slot = Rc::new(Slot {
-                pending: inner.manager.begin(),
+                pending: inner
+                    .manager
+                    .begin()
+                    .with_failure_policy(inner.on_store_failure),
                 errors: Arc::clone(&inner.errors),
             });
             req.extensions_mut().insert(Rc::clone(&slot));

@@ -26,6 +26,8 @@ pub(crate) struct Context {
     pub(crate) policy: Policy,
     /// Commits of one session in this process take turns (see [`Stripes`]).
     pub(crate) stripes: Stripes,
+    /// Metrics and lifecycle events.
+    pub(crate) observer: Arc<crate::observe::Observer>,
 }
 
 /// Striped locks serializing the commits of one session within this

@@ -270,9 +270,10 @@ pub fn encode_value<V: Serialize + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
-    value
-        .serialize(&mut ser)
-        .map_err(|e| EncodeError(e.to_string()))
+    value.serialize(&mut ser).map_err(|e| EncodeError {
+        message: Cow::Borrowed(ENCODE_FAILED),
+        cause: Some(CodecCause::encode(&e)),
+    })
 }
 
 /// Decodes a value written by [`encode_value`].
@@ -282,25 +283,102 @@ pub fn encode_value<V: Serialize + ?Sized>(
 pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
     rmp_serde::from_slice(bytes).map_err(|e| DecodeError {
         kind: decode_error_kind(&e),
+        cause: Some(CodecCause::decode(&e)),
     })
 }
 
+const ENCODE_FAILED: &str = "could not encode a session field as MessagePack";
+
 /// A session field could not be encoded.
+///
+/// When MessagePack encoding failed, the [`CodecCause`] is its
+/// [`source`](std::error::Error::source); the message itself never holds a value.
+///
+/// ```
+/// let error = sessionkit::EncodeError::no_field(9);
+/// assert!(error.to_string().ends_with("no session field has index 9"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not encode a session field as MessagePack: {0}")]
-pub struct EncodeError(String);
+#[error("{message}")]
+pub struct EncodeError {
+    message: Cow<'static, str>,
+    #[source]
+    cause: Option<CodecCause>,
+}
 
 impl EncodeError {
     /// The error for an index that is not a field.
     #[must_use]
     pub fn no_field(index: usize) -> Self {
-        Self(format!("no session field has index {index}"))
+        Self::custom(format!("no session field has index {index}"))
     }
 
-    /// An error with a custom message.
+    /// An error with a custom message (which must not contain a session value).
     #[must_use]
     pub fn custom(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self {
+            message: Cow::Owned(format!("{ENCODE_FAILED}: {}", message.into())),
+            cause: None,
+        }
+    }
+}
+
+/// What the MessagePack library (rmp-serde) reported behind an
+/// [`EncodeError`] or a [`DecodeError`]: the kind of its error, without its
+/// message, which can quote a session value.
+///
+/// ```
+/// use std::error::Error;
+/// let error = sessionkit::decode_value::<u32>(&[0xa3, b'a', b'b', b'c']).unwrap_err();
+/// let cause = error.source().expect("the rmp-serde cause");
+/// assert!(cause.to_string().starts_with("rmp-serde: "));
+/// assert!(!cause.to_string().contains("abc"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub struct CodecCause {
+    what: &'static str,
+    io: Option<std::io::ErrorKind>,
+}
+
+impl fmt::Display for CodecCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rmp-serde: {}", self.what)?;
+        match self.io {
+            Some(kind) => write!(f, " ({kind})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl CodecCause {
+    fn encode(error: &rmp_serde::encode::Error) -> Self {
+        use rmp_serde::encode::Error as E;
+        let what = match error {
+            E::InvalidValueWrite(_) => "the encoded value could not be written",
+            E::UnknownLength => "a sequence or map of unknown length",
+            E::InvalidDataModel(_) => "the Serialize implementation does not fit the serde data model",
+            E::DepthLimitExceeded => "the value is nested too deeply",
+            E::Syntax(_) => "the Serialize implementation failed (its message is withheld: it can quote the value)",
+        };
+        Self { what, io: None }
+    }
+
+    fn decode(error: &rmp_serde::decode::Error) -> Self {
+        use rmp_serde::decode::Error as E;
+        let (what, io) = match error {
+            E::InvalidMarkerRead(e) => ("a marker could not be read", Some(e.kind())),
+            E::InvalidDataRead(e) => ("the data could not be read", Some(e.kind())),
+            E::TypeMismatch(_) => ("type mismatch", None),
+            E::OutOfRange => ("number out of range", None),
+            E::LengthMismatch(_) => ("length mismatch", None),
+            E::Utf8Error(_) => ("invalid UTF-8", None),
+            E::DepthLimitExceeded => ("depth limit exceeded", None),
+            E::Syntax(_) | E::Uncategorized(_) => (
+                "the Deserialize implementation refused the value (its message is withheld: it can quote the value)",
+                None,
+            ),
+        };
+        Self { what, io }
     }
 }
 
@@ -319,6 +397,8 @@ impl EncodeError {
 #[error("stored session field does not decode: {kind}")]
 pub struct DecodeError {
     kind: &'static str,
+    #[source]
+    cause: Option<CodecCause>,
 }
 
 impl DecodeError {
@@ -328,6 +408,7 @@ impl DecodeError {
         let _ = index;
         Self {
             kind: "no session field has this index",
+            cause: None,
         }
     }
 
@@ -335,7 +416,7 @@ impl DecodeError {
     /// stored value (it is logged).
     #[must_use]
     pub fn custom(kind: &'static str) -> Self {
-        Self { kind }
+        Self { kind, cause: None }
     }
 
     /// What kind of mismatch it was (no stored value in it).
@@ -438,6 +519,34 @@ mod tests {
         let mut out = Vec::new();
         encode_value("text", &mut out).unwrap();
         assert!(decode_value::<u64>(&out).is_err());
+    }
+
+    #[test]
+    fn codec_errors_keep_a_value_free_cause_once() {
+        use std::error::Error as _;
+        let mut out = Vec::new();
+        encode_value("secret-token", &mut out).unwrap();
+        let error = decode_value::<u64>(&out).unwrap_err();
+        let chain = crate::ErrorChain(&error).to_string();
+        assert!(!chain.contains("secret"), "{chain}");
+        assert_eq!(chain.matches("rmp-serde").count(), 1, "{chain}");
+        assert!(error.source().is_some());
+
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("secret-token is not allowed"))
+            }
+        }
+        let error = encode_value(&Refuses, &mut Vec::new()).unwrap_err();
+        let chain = crate::ErrorChain(&error).to_string();
+        assert!(!chain.contains("secret"), "{chain}");
+        assert!(
+            chain.starts_with("could not encode a session field as MessagePack: rmp-serde: "),
+            "{chain}"
+        );
+        let custom = EncodeError::no_field(3);
+        assert!(custom.source().is_none());
     }
 
     #[test]

@@ -99,10 +99,12 @@ fn validate(raw: &str) -> Result<(), InvalidId> {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// `getrandom` reported an error; there is deliberately no fallback generator.
+    /// (getrandom's error does not implement `std::error::Error` here, so
+    /// the message prints it and there is no `source`.)
     #[error("the OS random number generator failed ({0}); refusing to issue a session id")]
     Os(getrandom::Error),
     /// A custom generator produced something that is not a valid id.
-    #[error("the session id generator produced an invalid id: {0}")]
+    #[error("the session id generator produced an invalid id")]
     Invalid(#[from] InvalidId),
     /// A custom generator failed for its own reason.
     #[error("the session id generator failed: {0}")]
@@ -229,6 +231,19 @@ mod tests {
         assert!(matches!(short.generate(), Err(GenerateError::Invalid(_))));
         let ok = || -> Result<String, GenerateError> { Ok("x".repeat(20)) };
         assert_eq!(ok.generate().unwrap().as_str(), "x".repeat(20));
+    }
+
+    #[test]
+    fn generate_errors_report_their_cause_once() {
+        let short = || -> Result<String, GenerateError> { Ok("abc".into()) };
+        let error = short.generate().unwrap_err();
+        let chain = crate::ErrorChain(&error).to_string();
+        assert_eq!(chain.matches("3 bytes long").count(), 1, "{chain}");
+        let os = GenerateError::Os(getrandom::Error::UNSUPPORTED);
+        assert!(
+            std::error::Error::source(&os).is_none(),
+            "printed, so no source"
+        );
     }
 
     #[test]

@@ -38,20 +38,42 @@
 //! ## Configuration
 //!
 //! See [`Config`] for every key and its default.
+//!
+//! ## Operability
+//!
+//! - **Metrics** through the `metrics` facade, free until a recorder is
+//!   installed: sessions created, rotated, destroyed, expired, revoked,
+//!   rejected ids, store latency and errors, session sizes, commits; the
+//!   table of names and labels is in [`metrics`].
+//! - **Lifecycle events** for a listener registered with
+//!   [`SessionManagerBuilder::on_event`]; see [`events`].
+//! - **Store failures**: [`CircuitBreaker`] fails fast while a store keeps
+//!   failing; [`FailurePolicy::Anonymous`] lets a request run with an
+//!   anonymous, never-saved session instead of failing.
+//! - **Tracing**: when a session is loaded inside a span that declares a
+//!   `session` field (`tracing::info_span!("request", session =
+//!   tracing::field::Empty)`), the field gets the id's [`events::Fingerprint`],
+//!   never the id. Errors are logged once, with their causes, each cause once
+//!   ([`ErrorChain`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod adapter;
+mod breaker;
 mod clock;
 mod config;
 mod context;
 mod data;
+mod degraded;
 mod error;
+pub mod events;
 mod extractor;
 mod header_map;
 mod id;
 mod manager;
 mod memory;
+pub mod metrics;
+mod observe;
 mod plan;
 mod record;
 #[cfg(feature = "redis")]
@@ -64,12 +86,17 @@ mod timeout;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::breaker::{
+    BreakerConfig, BreakerState, CircuitBreaker, CircuitOpen, DEFAULT_COOL_DOWN,
+    DEFAULT_FAILURE_THRESHOLD,
+};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
 pub use crate::data::{
-    decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
+    decode_value, encode_value, CodecCause, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
     SessionData, ToHeaderValue,
 };
+pub use crate::degraded::FailurePolicy;
 pub use crate::error::{ErrorChain, SessionError};
 pub use crate::extractor::{
     find_cookie, find_urlencoded, ExtractFn, Extracted, Extractor, Location, RequestView,

@@ -43,7 +43,7 @@ use crate::store::{DynSessionStore, Loaded, SessionStore};
 /// # Ok::<(), ConfigError>(())
 /// ```
 pub struct SessionManager<T> {
-    ctx: Arc<Context>,
+    pub(crate) ctx: Arc<Context>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -73,6 +73,8 @@ pub struct SessionManagerBuilder<T> {
     extractor: Option<Extractor>,
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
+    /// The lifecycle event listener's queue (`events.rs`).
+    pub(crate) events: Option<Arc<dyn crate::events::Sink>>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -152,13 +154,18 @@ impl<T: SessionData> SessionManagerBuilder<T> {
             cookie_session_only: config.cookie_session_only,
             max_bytes: config.max_session_bytes,
         };
+        let observer = Arc::new(crate::observe::Observer::new(
+            self.events,
+            Arc::clone(&self.clock),
+        ));
         SessionManager {
             ctx: Arc::new(Context {
                 idle_ms: duration_ms(config.idle_timeout),
                 absolute_ms: config.absolute_timeout.map(duration_ms),
                 policy,
                 stripes: crate::context::Stripes::new(),
-                store: self.store,
+                store: crate::observe::instrument(self.store, &observer),
+                observer,
                 extractor,
                 ids: self.ids,
                 clock: self.clock,
@@ -193,6 +200,7 @@ impl<T: SessionData> SessionManager<T> {
             extractor: None,
             ids: Arc::new(UuidV4),
             clock: Arc::new(SystemClock),
+            events: None,
             _data: PhantomData,
         }
     }
@@ -223,6 +231,7 @@ impl<T: SessionData> SessionManager<T> {
             manager: self.clone(),
             incoming: OnceLock::new(),
             session: tokio::sync::OnceCell::new(),
+            policy: crate::FailurePolicy::Fail,
         }
     }
 
@@ -259,7 +268,9 @@ impl<T: SessionData> SessionManager<T> {
     /// [`SessionError::InvalidId`] for a malformed id; [`SessionError::Store`].
     pub async fn delete_by_id(&self, id: &str) -> Result<(), SessionError> {
         let id = SessionId::parse(id)?;
-        Ok(self.ctx.store.delete_boxed(&id).await?)
+        self.ctx.store.delete_boxed(&id).await?;
+        self.ctx.observer.revoked(&id);
+        Ok(())
     }
 
     /// Loads the session under `id`, following the tombstones of ids rotated
@@ -277,7 +288,8 @@ impl<T: SessionData> SessionManager<T> {
                         redirected,
                     )));
                 }
-                Loaded::Session(_) => {
+                Loaded::Session(record) => {
+                    self.ctx.observer.expired::<T>(&id, &record);
                     // Expired by its own timestamps, whatever the store's TTL did.
                     if let Err(error) = self.ctx.store.delete_boxed(&id).await {
                         tracing::warn!(error = %crate::error::chain(&error), "could not delete an expired session");
@@ -366,9 +378,11 @@ pub struct Incoming {
 /// # Ok::<(), SessionError>(()) }).unwrap();
 /// ```
 pub struct PendingSession<T: SessionData> {
-    manager: SessionManager<T>,
+    pub(crate) manager: SessionManager<T>,
     incoming: OnceLock<Option<Incoming>>,
-    session: tokio::sync::OnceCell<Session<T>>,
+    pub(crate) session: tokio::sync::OnceCell<Session<T>>,
+    /// What a store failure gives (`degraded.rs`).
+    pub(crate) policy: crate::FailurePolicy,
 }
 
 impl<T: SessionData> fmt::Debug for PendingSession<T> {
@@ -390,6 +404,7 @@ impl<T: SessionData> PendingSession<T> {
                 let id = match SessionId::parse(&found.value) {
                     Ok(id) => Some(id),
                     Err(error) => {
+                        self.manager.ctx.observer.malformed(&error);
                         tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
                         None
                     }
@@ -429,13 +444,16 @@ impl<T: SessionData> PendingSession<T> {
     }
 
     async fn load_captured(&self) -> Result<Session<T>, SessionError> {
-        self.session
+        let loaded = self
+            .session
             .get_or_try_init(|| async {
                 let incoming = self.incoming();
                 if let Some(id) = incoming.and_then(|i| i.id.clone()) {
                     if let Some(session) = self.manager.load_stored(id).await? {
+                        crate::observe::record_span(&session);
                         return Ok(session);
                     }
+                    self.manager.ctx.observer.unknown();
                 }
                 // The client presented an id that resolves to nothing: it is
                 // cleared at commit unless a new session is stored.
@@ -450,7 +468,8 @@ impl<T: SessionData> PendingSession<T> {
                 ))
             })
             .await
-            .cloned()
+            .cloned();
+        crate::degraded::on_load(self, loaded)
     }
 
     /// The session if it has been loaded.
@@ -472,7 +491,7 @@ impl<T: SessionData> PendingSession<T> {
         let Some(session) = self.session.get() else {
             return Ok(ResponseUpdate::default());
         };
-        let write = session.commit(failed).await?;
+        let write = crate::degraded::on_commit(self, session.commit(failed).await)?;
         Ok(self.response_update(write))
     }
 

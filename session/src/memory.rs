@@ -381,6 +381,10 @@ impl SessionStore for MemoryStore {
         self.delete_now(id);
         Ok(())
     }
+
+    fn label(&self) -> &'static str {
+        "memory"
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use crate::clock::duration_ms;
 use crate::context::Context;
 use crate::data::{Field, SessionData};
 use crate::error::SessionError;
+use crate::events::DestroyCause;
 use crate::id::SessionId;
+use crate::metrics::Outcome;
 use crate::plan::{self, FieldPlan, IdWrite, Input, Next, Plan, Standing};
 use crate::record::{Fields, Meta, Record};
 use crate::store::{DynSessionStore, Write, WriteKind, Written};
@@ -128,6 +130,9 @@ struct State<T> {
     version: u64,
     /// The session was found rotated by a concurrent request: no renewal now.
     renew_checked: bool,
+    /// Made because the store failed, under `FailurePolicy::Anonymous`:
+    /// never written, never sends an id (`degraded.rs`).
+    degraded: bool,
 }
 
 /// What the session knows about one field.
@@ -168,8 +173,17 @@ impl<T: SessionData> Session<T> {
                 needs_id: false,
                 renew_checked: false,
                 version: 0,
+                degraded: false,
             },
         )
+    }
+
+    /// An anonymous session for a request whose store failed: fresh, never
+    /// written, never sends or clears an id.
+    pub(crate) fn new_degraded(ctx: Arc<Context>, id: SessionId, now: u64) -> Self {
+        let session = Self::new_fresh(ctx, id, now, false);
+        session.lock().degraded = true;
+        session
     }
 
     /// A stored session; `redirected` when it was reached through the
@@ -201,6 +215,7 @@ impl<T: SessionData> Session<T> {
                 needs_id: false,
                 renew_checked: redirected,
                 version: 0,
+                degraded: false,
             },
         )
     }
@@ -240,6 +255,14 @@ impl<T: SessionData> Session<T> {
     #[must_use]
     pub fn fresh(&self) -> bool {
         self.lock().fresh
+    }
+
+    /// Whether this is an anonymous stand-in because the store failed
+    /// (under [`FailurePolicy::Anonymous`](crate::FailurePolicy)): it starts
+    /// empty, and nothing done to it is saved or sent to the client.
+    #[must_use]
+    pub fn degraded(&self) -> bool {
+        self.lock().degraded
     }
 
     /// The stored names of the fields the session holds.
@@ -478,8 +501,9 @@ impl<T: SessionData> Session<T> {
         let ctx = &self.shared.ctx;
         let store: &dyn DynSessionStore = &*ctx.store;
         let now = ctx.clock.now_ms();
-        if failed && !ctx.config.save_on_error {
+        if (failed && !ctx.config.save_on_error) || self.lock().degraded {
             self.lock().drop_pending();
+            ctx.observer.commit(Outcome::Discarded);
             return Ok(IdWrite::Nothing);
         }
 
@@ -491,6 +515,7 @@ impl<T: SessionData> Session<T> {
                     .splice(0..0, deletes[done..].iter().cloned());
                 return Err(error.into());
             }
+            ctx.observer.destroyed(id, DestroyCause::Destroy);
         }
 
         self.prepare(now)?;
@@ -515,14 +540,20 @@ impl<T: SessionData> Session<T> {
                 (input, plan, (state.version, state.ops.len()))
             };
             let write = match plan {
-                Plan::Nothing => return Ok(self.lock().finish(ctx, now, false)),
+                Plan::Nothing => {
+                    ctx.observer.commit(Outcome::Unchanged);
+                    return Ok(self.lock().finish(ctx, now, false));
+                }
                 Plan::TooLarge { size, limit } => {
-                    return Err(SessionError::TooLarge { size, limit })
+                    ctx.observer.commit(Outcome::TooLarge);
+                    return Err(SessionError::TooLarge { size, limit });
                 }
                 Plan::Drop(id) => {
                     if let Some(id) = id {
                         store.delete_boxed(&id).await?;
+                        ctx.observer.destroyed(&id, DestroyCause::Emptied);
                     }
+                    ctx.observer.commit(Outcome::Empty);
                     return Ok(self.lock().emptied());
                 }
                 Plan::Write(write) => write,
@@ -531,10 +562,14 @@ impl<T: SessionData> Session<T> {
             let mut state = self.lock();
             match plan::next_step(&input.standing, &written, retries, hops) {
                 Next::Done => {
+                    ctx.observer.written(&write, &input.fields, &state.data);
                     state.written(&write, input.fields, planned);
                     return Ok(state.finish(ctx, now, true));
                 }
-                Next::Gone => return Ok(state.gone()),
+                Next::Gone => {
+                    ctx.observer.commit(Outcome::Gone);
+                    return Ok(state.gone());
+                }
                 Next::Retarget { to, keep_rotation } => {
                     hops += 1;
                     state.retarget(to, keep_rotation);
@@ -545,7 +580,10 @@ impl<T: SessionData> Session<T> {
                         state.replay(record);
                     }
                 }
-                Next::GiveUp => return Err(SessionError::Conflict { retries }),
+                Next::GiveUp => {
+                    ctx.observer.commit(Outcome::Conflict);
+                    return Err(SessionError::Conflict { retries });
+                }
             }
         }
     }

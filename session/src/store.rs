@@ -146,6 +146,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// session it forwards to is deleted too. Deleting an absent session is
     /// not an error.
     fn delete(&self, id: &SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A short, stable name for this kind of store, the `store` label of
+    /// sessionkit's metrics (`"memory"`, `"redis"`); never an address or a
+    /// key. Wrappers return their inner store's.
+    fn label(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// The object-safe form of [`SessionStore`], implemented for every store.
@@ -156,6 +163,8 @@ pub trait DynSessionStore: Send + Sync + 'static {
     fn write_boxed<'a>(&'a self, write: &'a Write) -> StoreFuture<'a, Written>;
     /// [`SessionStore::delete`], boxed.
     fn delete_boxed<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()>;
+    /// [`SessionStore::label`].
+    fn label_dyn(&self) -> &'static str;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -167,6 +176,9 @@ impl<S: SessionStore> DynSessionStore for S {
     }
     fn delete_boxed<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()> {
         Box::pin(self.delete(id))
+    }
+    fn label_dyn(&self) -> &'static str {
+        self.label()
     }
 }
 
@@ -180,6 +192,9 @@ impl SessionStore for Arc<dyn DynSessionStore> {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         (**self).delete_boxed(id).await
     }
+    fn label(&self) -> &'static str {
+        (**self).label_dyn()
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -191,6 +206,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         (**self).delete(id).await
+    }
+    fn label(&self) -> &'static str {
+        (**self).label()
     }
 }
 

@@ -67,4 +67,8 @@ impl<S: SessionStore> SessionStore for TimeoutStore<S> {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.bound(self.inner.delete(id)).await
     }
+
+    fn label(&self) -> &'static str {
+        self.inner.label()
+    }
 }

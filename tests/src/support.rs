@@ -90,6 +90,8 @@ impl RequestView for TestRequest {
 
 /// One call a [`RecordingStore`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A test double's record: matched by value in tests, size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Call {
     /// `load(id)`
     Load(String),

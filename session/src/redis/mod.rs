@@ -165,7 +165,7 @@ impl fmt::Debug for RedisStore {
 #[non_exhaustive]
 pub enum RedisConfigError {
     /// A node URL did not parse.
-    #[error("invalid Redis URL ({0}); expected e.g. redis://[user:password@]host:6379[/db] or rediss://… for TLS")]
+    #[error("invalid Redis URL; expected e.g. redis://[user:password@]host:6379[/db] or rediss://… for TLS")]
     Url(#[source] RedisError),
     /// `rediss://` was given but the `redis-tls` feature is off.
     #[error("a rediss:// URL needs TLS: enable sessionkit's `redis-tls` feature")]
@@ -177,7 +177,7 @@ pub enum RedisConfigError {
     #[error("invalid Redis store setting: {0}")]
     Setting(&'static str),
     /// The cluster client could not be built from the node URLs.
-    #[error("could not configure the Redis Cluster client: {0}")]
+    #[error("could not configure the Redis Cluster client")]
     Cluster(#[source] RedisError),
     /// The pool could not be built.
     #[error("could not build the Redis connection pool: {0}")]
@@ -554,7 +554,27 @@ fn flat_bytes(value: Value) -> Result<Vec<Vec<u8>>, StoreError> {
 struct Failure {
     target: String,
     hint: &'static str,
-    source: RedisError,
+    source: RedisCause,
+}
+
+/// A `RedisError` as a cause: `redis` prints an I/O error's message in its
+/// own and also returns the I/O error as its `source`, so the chain stops
+/// here when the message already says it (each cause once).
+#[derive(Debug)]
+struct RedisCause(RedisError);
+
+impl fmt::Display for RedisCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StdError for RedisCause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        let inner = self.0.source()?;
+        let printed = self.0.to_string();
+        (!printed.contains(&inner.to_string())).then_some(inner)
+    }
 }
 
 impl fmt::Display for Failure {
@@ -594,7 +614,7 @@ fn redis_error(error: RedisError, inner: &Inner) -> StoreError {
     let failure = Failure {
         target: inner.target.clone(),
         hint,
-        source: error,
+        source: RedisCause(error),
     };
     if unreachable {
         StoreError::unavailable(failure)
@@ -831,6 +851,14 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.delete_record(id).await
+    }
+
+    fn label(&self) -> &'static str {
+        if self.is_cluster() {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
     }
 }
 

@@ -1,0 +1,257 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade.
+//!
+//! sessionkit records its metrics with the `metrics` crate's macros. Nothing
+//! is collected until the application installs a recorder (for instance
+//! `metrics-exporter-prometheus`); without one each recording is a check of
+//! a global and costs next to nothing. Call [`describe`] once after
+//! installing the recorder so exporters can print help texts and units.
+//!
+//! Names and labels follow the Prometheus conventions. No label ever holds
+//! a session id, a principal or a session value: every label value is one
+//! of the few fixed words listed here, or a store's
+//! [`label`](crate::SessionStore::label).
+//!
+//! | name | type | labels | moves when |
+//! |---|---|---|---|
+//! | `sessionkit_sessions_created_total` | counter | | a new session is first stored |
+//! | `sessionkit_sessions_rotated_total` | counter | `cause` = `renew` \| `regenerate` | an id is rotated: auto-renewal (with a grace period) or `regenerate` |
+//! | `sessionkit_sessions_destroyed_total` | counter | `cause` = `destroy` \| `emptied` | a stored session is deleted by `destroy`/`reset`, or because it holds no data any more |
+//! | `sessionkit_sessions_expired_on_load_total` | counter | | a load finds a session past its idle or absolute timeout (it is deleted) |
+//! | `sessionkit_sessions_revoked_total` | counter | | `SessionManager::delete_by_id` deletes a session |
+//! | `sessionkit_session_ids_rejected_total` | counter | `reason` = `length` \| `character` \| `unknown` | a request presents a malformed id, or a well-formed one under which no live session is stored |
+//! | `sessionkit_sessions_degraded_total` | counter | | a request runs with an anonymous, never-saved session because the store failed ([`FailurePolicy::Anonymous`](crate::FailurePolicy)) |
+//! | `sessionkit_commits_total` | counter | `outcome` = `written` \| `unchanged` \| `empty` \| `gone` \| `conflict` \| `too_large` \| `discarded` | a commit ends; `unchanged` wrote nothing |
+//! | `sessionkit_session_size_bytes` | histogram | | a write stores a session (its encoded size: names and values of every field) |
+//! | `sessionkit_store_operation_duration_seconds` | histogram | `operation` = `load` \| `write` \| `delete`, `store` | a store operation ends, successfully or not |
+//! | `sessionkit_store_errors_total` | counter | `operation`, `store`, `kind` = `unavailable` \| `timeout` \| `corrupt` \| `backend` \| `circuit_open` | a store operation fails |
+//! | `sessionkit_circuit_breaker_state` | gauge | `store`, `state` = `closed` \| `open` \| `half_open` | a [`CircuitBreaker`](crate::CircuitBreaker) changes state (1 for the current state, 0 for the others) |
+//! | `sessionkit_circuit_breaker_transitions_total` | counter | `store`, `state` | a breaker enters `state` |
+//! | `sessionkit_circuit_breaker_rejected_total` | counter | `store` | a breaker fails an operation fast |
+//! | `sessionkit_events_dropped_total` | counter | | a lifecycle event is dropped because the listener's queue is full |
+//! | `sessionkit_event_listener_panics_total` | counter | | a lifecycle event listener panics |
+//!
+//! ```
+//! use sessionkit::metrics;
+//! // After installing a recorder:
+//! metrics::describe();
+//! assert_eq!(metrics::SESSIONS_CREATED, "sessionkit_sessions_created_total");
+//! ```
+
+use std::time::Duration;
+
+use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
+
+use crate::store::StoreError;
+
+/// Counter: sessions first stored.
+pub const SESSIONS_CREATED: &str = "sessionkit_sessions_created_total";
+/// Counter: id rotations, by `cause`.
+pub const SESSIONS_ROTATED: &str = "sessionkit_sessions_rotated_total";
+/// Counter: stored sessions deleted by the application or because they emptied, by `cause`.
+pub const SESSIONS_DESTROYED: &str = "sessionkit_sessions_destroyed_total";
+/// Counter: sessions found expired when loaded.
+pub const SESSIONS_EXPIRED_ON_LOAD: &str = "sessionkit_sessions_expired_on_load_total";
+/// Counter: sessions deleted by id (`SessionManager::delete_by_id`).
+pub const SESSIONS_REVOKED: &str = "sessionkit_sessions_revoked_total";
+/// Counter: ids presented by clients that were refused, by `reason`.
+pub const IDS_REJECTED: &str = "sessionkit_session_ids_rejected_total";
+/// Counter: requests served with an anonymous session after a store failure.
+pub const SESSIONS_DEGRADED: &str = "sessionkit_sessions_degraded_total";
+/// Counter: commits, by `outcome`.
+pub const COMMITS: &str = "sessionkit_commits_total";
+/// Histogram: the encoded size of each stored session, in bytes.
+pub const SESSION_SIZE: &str = "sessionkit_session_size_bytes";
+/// Histogram: store operation latency in seconds, by `operation` and `store`.
+pub const STORE_DURATION: &str = "sessionkit_store_operation_duration_seconds";
+/// Counter: failed store operations, by `operation`, `store` and `kind`.
+pub const STORE_ERRORS: &str = "sessionkit_store_errors_total";
+/// Gauge: 1 for a circuit breaker's current `state`, 0 for the others.
+pub const BREAKER_STATE: &str = "sessionkit_circuit_breaker_state";
+/// Counter: circuit breaker state changes, by the `state` entered.
+pub const BREAKER_TRANSITIONS: &str = "sessionkit_circuit_breaker_transitions_total";
+/// Counter: operations a circuit breaker failed fast.
+pub const BREAKER_REJECTED: &str = "sessionkit_circuit_breaker_rejected_total";
+/// Counter: lifecycle events dropped on a full queue.
+pub const EVENTS_DROPPED: &str = "sessionkit_events_dropped_total";
+/// Counter: lifecycle event listener panics.
+pub const LISTENER_PANICS: &str = "sessionkit_event_listener_panics_total";
+
+/// Registers the help text and unit of every sessionkit metric with the
+/// installed recorder. Call it once, after installing the recorder; without
+/// one it does nothing.
+pub fn describe() {
+    describe_counter!(SESSIONS_CREATED, "Sessions first stored.");
+    describe_counter!(
+        SESSIONS_ROTATED,
+        "Session id rotations: renew (automatic, with a grace period) or regenerate."
+    );
+    describe_counter!(
+        SESSIONS_DESTROYED,
+        "Stored sessions deleted: destroy (destroy or reset) or emptied (no data left)."
+    );
+    describe_counter!(
+        SESSIONS_EXPIRED_ON_LOAD,
+        "Sessions found past their idle or absolute timeout when loaded."
+    );
+    describe_counter!(SESSIONS_REVOKED, "Sessions deleted by id.");
+    describe_counter!(
+        IDS_REJECTED,
+        "Client session ids refused: malformed (length, character) or unknown."
+    );
+    describe_counter!(
+        SESSIONS_DEGRADED,
+        "Requests served with an anonymous, never-saved session after a store failure."
+    );
+    describe_counter!(
+        COMMITS,
+        "Session commits by outcome; unchanged wrote nothing."
+    );
+    describe_histogram!(
+        SESSION_SIZE,
+        Unit::Bytes,
+        "Encoded size of stored sessions."
+    );
+    describe_histogram!(
+        STORE_DURATION,
+        Unit::Seconds,
+        "Session store operation latency."
+    );
+    describe_counter!(STORE_ERRORS, "Failed session store operations by kind.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "1 for the circuit breaker's current state, 0 for the others."
+    );
+    describe_counter!(BREAKER_TRANSITIONS, "Circuit breaker state changes.");
+    describe_counter!(
+        BREAKER_REJECTED,
+        "Store operations failed fast by an open circuit breaker."
+    );
+    describe_counter!(
+        EVENTS_DROPPED,
+        "Lifecycle events dropped on a full listener queue."
+    );
+    describe_counter!(LISTENER_PANICS, "Lifecycle event listener panics.");
+}
+
+/// A store operation, the `operation` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreOperation {
+    /// [`SessionStore::load`](crate::SessionStore::load).
+    Load,
+    /// [`SessionStore::write`](crate::SessionStore::write).
+    Write,
+    /// [`SessionStore::delete`](crate::SessionStore::delete).
+    Delete,
+}
+
+impl StoreOperation {
+    /// The label value: `load`, `write` or `delete`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Load => "load",
+            Self::Write => "write",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// Why a commit ended as it did, the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Written,
+    Unchanged,
+    Empty,
+    Gone,
+    Conflict,
+    TooLarge,
+    Discarded,
+}
+
+impl Outcome {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Written => "written",
+            Self::Unchanged => "unchanged",
+            Self::Empty => "empty",
+            Self::Gone => "gone",
+            Self::Conflict => "conflict",
+            Self::TooLarge => "too_large",
+            Self::Discarded => "discarded",
+        }
+    }
+}
+
+pub(crate) fn commit(outcome: Outcome) {
+    counter!(COMMITS, "outcome" => outcome.as_str()).increment(1);
+}
+
+pub(crate) fn created() {
+    counter!(SESSIONS_CREATED).increment(1);
+}
+
+pub(crate) fn rotated(cause: &'static str) {
+    counter!(SESSIONS_ROTATED, "cause" => cause).increment(1);
+}
+
+pub(crate) fn destroyed(cause: &'static str) {
+    counter!(SESSIONS_DESTROYED, "cause" => cause).increment(1);
+}
+
+pub(crate) fn expired_on_load() {
+    counter!(SESSIONS_EXPIRED_ON_LOAD).increment(1);
+}
+
+pub(crate) fn revoked() {
+    counter!(SESSIONS_REVOKED).increment(1);
+}
+
+pub(crate) fn rejected(reason: &'static str) {
+    counter!(IDS_REJECTED, "reason" => reason).increment(1);
+}
+
+pub(crate) fn degraded() {
+    counter!(SESSIONS_DEGRADED).increment(1);
+}
+
+pub(crate) fn session_size(bytes: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    histogram!(SESSION_SIZE).record(bytes as f64);
+}
+
+pub(crate) fn store_operation(
+    operation: StoreOperation,
+    store: &'static str,
+    took: Duration,
+    error: Option<&'static str>,
+) {
+    let operation = operation.as_str();
+    histogram!(STORE_DURATION, "operation" => operation, "store" => store)
+        .record(took.as_secs_f64());
+    if let Some(kind) = error {
+        counter!(STORE_ERRORS, "operation" => operation, "store" => store, "kind" => kind)
+            .increment(1);
+    }
+}
+
+pub(crate) fn events_dropped() {
+    counter!(EVENTS_DROPPED).increment(1);
+}
+
+pub(crate) fn listener_panicked() {
+    counter!(LISTENER_PANICS).increment(1);
+}
+
+/// The `kind` label of a store error.
+pub(crate) fn error_kind(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Unavailable(cause) if cause.is::<crate::breaker::CircuitOpen>() => {
+            "circuit_open"
+        }
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Timeout(_) => "timeout",
+        StoreError::Corrupt(_) => "corrupt",
+        StoreError::Backend(_) => "backend",
+    }
+}
