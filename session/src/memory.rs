@@ -41,6 +41,8 @@ use crate::store::{
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Cache<SessionId, Arc<Entry>, Hasher>,
+    /// Entries are weighed by bytes: a changed size is inserted again.
+    bytes_bounded: bool,
 }
 
 /// Keys are server-generated random ids (a lookup of an unknown id inserts
@@ -60,9 +62,21 @@ const MAX_HOPS: usize = 4;
 /// (to refresh its TTL and weight), so two writers can never work on two
 /// copies.
 struct Entry {
-    ttl_ms: AtomicU64,
+    /// When the entry expires, in ms since [`epoch`].
+    deadline_ms: AtomicU64,
     weight: AtomicU32,
     state: Mutex<Slot>,
+}
+
+/// The base of entry deadlines: the first use of any memory store.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `at` in ms since [`epoch`].
+fn ms_since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_millis()).unwrap_or(u64::MAX)
 }
 
 enum Slot {
@@ -78,7 +92,7 @@ enum Slot {
 impl Entry {
     fn new(slot: Slot, ttl_ms: u64, weight: u32) -> Self {
         Self {
-            ttl_ms: AtomicU64::new(ttl_ms),
+            deadline_ms: AtomicU64::new(ms_since_epoch(Instant::now()).saturating_add(ttl_ms)),
             weight: AtomicU32::new(weight),
             state: Mutex::new(slot),
         }
@@ -90,8 +104,16 @@ impl Entry {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn ttl(&self) -> Duration {
-        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
+    /// The time left at `at`.
+    fn remaining(&self, at: Instant) -> Duration {
+        let deadline = self.deadline_ms.load(Ordering::Relaxed);
+        Duration::from_millis(deadline.saturating_sub(ms_since_epoch(at)))
+    }
+
+    /// Expire `ttl_ms` from now.
+    fn set_ttl(&self, ttl_ms: u64) {
+        let deadline = ms_since_epoch(Instant::now()).saturating_add(ttl_ms);
+        self.deadline_ms.store(deadline, Ordering::Relaxed);
     }
 }
 
@@ -137,9 +159,9 @@ pub(crate) fn unpack(packed: &[u8]) -> Fields {
     fields
 }
 
-/// Expiry policy: a write gives the entry its session's current TTL; a read
-/// leaves the deadline where it is (the runtime refreshes it with a write
-/// when a touch is due).
+/// Expiry policy: every entry expires at its own deadline, which writes move
+/// (and which the cache reads again on every lookup, so a write needs no
+/// re-insert to move it).
 struct SessionTtl;
 
 impl Expiry<SessionId, Arc<Entry>> for SessionTtl {
@@ -147,30 +169,30 @@ impl Expiry<SessionId, Arc<Entry>> for SessionTtl {
         &self,
         _: &SessionId,
         entry: &Arc<Entry>,
-        _: Instant,
+        at: Instant,
     ) -> Option<Duration> {
-        Some(entry.ttl())
+        Some(entry.remaining(at))
     }
 
     fn expire_after_read(
         &self,
         _: &SessionId,
-        _: &Arc<Entry>,
-        _: Instant,
-        remaining: Option<Duration>,
+        entry: &Arc<Entry>,
+        at: Instant,
+        _: Option<Duration>,
         _: Instant,
     ) -> Option<Duration> {
-        remaining
+        Some(entry.remaining(at))
     }
 
     fn expire_after_update(
         &self,
         _: &SessionId,
         entry: &Arc<Entry>,
-        _: Instant,
+        at: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl())
+        Some(entry.remaining(at))
     }
 }
 
@@ -182,6 +204,7 @@ impl MemoryStore {
             cache: Cache::builder()
                 .expire_after(SessionTtl)
                 .build_with_hasher(Hasher::default()),
+            bytes_bounded: false,
         }
     }
 
@@ -195,6 +218,7 @@ impl MemoryStore {
                 .eviction_policy(EvictionPolicy::lru())
                 .expire_after(SessionTtl)
                 .build_with_hasher(Hasher::default()),
+            bytes_bounded: false,
         }
     }
 
@@ -216,6 +240,7 @@ impl MemoryStore {
                 .eviction_policy(EvictionPolicy::lru())
                 .expire_after(SessionTtl)
                 .build_with_hasher(Hasher::default()),
+            bytes_bounded: true,
         }
     }
 
@@ -260,13 +285,18 @@ impl MemoryStore {
         }
     }
 
-    /// Stores `entry` under `id` again so the cache re-reads its TTL and weight.
+    /// Moves `entry`'s deadline and makes the cache see it: a lookup
+    /// re-times it; a changed weight (byte-bounded stores) needs the same
+    /// `Arc` inserted again.
     fn refresh(&self, id: &SessionId, entry: &Arc<Entry>, ttl_ms: u64, packed_len: usize) {
-        entry.ttl_ms.store(ttl_ms, Ordering::Relaxed);
-        entry
-            .weight
-            .store(weight(id, packed_len), Ordering::Relaxed);
-        self.cache.insert(id.clone(), Arc::clone(entry));
+        entry.set_ttl(ttl_ms);
+        let new = weight(id, packed_len);
+        let old = entry.weight.swap(new, Ordering::Relaxed);
+        if self.bytes_bounded && old != new {
+            self.cache.insert(id.clone(), Arc::clone(entry));
+        } else {
+            self.cache.get(id);
+        }
     }
 
     fn write_now(&self, write: &Write) -> Written {
