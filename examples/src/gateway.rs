@@ -216,6 +216,17 @@ pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, Ga
     Ok(Arc::new(CircuitBreaker::new(store)))
 }
 
+/// Says at start-up that a `storage:` named in the config is not what picks
+/// the store (both gateway examples build their store from `REDIS_URL`).
+pub(crate) fn note_named_storage(config: &Config) {
+    if config.storage.is_some() {
+        tracing::info!(
+            storage = config.storage.as_deref(),
+            "storage is named in the config; the store is chosen by REDIS_URL"
+        );
+    }
+}
+
 /// Everything the gateway app needs; cheap to clone into every worker.
 #[derive(Clone)]
 pub struct Gateway {
@@ -265,12 +276,7 @@ impl Gateway {
         headers: &HeaderMapConfig,
         downstream: impl Into<String>,
     ) -> Result<Self, GatewayError> {
-        if manager.config().storage.is_some() {
-            tracing::info!(
-                storage = manager.config().storage.as_deref(),
-                "storage is named in the config; the store is chosen by REDIS_URL"
-            );
-        }
+        note_named_storage(manager.config());
         Ok(Self {
             public_session: SessionMiddleware::builder(manager.clone())
                 .on_store_failure(FailurePolicy::Anonymous)
@@ -379,14 +385,40 @@ pub fn gateway_app(
 
 struct MetricsHandle(Option<PrometheusHandle>);
 
+/// The `Content-Type` of `GET /metrics` (Prometheus text format 0.0.4).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// `GET /metrics`: every metric in the Prometheus text format.
 async fn metrics_text(handle: web::Data<MetricsHandle>) -> HttpResponse {
     match &handle.0 {
         Some(handle) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .content_type(METRICS_CONTENT_TYPE)
             .body(handle.render()),
         None => HttpResponse::NotFound().finish(),
     }
+}
+
+/// The span of one gateway request (both gateway examples open it the same
+/// way): `request`, with the method, the path without its query, and two
+/// fields filled in later: `session` (the fingerprint of the session id,
+/// recorded by sessionkit when the request loads its session; never the id
+/// itself) and `status` ([`request_served`]).
+#[must_use]
+pub fn request_span(method: &str, path: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %method,
+        path = path,
+        session = tracing::field::Empty,
+        status = tracing::field::Empty,
+    )
+}
+
+/// Records the response's status in `span` ([`request_span`]) and logs one
+/// `info` line for the request.
+pub fn request_served(span: &tracing::Span, status: u16) {
+    span.record("status", status);
+    tracing::info!(parent: span, "served");
 }
 
 /// One `tracing` span per request (`request`, with the method, the path
@@ -400,16 +432,9 @@ pub async fn trace_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        path = req.path(),
-        session = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
+    let span = request_span(req.method().as_str(), req.path());
     let res = next.call(req).instrument(span.clone()).await?;
-    span.record("status", res.status().as_u16());
-    tracing::info!(parent: &span, "served");
+    request_served(&span, res.status().as_u16());
     Ok(res)
 }
 

@@ -1,8 +1,12 @@
 //! The gateway example on axum: the same HTTP contract as
 //! [`gateway`](crate::gateway) (routes, bodies, status codes, cookies,
 //! environment, the downstream echo service, forwarding with mapped
-//! headers), with `sessionkit-axum` in place of `sessionkit-actix`. The
-//! session type, the YAML config and the store selection are shared.
+//! headers, `GET /metrics`, `/public/*` kept up with an anonymous session
+//! while the store is down, one request span carrying the session id's
+//! fingerprint), with `sessionkit-axum` in place of `sessionkit-actix`. The
+//! session type, the YAML config, the store selection (Redis behind a
+//! circuit breaker), the Prometheus exporter and the request span are
+//! shared.
 //!
 //! `cargo run --example gateway-axum` runs [`run_from_env`].
 
@@ -23,22 +27,40 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
-use sessionkit::{HeaderMapConfig, SessionManager, SessionStore};
+use sessionkit::{FailurePolicy, HeaderMapConfig, SessionManager, SessionStore};
 use sessionkit_axum::{MapSessionToHeader, Session, SessionExt, SessionLayer};
+use tracing::Instrument;
 
 use crate::gateway::{
-    is_hop_by_hop, GatewayConfig, GatewayEnv, GatewayError, GatewaySession,
-    GatewaySessionSessionExt,
+    install_prometheus, is_hop_by_hop, note_named_storage, request_served, request_span,
+    GatewayConfig, GatewayEnv, GatewayError, GatewaySession, GatewaySessionSessionExt,
+    METRICS_CONTENT_TYPE,
 };
 
 /// Everything the axum gateway needs; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gateway {
     session: SessionLayer<GatewaySession>,
+    /// The same manager for `/public/*`, where a store failure gives an
+    /// anonymous session instead of a 503.
+    public_session: SessionLayer<GatewaySession>,
     headers: MapSessionToHeader<GatewaySession>,
     downstream: Arc<str>,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("session", &self.session)
+            .field("headers", &self.headers)
+            .field("downstream", &self.downstream)
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gateway {
@@ -67,17 +89,24 @@ impl Gateway {
         headers: &HeaderMapConfig,
         downstream: impl Into<String>,
     ) -> Result<Self, GatewayError> {
-        if manager.config().storage.is_some() {
-            tracing::info!(
-                storage = manager.config().storage.as_deref(),
-                "storage is named in the config; the store is chosen by REDIS_URL"
-            );
-        }
+        note_named_storage(manager.config());
         Ok(Self {
+            public_session: SessionLayer::builder(manager.clone())
+                .on_store_failure(FailurePolicy::Anonymous)
+                .build(),
             session: SessionLayer::new(manager),
             headers: MapSessionToHeader::with_config(headers)?,
             downstream: downstream.into().trim_end_matches('/').into(),
+            metrics: None,
         })
+    }
+
+    /// Serves `GET /metrics` from `handle` (Prometheus text format);
+    /// without it `/metrics` is `404`.
+    #[must_use]
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 }
 
@@ -100,7 +129,7 @@ pub fn gateway_router(gateway: Gateway) -> Router {
             .route(&format!("{prefix}/{{*tail}}"), get(forward))
             .with_state(forwarder.clone())
     };
-    let routes = Router::new()
+    let with_session = Router::new()
         .route("/", get(index))
         .route("/cart/add", post(cart_add))
         .route("/cart", get(cart))
@@ -110,17 +139,61 @@ pub fn gateway_router(gateway: Gateway) -> Router {
         .merge(
             forwarded("/dashboard")
                 // Added inner to outer: headers mapped, then auth checked,
-                // the session (router-wide layer) outside both.
+                // the session (this router's layer) outside both.
                 .layer(gateway.headers.clone())
                 .layer(from_fn(require_auth)),
         )
-        .merge(forwarded("/public").layer(gateway.headers))
         .layer(gateway.session);
+    // Public pages stay up while the store is down: an anonymous session.
+    let public = forwarded("/public")
+        .layer(gateway.headers)
+        .layer(gateway.public_session);
+    let metrics = gateway.metrics;
+    let routes = Router::new()
+        .route("/metrics", get(move || metrics_text(metrics.clone())))
+        .merge(public)
+        .merge(with_session)
+        // Set after the merges: a merged router's fallback keeps that
+        // router's layers, and an unknown path must not load a session
+        // (nor ask for a login), as on the actix gateway.
+        .fallback(not_found);
     // Outermost, and around the fallback too: a path with a dot segment is
-    // never routed (the same rule as the actix gateway).
+    // never routed (the same rule as the actix gateway); outside it, one
+    // span per request.
     Router::new()
         .fallback_service(routes)
         .layer(from_fn(reject_dot_segments))
+        .layer(from_fn(trace_requests))
+}
+
+/// An unknown path: `404`, empty body, as actix answers it.
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, String::new())
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+async fn metrics_text(handle: Option<PrometheusHandle>) -> Response {
+    match handle {
+        Some(handle) => {
+            let mut res = text(StatusCode::OK, handle.render());
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+            res
+        }
+        None => text(StatusCode::NOT_FOUND, String::new()),
+    }
+}
+
+/// One `tracing` span per request, as the actix gateway's
+/// [`trace_requests`](crate::gateway::trace_requests): `request`, with the
+/// method, the path without its query, the status, and `session` (the
+/// fingerprint of the session id, never the id itself); one `info` line
+/// when the response is ready.
+pub async fn trace_requests(req: Request, next: Next) -> Response {
+    let span = request_span(req.method().as_str(), req.uri().path());
+    let res = next.run(req).instrument(span.clone()).await;
+    request_served(&span, res.status().as_u16());
+    res
 }
 
 /// Refuses, with `400 {"error": "Bad request"}`, every request whose path
@@ -346,7 +419,8 @@ async fn echo(uri: Uri, headers: HeaderMap) -> Response {
 pub async fn run_from_env() -> Result<(), GatewayError> {
     let env = GatewayEnv::read()?;
     let downstream_url = env.downstream_url();
-    let gateway = Gateway::new(&env.config, env.store, downstream_url)?;
+    let gateway =
+        Gateway::new(&env.config, env.store, downstream_url)?.with_metrics(install_prometheus()?);
     let downstream = tokio::net::TcpListener::bind(("127.0.0.1", env.downstream_port)).await?;
     let front = tokio::net::TcpListener::bind(("127.0.0.1", env.port)).await?;
     tracing::info!(

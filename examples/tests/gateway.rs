@@ -1,54 +1,24 @@
 //! The gateway examples end to end, the actix one and the axum one, with
 //! the same tests: real servers on 127.0.0.1 (port 0), an `awc` client
-//! keeping cookies like a browser.
+//! keeping cookies like a browser (the harness: `common/mod.rs`).
 // Helpers outside #[test] fns unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::cookie::Cookie;
-use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
-use actix_web::HttpServer;
-use serde_json::Value;
-use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager, SessionStore};
+use common::{assert_alike, both, manager_for, start, start_with, Browser, Kind, Step, Transcript};
+use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
 use sessionkit_examples::gateway::{
-    dashboard_app, gateway_app, store_for, Gateway, GatewayConfig, GatewayError, GatewaySession,
+    store_for, Gateway, GatewayConfig, GatewayError, GatewaySession,
 };
 use sessionkit_examples::gateway_axum;
-
-/// Which gateway example a test runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Actix,
-    Axum,
-}
-
-/// Every test, once per gateway example.
-macro_rules! both {
-    ($($case:ident),* $(,)?) => {
-        mod on_actix {
-            $(
-                #[actix_web::test]
-                async fn $case() {
-                    super::$case(super::Kind::Actix).await;
-                }
-            )*
-        }
-        mod on_axum {
-            $(
-                #[actix_web::test]
-                async fn $case() {
-                    super::$case(super::Kind::Axum).await;
-                }
-            )*
-        }
-    };
-}
+use sessionkit_tests::support::RecordingStore;
 
 both!(
     visits_count_with_the_reference_cookie_attributes,
@@ -64,214 +34,8 @@ both!(
     dot_segments_are_refused_before_routing_and_never_reach_downstream,
     backslashes_are_refused_as_sent_on_the_wire,
     a_non_ascii_cookie_beside_the_session_cookie_keeps_the_session,
+    unknown_paths_are_404_without_touching_the_session,
 );
-
-enum Handle {
-    Actix(ServerHandle),
-    Axum(tokio::task::JoinHandle<()>),
-}
-
-struct Servers {
-    base: String,
-    handles: Vec<Handle>,
-    /// Requests the downstream service received.
-    downstream_hits: Arc<AtomicUsize>,
-}
-
-impl Servers {
-    async fn stop(self) {
-        for handle in self.handles {
-            match handle {
-                Handle::Actix(handle) => handle.stop(false).await,
-                Handle::Axum(task) => task.abort(),
-            }
-        }
-    }
-}
-
-async fn serve_axum(router: axum::Router) -> (String, Handle) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    (format!("http://{addr}"), Handle::Axum(task))
-}
-
-/// Starts an actix server of `factory` on a free port.
-macro_rules! serve_actix {
-    ($factory:expr) => {{
-        let server = HttpServer::new($factory)
-            .workers(1)
-            .disable_signals()
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-        let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        (format!("http://{addr}"), Handle::Actix(handle))
-    }};
-}
-
-/// The `kind` gateway with `manager` and `headers`, and its downstream service.
-async fn start_with(
-    kind: Kind,
-    manager: SessionManager<GatewaySession>,
-    headers: &HeaderMapConfig,
-) -> Servers {
-    let downstream_hits = Arc::new(AtomicUsize::new(0));
-    let hits = Arc::clone(&downstream_hits);
-    let ((down, down_handle), (base, handle)) = match kind {
-        Kind::Actix => {
-            let downstream = serve_actix!(move || {
-                let hits = Arc::clone(&hits);
-                dashboard_app().wrap_fn(move |req, srv| {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    srv.call(req)
-                })
-            });
-            let gateway = Gateway::with_manager(manager, headers, &downstream.0).unwrap();
-            let front = serve_actix!(move || gateway_app(gateway.clone()));
-            (downstream, front)
-        }
-        Kind::Axum => {
-            let counting = axum::middleware::from_fn(
-                move |req: axum::extract::Request, next: axum::middleware::Next| {
-                    let hits = Arc::clone(&hits);
-                    async move {
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        next.run(req).await
-                    }
-                },
-            );
-            let downstream = serve_axum(gateway_axum::dashboard_router().layer(counting)).await;
-            let gateway =
-                gateway_axum::Gateway::with_manager(manager, headers, &downstream.0).unwrap();
-            let front = serve_axum(gateway_axum::gateway_router(gateway)).await;
-            (downstream, front)
-        }
-    };
-    let _ = down;
-    Servers {
-        base,
-        handles: vec![down_handle, handle],
-        downstream_hits,
-    }
-}
-
-fn manager_for(config: &GatewayConfig, store: impl SessionStore) -> SessionManager<GatewaySession> {
-    SessionManager::builder(store)
-        .config(config.session.clone())
-        .build()
-        .unwrap()
-}
-
-async fn start(kind: Kind, config: GatewayConfig) -> Servers {
-    start_with(
-        kind,
-        manager_for(&config, MemoryStore::new()),
-        &config.headers,
-    )
-    .await
-}
-
-/// A client that keeps cookies like a browser.
-struct Browser {
-    client: awc::Client,
-    base: String,
-    jar: BTreeMap<String, String>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: awc::http::header::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-    fn session_cookie(&self) -> Option<Cookie<'static>> {
-        self.headers
-            .get_all("set-cookie")
-            .map(|v| Cookie::parse(v.to_str().unwrap().to_owned()).unwrap())
-            .find(|c| c.name() == "session_id")
-    }
-}
-
-impl Browser {
-    fn new(servers: &Servers) -> Self {
-        Self {
-            client: awc::Client::default(),
-            base: servers.base.clone(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn sid(&self) -> String {
-        self.jar.get("session_id").cloned().unwrap_or_default()
-    }
-
-    async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        form: Option<&[(&str, &str)]>,
-    ) -> Answer {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if !self.jar.is_empty() {
-            let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            req = req.insert_header(("Cookie", cookies.join("; ")));
-        }
-        for (name, value) in headers {
-            req = req.append_header((*name, *value));
-        }
-        let mut res = match form {
-            Some(form) => req.send_form(&form).await.unwrap(),
-            None => req.send().await.unwrap(),
-        };
-        let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
-        for value in res.headers().get_all("set-cookie") {
-            let cookie = Cookie::parse(value.to_str().unwrap().to_owned()).unwrap();
-            if cookie.value().is_empty() {
-                self.jar.remove(cookie.name());
-            } else {
-                self.jar
-                    .insert(cookie.name().to_owned(), cookie.value().to_owned());
-            }
-        }
-        Answer {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Answer {
-        self.send("GET", path, &[], None).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
-        self.send("POST", path, &[], Some(form)).await
-    }
-
-    async fn login(&mut self) -> Answer {
-        self.post(
-            "/login",
-            &[("email", "user@example.com"), ("password", "password")],
-        )
-        .await
-    }
-}
 
 async fn visits_count_with_the_reference_cookie_attributes(kind: Kind) {
     let servers = start(kind, GatewayConfig::default()).await;
@@ -608,37 +372,12 @@ async fn gateway_on_redis_from_redis_url(kind: Kind) {
     servers.stop().await;
 }
 
-/// `text` without what differs from run to run: session ids, the
-/// downstream service's port, the forwarded `date`.
-fn mask(text: &str, ids: &[String]) -> String {
-    let mut text = ids.iter().fold(text.to_owned(), |text, id| {
-        text.replace(id.as_str(), "<sid>")
-    });
-    for (marker, end) in [("127.0.0.1:", '"'), ("\"date\":\"", '"')] {
-        if let Some((head, tail)) = text.split_once(marker) {
-            let rest = tail.find(end).map_or("", |at| &tail[at..]);
-            text = format!("{head}{marker}<masked>{rest}");
-        }
-    }
-    text
-}
-
-/// Method, path, extra headers, form.
-type Step<'a> = (
-    &'a str,
-    &'a str,
-    &'a [(&'a str, &'a str)],
-    Option<&'a [(&'a str, &'a str)]>,
-);
-
-/// One scripted visit, every answer normalized: status, headers (without
-/// `date`; session ids masked) and body (ids masked).
-async fn transcript(kind: Kind) -> Vec<String> {
+/// One scripted visit, every answer normalized.
+async fn transcript(kind: Kind) -> Transcript {
     let servers = start(kind, GatewayConfig::default()).await;
     let mut browser = Browser::new(&servers);
-    let mut out = Vec::new();
-    let mut ids: Vec<String> = Vec::new();
-    let steps: [Step<'_>; 14] = [
+    let mut transcript = Transcript::default();
+    let steps: [Step<'_>; 15] = [
         ("GET", "/", &[], None),
         ("POST", "/cart/add", &[], Some(&[("item_id", "42")])),
         ("POST", "/cart/add", &[], Some(&[("nope", "1")])),
@@ -670,33 +409,15 @@ async fn transcript(kind: Kind) -> Vec<String> {
         ),
         ("GET", "/api/data", &[], None),
         ("GET", "/nowhere", &[], None),
+        // Without `Gateway::with_metrics`: 404.
+        ("GET", "/metrics", &[], None),
         ("POST", "/logout", &[], None),
         ("GET", "/dashboard", &[], None),
         ("GET", "/cart", &[], None),
     ];
-    for (method, path, headers, form) in steps {
-        let answer = browser.send(method, path, headers, form).await;
-        let sid = browser.sid();
-        if !sid.is_empty() && !ids.contains(&sid) {
-            ids.push(sid);
-        }
-        let mask = |text: &str| mask(text, &ids);
-        let mut lines: Vec<String> = answer
-            .headers
-            .iter()
-            .filter(|(name, _)| name.as_str() != "date")
-            .map(|(name, value)| format!("{name}: {}", mask(value.to_str().unwrap())))
-            .collect();
-        lines.sort();
-        let body = mask(&answer.body);
-        out.push(format!(
-            "{method} {path} -> {}\n{}\n{body}",
-            answer.status,
-            lines.join("\n")
-        ));
-    }
+    transcript.run(&mut browser, &steps).await;
     servers.stop().await;
-    out
+    transcript
 }
 
 /// A client cannot tell the two gateway examples apart.
@@ -704,10 +425,7 @@ async fn transcript(kind: Kind) -> Vec<String> {
 async fn both_gateways_answer_alike() {
     let actix = transcript(Kind::Actix).await;
     let axum = transcript(Kind::Axum).await;
-    for (a, b) in actix.iter().zip(&axum) {
-        assert_eq!(a, b);
-    }
-    assert_eq!(actix.len(), axum.len());
+    assert_alike(&actix, &axum);
 }
 
 /// Paths that a downstream server could normalize onto another route.
@@ -827,5 +545,32 @@ async fn a_non_ascii_cookie_beside_the_session_cookie_keeps_the_session(kind: Ki
         .unwrap();
     let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     assert_eq!(body, "Visits: 2");
+    servers.stop().await;
+}
+
+async fn unknown_paths_are_404_without_touching_the_session(kind: Kind) {
+    let config = GatewayConfig::default();
+    let store = RecordingStore::new(MemoryStore::new());
+    let servers = start_with(kind, manager_for(&config, store.clone()), &config.headers).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    store.take_calls();
+    for path in [
+        "/nowhere",
+        "/dashboardx",
+        "/publicx",
+        "/cart/x",
+        "/metrics/x",
+    ] {
+        let res = browser.get(path).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}: {}", res.body);
+        assert_eq!(res.body, "", "{path}");
+        assert!(res.session_cookie().is_none(), "{path}");
+    }
+    let calls = store.take_calls();
+    assert!(calls.is_empty(), "the session was loaded: {calls:?}");
+    // Also while the store is down: nothing asks for it.
+    store.set_failing(true);
+    assert_eq!(browser.get("/nowhere").await.status, StatusCode::NOT_FOUND);
     servers.stop().await;
 }

@@ -18,7 +18,9 @@ use sessionkit::adapter::{
     end_request, should_buffer_form, write_response, Outcome, PendingSession, ResponseHeaders,
     StripPlan,
 };
-use sessionkit::{Config, ConfigError, SessionData, SessionError, SessionManager, SessionStore};
+use sessionkit::{
+    Config, ConfigError, FailurePolicy, SessionData, SessionError, SessionManager, SessionStore,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -57,7 +59,11 @@ pub(crate) struct Slot<T: SessionData> {
 /// A [`SessionError`] (store down, session too large, …) while loading or
 /// saving is logged with `tracing::error!` and answered by the error handler
 /// (default [`default_error_handler`]: opaque 503 for store errors, 500
-/// otherwise). When saving fails after the handler ran, the handler's
+/// otherwise), unless the layer was built with
+/// [`FailurePolicy::Anonymous`](sessionkit::FailurePolicy) (see
+/// [`SessionLayerBuilder::on_store_failure`]): then a store failure is
+/// logged with `tracing::warn!` and the request runs with an anonymous
+/// session. When saving fails after the handler ran, the handler's
 /// response is replaced: the client must not believe a change was kept.
 ///
 /// `disableSessionForward: true` reads the id eagerly and removes it from the
@@ -93,6 +99,7 @@ struct Shared<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
     form_limit: usize,
+    on_store_failure: FailurePolicy,
 }
 
 impl<T: SessionData> Clone for SessionLayer<T> {
@@ -108,6 +115,7 @@ impl<T: SessionData> fmt::Debug for SessionLayer<T> {
         f.debug_struct("SessionLayer")
             .field("manager", &self.shared.manager)
             .field("form_limit", &self.shared.form_limit)
+            .field("on_store_failure", &self.shared.on_store_failure)
             .finish_non_exhaustive()
     }
 }
@@ -138,12 +146,14 @@ impl<T: SessionData> SessionLayer<T> {
         Ok(Self::new(manager))
     }
 
-    /// A builder, to set the error handler or the form buffering limit.
+    /// A builder, to set the error handler, the form buffering limit or the
+    /// policy on store failures.
     pub fn builder(manager: SessionManager<T>) -> SessionLayerBuilder<T> {
         SessionLayerBuilder {
             manager,
             errors: Arc::new(default_error_handler),
             form_limit: DEFAULT_FORM_LIMIT,
+            on_store_failure: FailurePolicy::Fail,
         }
     }
 
@@ -180,6 +190,7 @@ pub struct SessionLayerBuilder<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
     form_limit: usize,
+    on_store_failure: FailurePolicy,
 }
 
 impl<T: SessionData> fmt::Debug for SessionLayerBuilder<T> {
@@ -187,6 +198,7 @@ impl<T: SessionData> fmt::Debug for SessionLayerBuilder<T> {
         f.debug_struct("SessionLayerBuilder")
             .field("manager", &self.manager)
             .field("form_limit", &self.form_limit)
+            .field("on_store_failure", &self.on_store_failure)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +224,41 @@ impl<T: SessionData> SessionLayerBuilder<T> {
         self
     }
 
+    /// What a request gets when the store fails: the error handler's answer
+    /// ([`FailurePolicy::Fail`], the default) or an anonymous session that
+    /// is never saved and sets no id ([`FailurePolicy::Anonymous`]; handlers
+    /// can ask `session.degraded()`). Put public routes under a layer with
+    /// `Anonymous` to keep them up while the store is down.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use sessionkit::{FailurePolicy, MemoryStore, SessionManager};
+    /// use sessionkit_axum::{Session, SessionLayer};
+    /// # #[derive(sessionkit::SessionData, Default)]
+    /// # struct Data { visits: u32 }
+    /// let manager = SessionManager::<Data>::new(MemoryStore::new());
+    /// // Public pages: served with an anonymous session while the store is down.
+    /// let public = Router::new()
+    ///     .route("/public", get(|session: Session<Data>| async move {
+    ///         if session.degraded() { "hello, stranger" } else { "hello" }
+    ///     }))
+    ///     .layer(
+    ///         SessionLayer::builder(manager.clone())
+    ///             .on_store_failure(FailurePolicy::Anonymous)
+    ///             .build(),
+    ///     );
+    /// // Everything else: the error handler's 503 while the store is down.
+    /// let private = Router::new()
+    ///     .route("/cart", get(|session: Session<Data>| async move { session.visits().to_string() }))
+    ///     .layer(SessionLayer::new(manager));
+    /// let app: Router = public.merge(private);
+    /// # let _ = app;
+    /// ```
+    pub fn on_store_failure(mut self, policy: FailurePolicy) -> Self {
+        self.on_store_failure = policy;
+        self
+    }
+
     /// The layer.
     pub fn build(self) -> SessionLayer<T> {
         SessionLayer {
@@ -219,6 +266,7 @@ impl<T: SessionData> SessionLayerBuilder<T> {
                 manager: self.manager,
                 errors: self.errors,
                 form_limit: self.form_limit,
+                on_store_failure: self.on_store_failure,
             }),
         }
     }
@@ -300,7 +348,7 @@ where
                 buffer_form(&mut req, shared.form_limit).await;
             }
             let slot = Arc::new(Slot {
-                pending: manager.begin(),
+                pending: manager.begin().with_failure_policy(shared.on_store_failure),
                 errors: Arc::clone(&shared.errors),
             });
             req.extensions_mut().insert(Arc::clone(&slot));

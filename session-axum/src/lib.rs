@@ -68,6 +68,7 @@
 //! | situation | response |
 //! |---|---|
 //! | the store fails while loading or saving | error handler; default `503`, body `session storage unavailable` |
+//! | the store fails, layer built with `on_store_failure(FailurePolicy::Anonymous)` | the handler runs with an anonymous session (`session.degraded()`), nothing saved, no id sent |
 //! | other [`sessionkit::SessionError`] (id generation, encoding, `maxSessionBytes`) | error handler; default `500`, body `session error` |
 //! | `Session<T>` without `SessionLayer<T>` | `500`, body saying what to add |
 //! | malformed, unknown or expired session id | not an error: a fresh session with a new id |
@@ -86,6 +87,7 @@
 //! |---|---|---|
 //! | [`error_handler`](SessionLayerBuilder::error_handler) | [`default_error_handler`] | response for a [`sessionkit::SessionError`] |
 //! | [`form_limit`](SessionLayerBuilder::form_limit) | [`DEFAULT_FORM_LIMIT`] (64 KiB) | largest urlencoded body buffered for a `form:` id lookup |
+//! | [`on_store_failure`](SessionLayerBuilder::on_store_failure) | `FailurePolicy::Fail` | `Anonymous`: a store failure gives the request an anonymous, never-saved session instead of the error handler's answer |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

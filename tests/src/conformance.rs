@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use cookie::Cookie;
 use sessionkit::{
-    Config, Extractor, HeaderMapConfig, HeaderMapError, HeaderMapping, ManualClock, SameSite,
-    SessionData, SessionManager, SourceKind,
+    BreakerConfig, BreakerState, CircuitBreaker, Config, Extractor, FailurePolicy, HeaderMapConfig,
+    HeaderMapError, HeaderMapping, ManualClock, SameSite, SessionData, SessionManager, SourceKind,
 };
 
 use crate::support::{Call, RecordingStore};
@@ -54,6 +54,7 @@ pub enum Layout {
     /// | `GET /twice` | sets `visits = 41` through the extractor, adds one through the adapter's request extension | `42` |
     /// | `POST /bump/{field}` | `visits += 1`, `user_id += 1` or `name += "x"` (`field` = `visits`, `user_id`, `name`) | empty |
     /// | `GET /all` | reads the three | `{visits},{user_id or 0},{name or ""}` |
+    /// | `GET /degraded` | `visits += 1` | `{count} degraded` when the session is an anonymous stand-in (`session.degraded()`), else `{count} normal` |
     Standard,
     /// The [`Layout::Standard`] routes without any session layer.
     NoSession,
@@ -89,6 +90,9 @@ pub struct AppSpec {
     /// Use the test error handler: `503`, `Retry-After: 7`, body
     /// `down for {path} (store: {is a store error})`.
     pub custom_errors: bool,
+    /// The (outer) layer's policy on store failures (default
+    /// [`FailurePolicy::Fail`]).
+    pub failure_policy: FailurePolicy,
 }
 
 impl AppSpec {
@@ -106,7 +110,15 @@ impl AppSpec {
             layout,
             form_limit: None,
             custom_errors: false,
+            failure_policy: FailurePolicy::Fail,
         }
+    }
+
+    /// The same app with the layer's policy on store failures set to `policy`.
+    #[must_use]
+    pub fn on_store_failure(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
     }
 }
 
@@ -296,6 +308,12 @@ macro_rules! conformance_suite {
             store_failure_in_mapping_goes_to_the_error_handler,
             concurrent_requests_of_one_session_keep_every_change,
             hung_store_gets_503_not_a_hang_and_recovers,
+            anonymous_policy_serves_a_degraded_session_when_the_load_fails,
+            anonymous_policy_keeps_the_response_when_the_save_fails,
+            anonymous_policy_with_a_working_store_changes_nothing,
+            anonymous_policy_never_hides_other_errors,
+            anonymous_policy_maps_no_session_headers_while_the_store_is_down,
+            anonymous_policy_behind_an_open_breaker_asks_the_store_nothing,
         );
     };
     (@cases $adapter:ty, $store:expr; $($case:ident),* $(,)?) => {$(
@@ -1312,4 +1330,185 @@ pub async fn hung_store_gets_503_not_a_hang_and_recovers<A: Adapter>(store: Stor
     let res = A::call(&app, Req::get("/visit").cookie("session_id", &sid)).await;
     assert_eq!(res.status, 200);
     assert_eq!(res.body, "2");
+}
+
+// ---------------------------------------------------------------- failure policy
+
+/// The id lookup of the failure-policy cases: an id would go out both as a
+/// cookie and as a header.
+const COOKIE_AND_HEADER: &str = "cookie:session_id,header:X-Session-ID";
+
+/// Under `FailurePolicy::Anonymous` a failed load runs the handler with a
+/// fresh, degraded session: `200`, no id sent or cleared, nothing written;
+/// under the default `Fail` the same request gets the opaque `503`. The
+/// client keeps its id, so its session is back with the store.
+pub async fn anonymous_policy_serves_a_degraded_session_when_the_load_fails<A: Adapter>(
+    store: Store,
+) {
+    let recording = RecordingStore::new(store);
+    let manager = manager(Arc::new(recording.clone()), lookup(COOKIE_AND_HEADER));
+    let sid = stored_session(&manager, 1).await;
+    let anonymous =
+        A::build(AppSpec::new(manager.clone()).on_store_failure(FailurePolicy::Anonymous)).await;
+    let failing = app::<A>(manager).await;
+    recording.set_failing(true);
+    recording.take_calls();
+
+    let req = Req::get("/degraded")
+        .cookie("session_id", &sid)
+        .header("X-Session-ID", &sid);
+    let res = A::call(&anonymous, req.clone()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "1 degraded", "a fresh session");
+    assert!(res.set_cookies().is_empty(), "{:?}", res.headers);
+    assert!(res.header("x-session-id").is_none(), "{:?}", res.headers);
+    assert_eq!(
+        recording.take_calls(),
+        [Call::Load(sid.clone())],
+        "one failed load, nothing written"
+    );
+
+    let res = A::call(&failing, req).await;
+    assert_eq!(res.status, 503);
+    assert_eq!(res.body, "session storage unavailable");
+    assert!(res.set_cookies().is_empty());
+    assert!(res.header("x-session-id").is_none());
+
+    recording.set_failing(false);
+    let res = A::call(&anonymous, Req::get("/degraded").cookie("session_id", &sid)).await;
+    assert_eq!(res.body, "2 normal", "the stored session, untouched");
+}
+
+/// Under `FailurePolicy::Anonymous` a failed save after the handler keeps
+/// the handler's answer and sends no id (the default replaces it with the
+/// `503`: `store_failure_on_save_replaces_the_handler_response`).
+pub async fn anonymous_policy_keeps_the_response_when_the_save_fails<A: Adapter>(store: Store) {
+    let recording = RecordingStore::new(store);
+    let manager = manager(Arc::new(recording.clone()), lookup(COOKIE_AND_HEADER));
+    let app = A::build(AppSpec::new(manager).on_store_failure(FailurePolicy::Anonymous)).await;
+    recording.set_failing(true);
+    // No id: nothing to load, so the session is not degraded; the save fails.
+    let res = A::call(&app, Req::get("/degraded")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "1 normal");
+    assert!(res.set_cookies().is_empty(), "{:?}", res.headers);
+    assert!(res.header("x-session-id").is_none(), "{:?}", res.headers);
+    let calls = recording.take_calls();
+    assert!(
+        calls.len() == 1 && calls[0].as_write().is_some(),
+        "one failed write: {calls:?}"
+    );
+}
+
+/// While the store works, `FailurePolicy::Anonymous` changes nothing.
+pub async fn anonymous_policy_with_a_working_store_changes_nothing<A: Adapter>(store: Store) {
+    let manager = manager(store, lookup(COOKIE_AND_HEADER));
+    let app = A::build(AppSpec::new(manager).on_store_failure(FailurePolicy::Anonymous)).await;
+    let res = A::call(&app, Req::get("/degraded")).await;
+    assert_eq!(res.body, "1 normal");
+    let sid = res.sid();
+    assert_eq!(res.header("x-session-id"), Some(sid.as_str()));
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    let res = A::call(&app, Req::get("/degraded").cookie("session_id", &sid)).await;
+    assert_eq!(res.body, "2 normal");
+    // A forged id still gets a fresh, stored session.
+    let res = A::call(&app, Req::get("/degraded").cookie("session_id", FORGED)).await;
+    assert_eq!(res.body, "1 normal");
+    assert_ne!(res.sid(), FORGED);
+}
+
+/// Only store failures are softened: other session errors still fail.
+pub async fn anonymous_policy_never_hides_other_errors<A: Adapter>(store: Store) {
+    let config = Config::builder()
+        .max_session_bytes(4usize)
+        .build()
+        .expect("config");
+    let spec = AppSpec::new(manager(store, config)).on_store_failure(FailurePolicy::Anonymous);
+    let app = A::build(spec).await;
+    let res = A::call(&app, Req::post("/login")).await;
+    assert_eq!(res.status, 500);
+    assert_eq!(res.body, "session error");
+    assert!(res.set_cookies().is_empty());
+}
+
+/// The header-mapping layer under an anonymous-policy session layer: while
+/// the store is down the downstream service gets no session headers (and
+/// none of the client's copies), and the client's id is left alone.
+pub async fn anonymous_policy_maps_no_session_headers_while_the_store_is_down<A: Adapter>(
+    store: Store,
+) {
+    let (recording, manager) = recording(store);
+    let spec = AppSpec::with(manager, Layout::Gateway(HeaderMapping::from_derive()))
+        .on_store_failure(FailurePolicy::Anonymous);
+    let app = A::build(spec).await;
+    let sid = login::<A>(&app, "/login").await;
+    let req = Req::get("/dashboard")
+        .cookie("session_id", &sid)
+        .header("X-User-Id", "999");
+    let seen = A::call(&app, req.clone()).await.body;
+    assert!(seen.contains("x-user-id: 42"), "{seen}");
+
+    recording.set_failing(true);
+    let res = A::call(&app, req.clone()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.set_cookies().is_empty());
+    assert!(!res.body.contains("x-user"), "{}", res.body);
+    assert!(!res.body.contains("999"), "{}", res.body);
+
+    recording.set_failing(false);
+    let seen = A::call(&app, req).await.body;
+    assert!(
+        seen.contains("x-user-id: 42"),
+        "the session is back: {seen}"
+    );
+}
+
+/// Behind an open `CircuitBreaker`, anonymous-policy routes stay up without
+/// asking the store, `Fail` routes answer `503` at once, and both serve the
+/// stored session again once a probe succeeds.
+pub async fn anonymous_policy_behind_an_open_breaker_asks_the_store_nothing<A: Adapter>(
+    store: Store,
+) {
+    let recording = RecordingStore::new(store);
+    let breaker = CircuitBreaker::with_config(
+        recording.clone(),
+        BreakerConfig::default()
+            .failure_threshold(2)
+            .cool_down(Duration::from_millis(50)),
+    );
+    let manager = SessionManager::new(breaker.clone());
+    let sid = stored_session(&manager, 1).await;
+    let public =
+        A::build(AppSpec::new(manager.clone()).on_store_failure(FailurePolicy::Anonymous)).await;
+    let private = app::<A>(manager).await;
+    let read = || Req::get("/read").cookie("session_id", &sid);
+    let degraded = || Req::get("/degraded").cookie("session_id", &sid);
+
+    recording.set_failing(true);
+    for _ in 0..2 {
+        assert_eq!(A::call(&private, read()).await.status, 503);
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    recording.take_calls();
+    let res = A::call(&public, degraded()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "1 degraded");
+    assert!(res.set_cookies().is_empty(), "{:?}", res.headers);
+    let res = A::call(&private, read()).await;
+    assert_eq!(res.status, 503);
+    assert_eq!(res.body, "session storage unavailable");
+    let calls = recording.take_calls();
+    assert!(
+        calls.is_empty(),
+        "the open breaker asked the store: {calls:?}"
+    );
+
+    recording.set_failing(false);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let res = A::call(&private, read()).await;
+    assert_eq!(res.status, 200, "the probe closes the breaker");
+    assert_eq!(res.body, "1");
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    let res = A::call(&public, degraded()).await;
+    assert_eq!(res.body, "2 normal");
 }

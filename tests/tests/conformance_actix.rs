@@ -32,8 +32,9 @@ impl Adapter for Actix {
             layout,
             form_limit,
             custom_errors,
+            failure_policy,
         } = spec;
-        let mut builder = SessionMiddleware::builder(manager);
+        let mut builder = SessionMiddleware::builder(manager).on_store_failure(failure_policy);
         if let Some(limit) = form_limit {
             builder = builder.form_limit(limit);
         }
@@ -168,7 +169,21 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/echo", web::get().to(echo))
         .route("/twice", web::get().to(twice))
         .route("/bump/{field}", web::post().to(bump))
-        .route("/all", web::get().to(all));
+        .route("/all", web::get().to(all))
+        .route("/degraded", web::get().to(degraded));
+}
+
+async fn degraded(session: Session<User>) -> HttpResponse {
+    let n = session.update_visits(|v| {
+        *v += 1;
+        *v
+    });
+    let state = if session.degraded() {
+        "degraded"
+    } else {
+        "normal"
+    };
+    HttpResponse::Ok().body(format!("{n} {state}"))
 }
 
 async fn bump(session: Session<User>, field: web::Path<String>) -> HttpResponse {

@@ -36,8 +36,9 @@ impl Adapter for Axum {
             layout,
             form_limit,
             custom_errors,
+            failure_policy,
         } = spec;
-        let mut builder = SessionLayer::builder(manager);
+        let mut builder = SessionLayer::builder(manager).on_store_failure(failure_policy);
         if let Some(limit) = form_limit {
             builder = builder.form_limit(limit);
         }
@@ -140,6 +141,20 @@ fn routes() -> Router {
         .route("/twice", get(twice))
         .route("/bump/{field}", post(bump))
         .route("/all", get(all))
+        .route("/degraded", get(degraded))
+}
+
+async fn degraded(session: Session<User>) -> String {
+    let n = session.update_visits(|v| {
+        *v += 1;
+        *v
+    });
+    let state = if session.degraded() {
+        "degraded"
+    } else {
+        "normal"
+    };
+    format!("{n} {state}")
 }
 
 async fn bump(session: Session<User>, Path(field): Path<String>) -> StatusCode {
