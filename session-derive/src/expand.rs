@@ -4,6 +4,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::DeriveInput;
 
@@ -350,7 +351,10 @@ fn return_type_param(fields: &[(usize, &Field<'_>)]) -> proc_macro2::Ident {
     format_ident!("{}", name)
 }
 
-/// `Clone + Default` checks, one per stored field, at the field's type.
+/// `Clone + Default` checks, one per stored field, at the field's type; and
+/// a check, at the field's name, that none of its accessors is named like a
+/// method of `Session` (the runtime's `RESERVED_NAMES`, evaluated at compile
+/// time, so the list lives next to `Session` and nowhere else).
 fn field_assertions(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
     let p = quote!(#krate::__private);
     let asserts = stored(cont).map(|(_, field)| {
@@ -358,11 +362,29 @@ fn field_assertions(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
         let span = field.original.ty.span();
         quote_spanned!(span=> #p::assert_field_value::<#ty>();)
     });
+    let reserved = stored(cont).filter(|(_, f)| f.accessors).flat_map(|(_, field)| {
+        let p = &p;
+        valid::accessor_names(field.ident).map(move |accessor| {
+            let name = accessor.unraw().to_string();
+            let message = format!(
+                "field `{}` would get the accessor `{name}()`, which clashes with `Session::{name}`; rename the Rust field and keep the stored name with `#[session(rename = {:?})]`",
+                field.rust_name, field.stored_name
+            );
+            // One constant per accessor, so every clash is reported.
+            quote_spanned!(field.ident.span()=>
+                #[allow(clippy::all, clippy::pedantic)]
+                const _: () = if #p::is_reserved_name(#name) {
+                    ::core::panic!(#message)
+                };
+            )
+        })
+    });
     quote! {
         #[allow(clippy::all, clippy::pedantic)]
         const _: () = {
             #(#asserts)*
         };
+        #(#reserved)*
     }
 }
 

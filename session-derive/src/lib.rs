@@ -56,9 +56,12 @@ use syn::{parse_macro_input, DeriveInput};
 /// (ignoring case and punctuation, as the runtime strips them: `X-User-Id`
 /// and `x.user_id` are one header); a `#[header]` field's type implements
 /// `sessionkit::ToHeaderValue`; stored names are unique, non-empty and do not
-/// start with `$`; accessor names do not clash with each other or with
-/// `Session`'s own methods (so a field cannot be called `id` or `save`: rename
-/// the Rust field and keep the stored name with `rename`).
+/// start with `$`; accessor names do not clash
+/// with each other or with `Session`'s own methods (so a field cannot be
+/// called `id`, `save` or `manager`: rename the Rust field and keep the
+/// stored name with `rename`). The names `Session` reserves are one list in
+/// the runtime, next to `Session`; the generated code checks every accessor
+/// against it at compile time, and the error points at the field.
 ///
 /// # Example
 ///

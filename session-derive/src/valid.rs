@@ -11,42 +11,12 @@ use syn::Ident;
 use crate::ast::{Container, Field};
 use crate::ctxt::Ctxt;
 
-/// Methods of `Session<T>` (and of the prelude traits it implements) that an
-/// accessor of the same name would be shadowed by or clash with.
-const SESSION_METHODS: &[&str] = &[
-    "id",
-    "fresh",
-    "keys",
-    "get",
-    "with",
-    "set",
-    "update",
-    "take",
-    "remove",
-    "remove_key",
-    "read",
-    "snapshot",
-    "replace",
-    "modify",
-    "regenerate",
-    "reset",
-    "destroy",
-    "set_idle_timeout",
-    "idle_timeout",
-    "save",
-    "clone",
-    "clone_from",
-    "to_owned",
-    "clone_into",
-    "into",
-    "try_into",
-];
-
 pub(crate) fn check(cx: &mut Ctxt, cont: &mut Container<'_>) {
     check_headers(cx, cont);
     check_stored_names(cx, cont);
     check_accessors(cx, cont);
 }
+
 
 fn check_headers(cx: &mut Ctxt, cont: &Container<'_>) {
     // normalized name -> Rust field that maps it first
@@ -170,22 +140,15 @@ pub(crate) fn accessor_names(ident: &Ident) -> [Ident; 6] {
     ]
 }
 
+/// Accessors of two fields must not share a name. Clashes with `Session`'s
+/// own methods are checked by the generated code against the runtime's
+/// list (`sessionkit::__private::RESERVED_NAMES`, kept next to `Session`),
+/// so there is one list, not a copy here.
 fn check_accessors(cx: &mut Ctxt, cont: &mut Container<'_>) {
     // accessor name -> field that generates it
     let mut seen: HashMap<String, String> = HashMap::new();
     for field in cont.fields.iter_mut().filter(|f| f.index.is_some()) {
         let names = accessor_names(field.ident).map(|n| n.unraw().to_string());
-        if let Some(method) = names.iter().find(|n| SESSION_METHODS.contains(&n.as_str())) {
-            cx.error_spanned_by(
-                field.ident,
-                format_args!(
-                    "field `{}` would get the accessor `{method}()`, which clashes with `Session::{method}`; rename the Rust field and keep the stored name with `#[session(rename = {:?})]`",
-                    field.rust_name, field.stored_name
-                ),
-            );
-            field.accessors = false;
-            continue;
-        }
         if let Some((method, other)) = names
             .iter()
             .find_map(|n| seen.get(n).map(|other| (n, other)))

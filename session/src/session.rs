@@ -72,6 +72,73 @@ pub struct Session<T: SessionData> {
     shared: Arc<Shared<T>>,
 }
 
+/// Method names of [`Session`] (and of the prelude traits it implements):
+/// a derived accessor with one of these names would be shadowed by, or
+/// clash with, the method, so `#[derive(SessionData)]` refuses a field
+/// whose accessors would take one (the generated code checks each accessor
+/// with [`is_reserved_name`] at compile time). A test keeps this list equal
+/// to the `pub fn`s of `Session`'s inherent impls in this file.
+pub const RESERVED_NAMES: &[&str] = &[
+    // Inherent methods.
+    "manager",
+    "id",
+    "fresh",
+    "keys",
+    "get",
+    "with",
+    "set",
+    "update",
+    "take",
+    "remove",
+    "remove_key",
+    "read",
+    "snapshot",
+    "replace",
+    "modify",
+    "regenerate",
+    "reset",
+    "destroy",
+    "set_idle_timeout",
+    "idle_timeout",
+    "save",
+    // `Clone`, `ToOwned`, `Into`, `TryInto`.
+    "clone",
+    "clone_from",
+    "to_owned",
+    "clone_into",
+    "into",
+    "try_into",
+];
+
+/// Whether `name` is in [`RESERVED_NAMES`]; `const`, so generated code can
+/// check at compile time.
+#[must_use]
+pub const fn is_reserved_name(name: &str) -> bool {
+    let mut i = 0;
+    while i < RESERVED_NAMES.len() {
+        if const_eq(RESERVED_NAMES[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 impl<T: SessionData> Clone for Session<T> {
     fn clone(&self) -> Self {
         Self {
@@ -911,5 +978,68 @@ impl<T: SessionData> fmt::Debug for Session<T> {
             .field("fresh", &state.fresh)
             .field("standing", &state.standing)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The public methods of `Session`'s inherent impls, read from this file.
+    fn inherent_methods() -> Vec<String> {
+        let source = include_str!("session.rs");
+        let mut inside = false;
+        let mut names = Vec::new();
+        for line in source.lines() {
+            if line.starts_with("impl<T: SessionData> Session<T> {") {
+                inside = true;
+            } else if inside && line == "}" {
+                inside = false;
+            } else if inside {
+                let rest = line.trim_start();
+                let rest = rest
+                    .strip_prefix("pub fn ")
+                    .or_else(|| rest.strip_prefix("pub async fn "))
+                    .or_else(|| rest.strip_prefix("pub const fn "));
+                if let Some(rest) = rest {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_public_method_is_reserved_and_every_reserved_name_is_a_method() {
+        let methods = inherent_methods();
+        assert!(methods.len() > 15, "the scan found {methods:?}");
+        for method in &methods {
+            assert!(
+                is_reserved_name(method),
+                "Session::{method} is not in RESERVED_NAMES: a field named {method} would be shadowed"
+            );
+        }
+        let traits = ["clone", "clone_from", "to_owned", "clone_into", "into", "try_into"];
+        for name in RESERVED_NAMES {
+            assert!(
+                methods.iter().any(|m| m == name) || traits.contains(name),
+                "{name} is reserved but Session has no such method"
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_names_are_matched_exactly() {
+        assert!(is_reserved_name("manager"));
+        assert!(is_reserved_name("id"));
+        assert!(!is_reserved_name("i"));
+        assert!(!is_reserved_name("ids"));
+        assert!(!is_reserved_name(""));
+        const CHECKED: bool = is_reserved_name("save");
+        assert!(CHECKED);
     }
 }

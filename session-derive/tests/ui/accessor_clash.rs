@@ -2,8 +2,6 @@ use sessionkit::SessionData;
 
 #[derive(SessionData, Default, serde::Serialize, serde::Deserialize)]
 struct User {
-    id: u64,
-    key: String,
     visits: u32,
     set_visits: u32,
 }
