@@ -27,6 +27,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) rename: Option<LitStr>,
     /// `#[session(skip)]`, at the `skip` keyword.
     pub(crate) skip: Option<Span>,
+    /// `#[session(principal)]`, the `principal` keyword (for its span).
+    pub(crate) principal: Option<syn::Path>,
     /// Every `#[header(...)]`, in order.
     pub(crate) headers: Vec<HeaderAttr>,
 }
@@ -73,7 +75,10 @@ impl ContainerAttrs {
                                 ),
                             }
                         }
-                    } else if meta.path.is_ident("rename") || meta.path.is_ident("skip") {
+                    } else if meta.path.is_ident("rename")
+                        || meta.path.is_ident("skip")
+                        || meta.path.is_ident("principal")
+                    {
                         let key = path_name(&meta.path);
                         cx.syn_error(meta.error(format_args!(
                             "`{key}` is a field attribute: put `#[session({key})]` on a field"
@@ -151,8 +156,27 @@ impl FieldAttrs {
                     &meta.path,
                     "`skip` on a renamed field: a skipped field is not stored, so `rename` has no effect",
                 );
+            } else if self.principal.is_some() {
+                cx.error_spanned_by(
+                    &meta.path,
+                    "`skip` on the principal field: the principal is stored with the session so the session can be listed and revoked per user; remove `skip`",
+                );
             } else {
                 self.skip = Some(meta.path.span());
+            }
+        } else if meta.path.is_ident("principal") {
+            if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                return Err(meta.error("`principal` takes no value: write `#[session(principal)]`"));
+            }
+            if self.principal.is_some() {
+                cx.error_spanned_by(&meta.path, "duplicate `principal` attribute");
+            } else if self.skip.is_some() {
+                cx.error_spanned_by(
+                    &meta.path,
+                    "`principal` on a skipped field: a `#[session(skip)]` field is not stored, so sessions could not be listed or revoked by it",
+                );
+            } else {
+                self.principal = Some(meta.path.clone());
             }
         } else if meta.path.is_ident("crate") {
             cx.syn_error(meta.error(
@@ -162,7 +186,7 @@ impl FieldAttrs {
         } else {
             let key = path_name(&meta.path);
             cx.syn_error(meta.error(format_args!(
-                "unknown session attribute `{key}`; expected `rename = \"...\"` or `skip`"
+                "unknown session attribute `{key}`; expected `rename = \"...\"`, `skip` or `principal`"
             )));
             skip_value(meta)?;
         }

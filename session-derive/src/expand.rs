@@ -120,6 +120,24 @@ fn session_data_impl(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
             quote!(#index => #call(&self.#member),)
         }
     });
+    // The principal field's key; a type that cannot be one is reported at
+    // the field's type.
+    let principal = stored(cont)
+        .find(|(_, field)| field.attrs.principal.is_some())
+        .map(|(index, field)| {
+            let member = field.ident;
+            let ty = &field.ty;
+            let render = quote_spanned!(field.original.ty.span()=>
+                <#ty as #p::ToPrincipalKey>::to_principal_key
+            );
+            quote! {
+                const PRINCIPAL: #p::Option<usize> = #p::Some(#index);
+
+                fn principal_key(&self) -> #p::Option<#p::Cow<'_, str>> {
+                    #render(&self.#member)
+                }
+            }
+        });
     let header_capable = stored(cont).map(|(index, field)| {
         let ty = &field.ty;
         if field.attrs.headers.is_empty() {
@@ -181,6 +199,8 @@ fn session_data_impl(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
                     _ => false,
                 }
             }
+
+            #principal
         }
     }
 }

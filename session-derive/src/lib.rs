@@ -48,6 +48,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | --- | --- | --- |
 /// | `#[session(rename = "name")]` | field | store the field as `name` (keeps stored data when the Rust field is renamed) |
 /// | `#[session(skip)]` | field | keep the field out of the store; it is always its default after a load |
+/// | `#[session(principal)]` | field (at most one) | whose session it is, e.g. `user_id: Option<u64>`: sessions are indexed by it so a user's sessions can be listed and revoked (`SessionManager::list_sessions`); `None` is anonymous and not indexed; the type implements `sessionkit::ToPrincipalKey` |
 /// | `#[header("Name")]` | field | map the field onto request header `Name` for downstream services; repeat for several headers |
 /// | `#[header("Name", prefix = "Bearer ")]` | field | the same, with text put before the value |
 /// | `#[session(crate = "path")]` | struct | where to find `sessionkit` when the dependency is renamed |
@@ -56,7 +57,8 @@ use syn::{parse_macro_input, DeriveInput};
 /// (ignoring case and punctuation, as the runtime strips them: `X-User-Id`
 /// and `x.user_id` are one header); a `#[header]` field's type implements
 /// `sessionkit::ToHeaderValue`; stored names are unique, non-empty and do not
-/// start with `$`; accessor names do not clash
+/// start with `$`; at most one field is the principal, it is stored, and its
+/// type implements `sessionkit::ToPrincipalKey`; accessor names do not clash
 /// with each other or with `Session`'s own methods (so a field cannot be
 /// called `id`, `save` or `manager`: rename the Rust field and keep the
 /// stored name with `rename`). The names `Session` reserves are one list in

@@ -15,8 +15,28 @@ pub(crate) fn check(cx: &mut Ctxt, cont: &mut Container<'_>) {
     check_headers(cx, cont);
     check_stored_names(cx, cont);
     check_accessors(cx, cont);
+    check_principal(cx, cont);
 }
 
+/// At most one principal field (reported at the second `principal`).
+fn check_principal(cx: &mut Ctxt, cont: &Container<'_>) {
+    let mut first: Option<&str> = None;
+    for field in &cont.fields {
+        let Some(path) = &field.attrs.principal else {
+            continue;
+        };
+        match first {
+            Some(first) => cx.error_spanned_by(
+                path,
+                format_args!(
+                    "field `{}` is marked `principal`, but field `{first}` already is: a session belongs to one principal; keep `#[session(principal)]` on one field",
+                    field.rust_name
+                ),
+            ),
+            None => first = Some(&field.rust_name),
+        }
+    }
+}
 
 fn check_headers(cx: &mut Ctxt, cont: &Container<'_>) {
     // normalized name -> Rust field that maps it first

@@ -36,6 +36,7 @@ use crate::extractor::Extractor;
 /// | `rotationGracePeriod` | `5s` | how long an auto-renewed id still resolves to its session (requests already in flight with it are served and told the new id) |
 /// | `touchAfter` | a tenth of the session's idle timeout | refresh the stored idle deadline at most this often; `0s` = on every request |
 /// | `saveOnError` | `false` | also persist the changes of requests answered with a 5xx status or whose handler failed |
+/// | `maxSessionsPerUser` | unlimited | when a session takes a principal (`#[session(principal)]`, e.g. at login) that already has this many live sessions, the least recently used ones are revoked |
 ///
 /// ```
 /// use sessionkit::Config;
@@ -92,6 +93,10 @@ pub struct Config {
     pub touch_after: Option<Duration>,
     /// Persist the changes of failed requests (5xx, or a failing handler) too.
     pub save_on_error: bool,
+    /// The most live sessions one principal may have; `None` is unlimited.
+    /// When a session takes a principal that already has this many, the
+    /// least recently used others are revoked.
+    pub max_sessions_per_user: Option<u32>,
 }
 
 impl Default for Config {
@@ -115,6 +120,7 @@ impl Default for Config {
             rotation_grace_period: Duration::from_secs(5),
             touch_after: None,
             save_on_error: false,
+            max_sessions_per_user: None,
         }
     }
 }
@@ -140,6 +146,7 @@ impl fmt::Debug for Config {
             .field("rotationGracePeriod", &self.rotation_grace_period)
             .field("touchAfter", &self.touch_after)
             .field("saveOnError", &self.save_on_error)
+            .field("maxSessionsPerUser", &self.max_sessions_per_user)
             .finish()
     }
 }
@@ -183,6 +190,9 @@ impl Config {
         }
         if self.max_session_bytes == 0 {
             return Err(ConfigError::ZeroMaxSessionBytes);
+        }
+        if self.max_sessions_per_user == Some(0) {
+            return Err(ConfigError::ZeroMaxSessionsPerUser);
         }
         if let Some(absolute) = self.absolute_timeout {
             if absolute < self.idle_timeout {
@@ -307,6 +317,12 @@ impl ConfigBuilder {
     /// Sets `cookieDomain`.
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.config.cookie_domain = Some(domain.into());
+        self
+    }
+
+    /// Sets `maxSessionsPerUser`.
+    pub fn max_sessions_per_user(mut self, max: u32) -> Self {
+        self.config.max_sessions_per_user = Some(max);
         self
     }
 
@@ -508,6 +524,9 @@ pub enum ConfigError {
     /// `maxSessionBytes: 0`.
     #[error("maxSessionBytes must be larger than zero")]
     ZeroMaxSessionBytes,
+    /// `maxSessionsPerUser: 0`.
+    #[error("maxSessionsPerUser must be at least 1 (leave it out for no limit)")]
+    ZeroMaxSessionsPerUser,
     /// `absoluteTimeout` < `idleTimeout`.
     #[error("absoluteTimeout ({}) is shorter than idleTimeout ({}); raise absoluteTimeout or lower idleTimeout", humantime::format_duration(*.absolute), humantime::format_duration(*.idle))]
     AbsoluteShorterThanIdle {

@@ -72,6 +72,18 @@ pub trait SessionData: Default + Send + Sync + 'static {
         let _ = index;
         false
     }
+
+    /// The index in [`SessionData::FIELDS`] of the field that says whose
+    /// session it is (`#[session(principal)]`), if any. Sessions are listed
+    /// and revoked per principal (see `SessionManager::list_sessions`).
+    const PRINCIPAL: Option<usize> = None;
+
+    /// The principal field's value rendered as an index key
+    /// ([`ToPrincipalKey`](crate::ToPrincipalKey)); `None` when the session is
+    /// anonymous or the struct has no principal field.
+    fn principal_key(&self) -> Option<Cow<'_, str>> {
+        None
+    }
 }
 
 /// One stored field of a [`SessionData`] struct.

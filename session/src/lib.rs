@@ -75,6 +75,7 @@ mod memory;
 pub mod metrics;
 mod observe;
 mod plan;
+mod principal;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
@@ -113,6 +114,7 @@ pub use crate::manager::{
     Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
 };
 pub use crate::memory::MemoryStore;
+pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipalKey};
 #[cfg(feature = "redis")]
 pub use crate::redis::{
     RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,

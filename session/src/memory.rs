@@ -6,15 +6,20 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes};
+use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
-use moka::sync::Cache;
+use moka::sync::{Cache, CacheBuilder};
 use moka::Expiry;
 
+use self::index::PrincipalIndex;
 use crate::id::SessionId;
+use crate::principal::{Principal, PrincipalWrite, SessionHandle, Take};
 use crate::record::{Fields, Meta, Record};
 use crate::store::{
     apply_change, expectations_hold, Loaded, SessionStore, StoreError, Write, WriteKind, Written,
 };
+
+mod index;
 
 /// Sessions held in memory: concurrent, self-expiring, optionally bounded.
 ///
@@ -31,6 +36,12 @@ use crate::store::{
 /// Good for development, tests, and single-instance apps; sessions are lost
 /// on restart and not shared between processes (use the Redis store for that).
 ///
+/// It keeps the principal index (sessions per user) in memory next to the
+/// sessions: a map from each principal to its sessions, updated under one
+/// lock together with the session writes that change it, and cleaned when
+/// the cache drops a session (expiry, eviction, delete). Sessions without
+/// a principal never touch it.
+///
 /// ```
 /// use sessionkit::MemoryStore;
 /// let store = MemoryStore::new();
@@ -43,6 +54,7 @@ pub struct MemoryStore {
     cache: Cache<SessionId, Arc<Entry>, Hasher>,
     /// Entries are weighed by bytes: a changed size is inserted again.
     bytes_bounded: bool,
+    index: Arc<PrincipalIndex>,
 }
 
 /// Keys are server-generated random ids (a lookup of an unknown id inserts
@@ -200,26 +212,19 @@ impl MemoryStore {
     /// An unbounded store; entries still expire with their sessions.
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            cache: Cache::builder()
-                .expire_after(SessionTtl)
-                .build_with_hasher(Hasher::default()),
-            bytes_bounded: false,
-        }
+        Self::build(Cache::builder(), false)
     }
 
     /// A store holding at most `max_sessions`; past that the least recently
     /// used session is evicted.
     #[must_use]
     pub fn with_capacity(max_sessions: u64) -> Self {
-        Self {
-            cache: Cache::builder()
+        Self::build(
+            Cache::builder()
                 .max_capacity(max_sessions)
-                .eviction_policy(EvictionPolicy::lru())
-                .expire_after(SessionTtl)
-                .build_with_hasher(Hasher::default()),
-            bytes_bounded: false,
-        }
+                .eviction_policy(EvictionPolicy::lru()),
+            false,
+        )
     }
 
     /// A store holding at most about `max_bytes` of sessions; past that the
@@ -233,14 +238,36 @@ impl MemoryStore {
     /// ```
     #[must_use]
     pub fn with_max_bytes(max_bytes: u64) -> Self {
-        Self {
-            cache: Cache::builder()
+        Self::build(
+            Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|_: &SessionId, entry: &Arc<Entry>| entry.weight.load(Ordering::Relaxed))
-                .eviction_policy(EvictionPolicy::lru())
-                .expire_after(SessionTtl)
-                .build_with_hasher(Hasher::default()),
-            bytes_bounded: true,
+                .eviction_policy(EvictionPolicy::lru()),
+            true,
+        )
+    }
+
+    /// The cache with the session TTL policy and the listener that keeps the
+    /// principal index clean when the cache drops a session.
+    fn build(
+        builder: CacheBuilder<SessionId, Arc<Entry>, Cache<SessionId, Arc<Entry>>>,
+        bytes_bounded: bool,
+    ) -> Self {
+        let index = Arc::new(PrincipalIndex::default());
+        let listener = Arc::clone(&index);
+        let cache = builder
+            .expire_after(SessionTtl)
+            .eviction_listener(move |id: Arc<SessionId>, _, cause| {
+                // A re-inserted entry (`Replaced`) is not a removal.
+                if cause != RemovalCause::Replaced {
+                    listener.removed(&id);
+                }
+            })
+            .build_with_hasher(Hasher::default());
+        Self {
+            cache,
+            bytes_bounded,
+            index,
         }
     }
 
@@ -268,6 +295,14 @@ impl MemoryStore {
     /// as a side effect of later calls.
     pub fn sweep(&self) {
         self.cache.run_pending_tasks();
+        drop(self.index.lock());
+    }
+
+    /// How many sessions the principal index holds (for tests and
+    /// monitoring; approximate until [`MemoryStore::sweep`] runs).
+    #[must_use]
+    pub fn indexed_sessions(&self) -> usize {
+        self.index.lock().len()
     }
 
     fn load_now(&self, id: &SessionId, now: u64) -> Loaded {
@@ -299,7 +334,100 @@ impl MemoryStore {
         }
     }
 
+    /// A write, with the principal index updated under its lock together
+    /// with the session when the write changes what the index must hold.
     fn write_now(&self, write: &Write) -> Written {
+        let rotating = matches!(write.kind, WriteKind::Rotate { .. });
+        let change = match &write.principal {
+            None => return self.write_entry(write),
+            Some(PrincipalWrite::Keep(_)) if !rotating => return self.write_entry(write),
+            Some(change) => change,
+        };
+        let mut index = self.index.lock_for_insert();
+        if let PrincipalWrite::Keep(principal) = change {
+            if !index.is_member(principal, &SessionHandle::of(&write.id)) {
+                // Revoked: the entry was taken.
+                return Written::Gone;
+            }
+        }
+        let written = self.write_entry(write);
+        if written != Written::Done {
+            return written;
+        }
+        let target = match &write.kind {
+            WriteKind::Rotate { to, .. } => to,
+            WriteKind::Create | WriteKind::Update => &write.id,
+        };
+        if rotating {
+            index.forget_id(&write.id);
+        }
+        match change.principal() {
+            Some(principal) => {
+                index.insert(principal.clone(), target.clone());
+                self.prune(&mut index, principal, write.now);
+            }
+            None => index.forget_id(target),
+        }
+        written
+    }
+
+    /// Drops `principal`'s entries whose session is gone, expired, or only a
+    /// rotation tombstone now.
+    fn prune(&self, index: &mut index::State, principal: &Principal, now: u64) {
+        let dead: Vec<SessionHandle> = index
+            .members(principal)
+            .filter(|(_, id)| !matches!(self.load_now(id, now), Loaded::Session(r) if !r.meta.is_expired(now)))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for handle in dead {
+            index.remove_member(principal, &handle);
+        }
+    }
+
+    fn list_now(&self, principal: &Principal, now: u64) -> Vec<(SessionHandle, Record)> {
+        let mut index = self.index.lock();
+        self.prune(&mut index, principal, now);
+        index
+            .members(principal)
+            .filter_map(|(handle, id)| match self.load_now(id, now) {
+                Loaded::Session(record) => Some((handle.clone(), record)),
+                Loaded::Absent | Loaded::Moved(_) => None,
+            })
+            .collect()
+    }
+
+    /// Deletes the session `handle` names (following tombstones) if it
+    /// belongs to `principal`.
+    fn delete_owned(&self, index: &index::State, principal: &Principal, handle: &SessionHandle) -> bool {
+        let Some(mut id) = index.owned(principal, handle).cloned() else {
+            return false;
+        };
+        for _ in 0..MAX_HOPS {
+            let Some(entry) = self.cache.get(&id) else {
+                return false;
+            };
+            let mut slot = entry.lock();
+            match &*slot {
+                Slot::Moved { to, .. } => {
+                    let to = to.clone();
+                    drop(slot);
+                    if index.owned(principal, &SessionHandle::of(&to)).is_none() {
+                        return false;
+                    }
+                    id = to;
+                }
+                Slot::Live { .. } => {
+                    *slot = Slot::Dead;
+                    self.cache.invalidate(&id);
+                    return true;
+                }
+                Slot::Dead => return false,
+            }
+        }
+        false
+    }
+
+    fn write_entry(&self, write: &Write) -> Written {
         if write.kind == WriteKind::Create {
             let mut fields = Fields::default();
             apply_change(&mut fields, write);
@@ -415,6 +543,34 @@ impl SessionStore for MemoryStore {
     fn label(&self) -> &'static str {
         "memory"
     }
+
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        Ok(self.list_now(principal, now))
+    }
+
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        Ok(self.index.lock().take(principal, take))
+    }
+
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        let index = self.index.lock();
+        Ok(sessions
+            .iter()
+            .filter(|handle| self.delete_owned(&index, principal, handle))
+            .count())
+    }
 }
 
 #[cfg(test)]
@@ -436,6 +592,7 @@ mod tests {
             set: vec![("x", Bytes::from_static(value))],
             remove: vec![],
             expect: vec![],
+            principal: None,
         }
     }
 

@@ -206,6 +206,7 @@ pub(crate) fn plan_write(policy: &Policy, input: &Input, now: u64) -> Plan {
         set,
         remove,
         expect,
+        principal: None,
     }))
 }
 

@@ -607,6 +607,10 @@ impl<T: SessionData> Session<T> {
                 (input, plan, (state.version, state.ops.len()))
             };
             let write = match plan {
+                Plan::Write(mut write) => {
+                    crate::principal::annotate::<T>(&mut write, &input.fields);
+                    write
+                }
                 Plan::Nothing => {
                     ctx.observer.commit(Outcome::Unchanged);
                     return Ok(self.lock().finish(ctx, now, false));
@@ -623,35 +627,40 @@ impl<T: SessionData> Session<T> {
                     ctx.observer.commit(Outcome::Empty);
                     return Ok(self.lock().emptied());
                 }
-                Plan::Write(write) => write,
             };
             let written = store.write_boxed(&write).await?;
-            let mut state = self.lock();
-            match plan::next_step(&input.standing, &written, retries, hops) {
-                Next::Done => {
-                    ctx.observer.written(&write, &input.fields, &state.data);
-                    state.written(&write, input.fields, planned);
-                    return Ok(state.finish(ctx, now, true));
-                }
-                Next::Gone => {
-                    ctx.observer.commit(Outcome::Gone);
-                    return Ok(state.gone());
-                }
-                Next::Retarget { to, keep_rotation } => {
-                    hops += 1;
-                    state.retarget(to, keep_rotation);
-                }
-                Next::Replay => {
-                    retries += 1;
-                    if let Written::Conflict(record) = written {
-                        state.replay(record);
+            let update = {
+                let mut state = self.lock();
+                match plan::next_step(&input.standing, &written, retries, hops) {
+                    Next::Done => {
+                        ctx.observer.written(&write, &input.fields, &state.data);
+                        state.written(&write, input.fields, planned);
+                        state.finish(ctx, now, true)
+                    }
+                    Next::Gone => {
+                        ctx.observer.commit(Outcome::Gone);
+                        return Ok(state.gone());
+                    }
+                    Next::Retarget { to, keep_rotation } => {
+                        hops += 1;
+                        state.retarget(to, keep_rotation);
+                        continue;
+                    }
+                    Next::Replay => {
+                        retries += 1;
+                        if let Written::Conflict(record) = written {
+                            state.replay(record);
+                        }
+                        continue;
+                    }
+                    Next::GiveUp => {
+                        ctx.observer.commit(Outcome::Conflict);
+                        return Err(SessionError::Conflict { retries });
                     }
                 }
-                Next::GiveUp => {
-                    ctx.observer.commit(Outcome::Conflict);
-                    return Err(SessionError::Conflict { retries });
-                }
-            }
+            };
+            crate::principal::after_write::<T>(ctx, &write).await;
+            return Ok(update);
         }
     }
 

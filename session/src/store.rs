@@ -6,6 +6,14 @@
 //! returning `impl Future + Send`); the runtime uses it through
 //! [`DynSessionStore`], the object-safe form every [`SessionStore`] gets for
 //! free, so no store author writes a boxed future by hand.
+//!
+//! Three methods are optional: the **principal index**
+//! ([`SessionStore::principal_sessions`],
+//! [`SessionStore::take_principal_sessions`],
+//! [`SessionStore::delete_principal_sessions`]) that lists and revokes the
+//! sessions of one user. Their defaults answer
+//! [`StoreError::Unsupported`], and a store without an index ignores
+//! [`Write::principal`]; everything else works unchanged.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -16,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::id::SessionId;
+pub use crate::principal::{Principal, PrincipalWrite, SessionHandle, Take};
 pub use crate::record::{Fields, Meta, Record, FORMAT_VERSION};
 
 /// A boxed store future, as [`DynSessionStore`] returns it.
@@ -93,6 +102,10 @@ pub struct Write {
     /// write to apply: the values a read-modify-write in this request was
     /// based on.
     pub expect: Vec<(&'static str, Option<Bytes>)>,
+    /// What the write does to the session's principal, for stores that keep
+    /// the principal index; `None` when the session has no principal before
+    /// or after it (stores without an index ignore this).
+    pub principal: Option<PrincipalWrite>,
 }
 
 /// A store's answer to a [`Write`].
@@ -153,7 +166,62 @@ pub trait SessionStore: Send + Sync + 'static {
     fn label(&self) -> &'static str {
         "custom"
     }
+
+    /// The sessions indexed under `principal` that the store still holds,
+    /// with their records (not checked for expiry or owner: the runtime
+    /// does that). Entries whose session is gone are dropped from the index.
+    ///
+    /// # The index contract
+    ///
+    /// A store that keeps the index maintains it in [`SessionStore::write`]
+    /// as [`Write::principal`] says, so that **every live session with
+    /// principal P is indexed under P before the write that gives it P, or
+    /// moves it to a new id, applies**; entries may outlive their sessions.
+    /// A rotation with [`PrincipalWrite::Keep`] applies only while the old
+    /// id is still indexed, atomically with respect to
+    /// [`SessionStore::take_principal_sessions`]; otherwise it answers
+    /// [`Written::Gone`]. Entries of expired sessions are dropped whenever
+    /// the index is read or written, never by keyspace notifications.
+    ///
+    /// The default answers [`StoreError::Unsupported`].
+    fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<(SessionHandle, Record)>, StoreError>> + Send {
+        let _ = (principal, now);
+        async { Err(StoreError::Unsupported(NO_INDEX)) }
+    }
+
+    /// Removes the entries `take` names from `principal`'s index and returns
+    /// their handles; from then on a rotation of those sessions answers
+    /// [`Written::Gone`]. The default answers [`StoreError::Unsupported`].
+    fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> impl Future<Output = Result<Vec<SessionHandle>, StoreError>> + Send {
+        let _ = (principal, take);
+        async { Err(StoreError::Unsupported(NO_INDEX)) }
+    }
+
+    /// Deletes each session in `sessions` (following rotation tombstones, as
+    /// [`SessionStore::delete`] does) that still belongs to `principal`, and
+    /// returns how many it deleted. A session that another principal has
+    /// taken over meanwhile is left alone. The default answers
+    /// [`StoreError::Unsupported`].
+    fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = (principal, sessions);
+        async { Err(StoreError::Unsupported(NO_INDEX)) }
+    }
 }
+
+/// Why the default index methods fail.
+const NO_INDEX: &str = "this session store keeps no principal index, so sessions cannot be listed or revoked per user: use MemoryStore or RedisStore, or implement SessionStore::principal_sessions, take_principal_sessions and delete_principal_sessions (a wrapping store must forward them)";
 
 /// The object-safe form of [`SessionStore`], implemented for every store.
 pub trait DynSessionStore: Send + Sync + 'static {
@@ -165,6 +233,25 @@ pub trait DynSessionStore: Send + Sync + 'static {
     fn delete_boxed<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()>;
     /// [`SessionStore::label`].
     fn label_dyn(&self) -> &'static str;
+
+    /// [`SessionStore::principal_sessions`], boxed.
+    fn principal_sessions_boxed<'a>(
+        &'a self,
+        principal: &'a Principal,
+        now: u64,
+    ) -> StoreFuture<'a, Vec<(SessionHandle, Record)>>;
+    /// [`SessionStore::take_principal_sessions`], boxed.
+    fn take_principal_sessions_boxed<'a>(
+        &'a self,
+        principal: &'a Principal,
+        take: Take<'a>,
+    ) -> StoreFuture<'a, Vec<SessionHandle>>;
+    /// [`SessionStore::delete_principal_sessions`], boxed.
+    fn delete_principal_sessions_boxed<'a>(
+        &'a self,
+        principal: &'a Principal,
+        sessions: &'a [SessionHandle],
+    ) -> StoreFuture<'a, usize>;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -179,6 +266,28 @@ impl<S: SessionStore> DynSessionStore for S {
     }
     fn label_dyn(&self) -> &'static str {
         self.label()
+    }
+
+    fn principal_sessions_boxed<'a>(
+        &'a self,
+        principal: &'a Principal,
+        now: u64,
+    ) -> StoreFuture<'a, Vec<(SessionHandle, Record)>> {
+        Box::pin(self.principal_sessions(principal, now))
+    }
+    fn take_principal_sessions_boxed<'a>(
+        &'a self,
+        principal: &'a Principal,
+        take: Take<'a>,
+    ) -> StoreFuture<'a, Vec<SessionHandle>> {
+        Box::pin(self.take_principal_sessions(principal, take))
+    }
+    fn delete_principal_sessions_boxed<'a>(
+        &'a self,
+        principal: &'a Principal,
+        sessions: &'a [SessionHandle],
+    ) -> StoreFuture<'a, usize> {
+        Box::pin(self.delete_principal_sessions(principal, sessions))
     }
 }
 
@@ -195,6 +304,28 @@ impl SessionStore for Arc<dyn DynSessionStore> {
     fn label(&self) -> &'static str {
         (**self).label_dyn()
     }
+
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        (**self).principal_sessions_boxed(principal, now).await
+    }
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        (**self).take_principal_sessions_boxed(principal, take).await
+    }
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        (**self).delete_principal_sessions_boxed(principal, sessions).await
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -209,6 +340,28 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn label(&self) -> &'static str {
         (**self).label()
+    }
+
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        (**self).principal_sessions(principal, now).await
+    }
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        (**self).take_principal_sessions(principal, take).await
+    }
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        (**self).delete_principal_sessions(principal, sessions).await
     }
 }
 
@@ -234,6 +387,11 @@ pub enum StoreError {
     /// Any other backend failure.
     #[error("the session store failed")]
     Backend(#[source] Box<dyn StdError + Send + Sync>),
+    /// The store does not offer this operation (e.g. a store without a
+    /// principal index asked to list a user's sessions); the message says
+    /// what to use instead.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

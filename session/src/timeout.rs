@@ -5,6 +5,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::id::SessionId;
+use crate::principal::{Principal, SessionHandle, Take};
+use crate::record::Record;
 use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
 
 /// Wraps a store and fails any operation that takes longer than `limit`
@@ -70,5 +72,30 @@ impl<S: SessionStore> SessionStore for TimeoutStore<S> {
 
     fn label(&self) -> &'static str {
         self.inner.label()
+    }
+
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        self.bound(self.inner.principal_sessions(principal, now)).await
+    }
+
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        self.bound(self.inner.take_principal_sessions(principal, take)).await
+    }
+
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        self.bound(self.inner.delete_principal_sessions(principal, sessions))
+            .await
     }
 }

@@ -75,6 +75,7 @@ pub fn create(id: &SessionId, now: u64, set: &[(&'static str, &'static [u8])]) -
         set: set.iter().map(|(n, v)| (*n, b(v))).collect(),
         remove: Vec::new(),
         expect: Vec::new(),
+        principal: None,
     }
 }
 
@@ -99,6 +100,7 @@ pub fn update(
         set: set.iter().map(|(n, v)| (*n, b(v))).collect(),
         remove: remove.to_vec(),
         expect: expect.iter().map(|(n, v)| (*n, v.map(b))).collect(),
+        principal: None,
     }
 }
 
@@ -140,6 +142,7 @@ pub fn rotate(
         set: set.iter().map(|(n, v)| (*n, b(v))).collect(),
         remove: Vec::new(),
         expect: Vec::new(),
+        principal: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sessionkit::store::{Loaded, Write, Written};
+use sessionkit::store::{Loaded, Principal, Record, SessionHandle, Take, Write, Written};
 use sessionkit::{
     decode_value, encode_value, find_urlencoded, DecodeError, DynSessionStore, EncodeError, Field,
     FieldInfo, RequestView, SessionData, SessionId, SessionStore, StoreError,
@@ -99,6 +99,12 @@ pub enum Call {
     Write(Box<Write>),
     /// `delete(id)`
     Delete(String),
+    /// `principal_sessions(principal)`
+    ListPrincipal(String),
+    /// `take_principal_sessions(principal)`
+    TakePrincipal(String),
+    /// `delete_principal_sessions(principal, handles)`
+    DeletePrincipal(String, usize),
 }
 
 impl Call {
@@ -295,6 +301,35 @@ impl SessionStore for RecordingStore {
         self.record(Call::Delete(id.to_string()))?;
         self.pause().await;
         self.inner.delete_boxed(id).await
+    }
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        self.record(Call::ListPrincipal(principal.to_string()))?;
+        self.pause().await;
+        self.inner.principal_sessions_boxed(principal, now).await
+    }
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        self.record(Call::TakePrincipal(principal.to_string()))?;
+        self.pause().await;
+        self.inner.take_principal_sessions_boxed(principal, take).await
+    }
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        self.record(Call::DeletePrincipal(principal.to_string(), sessions.len()))?;
+        self.pause().await;
+        self.inner
+            .delete_principal_sessions_boxed(principal, sessions)
+            .await
     }
 }
 

@@ -347,6 +347,7 @@ mod tests {
             set: vec![("cart", Bytes::from_static(b"\x91\xa1a"))],
             remove: vec!["gone"],
             expect: vec![("cart", None)],
+            principal: None,
         }
     }
 

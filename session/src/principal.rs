@@ -1,0 +1,771 @@
+//! Sessions per principal: whose session it is (`#[session(principal)]`),
+//! the index every store keeps of a principal's sessions, and the manager
+//! API that lists and revokes them.
+//!
+//! # Decisions
+//!
+//! - **A handle, never the id.** A listed session is named by its
+//!   [`SessionHandle`], base64url(SHA-256(id)): the same 43 characters the
+//!   Redis store appends to its key prefix. It cannot be turned back into the
+//!   id, so a page listing a user's devices hands out no device's token. A
+//!   handle names a session under its current id: after an id rotation
+//!   (auto-renew, `regenerate`) the session has a new handle, and the old one
+//!   is no longer listed (revoking it answers "not found"; list again).
+//! - **The index is a superset, kept by the stores inside `write`.** The
+//!   runtime tells the store, on every write of a session that has or had a
+//!   principal, what happens to it ([`PrincipalWrite`]): it keeps its
+//!   principal, joins one, or leaves. A store that keeps the index makes sure
+//!   that every live session with principal P is indexed under P *before*
+//!   the write that gives it P (or its new id) applies. Entries may outlive
+//!   their sessions (deleted, expired, or given another principal); every
+//!   read of the index checks each session and drops dead entries, and
+//!   revocation deletes a session only if it still belongs to the principal
+//!   ([`SessionStore::delete_principal_sessions`](crate::store::SessionStore::delete_principal_sessions)).
+//! - **Revocation is "take, then delete twice".** Taking entries out of the
+//!   index is atomic with respect to id rotations: a rotation of a session
+//!   whose entry was taken answers `Gone`, so after the take no revoked
+//!   session can move to an id the revocation does not know. A rotation that
+//!   passed its index step just before the take can still create its new id
+//!   after the first delete pass saw nothing there; the second pass deletes
+//!   it (such a new id was indexed before the take, so it is among the taken
+//!   handles). Every other write of a deleted session is refused by the
+//!   stores' conditional writes (`Written::Gone`).
+//! - **Costs.** A session without a principal sends nothing more and stores
+//!   nothing more: the runtime only annotates writes whose principal field
+//!   is or was set. Giving a session a principal costs one index round trip
+//!   on that write (Redis); plain loads never touch the index.
+//! - **The cap is enforced after the login's write**: the principal's live
+//!   sessions are listed and the least recently used beyond
+//!   `maxSessionsPerUser` are revoked (never the session that just logged
+//!   in). If the store fails while evicting, the login still succeeds and the
+//!   failure is logged. Concurrent logins of one user each evict from what
+//!   they listed, so the cap holds once they have all returned.
+//!
+//! # The guarantee
+//!
+//! After [`SessionManager::revoke_all_sessions`] returns `Ok`, no session
+//! that had the principal when it was called is loaded again by any request,
+//! whatever requests were in flight: a request that loaded one before finishes
+//! with what it loaded, but none of its writes is applied, it cannot rotate
+//! the session to a new id, and its client is told to drop the id. The same
+//! holds for the sessions [`SessionManager::revoke_other_sessions`] and
+//! [`SessionManager::revoke_session`] revoke. Sessions created after the
+//! call began (a new login) are not covered.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::data::SessionData;
+use crate::error::SessionError;
+use crate::id::SessionId;
+use crate::manager::{Context, SessionManager};
+use crate::plan::FieldPlan;
+use crate::record::Record;
+use crate::store::{Write, WriteKind};
+
+/// Renders a principal field's value as the key of its index: the derive
+/// requires it of a `#[session(principal)]` field's type.
+///
+/// `None` (and an empty string) is anonymous: the session is not indexed.
+/// Implemented for integers, strings, [`uuid::Uuid`] and `Option` of those.
+///
+/// ```
+/// use sessionkit::ToPrincipalKey;
+/// assert_eq!(Some(42u64).to_principal_key().as_deref(), Some("42"));
+/// assert_eq!(None::<u64>.to_principal_key(), None);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be rendered as a principal key",
+    label = "the type of a `#[session(principal)]` field must implement `sessionkit::ToPrincipalKey`",
+    note = "use an integer, a string, a `uuid::Uuid` or an `Option` of one (`None` = anonymous), or implement `ToPrincipalKey` for it"
+)]
+pub trait ToPrincipalKey {
+    /// The key, or `None` for "no principal".
+    fn to_principal_key(&self) -> Option<Cow<'_, str>>;
+}
+
+macro_rules! principal_via_display {
+    ($($t:ty),*) => {$(
+        impl ToPrincipalKey for $t {
+            fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+                Some(Cow::Owned(self.to_string()))
+            }
+        }
+    )*};
+}
+
+principal_via_display!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl ToPrincipalKey for String {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToPrincipalKey for str {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToPrincipalKey for &'static str {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToPrincipalKey for Box<str> {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToPrincipalKey for Cow<'static, str> {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl ToPrincipalKey for uuid::Uuid {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.hyphenated().to_string()))
+    }
+}
+
+impl<T: ToPrincipalKey> ToPrincipalKey for Option<T> {
+    fn to_principal_key(&self) -> Option<Cow<'_, str>> {
+        self.as_ref().and_then(ToPrincipalKey::to_principal_key)
+    }
+}
+
+/// Whose sessions an index entry lists: a principal field's value rendered
+/// by [`ToPrincipalKey`] (never empty).
+///
+/// ```
+/// use sessionkit::store::Principal;
+/// let user = Principal::of(&Some(7u64)).expect("a principal");
+/// assert_eq!(user.as_str(), "7");
+/// assert!(Principal::of(&None::<u64>).is_none());
+/// assert!(Principal::of("").is_none());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Principal(Arc<str>);
+
+impl Principal {
+    /// The principal `key` renders to; `None` when it is anonymous.
+    #[must_use]
+    pub fn of<K: ToPrincipalKey + ?Sized>(key: &K) -> Option<Self> {
+        key.to_principal_key()
+            .filter(|k| !k.is_empty())
+            .map(|k| Self(Arc::from(k.as_ref())))
+    }
+
+    /// The rendered key.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Principal").field(&&*self.0).finish()
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The opaque name of a session in listings: base64url(SHA-256(id)),
+/// 43 characters. It cannot be turned back into the session id, so it is
+/// safe to show to the user and to send back to revoke a session.
+///
+/// ```
+/// use sessionkit::{SessionHandle, SessionId};
+/// let id = SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
+/// let handle = SessionHandle::of(&id);
+/// assert_eq!(handle.as_str().len(), 43);
+/// assert!(!handle.as_str().contains(id.as_str()));
+/// assert_eq!(SessionHandle::parse(handle.as_str())?, handle);
+/// assert!(SessionHandle::parse("not a handle").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionHandle(Box<str>);
+
+/// The length of a [`SessionHandle`].
+const HANDLE_LEN: usize = 43;
+
+impl SessionHandle {
+    /// The handle of the session stored under `id`.
+    #[must_use]
+    pub fn of(id: &SessionId) -> Self {
+        let digest = Sha256::digest(id.as_str().as_bytes());
+        let mut text = String::with_capacity(HANDLE_LEN);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, &mut text);
+        Self(text.into_boxed_str())
+    }
+
+    /// A handle as a client sent it back.
+    ///
+    /// # Errors
+    /// [`InvalidHandle`] unless `text` is 43 base64url characters.
+    pub fn parse(text: &str) -> Result<Self, InvalidHandle> {
+        let valid = text.len() == HANDLE_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(text.into()))
+        } else {
+            Err(InvalidHandle { len: text.len() })
+        }
+    }
+
+    /// The 43 characters.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SessionHandle").field(&&*self.0).finish()
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A string that is not a [`SessionHandle`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a session handle is 43 base64url characters (A-Z a-z 0-9 - _) as SessionManager::list_sessions returns them; got {len} bytes of something else")]
+pub struct InvalidHandle {
+    len: usize,
+}
+
+/// What a write does to the session's principal, as the runtime tells the
+/// store (`Write::principal`; `None` there: the session has no principal
+/// before or after the write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalWrite {
+    /// The session keeps this principal. For a `Rotate`, the new id must be
+    /// indexed under it before the rotation applies, and only if the old id
+    /// still is; otherwise nothing applies and the answer is `Gone` (the
+    /// session was revoked). Stores whose entries expire keep the entry
+    /// alive at least as long as the session.
+    Keep(Principal),
+    /// The session takes this principal with this write (it had none or
+    /// another): index it (its id, or `to` for a `Rotate`) before the write
+    /// applies.
+    Join(Principal),
+    /// The session has no principal after this write. Its entry may be
+    /// dropped at once or left to the next read of the index.
+    Leave,
+}
+
+impl PrincipalWrite {
+    /// The principal after the write, if any.
+    #[must_use]
+    pub fn principal(&self) -> Option<&Principal> {
+        match self {
+            Self::Keep(p) | Self::Join(p) => Some(p),
+            Self::Leave => None,
+        }
+    }
+}
+
+/// Which entries [`SessionStore::take_principal_sessions`](crate::store::SessionStore::take_principal_sessions) removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take<'a> {
+    /// All of the principal's entries.
+    All,
+    /// All but this one (the current session: "log out everywhere else").
+    AllExcept(&'a SessionHandle),
+    /// Only these (those of them that are the principal's).
+    These(&'a [SessionHandle]),
+}
+
+/// One of a principal's live sessions, as [`SessionManager::list_sessions`]
+/// lists it. Carries a [`SessionHandle`], never the session id.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SessionInfo<T> {
+    /// The opaque name to revoke it by.
+    pub handle: SessionHandle,
+    /// Whether it is the session the caller named as current.
+    pub current: bool,
+    /// When it was created (ms since the epoch).
+    pub created_at: u64,
+    /// When it was last used, as the store knows it (ms since the epoch;
+    /// refreshed at writes, at most `touchAfter` apart for read-only use).
+    pub last_access: u64,
+    /// When it expires unless used again (ms since the epoch).
+    pub expires_at: u64,
+    /// Its data.
+    pub data: T,
+}
+
+impl<T: SessionData> SessionManager<T> {
+    /// The live sessions of `principal` (a value of the principal field,
+    /// e.g. the user id), oldest first, each with a snapshot of its data;
+    /// `current` marks the caller's own session. Entries of sessions that
+    /// expired, were deleted or now belong to someone else are dropped from
+    /// the index as a side effect.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use sessionkit::{MemoryStore, SessionData, SessionManager};
+    ///
+    /// #[derive(SessionData, Default, Clone, Serialize, Deserialize)]
+    /// struct Account {
+    ///     #[session(principal)]
+    ///     user_id: Option<u64>,
+    ///     device: String,
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = SessionManager::<Account>::new(MemoryStore::new());
+    /// for device in ["phone", "laptop"] {
+    ///     let session = manager.create()?;
+    ///     session.set_user_id(Some(7));
+    ///     session.set_device(device.into());
+    ///     session.save().await?;
+    /// }
+    /// let sessions = manager.list_sessions(&7u64, None).await?;
+    /// assert_eq!(sessions.len(), 2);
+    /// assert_eq!(manager.revoke_all_sessions(&7u64).await?, 2);
+    /// assert!(manager.list_sessions(&7u64, None).await?.is_empty());
+    /// # Ok::<(), sessionkit::SessionError>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails or keeps no principal
+    /// index ([`StoreError::Unsupported`](crate::StoreError::Unsupported)).
+    pub async fn list_sessions<K: ToPrincipalKey + ?Sized>(
+        &self,
+        principal: &K,
+        current: Option<&SessionId>,
+    ) -> Result<Vec<SessionInfo<T>>, SessionError> {
+        let Some(principal) = Principal::of(principal) else {
+            return Ok(Vec::new());
+        };
+        let current = current.map(SessionHandle::of);
+        let now = self.ctx.clock.now_ms();
+        let mut found = live_sessions::<T>(&self.ctx, &principal, now).await?;
+        found.sort_by_key(|(handle, record, _)| (record.meta.created_at, handle.clone()));
+        Ok(found
+            .into_iter()
+            .map(|(handle, record, data)| SessionInfo {
+                current: current.as_ref() == Some(&handle),
+                handle,
+                created_at: record.meta.created_at,
+                last_access: record.meta.last_access,
+                expires_at: record.meta.expires_at(),
+                data,
+            })
+            .collect())
+    }
+
+    /// Revokes one session of `principal` by its handle; `Ok(false)` when
+    /// the handle names no live session of `principal` (another user's
+    /// session, an expired one, or an old handle of a session whose id has
+    /// rotated since it was listed). Revocation is immediate: the next
+    /// request with its id gets a fresh, anonymous session; see the
+    /// module's guarantee for requests in flight.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub async fn revoke_session<K: ToPrincipalKey + ?Sized>(
+        &self,
+        principal: &K,
+        handle: &SessionHandle,
+    ) -> Result<bool, SessionError> {
+        let Some(principal) = Principal::of(principal) else {
+            return Ok(false);
+        };
+        let handles = std::slice::from_ref(handle);
+        Ok(revoke(&self.ctx, &principal, Take::These(handles)).await? > 0)
+    }
+
+    /// Revokes every session of `principal`, the caller's own included, and
+    /// returns how many were live. After it returns, none of them is served
+    /// again (see the module's guarantee).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`]; some sessions may have been revoked then.
+    pub async fn revoke_all_sessions<K: ToPrincipalKey + ?Sized>(
+        &self,
+        principal: &K,
+    ) -> Result<usize, SessionError> {
+        let Some(principal) = Principal::of(principal) else {
+            return Ok(0);
+        };
+        revoke(&self.ctx, &principal, Take::All).await
+    }
+
+    /// Revokes every session of `principal` except `current` ("log out
+    /// everywhere else") and returns how many were revoked. Pass the id the
+    /// request loaded (`session.id()` before any `regenerate` in the same
+    /// request).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub async fn revoke_other_sessions<K: ToPrincipalKey + ?Sized>(
+        &self,
+        principal: &K,
+        current: &SessionId,
+    ) -> Result<usize, SessionError> {
+        let Some(principal) = Principal::of(principal) else {
+            return Ok(0);
+        };
+        let keep = SessionHandle::of(current);
+        revoke(&self.ctx, &principal, Take::AllExcept(&keep)).await
+    }
+}
+
+/// The live sessions of `principal`, decoded, each checked to still have it.
+async fn live_sessions<T: SessionData>(
+    ctx: &Context,
+    principal: &Principal,
+    now: u64,
+) -> Result<Vec<(SessionHandle, Record, T)>, SessionError> {
+    let found = ctx.store.principal_sessions_boxed(principal, now).await?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, record)| !record.meta.is_expired(now))
+        .filter_map(|(handle, record)| {
+            let data = decode::<T>(&record);
+            let owner = data.principal_key().and_then(|key| Principal::of(&*key));
+            (owner.as_ref() == Some(principal)).then_some((handle, record, data))
+        })
+        .collect())
+}
+
+/// Takes the entries `take` names and deletes their sessions twice (see
+/// the module docs for why twice); returns how many sessions were deleted.
+async fn revoke(ctx: &Context, principal: &Principal, take: Take<'_>) -> Result<usize, SessionError> {
+    let store = &ctx.store;
+    let taken = store.take_principal_sessions_boxed(principal, take).await?;
+    if taken.is_empty() {
+        return Ok(0);
+    }
+    let first = store.delete_principal_sessions_boxed(principal, &taken).await?;
+    let second = store.delete_principal_sessions_boxed(principal, &taken).await?;
+    Ok(first + second)
+}
+
+/// A record's fields decoded into `T`; a field that no longer decodes is
+/// its default (as when a session is loaded).
+fn decode<T: SessionData>(record: &Record) -> T {
+    let mut data = T::default();
+    for (index, info) in T::FIELDS.iter().enumerate() {
+        if let Some(bytes) = record.fields.get(info.name) {
+            if data.decode_field(index, bytes).is_err() {
+                data.reset_field(index);
+            }
+        }
+    }
+    data
+}
+
+/// The principal that the principal field's stored bytes render to.
+fn principal_in<T: SessionData>(index: usize, bytes: Option<&[u8]>) -> Option<Principal> {
+    let bytes = bytes?;
+    let mut scratch = T::default();
+    scratch.decode_field(index, bytes).ok()?;
+    let key = scratch.principal_key()?;
+    Principal::of(&*key)
+}
+
+/// What a write does to the principal, from the principal field's bytes
+/// before (`stored`) and after (`want`) the commit. `None` when the session
+/// has no principal either way, which is decided without decoding anything
+/// for a session that never had one.
+pub(crate) fn principal_write<T: SessionData>(fields: &[FieldPlan]) -> Option<PrincipalWrite> {
+    let index = T::PRINCIPAL?;
+    let field = fields.get(index)?;
+    if field.stored.is_none() && field.want.is_none() {
+        return None;
+    }
+    let before = principal_in::<T>(index, field.stored.as_deref());
+    let after = if field.want == field.stored {
+        before.clone()
+    } else {
+        principal_in::<T>(index, field.want.as_deref())
+    };
+    decide(before, after)
+}
+
+/// [`principal_write`]'s decision, on rendered principals.
+fn decide(before: Option<Principal>, after: Option<Principal>) -> Option<PrincipalWrite> {
+    match (before, after) {
+        (None, None) => None,
+        (Some(_), None) => Some(PrincipalWrite::Leave),
+        (Some(b), Some(a)) if a == b => Some(PrincipalWrite::Keep(a)),
+        (_, Some(a)) => Some(PrincipalWrite::Join(a)),
+    }
+}
+
+/// Adds the principal part to a planned write: what happens to the
+/// principal, and, for a rotation that keeps it, an expectation on the
+/// principal field, so a concurrent change of the principal turns the
+/// rotation into a conflict (replayed with the new principal) instead of
+/// moving the session under the index of the old one.
+pub(crate) fn annotate<T: SessionData>(write: &mut Write, fields: &[FieldPlan]) {
+    write.principal = principal_write::<T>(fields);
+    let (Some(PrincipalWrite::Keep(_)), WriteKind::Rotate { .. }, Some(index)) =
+        (&write.principal, &write.kind, T::PRINCIPAL)
+    else {
+        return;
+    };
+    let Some(field) = fields.get(index) else {
+        return;
+    };
+    if !write.expect.iter().any(|(name, _)| *name == field.name) {
+        write.expect.push((field.name, field.stored.clone()));
+    }
+}
+
+/// The handles to evict so that at most `cap` sessions remain, the current
+/// one included: the least recently used of the others (`sessions`:
+/// handle, last access, creation time). The current session is never
+/// evicted.
+pub(crate) fn evictions(
+    cap: usize,
+    current: &SessionHandle,
+    sessions: &[(SessionHandle, u64, u64)],
+) -> Vec<SessionHandle> {
+    let mut others: Vec<&(SessionHandle, u64, u64)> =
+        sessions.iter().filter(|(h, _, _)| h != current).collect();
+    // Most recently used first; ties: the newer session first.
+    others.sort_by(|a, b| (b.1, b.2, &b.0).cmp(&(a.1, a.2, &a.0)));
+    let keep = cap.saturating_sub(1);
+    others
+        .into_iter()
+        .skip(keep)
+        .map(|(h, _, _)| h.clone())
+        .collect()
+}
+
+/// After a write applied: when it gave the session a principal and
+/// `maxSessionsPerUser` is set, revokes that principal's least recently
+/// used sessions beyond the cap. Failures are logged, not returned: the
+/// login itself succeeded.
+pub(crate) async fn after_write<T: SessionData>(ctx: &Context, write: &Write) {
+    let (Some(cap), Some(PrincipalWrite::Join(principal))) =
+        (ctx.config.max_sessions_per_user, write.principal.as_ref())
+    else {
+        return;
+    };
+    let current = match &write.kind {
+        WriteKind::Rotate { to, .. } => SessionHandle::of(to),
+        WriteKind::Create | WriteKind::Update => SessionHandle::of(&write.id),
+    };
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let result = async {
+        let live = live_sessions::<T>(ctx, principal, write.now).await?;
+        if live.len() <= cap {
+            return Ok(0);
+        }
+        let sessions: Vec<_> = live
+            .iter()
+            .map(|(h, r, _)| (h.clone(), r.meta.last_access, r.meta.created_at))
+            .collect();
+        let evict = evictions(cap, &current, &sessions);
+        revoke(ctx, principal, Take::These(&evict)).await
+    }
+    .await;
+    match result {
+        Ok(0) => {}
+        Ok(evicted) => tracing::debug!(evicted, "maxSessionsPerUser: revoked the least recently used sessions"),
+        Err(error) => tracing::warn!(
+            error = %crate::error::chain(&error),
+            "maxSessionsPerUser: could not revoke the least recently used sessions; the login succeeded"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn p(key: &str) -> Option<Principal> {
+        Principal::of(key)
+    }
+
+    fn h(n: u8) -> SessionHandle {
+        SessionHandle::parse(&format!("{:a>43}", n)).unwrap()
+    }
+
+    #[test]
+    fn principal_changes_are_classified() {
+        assert_eq!(decide(None, None), None);
+        assert_eq!(decide(p("1"), p("1")), Some(PrincipalWrite::Keep(p("1").unwrap())));
+        assert_eq!(decide(None, p("1")), Some(PrincipalWrite::Join(p("1").unwrap())));
+        assert_eq!(decide(p("2"), p("1")), Some(PrincipalWrite::Join(p("1").unwrap())));
+        assert_eq!(decide(p("1"), None), Some(PrincipalWrite::Leave));
+    }
+
+    #[test]
+    fn keys_render_and_empty_is_anonymous() {
+        assert_eq!(Principal::of(&Some(5u32)).unwrap().as_str(), "5");
+        assert_eq!(Principal::of(&-3i64).unwrap().as_str(), "-3");
+        assert!(Principal::of(&Some(String::new())).is_none());
+        assert!(Principal::of(&None::<String>).is_none());
+        let id = uuid::Uuid::nil();
+        assert_eq!(
+            Principal::of(&id).unwrap().as_str(),
+            "00000000-0000-0000-0000-000000000000"
+        );
+    }
+
+    #[test]
+    fn handles_are_hashes_not_ids() {
+        let id = SessionId::parse("abcdefghijklmnopqrstuvwxyz").unwrap();
+        let handle = SessionHandle::of(&id);
+        assert_eq!(handle.as_str().len(), 43);
+        assert!(!handle.as_str().contains("abcdefghij"));
+        assert_eq!(handle, SessionHandle::of(&id), "stable");
+        assert!(SessionHandle::parse(&"a".repeat(42)).is_err());
+        assert!(SessionHandle::parse(&format!("{}=", "a".repeat(42))).is_err());
+        let error = SessionHandle::parse("x").unwrap_err();
+        assert!(error.to_string().contains("43 base64url"), "{error}");
+    }
+
+    #[test]
+    fn eviction_keeps_the_current_and_the_most_recent() {
+        let sessions = [(h(1), 10, 1), (h(2), 30, 2), (h(3), 20, 3), (h(4), 5, 4)];
+        // Cap 2: the current (4, least recently used of all) and the most
+        // recent other (2) stay.
+        assert_eq!(evictions(2, &h(4), &sessions), [h(3), h(1)]);
+        assert_eq!(evictions(1, &h(4), &sessions).len(), 3);
+        assert!(evictions(4, &h(4), &sessions).is_empty());
+        // A current session missing from the listing still counts.
+        assert_eq!(evictions(2, &h(9), &sessions), [h(3), h(1), h(4)]);
+        // Ties in last access: the older session goes first.
+        let tied = [(h(1), 10, 1), (h(2), 10, 2)];
+        assert_eq!(evictions(2, &h(3), &tied), [h(1)]);
+    }
+
+    #[derive(Default)]
+    struct Acct {
+        user: Option<u64>,
+        n: u32,
+    }
+
+    impl SessionData for Acct {
+        const FIELDS: &'static [crate::FieldInfo] =
+            &[crate::FieldInfo::new("user", "user"), crate::FieldInfo::new("n", "n")];
+        const PRINCIPAL: Option<usize> = Some(0);
+        fn encode_field(&self, i: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+            match i {
+                0 => crate::encode_value(&self.user, out),
+                _ => crate::encode_value(&self.n, out),
+            }
+        }
+        fn decode_field(&mut self, i: usize, b: &[u8]) -> Result<(), crate::DecodeError> {
+            match i {
+                0 => self.user = crate::decode_value(b)?,
+                _ => self.n = crate::decode_value(b)?,
+            }
+            Ok(())
+        }
+        fn reset_field(&mut self, i: usize) {
+            match i {
+                0 => self.user = None,
+                _ => self.n = 0,
+            }
+        }
+        fn principal_key(&self) -> Option<Cow<'_, str>> {
+            self.user.to_principal_key()
+        }
+    }
+
+    fn bytes(v: Option<u64>) -> Option<Bytes> {
+        v.map(|v| {
+            let mut out = Vec::new();
+            crate::encode_value(&Some(v), &mut out).unwrap();
+            Bytes::from(out)
+        })
+    }
+
+    fn plan(stored: Option<u64>, want: Option<u64>) -> Vec<FieldPlan> {
+        vec![
+            FieldPlan {
+                name: "user",
+                stored: bytes(stored),
+                want: bytes(want),
+                expect: false,
+            },
+            FieldPlan {
+                name: "n",
+                stored: None,
+                want: Some(Bytes::from_static(b"\x01")),
+                expect: false,
+            },
+        ]
+    }
+
+    #[test]
+    fn writes_are_annotated_from_the_principal_bytes() {
+        assert_eq!(principal_write::<Acct>(&plan(None, None)), None);
+        assert_eq!(
+            principal_write::<Acct>(&plan(None, Some(1))),
+            Some(PrincipalWrite::Join(p("1").unwrap()))
+        );
+        assert_eq!(
+            principal_write::<Acct>(&plan(Some(1), Some(1))),
+            Some(PrincipalWrite::Keep(p("1").unwrap()))
+        );
+        assert_eq!(principal_write::<Acct>(&plan(Some(1), None)), Some(PrincipalWrite::Leave));
+        // Bytes that no longer decode: no principal.
+        let mut garbage = plan(None, None);
+        garbage[0].stored = Some(Bytes::from_static(b"\xc1"));
+        garbage[0].want = garbage[0].stored.clone();
+        assert_eq!(principal_write::<Acct>(&garbage), None);
+    }
+
+    #[test]
+    fn a_rotation_that_keeps_the_principal_expects_it() {
+        let fields = plan(Some(1), Some(1));
+        let id = SessionId::parse("abcdefghijklmnopqrstuvwxyz").unwrap();
+        let mut write = Write {
+            id: id.clone(),
+            kind: WriteKind::Rotate {
+                to: id,
+                grace_ms: 0,
+                full: vec![],
+                loaded: vec![],
+            },
+            now: 0,
+            meta: crate::record::Meta::new(0, 1, None),
+            meta_changed: true,
+            ttl_ms: 1,
+            set: vec![],
+            remove: vec![],
+            expect: vec![],
+            principal: None,
+        };
+        annotate::<Acct>(&mut write, &fields);
+        assert_eq!(write.principal, Some(PrincipalWrite::Keep(p("1").unwrap())));
+        assert_eq!(write.expect, vec![("user", bytes(Some(1)))]);
+        // An update keeps it without an expectation.
+        write.kind = WriteKind::Update;
+        write.expect.clear();
+        annotate::<Acct>(&mut write, &fields);
+        assert!(write.expect.is_empty());
+    }
+}
