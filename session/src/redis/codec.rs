@@ -28,6 +28,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::id::SessionId;
+use crate::principal::SessionHandle;
 use crate::record::{Fields, Meta, Record, FORMAT_VERSION};
 use crate::store::Write;
 #[cfg(test)]
@@ -45,13 +46,17 @@ pub(crate) const MAX_TTL_MS: u64 = 1 << 52;
 /// One script argument: borrowed from the write where possible.
 pub(crate) type Arg<'a> = Cow<'a, [u8]>;
 
-/// The Redis key of a session: `prefix` + base64url(SHA-256(id)), so a dump
-/// of Redis holds no usable session token.
+/// The Redis key of a session: `prefix` + base64url(SHA-256(id)) (its
+/// [`SessionHandle`]), so a dump of Redis holds no usable session token.
 pub(crate) fn key(prefix: &str, id: &SessionId) -> String {
-    let digest = Sha256::digest(id.as_str().as_bytes());
+    handle_key(prefix, &SessionHandle::of(id))
+}
+
+/// The Redis key of the session a handle names.
+pub(crate) fn handle_key(prefix: &str, handle: &SessionHandle) -> String {
     let mut key = String::with_capacity(prefix.len() + 43);
     key.push_str(prefix);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, &mut key);
+    key.push_str(handle.as_str());
     key
 }
 
@@ -129,6 +134,23 @@ pub(crate) struct Tomb<'a> {
     pub(crate) new_key: &'a str,
 }
 
+/// The principal part of a write's arguments (see `index.rs`); absent for
+/// a session without a principal, which so sends nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PrincipalArgs {
+    /// `j`: the session's principal hash and index deadline (`$px`, `$pd`).
+    Set { px: String, deadline: u64 },
+    /// `l`: the session has no principal any more.
+    Leave,
+    /// `k`: the session keeps its principal; `refreshed` after the index
+    /// entry of that principal hash was extended to this deadline; the
+    /// stored deadline is due for a refresh when older than `due`.
+    Keep {
+        refreshed: Option<(String, u64)>,
+        due: u64,
+    },
+}
+
 /// The write script's arguments (see `scripts::WRITE`).
 ///
 /// # Errors
@@ -139,6 +161,7 @@ pub(crate) fn write_args<'a>(
     set: &'a [(&'static str, Bytes)],
     expect: &'a [(&'static str, Option<Bytes>)],
     tomb: Option<&Tomb<'_>>,
+    principal: Option<&PrincipalArgs>,
 ) -> Result<Vec<Arg<'a>>, String> {
     let names = set
         .iter()
@@ -187,6 +210,29 @@ pub(crate) fn write_args<'a>(
         args.push(number(tomb.grace_ms.min(MAX_TTL_MS)));
         args.push(Cow::Owned(tomb.forward.clone().into_bytes()));
         args.push(Cow::Owned(tomb.new_key.as_bytes().to_vec()));
+    }
+    match principal {
+        None => {}
+        Some(PrincipalArgs::Set { px, deadline }) => {
+            args.push(Cow::Borrowed(b"j".as_slice()));
+            args.push(Cow::Owned(px.clone().into_bytes()));
+            args.push(number(*deadline));
+        }
+        Some(PrincipalArgs::Leave) => args.push(Cow::Borrowed(b"l".as_slice())),
+        Some(PrincipalArgs::Keep { refreshed, due }) => {
+            args.push(Cow::Borrowed(b"k".as_slice()));
+            match refreshed {
+                Some((px, deadline)) => {
+                    args.push(Cow::Owned(px.clone().into_bytes()));
+                    args.push(number(*deadline));
+                }
+                None => {
+                    args.push(Cow::Borrowed(b"".as_slice()));
+                    args.push(Cow::Borrowed(b"".as_slice()));
+                }
+            }
+            args.push(number(*due));
+        }
     }
     Ok(args)
 }
@@ -393,7 +439,7 @@ mod tests {
     #[test]
     fn update_args_leave_the_metadata_alone_unless_it_changed() {
         let w = write(Meta::new(1_000, 60_000, Some(120_000)));
-        let args = write_args(Mode::Update, &w, &w.set, &w.expect, None).unwrap();
+        let args = write_args(Mode::Update, &w, &w.set, &w.expect, None, None).unwrap();
         let text: Vec<String> = args
             .iter()
             .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -420,20 +466,49 @@ mod tests {
             meta_changed: true,
             ..w
         };
-        let args = write_args(Mode::Update, &changed, &changed.set, &[], None).unwrap();
+        let args = write_args(Mode::Update, &changed, &changed.set, &[], None, None).unwrap();
         assert_eq!(args[3].as_ref(), encode_meta(&changed.meta).as_bytes());
+    }
+
+    #[test]
+    fn the_principal_part_follows_everything_else() {
+        let w = write(Meta::new(1_000, 60_000, None));
+        let text = |principal: &PrincipalArgs| -> Vec<String> {
+            write_args(Mode::Update, &w, &[], &[], None, Some(principal))
+                .unwrap()
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        };
+        let plain = write_args(Mode::Update, &w, &[], &[], None, None).unwrap().len();
+        let set = text(&PrincipalArgs::Set {
+            px: "h".into(),
+            deadline: 9,
+        });
+        assert_eq!(set[plain..], ["j", "h", "9"]);
+        assert_eq!(text(&PrincipalArgs::Leave)[plain..], ["l"]);
+        let keep = text(&PrincipalArgs::Keep {
+            refreshed: None,
+            due: 5,
+        });
+        assert_eq!(keep[plain..], ["k", "", "", "5"]);
+        let refreshed = text(&PrincipalArgs::Keep {
+            refreshed: Some(("h".into(), 7)),
+            due: 5,
+        });
+        assert_eq!(refreshed[plain..], ["k", "h", "7", "5"]);
     }
 
     #[test]
     fn reserved_names_are_refused() {
         let mut w = write(Meta::new(1_000, 60_000, None));
         w.set = vec![("$meta", Bytes::from_static(b"1"))];
-        assert!(write_args(Mode::Create, &w, &w.set, &[], None)
+        assert!(write_args(Mode::Create, &w, &w.set, &[], None, None)
             .unwrap_err()
             .contains("reserves"));
         w.set.clear();
         w.remove = vec!["$x"];
-        assert!(write_args(Mode::Update, &w, &[], &[], None)
+        assert!(write_args(Mode::Update, &w, &[], &[], None, None)
             .unwrap_err()
             .contains("reserves"));
     }

@@ -2,6 +2,7 @@
 //! guide is on [`RedisStore`].
 
 mod codec;
+mod index;
 mod pool;
 mod scripts;
 
@@ -14,11 +15,12 @@ use deadpool::managed::{Pool, PoolError, TimeoutType};
 use deadpool_redis::redis::{self, aio::ConnectionLike, IntoConnectionInfo, RedisError, Value};
 use deadpool_redis::Runtime;
 
-use self::codec::{Arg, Mode, Stored, Tomb, Unreadable};
+use self::codec::{Arg, Mode, PrincipalArgs, Stored, Tomb, Unreadable};
 use self::pool::{Connect, Manager, Single, Tracked};
 use self::scripts::Which;
 use crate::id::SessionId;
-use crate::record::FORMAT_VERSION;
+use crate::principal::{Principal, SessionHandle, Take};
+use crate::record::{Record, FORMAT_VERSION};
 use crate::store::{Loaded, SessionStore, StoreError, Write, WriteKind, Written};
 
 /// The default key prefix.
@@ -358,7 +360,13 @@ impl RedisStore {
         }
     }
 
-    async fn write_record(&self, write: &Write) -> Result<Written, StoreError> {
+    /// Writes a session; `principal` is the principal part of the script's
+    /// arguments (`index.rs` decides it and does the index step first).
+    async fn write_record(
+        &self,
+        write: &Write,
+        principal: Option<&PrincipalArgs>,
+    ) -> Result<Written, StoreError> {
         let key = self.key_for(&write.id);
         let WriteKind::Rotate {
             to,
@@ -372,7 +380,7 @@ impl RedisStore {
             } else {
                 Mode::Update
             };
-            let args = codec::write_args(mode, write, &write.set, &write.expect, None)
+            let args = codec::write_args(mode, write, &write.set, &write.expect, None, principal)
                 .map_err(StoreError::Corrupt)?;
             let reply = self.script(Which::Write, &[&key], &args).await?;
             return written(reply, &write.id);
@@ -388,9 +396,15 @@ impl RedisStore {
             new_key: &new_key,
         };
         if !self.is_cluster() {
-            let args =
-                codec::write_args(Mode::Rotate, write, &write.set, &write.expect, Some(&tomb))
-                    .map_err(StoreError::Corrupt)?;
+            let args = codec::write_args(
+                Mode::Rotate,
+                write,
+                &write.set,
+                &write.expect,
+                Some(&tomb),
+                principal,
+            )
+            .map_err(StoreError::Corrupt)?;
             let reply = self.script(Which::Write, &[&key, &new_key], &args).await?;
             return written(reply, &write.id);
         }
@@ -402,11 +416,11 @@ impl RedisStore {
             kind: WriteKind::Create,
             ..write.clone()
         };
-        let args = codec::write_args(Mode::Create, &create, full, &[], None)
+        let args = codec::write_args(Mode::Create, &create, full, &[], None, principal)
             .map_err(StoreError::Corrupt)?;
         let reply = self.script(Which::Write, &[&new_key], &args).await?;
         written(reply, to)?;
-        let args = codec::write_args(Mode::Seal, write, &[], loaded, Some(&tomb))
+        let args = codec::write_args(Mode::Seal, write, &[], loaded, Some(&tomb), None)
             .map_err(StoreError::Corrupt)?;
         let sealed = match self.script(Which::Write, &[&key], &args).await {
             Ok(reply) => written(reply, &write.id),
@@ -846,7 +860,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        self.write_record(write).await
+        match &write.principal {
+            None => self.write_record(write, None).await,
+            Some(change) => index::write(self, write, change).await,
+        }
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -859,6 +876,29 @@ impl SessionStore for RedisStore {
         } else {
             "redis"
         }
+
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        index::list(self, principal, now).await
+    }
+
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        index::take(self, principal, take).await
+    }
+
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        index::delete(self, principal, sessions).await
     }
 }
 

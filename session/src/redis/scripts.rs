@@ -1,4 +1,5 @@
-//! The Lua scripts the store runs, each one round trip (`EVALSHA`; after a
+//! The Lua scripts the store runs (sessions, and the principal index of
+//! `index.rs`), each one round trip (`EVALSHA`; after a
 //! `NOSCRIPT` reply, e.g. on a fresh or restarted server, one `EVAL` that
 //! also caches the script). Loads need no script: they are a plain `HGETALL`.
 
@@ -14,7 +15,13 @@ use super::codec::Arg;
 /// `$meta` text (empty: leave it), last access, then `ne` and `ne`
 /// expectations (name, `=`+bytes or `!` for absent), `ns` and `ns` name/value
 /// pairs to set, `nr` and `nr` names to delete; for `r`/`s` then the grace
-/// period ms, the sealed forward and the new key.
+/// period ms, the sealed forward and the new key; then, only for a session
+/// with a principal, its part (see `index.rs`): `j` + principal hash +
+/// index deadline (set `$px` and `$pd`), `l` (delete them), or `k` +
+/// refreshed principal hash + its new deadline + the deadline due (a
+/// session that keeps its principal: if the stored `$pd` is older than the
+/// due deadline and this is not the retry after a refresh, reply
+/// `{'reindex', $px}` and apply nothing).
 ///
 /// Except for `c`, the key must hold a live session (it has `$meta`): else
 /// the reply is `{'moved', forward}` for a tombstone still in its grace
@@ -35,9 +42,13 @@ local sx = ex + 2 * ne + 1
 local nr = tonumber(ARGV[sx + 2 * ns])
 local rx = sx + 2 * ns + 1
 local tx = rx + nr
+local px = tx
+if mode == 'r' or mode == 's' then px = tx + 3 end
+local pm = ARGV[px]
+local pd = nil
 if mode ~= 'c' then
-  local probe = {'$meta', '$to', '$fwd', '$until'}
-  for j = 0, ne - 1 do probe[5 + j] = ARGV[ex + 2 * j] end
+  local probe = {'$meta', '$to', '$fwd', '$until', '$px', '$pd'}
+  for j = 0, ne - 1 do probe[7 + j] = ARGV[ex + 2 * j] end
   local cur = redis.call('HMGET', key, unpack(probe))
   if not cur[1] then
     if cur[2] and cur[3] and cur[4] and tonumber(cur[4]) > tonumber(ARGV[2]) then
@@ -47,12 +58,20 @@ if mode ~= 'c' then
   end
   for j = 0, ne - 1 do
     local want = ARGV[ex + 2 * j + 1]
-    local have = cur[5 + j]
+    local have = cur[7 + j]
     if (want == '!' and have) or (want ~= '!' and (not have or '=' .. have ~= want)) then
       return {'conflict', redis.call('HGETALL', key)}
     end
   end
+  if pm == 'k' and cur[5] then
+    if ARGV[px + 1] == cur[5] then
+      pd = ARGV[px + 2]
+    elseif tonumber(cur[6] or '0') < tonumber(ARGV[px + 3]) then
+      return {'reindex', cur[5]}
+    end
+  end
 end
+if pm == 'j' then pd = ARGV[px + 2] end
 local target = key
 if mode == 'r' or mode == 's' then
   local grace = tonumber(ARGV[tx])
@@ -78,6 +97,14 @@ if ARGV[4] ~= '' then
   p[3] = '$meta'
   p[4] = ARGV[4]
 end
+if pm == 'j' then
+  p[#p + 1] = '$px'
+  p[#p + 1] = ARGV[px + 1]
+end
+if pd then
+  p[#p + 1] = '$pd'
+  p[#p + 1] = pd
+end
 for j = sx, sx + 2 * ns - 1 do p[#p + 1] = ARGV[j] end
 for j = 1, #p, 200 do
   redis.call('HSET', target, unpack(p, j, math.min(j + 199, #p)))
@@ -85,6 +112,7 @@ end
 for j = rx, rx + nr - 1, 200 do
   redis.call('HDEL', target, unpack(ARGV, j, math.min(j + 199, rx + nr - 1)))
 end
+if pm == 'l' then redis.call('HDEL', target, '$px', '$pd') end
 if ARGV[4] ~= '' then
   redis.call('PEXPIRE', target, ARGV[3])
 else
@@ -110,14 +138,110 @@ end
 return 0
 ";
 
+/// `index`: one principal's index, a sorted set of session handles scored
+/// by the deadline until which each entry holds (see `index.rs`).
+/// KEYS = [index key]; ARGV = operation, now, then its arguments. Every
+/// operation first drops the entries whose deadline has passed (their
+/// sessions have expired), and any operation that adds or extends an entry
+/// makes the key live at least as long as that entry.
+///
+/// | operation | arguments | does | reply |
+/// |---|---|---|---|
+/// | `add` | handle, deadline | adds or extends the entry | 1 |
+/// | `move` | old, new, deadline | adds `new` only if `old` is an entry | 1, or 0 if `old` is not |
+/// | `refresh` | handle, deadline | extends the entry if it is there | 1, or 0 |
+/// | `members` | | | every handle |
+/// | `take` | `all`, `except` + handle, or `these` + handles | removes them | the handles removed |
+/// | `drop` | handles | removes them | 1 |
+///
+/// Scores and TTLs are passed as decimal text and never pass through a Lua
+/// number where precision could be lost (`string.format('%d')` for the TTL).
+pub(crate) const INDEX: &str = r"
+local idx = KEYS[1]
+local op = ARGV[1]
+local now = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[2])
+local function hold(deadline)
+  local left = tonumber(deadline) - now
+  if redis.call('PTTL', idx) < left then
+    redis.call('PEXPIRE', idx, string.format('%d', left))
+  end
+end
+if op == 'add' then
+  redis.call('ZADD', idx, 'GT', ARGV[4], ARGV[3])
+  hold(ARGV[4])
+  return 1
+elseif op == 'move' then
+  if not redis.call('ZSCORE', idx, ARGV[3]) then return 0 end
+  redis.call('ZADD', idx, 'GT', ARGV[5], ARGV[4])
+  hold(ARGV[5])
+  return 1
+elseif op == 'refresh' then
+  if not redis.call('ZSCORE', idx, ARGV[3]) then return 0 end
+  redis.call('ZADD', idx, 'XX', 'GT', ARGV[4], ARGV[3])
+  hold(ARGV[4])
+  return 1
+elseif op == 'members' then
+  return redis.call('ZRANGE', idx, 0, -1)
+elseif op == 'take' then
+  local taken = {}
+  if ARGV[3] == 'these' then
+    for j = 4, #ARGV do
+      if redis.call('ZREM', idx, ARGV[j]) == 1 then taken[#taken + 1] = ARGV[j] end
+    end
+    return taken
+  end
+  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    if ARGV[3] == 'all' or m ~= ARGV[4] then taken[#taken + 1] = m end
+  end
+  for j = 1, #taken, 200 do
+    redis.call('ZREM', idx, unpack(taken, j, math.min(j + 199, #taken)))
+  end
+  return taken
+elseif op == 'drop' then
+  for j = 3, #ARGV, 200 do
+    redis.call('ZREM', idx, unpack(ARGV, j, math.min(j + 199, #ARGV)))
+  end
+  return 1
+end
+return redis.error_reply('sessionkit index: unknown operation ' .. tostring(op))
+";
+
+/// `delete owned`: KEYS = [key]; ARGV = [principal hash, hops]. Deletes the
+/// session under the key if its `$px` is the principal hash, following
+/// rotation tombstones (`$to`) for up to `hops` keys (a cluster passes 1:
+/// the next key is in another slot). Replies 1 (deleted), 0 (not a live
+/// session of that principal), or the next key still to look at.
+pub(crate) const DELETE_OWNED: &str = r"
+local key = KEYS[1]
+local hops = tonumber(ARGV[2])
+for n = 1, hops do
+  local h = redis.call('HMGET', key, '$px', '$to', '$meta')
+  if h[2] then
+    if n == hops then return h[2] end
+    key = h[2]
+  elseif h[3] and h[1] == ARGV[1] then
+    redis.call('DEL', key)
+    return 1
+  else
+    return 0
+  end
+end
+return 0
+";
+
 static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
 static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE));
+static INDEX_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INDEX));
+static DELETE_OWNED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_OWNED));
 
 /// Which script to run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Which {
     Write,
     Delete,
+    Index,
+    DeleteOwned,
 }
 
 impl Which {
@@ -125,6 +249,8 @@ impl Which {
         match self {
             Self::Write => &WRITE_SCRIPT,
             Self::Delete => &DELETE_SCRIPT,
+            Self::Index => &INDEX_SCRIPT,
+            Self::DeleteOwned => &DELETE_OWNED_SCRIPT,
         }
     }
 
@@ -132,6 +258,8 @@ impl Which {
         match self {
             Self::Write => WRITE,
             Self::Delete => DELETE,
+            Self::Index => INDEX,
+            Self::DeleteOwned => DELETE_OWNED,
         }
     }
 }
