@@ -359,7 +359,10 @@ impl MemoryStore {
             WriteKind::Create | WriteKind::Update => &write.id,
         };
         if rotating {
-            index.forget_id(&write.id);
+            // The old id is a tombstone now, or gone: no longer listed, but
+            // a revocation holding its handle can still follow it (the
+            // cache's listener forgets it when the tombstone goes).
+            index.unlist_id(&write.id);
         }
         match change.principal() {
             Some(principal) => {

@@ -1,6 +1,7 @@
 //! The store contract, written once and run against every store (memory,
 //! Redis, Redis Cluster): conditional writes, conflicts, rotation with and
-//! without a grace period, tombstones, deletes that follow them.
+//! without a grace period, tombstones, deletes that follow them, and the
+//! principal index (sessions per user).
 //!
 //! `store_contract_suite!(make_store_expr; case, ...)` generates one
 //! `#[tokio::test]` per case.
@@ -8,7 +9,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sessionkit::store::{Loaded, Meta, Write, WriteKind, Written};
+use sessionkit::store::{
+    Loaded, Meta, Principal, PrincipalWrite, SessionHandle, Take, Write, WriteKind, Written,
+};
 use sessionkit::{DynSessionStore, SessionId};
 
 /// Generates a `#[tokio::test]` per store contract case, each on a store
@@ -38,6 +41,11 @@ macro_rules! all_store_contract_cases {
             a_second_rotation_is_told_where_the_session_went,
             delete_follows_the_tombstone,
             writes_to_a_deleted_tombstone_target_are_gone,
+            index_lists_joined_sessions_and_revokes_them,
+            index_follows_rotations_and_refuses_them_once_taken,
+            index_revokes_only_sessions_still_of_the_principal,
+            index_takes_all_but_one_or_only_some,
+            index_drops_expired_and_deleted_entries,
         );
     };
 }
@@ -382,4 +390,168 @@ pub async fn writes_to_a_deleted_tombstone_target_are_gone(store: Arc<dyn DynSes
         Loaded::Absent,
         "no fragment"
     );
+}
+
+/// `write` with a principal part.
+#[must_use]
+pub fn with(mut write: Write, principal: PrincipalWrite) -> Write {
+    write.principal = Some(principal);
+    write
+}
+
+/// A distinct principal.
+#[must_use]
+pub fn principal(name: &str) -> Principal {
+    Principal::of(&format!("{name}-{:016x}", rand_u64())).expect("a principal")
+}
+
+fn join(p: &Principal) -> PrincipalWrite {
+    PrincipalWrite::Join(p.clone())
+}
+
+fn keep(p: &Principal) -> PrincipalWrite {
+    PrincipalWrite::Keep(p.clone())
+}
+
+async fn listed(store: &dyn DynSessionStore, p: &Principal, now: u64) -> Vec<SessionHandle> {
+    let mut handles: Vec<SessionHandle> = store
+        .principal_sessions_boxed(p, now)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    handles.sort();
+    handles
+}
+
+fn handles(ids: &[&SessionId]) -> Vec<SessionHandle> {
+    let mut handles: Vec<SessionHandle> = ids.iter().map(|id| SessionHandle::of(id)).collect();
+    handles.sort();
+    handles
+}
+
+/// Sessions that join a principal are listed with their records; taking
+/// and deleting them revokes them, and a write racing the revocation is Gone.
+pub async fn index_lists_joined_sessions_and_revokes_them(store: Arc<dyn DynSessionStore>) {
+    let p = principal("list");
+    let (a, b, other) = (sid("ia"), sid("ib"), sid("io"));
+    for id in [&a, &b] {
+        let w = with(create(id, T, &[("x", b"1")]), join(&p));
+        assert_eq!(write(&*store, &w).await, Written::Done);
+    }
+    write(&*store, &create(&other, T, &[("x", b"1")])).await;
+    assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&a, &b]));
+    let found = store.principal_sessions_boxed(&p, T + 1).await.expect("list");
+    assert!(found.iter().all(|(_, r)| r.fields.get("x").is_some()), "records come along");
+    // A session that keeps its principal stays listed across updates.
+    let w = with(update(&a, T + 2, &[("y", b"2")], &[], &[]), keep(&p));
+    assert_eq!(write(&*store, &w).await, Written::Done);
+    assert_eq!(listed(&*store, &p, T + 3).await, handles(&[&a, &b]));
+
+    let taken = store.take_principal_sessions_boxed(&p, Take::All).await.expect("take");
+    assert_eq!(handles(&[&a, &b]), { let mut t = taken.clone(); t.sort(); t });
+    assert_eq!(store.delete_principal_sessions_boxed(&p, &taken).await.expect("delete"), 2);
+    assert_eq!(store.delete_principal_sessions_boxed(&p, &taken).await.expect("again"), 0);
+    assert_eq!(load(&*store, &a, T + 4).await, Loaded::Absent);
+    assert_eq!(load(&*store, &b, T + 4).await, Loaded::Absent);
+    assert!(matches!(load(&*store, &other, T + 4).await, Loaded::Session(_)), "not indexed, not touched");
+    assert!(listed(&*store, &p, T + 4).await.is_empty());
+    let late = with(update(&a, T + 5, &[("z", b"3")], &[], &[]), keep(&p));
+    assert_eq!(write(&*store, &late).await, Written::Gone, "no fragment after a revocation");
+    assert_eq!(load(&*store, &a, T + 6).await, Loaded::Absent);
+}
+
+/// A rotation that keeps the principal moves the entry to the new id; once
+/// the entry is taken, a rotation answers Gone and creates nothing.
+pub async fn index_follows_rotations_and_refuses_them_once_taken(store: Arc<dyn DynSessionStore>) {
+    let p = principal("rotate");
+    let (a, b, c, d) = (sid("ra"), sid("rb"), sid("rc"), sid("rd"));
+    write(&*store, &with(create(&a, T, &[("x", b"1")]), join(&p))).await;
+    let loaded = [("x", Some(b"1".as_slice()))];
+    let renew = with(rotate(&a, &b, T + 10, 5_000, &loaded, &[]), keep(&p));
+    assert_eq!(write(&*store, &renew).await, Written::Done);
+    assert_eq!(listed(&*store, &p, T + 11).await, handles(&[&b]), "one entry, the new id");
+    let regen = with(rotate(&b, &c, T + 12, 0, &loaded, &[]), keep(&p));
+    assert_eq!(write(&*store, &regen).await, Written::Done);
+    assert_eq!(listed(&*store, &p, T + 13).await, handles(&[&c]));
+    // Revoked: the rotation that comes too late creates nothing.
+    let taken = store.take_principal_sessions_boxed(&p, Take::All).await.expect("take");
+    assert_eq!(taken, handles(&[&c]));
+    let late = with(rotate(&c, &d, T + 14, 0, &loaded, &[]), keep(&p));
+    assert_eq!(write(&*store, &late).await, Written::Gone);
+    assert_eq!(load(&*store, &d, T + 15).await, Loaded::Absent);
+    assert!(matches!(load(&*store, &c, T + 15).await, Loaded::Session(_)), "taken, not yet deleted");
+    assert_eq!(store.delete_principal_sessions_boxed(&p, &taken).await.expect("delete"), 1);
+    assert_eq!(load(&*store, &c, T + 16).await, Loaded::Absent);
+    // Deleting by the handle of a tombstone reaches the session it moved to.
+    let (e, f) = (sid("re"), sid("rf"));
+    write(&*store, &with(create(&e, T, &[("x", b"1")]), join(&p))).await;
+    write(&*store, &with(rotate(&e, &f, T + 20, 5_000, &loaded, &[]), keep(&p))).await;
+    let old = handles(&[&e]);
+    assert_eq!(store.delete_principal_sessions_boxed(&p, &old).await.expect("delete"), 1);
+    assert_eq!(load(&*store, &f, T + 21).await, Loaded::Absent);
+}
+
+/// Revocation deletes a session only while it still belongs to the
+/// principal: one that took another principal, or none, is left alone.
+pub async fn index_revokes_only_sessions_still_of_the_principal(store: Arc<dyn DynSessionStore>) {
+    let (p, q) = (principal("own-p"), principal("own-q"));
+    let (a, b) = (sid("oa"), sid("ob"));
+    write(&*store, &with(create(&a, T, &[("u", b"p")]), join(&p))).await;
+    write(&*store, &with(create(&b, T, &[("u", b"p")]), join(&p))).await;
+    // a now belongs to q; b to nobody.
+    write(&*store, &with(update(&a, T + 1, &[("u", b"q")], &[], &[]), join(&q))).await;
+    write(&*store, &with(update(&b, T + 1, &[], &["u"], &[]), PrincipalWrite::Leave)).await;
+    assert_eq!(listed(&*store, &q, T + 2).await, handles(&[&a]));
+    let stale = handles(&[&a, &b]);
+    assert_eq!(store.delete_principal_sessions_boxed(&p, &stale).await.expect("delete"), 0);
+    assert!(matches!(load(&*store, &a, T + 3).await, Loaded::Session(_)));
+    assert!(matches!(load(&*store, &b, T + 3).await, Loaded::Session(_)));
+    assert_eq!(store.delete_principal_sessions_boxed(&q, &stale).await.expect("delete"), 1);
+    assert_eq!(load(&*store, &a, T + 4).await, Loaded::Absent);
+}
+
+/// `Take::AllExcept` keeps the current session listed (and rotatable);
+/// `Take::These` takes only the principal's own entries.
+pub async fn index_takes_all_but_one_or_only_some(store: Arc<dyn DynSessionStore>) {
+    let p = principal("some");
+    let ids = [sid("s0"), sid("s1"), sid("s2")];
+    for id in &ids {
+        write(&*store, &with(create(id, T, &[("x", b"1")]), join(&p))).await;
+    }
+    let keep_one = SessionHandle::of(&ids[0]);
+    let stranger = SessionHandle::of(&sid("s-not-indexed"));
+    let taken = store
+        .take_principal_sessions_boxed(&p, Take::These(&[SessionHandle::of(&ids[1]), stranger]))
+        .await
+        .expect("take");
+    assert_eq!(taken, handles(&[&ids[1]]));
+    let taken = store
+        .take_principal_sessions_boxed(&p, Take::AllExcept(&keep_one))
+        .await
+        .expect("take");
+    assert_eq!(taken, handles(&[&ids[2]]));
+    assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&ids[0]]));
+    // The kept session still rotates.
+    let next = sid("s0-next");
+    let renew = with(rotate(&ids[0], &next, T + 2, 0, &[("x", Some(b"1"))], &[]), keep(&p));
+    assert_eq!(write(&*store, &renew).await, Written::Done);
+    assert_eq!(listed(&*store, &p, T + 3).await, handles(&[&next]));
+}
+
+/// Entries of expired and deleted sessions are not listed (and dropped),
+/// whatever the backend's own TTL did; no notification is involved.
+pub async fn index_drops_expired_and_deleted_entries(store: Arc<dyn DynSessionStore>) {
+    let p = principal("expire");
+    let (a, b, c) = (sid("ea"), sid("eb"), sid("ec"));
+    for id in [&a, &b, &c] {
+        write(&*store, &with(create(id, T, &[("x", b"1")]), join(&p))).await;
+    }
+    store.delete_boxed(&c).await.expect("delete");
+    assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&a, &b]), "deleted: not listed");
+    // Keep b alive; a expires (idle 60 s).
+    write(&*store, &with(update(&b, T + 50_000, &[], &[], &[]), keep(&p))).await;
+    assert_eq!(listed(&*store, &p, T + 60_000).await, handles(&[&b]));
+    assert!(listed(&*store, &p, T + 200_000).await.is_empty(), "all expired");
 }

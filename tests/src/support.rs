@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use sessionkit::store::{Loaded, Principal, Record, SessionHandle, Take, Write, Written};
 use sessionkit::{
     decode_value, encode_value, find_urlencoded, DecodeError, DynSessionStore, EncodeError, Field,
-    FieldInfo, RequestView, SessionData, SessionId, SessionStore, StoreError,
+    FieldInfo, RequestView, SessionData, SessionId, SessionStore, StoreError, ToPrincipalKey,
 };
 use tokio::sync::{Notify, Semaphore};
 
@@ -449,5 +449,65 @@ impl SessionData for ProfileV2 {
             3 => self.user_id = None,
             _ => {}
         }
+    }
+}
+
+/// A session that belongs to a user: `user_id` is its principal (what
+/// `#[session(principal)]` generates, written by hand).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The principal; `None` = anonymous.
+    pub user_id: Option<u64>,
+    /// A label for the device.
+    pub device: String,
+    /// A counter.
+    pub visits: u32,
+}
+
+/// `Account::user_id`.
+pub const USER: Field<Account, Option<u64>> = Field::new(0, |a| &a.user_id, |a| &mut a.user_id);
+/// `Account::device`.
+pub const DEVICE: Field<Account, String> = Field::new(1, |a| &a.device, |a| &mut a.device);
+/// `Account::visits`.
+pub const HITS: Field<Account, u32> = Field::new(2, |a| &a.visits, |a| &mut a.visits);
+
+impl SessionData for Account {
+    const FIELDS: &'static [FieldInfo] = &[
+        FieldInfo::new("user_id", "user_id"),
+        FieldInfo::new("device", "device"),
+        FieldInfo::new("visits", "visits"),
+    ];
+    const PRINCIPAL: Option<usize> = Some(0);
+
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match index {
+            0 => encode_value(&self.user_id, out),
+            1 => encode_value(&self.device, out),
+            2 => encode_value(&self.visits, out),
+            _ => Err(EncodeError::no_field(index)),
+        }
+    }
+
+    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+        match index {
+            0 => self.user_id = decode_value(bytes)?,
+            1 => self.device = decode_value(bytes)?,
+            2 => self.visits = decode_value(bytes)?,
+            _ => return Err(DecodeError::no_field(index)),
+        }
+        Ok(())
+    }
+
+    fn reset_field(&mut self, index: usize) {
+        match index {
+            0 => self.user_id = None,
+            1 => self.device = String::new(),
+            2 => self.visits = 0,
+            _ => {}
+        }
+    }
+
+    fn principal_key(&self) -> Option<Cow<'_, str>> {
+        self.user_id.to_principal_key()
     }
 }

@@ -103,6 +103,16 @@ impl State {
         }
     }
 
+    /// Takes `id` out of its principal's entries (the session stays known).
+    pub(crate) fn unlist_id(&mut self, id: &SessionId) {
+        let Some(handle) = self.handles.get(id).cloned() else {
+            return;
+        };
+        if let Some((_, principal)) = self.sessions.get(&handle).cloned() {
+            self.remove_member(&principal, &handle);
+        }
+    }
+
     /// Takes `handle` out of `principal`'s entries (the session stays known).
     pub(crate) fn remove_member(&mut self, principal: &Principal, handle: &SessionHandle) {
         if let Some(members) = self.members.get_mut(principal) {
