@@ -12,6 +12,11 @@ use sessionkit::{
     SessionManager, SourceKind,
 };
 
+pub use crate::per_user::{
+    anonymous_sessions_never_touch_the_index, changing_or_clearing_the_principal_moves_the_entry,
+    expired_sessions_leave_the_index, logins_of_one_user_are_listed, revoke_all_wins_over_requests_in_flight,
+    revoke_one_others_and_all, rotation_keeps_one_entry, the_cap_evicts_the_least_recently_used,
+};
 use crate::support::{
     Call, Profile, ProfileV2, RecordingStore, TestRequest, NAME, TAGS, USER_ID, V2_VISITS, VISITS,
 };
@@ -53,6 +58,14 @@ macro_rules! acceptance_suite {
             concurrent_sessions,
             store_failure_is_an_error_and_loses_nothing,
             destroyed_session_is_not_revived_by_a_stale_handle,
+            logins_of_one_user_are_listed,
+            revoke_one_others_and_all,
+            the_cap_evicts_the_least_recently_used,
+            rotation_keeps_one_entry,
+            expired_sessions_leave_the_index,
+            revoke_all_wins_over_requests_in_flight,
+            changing_or_clearing_the_principal_moves_the_entry,
+            anonymous_sessions_never_touch_the_index,
         );
     };
     (@cases $store:expr; $($case:ident),* $(,)?) => {$(

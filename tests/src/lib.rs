@@ -15,6 +15,7 @@
 
 pub mod acceptance;
 pub mod conformance;
+pub mod per_user;
 pub mod redis_server;
 pub mod store_contract;
 pub mod support;

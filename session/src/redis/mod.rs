@@ -876,6 +876,7 @@ impl SessionStore for RedisStore {
         } else {
             "redis"
         }
+    }
 
     async fn principal_sessions(
         &self,
