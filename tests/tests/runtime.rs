@@ -97,3 +97,90 @@ async fn slow_store_times_out_and_recovers() {
     s.save().await.unwrap();
     assert_eq!(m.load_by_id(&id).await.unwrap().unwrap().get(VISITS), 2);
 }
+
+/// A store that only implements the three required methods.
+struct Minimal(MemoryStore);
+
+impl sessionkit::SessionStore for Minimal {
+    async fn load(
+        &self,
+        id: &sessionkit::SessionId,
+        now: u64,
+    ) -> Result<sessionkit::store::Loaded, sessionkit::StoreError> {
+        self.0.load(id, now).await
+    }
+    async fn write(
+        &self,
+        write: &sessionkit::store::Write,
+    ) -> Result<sessionkit::store::Written, sessionkit::StoreError> {
+        self.0.write(write).await
+    }
+    async fn delete(&self, id: &sessionkit::SessionId) -> Result<(), sessionkit::StoreError> {
+        self.0.delete(id).await
+    }
+}
+
+/// A store without the principal index keeps working for sessions, and
+/// says so clearly when asked to list or revoke a user's sessions.
+#[tokio::test]
+async fn a_store_without_an_index_says_so() {
+    use sessionkit::SessionStore as _;
+    use sessionkit_tests::support::{Account, USER};
+    let m = SessionManager::<Account>::builder(Minimal(MemoryStore::new()))
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    let (s, _) = request(&m, &TestRequest::new(), |s| s.set(USER, Some(1)))
+        .await
+        .unwrap();
+    assert!(m.load_by_id(s.id().as_str()).await.unwrap().is_some());
+    for error in [
+        m.list_sessions(&1u64, None).await.map(drop).unwrap_err(),
+        m.revoke_all_sessions(&1u64).await.map(drop).unwrap_err(),
+    ] {
+        assert!(
+            matches!(error, SessionError::Store(sessionkit::StoreError::Unsupported(_))),
+            "{error}"
+        );
+        assert!(error.to_string().contains("keeps no principal index"), "{error}");
+        assert!(error.to_string().contains("must forward them"), "{error}");
+    }
+    // Wrappers forward the index.
+    let wrapped = sessionkit::TimeoutStore::new(MemoryStore::new(), std::time::Duration::from_secs(1));
+    let principal = sessionkit::store::Principal::of(&1u64).unwrap();
+    assert!(wrapped.principal_sessions(&principal, T0).await.unwrap().is_empty());
+    let shared: Arc<dyn sessionkit::DynSessionStore> = Arc::new(wrapped);
+    assert!(shared.principal_sessions(&principal, T0).await.unwrap().is_empty());
+}
+
+/// The memory store forgets the index entries of sessions the cache drops
+/// (deleted, evicted), so abandoned users leave nothing behind.
+#[tokio::test]
+async fn memory_index_forgets_dropped_sessions() {
+    use sessionkit_tests::support::{Account, USER};
+    let store = MemoryStore::with_capacity(4);
+    let m = SessionManager::<Account>::builder(store.clone())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for user in 0..3u64 {
+        let s = m.create().unwrap();
+        s.set(USER, Some(user));
+        s.save().await.unwrap();
+        ids.push(s.id());
+    }
+    store.sweep();
+    assert_eq!(store.indexed_sessions(), 3);
+    m.delete_by_id(ids[0].as_str()).await.unwrap();
+    store.sweep();
+    assert_eq!(store.indexed_sessions(), 2, "deleted");
+    // Anonymous sessions push the indexed ones out of the bounded cache.
+    for _ in 0..20 {
+        let s = m.create().unwrap();
+        s.set(sessionkit_tests::support::DEVICE, "x".into());
+        s.save().await.unwrap();
+        store.sweep();
+    }
+    assert_eq!(store.indexed_sessions(), 0, "evicted");
+}

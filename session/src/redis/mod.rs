@@ -105,6 +105,9 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 /// | save | 1 `EVALSHA`: `DEL` if replacing, `HSET`, `HDEL`, `PEXPIRE` |
 /// | rotate | 1 `EVALSHA` on a single node (the old key's `DEL` in the same script); in a cluster 2: write the new key, then `DEL` the old one |
 /// | delete | 1 `DEL` |
+/// | login (the session takes a principal), rotation of a session with a principal | 1 more `EVALSHA`, on the principal's index, before the write |
+/// | list a user's sessions | 1 `EVALSHA` + the sessions' `HGETALL`s, concurrently |
+/// | revoke | 1 `EVALSHA` (take the entries) + 2 rounds of concurrent `EVALSHA`s (conditional deletes) |
 ///
 /// A request that does not touch its session sends nothing. A server that
 /// does not know a script yet (new or restarted) answers `NOSCRIPT` once;
@@ -112,6 +115,22 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 /// pool costs no round trip when it was used within the health check
 /// interval, unlike `deadpool-redis`'s default manager, which sends
 /// `UNWATCH` + `PING` on every checkout.
+///
+/// # Sessions per user
+///
+/// For a session type with a `#[session(principal)]` field, the store keeps
+/// one sorted set per principal, `prefix + "principal:" +
+/// base64url(SHA-256(principal))` ([`RedisStore::principal_key_for`]),
+/// whose members are the handles of its sessions (the last 43 characters
+/// of their keys; never an id, never the principal in clear), scored by a
+/// deadline no session outlives. Indexed sessions hold two more hash fields,
+/// `$px` (the principal's hash) and `$pd` (that deadline). Sessions without a
+/// principal hold and send nothing more. The set is written before the
+/// session on login and on rotation (which is how a rotation learns that its
+/// session was revoked), pruned by its scores on every access and by
+/// checking the sessions when listed, and expires with its last entry; it
+/// never relies on keyspace notifications, and works with any prefix and in
+/// a cluster, where it lives in another slot than its sessions.
 ///
 /// A partial save of a session that is no longer in Redis (destroyed by a
 /// concurrent request, or expired) writes nothing, so it cannot bring back a
@@ -290,6 +309,21 @@ impl RedisStore {
     #[must_use]
     pub fn key_for(&self, id: &SessionId) -> String {
         codec::key(&self.inner.prefix, id)
+    }
+
+    /// The key of a principal's index (a sorted set of its sessions'
+    /// handles; see the guide on sessions per user), for operations work.
+    ///
+    /// ```
+    /// # let store = sessionkit::RedisStore::from_url("redis://127.0.0.1:6379")?;
+    /// let user = sessionkit::store::Principal::of(&42u64).expect("a principal");
+    /// let key = store.principal_key_for(&user);
+    /// assert!(key.starts_with("sessionkit:principal:") && !key.ends_with(":42"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn principal_key_for(&self, principal: &Principal) -> String {
+        index::index_key(&self.inner.prefix, &index::principal_hash(principal))
     }
 
     /// Runs one script or command with the pool, a retry on a connection
