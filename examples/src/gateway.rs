@@ -25,11 +25,14 @@ use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddlewar
 use tracing::Instrument;
 
 /// The gateway's session: `user_id` and `authorization` are forwarded to
-/// downstream services as `X-User-Id` and `Authorization`.
+/// downstream services as `X-User-Id` and `Authorization`; `user_id` is the
+/// session's principal, so a user's sessions can be listed and revoked
+/// (`/sessions`, `/logout-others`, `/logout-everywhere`).
 #[derive(SessionData, Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewaySession {
     /// The logged-in user.
     #[header("X-User-Id")]
+    #[session(principal)]
     pub user_id: Option<u64>,
     /// The credential downstream services expect.
     #[header("Authorization")]
@@ -147,6 +150,7 @@ impl GatewayConfig {
     ///     config:
     ///       cookieHTTPOnly: true
     ///       cookieExpiration: 1h
+    ///       maxSessionsPerUser: 3
     ///   MapSessionToHeaderMiddleware:
     ///     use: plugins.session.middlewares.MapSessionToHeaderMiddleware
     ///     config:
@@ -155,6 +159,7 @@ impl GatewayConfig {
     /// "#;
     /// let config = GatewayConfig::from_yaml(yaml)?;
     /// assert_eq!(config.session.cookie_expiration.as_secs(), 3600);
+    /// assert_eq!(config.session.max_sessions_per_user, Some(3));
     /// assert_eq!(config.session.key_lookup.to_string(), sessionkit_examples::gateway::KEY_LOOKUP);
     /// assert_eq!(config.headers.headers.len(), 1);
     /// # Ok::<(), sessionkit_examples::gateway::GatewayError>(())
@@ -372,6 +377,10 @@ pub fn gateway_app(
                 .route("/cart", web::get().to(cart))
                 .route("/login", web::post().to(login))
                 .route("/logout", web::post().to(logout))
+                .route("/sessions", web::get().to(sessions))
+                .route("/sessions/revoke", web::post().to(revoke_session))
+                .route("/logout-others", web::post().to(logout_others))
+                .route("/logout-everywhere", web::post().to(logout_everywhere))
                 .route("/api/data", web::get().to(api_data))
                 .service(
                     forwarded("/dashboard")
@@ -491,6 +500,133 @@ async fn logout(session: Session<GatewaySession>) -> HttpResponse {
         return HttpResponse::InternalServerError().json(json!({ "error": "Session error" }));
     }
     HttpResponse::Ok().json(json!({ "status": "logged out" }))
+}
+
+/// Sessions per user, the logic of the gateway's routes whatever the web
+/// framework: each function takes the request's session and answers an
+/// HTTP status and a JSON body (`gateway_axum` uses the same functions).
+///
+/// Every route answers `401 {"error": "Unauthorized"}` unless the session is
+/// logged in; a store failure is logged with its causes and answered `503`.
+pub mod per_user {
+    use serde_json::{json, Value};
+    use sessionkit::{ErrorChain, Session, SessionError, SessionHandle};
+
+    use super::{GatewaySession, GatewaySessionSessionExt};
+
+    /// The logged-in user of this session, if any.
+    fn user(session: &Session<GatewaySession>) -> Result<u64, (u16, Value)> {
+        session
+            .authenticated()
+            .then(|| session.user_id())
+            .flatten()
+            .ok_or_else(|| (401, json!({ "error": "Unauthorized" })))
+    }
+
+    fn unavailable(error: &SessionError) -> (u16, Value) {
+        tracing::error!(error = %ErrorChain(error), "sessions per user: the store failed");
+        (503, json!({ "error": "Service unavailable" }))
+    }
+
+    /// `GET /sessions`: `{"sessions": [{"handle", "current", "created_at",
+    /// "last_access"}]}`, oldest first; a handle is opaque (never a session
+    /// id), times are ms since the epoch.
+    pub async fn list(session: &Session<GatewaySession>) -> (u16, Value) {
+        let user = match user(session) {
+            Ok(user) => user,
+            Err(answer) => return answer,
+        };
+        match session.manager().list_sessions(&user, Some(&session.id())).await {
+            Ok(list) => {
+                let sessions: Vec<Value> = list
+                    .iter()
+                    .map(|info| {
+                        json!({
+                            "handle": info.handle.as_str(),
+                            "current": info.current,
+                            "created_at": info.created_at,
+                            "last_access": info.last_access,
+                        })
+                    })
+                    .collect();
+                (200, json!({ "sessions": sessions }))
+            }
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    /// `POST /sessions/revoke` (form `handle`): `{"revoked": true}`, or `404`
+    /// when the handle names none of the user's sessions.
+    pub async fn revoke(session: &Session<GatewaySession>, handle: &str) -> (u16, Value) {
+        let user = match user(session) {
+            Ok(user) => user,
+            Err(answer) => return answer,
+        };
+        let not_found = (404, json!({ "error": "Not found" }));
+        let Ok(handle) = SessionHandle::parse(handle) else {
+            return not_found;
+        };
+        match session.manager().revoke_session(&user, &handle).await {
+            Ok(true) => (200, json!({ "revoked": true })),
+            Ok(false) => not_found,
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    /// `POST /logout-others`: `{"revoked": N}`, every other session of the user.
+    pub async fn logout_others(session: &Session<GatewaySession>) -> (u16, Value) {
+        let user = match user(session) {
+            Ok(user) => user,
+            Err(answer) => return answer,
+        };
+        match session.manager().revoke_other_sessions(&user, &session.id()).await {
+            Ok(revoked) => (200, json!({ "revoked": revoked })),
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    /// `POST /logout-everywhere`: `{"revoked": N}`, all of the user's
+    /// sessions, this one included; its cookie is cleared.
+    pub async fn logout_everywhere(session: &Session<GatewaySession>) -> (u16, Value) {
+        let user = match user(session) {
+            Ok(user) => user,
+            Err(answer) => return answer,
+        };
+        match session.manager().revoke_all_sessions(&user).await {
+            Ok(revoked) => {
+                session.destroy();
+                (200, json!({ "revoked": revoked }))
+            }
+            Err(error) => unavailable(&error),
+        }
+    }
+}
+
+fn answer((status, body): (u16, serde_json::Value)) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).json(body)
+}
+
+async fn sessions(session: Session<GatewaySession>) -> HttpResponse {
+    answer(per_user::list(&session).await)
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    handle: String,
+}
+
+async fn revoke_session(session: Session<GatewaySession>, form: web::Form<RevokeForm>) -> HttpResponse {
+    answer(per_user::revoke(&session, &form.handle).await)
+}
+
+async fn logout_others(session: Session<GatewaySession>) -> HttpResponse {
+    answer(per_user::logout_others(&session).await)
+}
+
+async fn logout_everywhere(session: Session<GatewaySession>) -> HttpResponse {
+    answer(per_user::logout_everywhere(&session).await)
 }
 
 async fn api_data(session: Session<GatewaySession>) -> HttpResponse {

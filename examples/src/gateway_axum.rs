@@ -35,9 +35,9 @@ use sessionkit_axum::{MapSessionToHeader, Session, SessionExt, SessionLayer};
 use tracing::Instrument;
 
 use crate::gateway::{
-    install_prometheus, is_hop_by_hop, note_named_storage, request_served, request_span,
-    GatewayConfig, GatewayEnv, GatewayError, GatewaySession, GatewaySessionSessionExt,
-    METRICS_CONTENT_TYPE,
+    install_prometheus, is_hop_by_hop, note_named_storage, per_user, request_served,
+    request_span, GatewayConfig, GatewayEnv, GatewayError, GatewaySession,
+    GatewaySessionSessionExt, METRICS_CONTENT_TYPE,
 };
 
 /// Everything the axum gateway needs; cheap to clone.
@@ -135,6 +135,10 @@ pub fn gateway_router(gateway: Gateway) -> Router {
         .route("/cart", get(cart))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/sessions", get(sessions))
+        .route("/sessions/revoke", post(revoke_session))
+        .route("/logout-others", post(logout_others))
+        .route("/logout-everywhere", post(logout_everywhere))
         .route("/api/data", get(api_data))
         .merge(
             forwarded("/dashboard")
@@ -308,6 +312,42 @@ async fn logout(session: Session<GatewaySession>) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
     }
     Json(json!({ "status": "logged out" })).into_response()
+}
+
+fn answer((status, body): (u16, serde_json::Value)) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+/// `GET /sessions` ([`per_user::list`]).
+async fn sessions(session: Session<GatewaySession>) -> Response {
+    answer(per_user::list(&session).await)
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    handle: String,
+}
+
+/// `POST /sessions/revoke` ([`per_user::revoke`]).
+async fn revoke_session(
+    session: Session<GatewaySession>,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Response {
+    match form {
+        Ok(Form(form)) => answer(per_user::revoke(&session, &form.handle).await),
+        Err(rejection) => bad_form(&rejection),
+    }
+}
+
+/// `POST /logout-others` ([`per_user::logout_others`]).
+async fn logout_others(session: Session<GatewaySession>) -> Response {
+    answer(per_user::logout_others(&session).await)
+}
+
+/// `POST /logout-everywhere` ([`per_user::logout_everywhere`]).
+async fn logout_everywhere(session: Session<GatewaySession>) -> Response {
+    answer(per_user::logout_everywhere(&session).await)
 }
 
 async fn api_data(session: Session<GatewaySession>) -> Response {

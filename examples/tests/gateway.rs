@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use common::{assert_alike, both, manager_for, start, start_with, Browser, Kind, Step, Transcript};
+use common::{
+    assert_alike, both, manager_for, start, start_with, Answer, Browser, Kind, Step, Transcript,
+};
 use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
 use sessionkit_examples::gateway::{
     store_for, Gateway, GatewayConfig, GatewayError, GatewaySession,
@@ -35,6 +37,9 @@ both!(
     backslashes_are_refused_as_sent_on_the_wire,
     a_non_ascii_cookie_beside_the_session_cookie_keeps_the_session,
     unknown_paths_are_404_without_touching_the_session,
+    per_user_routes_need_a_login,
+    a_user_lists_and_revokes_their_sessions,
+    max_sessions_per_user_comes_from_the_yaml,
 );
 
 async fn visits_count_with_the_reference_cookie_attributes(kind: Kind) {
@@ -365,10 +370,21 @@ async fn gateway_on_redis_from_redis_url(kind: Kind) {
     assert_eq!(dash.status, StatusCode::OK);
     assert_eq!(dash.json()["headers"]["x-user-id"], "1");
     assert_eq!(browser.get("/cart").await.json()["items"][0], "42");
-    // The sessions really are in Redis: one hash per session, key hashed.
+    // The sessions really are in Redis: one hash per session, key hashed,
+    // and the user's index (a hashed principal, no user id in clear).
     let keys = redis.cli(&["--scan", "--pattern", "sessionkit:*"]);
-    assert_eq!(keys.lines().count(), 1, "{keys}");
+    let (index, sessions): (Vec<&str>, Vec<&str>) =
+        keys.lines().partition(|k| k.starts_with("sessionkit:principal:"));
+    assert_eq!((index.len(), sessions.len()), (1, 1), "{keys}");
     assert!(!keys.contains(&browser.sid()));
+    assert_eq!(redis.cli(&["TYPE", index[0]]), "zset");
+    // Sessions per user on Redis: a second device, listed, then logged out everywhere.
+    let mut other = Browser::new(&servers);
+    other.login().await;
+    assert_eq!(handles_of(&browser.get("/sessions").await).len(), 2);
+    let everywhere = other.post("/logout-everywhere", &[]).await;
+    assert_eq!(everywhere.json(), serde_json::json!({"revoked": 2}));
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
     servers.stop().await;
 }
 
@@ -572,5 +588,146 @@ async fn unknown_paths_are_404_without_touching_the_session(kind: Kind) {
     // Also while the store is down: nothing asks for it.
     store.set_failing(true);
     assert_eq!(browser.get("/nowhere").await.status, StatusCode::NOT_FOUND);
+    servers.stop().await;
+}
+
+/// The session ids a browser holds never appear in a listing.
+fn no_ids_in(body: &str, browsers: &[&Browser]) {
+    for browser in browsers {
+        let sid = browser.sid();
+        assert!(sid.is_empty() || !body.contains(&sid), "a session id leaked: {body}");
+    }
+}
+
+fn handles_of(answer: &Answer) -> Vec<(String, bool)> {
+    answer.json()["sessions"]
+        .as_array()
+        .expect("a sessions array")
+        .iter()
+        .map(|s| {
+            (
+                s["handle"].as_str().expect("a handle").to_owned(),
+                s["current"].as_bool().expect("current"),
+            )
+        })
+        .collect()
+}
+
+async fn per_user_routes_need_a_login(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
+    let mut browser = Browser::new(&servers);
+    browser.get("/").await; // a session, not logged in
+    for (method, path) in [
+        ("GET", "/sessions"),
+        ("POST", "/sessions/revoke"),
+        ("POST", "/logout-others"),
+        ("POST", "/logout-everywhere"),
+    ] {
+        let form: &[(&str, &str)] = &[("handle", "x")];
+        let answer = browser
+            .send(method, path, &[], (method == "POST").then_some(form))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(answer.json(), serde_json::json!({"error": "Unauthorized"}));
+    }
+    servers.stop().await;
+}
+
+async fn a_user_lists_and_revokes_their_sessions(kind: Kind) {
+    let servers = start(kind, GatewayConfig::default()).await;
+    let (mut phone, mut laptop, mut tablet) = (
+        Browser::new(&servers),
+        Browser::new(&servers),
+        Browser::new(&servers),
+    );
+    for browser in [&mut phone, &mut laptop, &mut tablet] {
+        assert_eq!(browser.login().await.status, StatusCode::OK);
+    }
+    let listing = laptop.get("/sessions").await;
+    assert_eq!(listing.status, StatusCode::OK);
+    no_ids_in(&listing.body, &[&phone, &laptop, &tablet]);
+    let sessions = listing.json()["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 3);
+    for s in &sessions {
+        assert_eq!(s["handle"].as_str().unwrap().len(), 43);
+        assert!(s["created_at"].as_u64().unwrap() > 1_700_000_000_000, "unix ms");
+        assert!(s["last_access"].as_u64().unwrap() >= s["created_at"].as_u64().unwrap());
+    }
+    assert_eq!(handles_of(&listing).iter().filter(|(_, current)| *current).count(), 1);
+
+    // The laptop revokes the tablet by its handle (found in the tablet's own listing).
+    let tablet_handle = handles_of(&tablet.get("/sessions").await)
+        .into_iter()
+        .find_map(|(handle, current)| current.then_some(handle))
+        .unwrap();
+    let revoked = laptop.post("/sessions/revoke", &[("handle", &tablet_handle)]).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(revoked.json(), serde_json::json!({"revoked": true}));
+    assert_eq!(tablet.get("/dashboard").await.status, StatusCode::UNAUTHORIZED, "immediately");
+    let again = laptop.post("/sessions/revoke", &[("handle", &tablet_handle)]).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.json(), serde_json::json!({"error": "Not found"}));
+    let garbage = laptop.post("/sessions/revoke", &[("handle", "not-a-handle")]).await;
+    assert_eq!(garbage.status, StatusCode::NOT_FOUND);
+    assert_eq!(handles_of(&laptop.get("/sessions").await).len(), 2);
+
+    // The phone logs out every other session.
+    let others = phone.post("/logout-others", &[]).await;
+    assert_eq!(others.json(), serde_json::json!({"revoked": 1}));
+    assert_eq!(laptop.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(phone.get("/dashboard").await.status, StatusCode::OK);
+    let left = handles_of(&phone.get("/sessions").await);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].1, "only the phone's own session is left");
+
+    // Logged in again on the laptop, then out everywhere from the phone.
+    laptop.login().await;
+    let everywhere = phone.post("/logout-everywhere", &[]).await;
+    assert_eq!(everywhere.status, StatusCode::OK);
+    assert_eq!(everywhere.json(), serde_json::json!({"revoked": 2}));
+    let cleared = everywhere.session_cookie().expect("the cookie is cleared");
+    assert_eq!(cleared.value(), "");
+    assert!(phone.sid().is_empty());
+    for browser in [&mut phone, &mut laptop] {
+        assert_eq!(browser.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(browser.get("/sessions").await.status, StatusCode::UNAUTHORIZED);
+    }
+    servers.stop().await;
+}
+
+async fn max_sessions_per_user_comes_from_the_yaml(kind: Kind) {
+    let yaml = r"
+middlewares:
+  LoadSessionMiddleware:
+    use: plugins.session.middlewares.LoadSessionMiddleware
+    config:
+      cookieHTTPOnly: true
+      maxSessionsPerUser: 2
+";
+    let config = GatewayConfig::from_yaml(yaml).unwrap();
+    assert_eq!(config.session.max_sessions_per_user, Some(2));
+    let clock = ManualClock::new(1_700_000_000_000);
+    let manager = SessionManager::<GatewaySession>::builder(MemoryStore::new())
+        .config(config.session.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let servers = start_with(kind, manager, &config.headers).await;
+    let (mut a, mut b, mut c) = (
+        Browser::new(&servers),
+        Browser::new(&servers),
+        Browser::new(&servers),
+    );
+    a.login().await;
+    clock.advance(Duration::from_secs(5 * 60));
+    b.login().await;
+    clock.advance(Duration::from_secs(5 * 60));
+    a.get("/").await; // a is used again: b is the least recently used
+    clock.advance(Duration::from_secs(5 * 60));
+    c.login().await;
+    assert_eq!(b.get("/dashboard").await.status, StatusCode::UNAUTHORIZED, "evicted");
+    assert_eq!(a.get("/dashboard").await.status, StatusCode::OK);
+    assert_eq!(c.get("/dashboard").await.status, StatusCode::OK);
+    assert_eq!(handles_of(&c.get("/sessions").await).len(), 2);
     servers.stop().await;
 }
