@@ -89,6 +89,7 @@ pub fn full_save<T: SessionData>(data: &T, now: u64) -> Write {
         set: encoded_fields(data),
         remove: Vec::new(),
         expect: Vec::new(),
+        principal: None,
     }
 }
 
@@ -112,6 +113,7 @@ pub fn visits_update(visits: u32, now: u64) -> Write {
         set: vec![("visits", Bytes::from(value))],
         remove: Vec::new(),
         expect: Vec::new(),
+        principal: None,
     }
 }
 

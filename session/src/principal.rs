@@ -47,7 +47,9 @@
 //! that had the principal when it was called is loaded again by any request,
 //! whatever requests were in flight: a request that loaded one before finishes
 //! with what it loaded, but none of its writes is applied, it cannot rotate
-//! the session to a new id, and its client is told to drop the id. The same
+//! the session to a new id and hands out no id; the next request with any of
+//! the session's ids gets a fresh, anonymous session (and a removal cookie).
+//! The same
 //! holds for the sessions [`SessionManager::revoke_other_sessions`] and
 //! [`SessionManager::revoke_session`] revoke. Sessions created after the
 //! call began (a new login) are not covered.
@@ -62,7 +64,8 @@ use sha2::{Digest, Sha256};
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::{Context, SessionManager};
+use crate::context::Context;
+use crate::manager::SessionManager;
 use crate::plan::FieldPlan;
 use crate::record::Record;
 use crate::store::{Write, WriteKind};

@@ -77,7 +77,7 @@ pub struct Session<T: SessionData> {
 /// clash with, the method, so `#[derive(SessionData)]` refuses a field
 /// whose accessors would take one (the generated code checks each accessor
 /// with [`is_reserved_name`] at compile time). A test keeps this list equal
-/// to the `pub fn`s of `Session`'s inherent impls in this file.
+/// to the `pub fn`s of `Session`'s inherent impls in this crate's sources.
 pub const RESERVED_NAMES: &[&str] = &[
     // Inherent methods.
     "manager",
@@ -994,28 +994,46 @@ impl<T: SessionData> fmt::Debug for Session<T> {
 mod tests {
     use super::*;
 
-    /// The public methods of `Session`'s inherent impls, read from this file.
+    /// The public methods of `Session`'s inherent impls, read from every
+    /// source file of the crate (an impl block may live next to what it
+    /// needs, as `manager()` does in `manager.rs`).
     fn inherent_methods() -> Vec<String> {
-        let source = include_str!("session.rs");
-        let mut inside = false;
+        fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("the source directory") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(std::fs::read_to_string(&path).expect("a source file"));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         let mut names = Vec::new();
-        for line in source.lines() {
-            if line.starts_with("impl<T: SessionData> Session<T> {") {
-                inside = true;
-            } else if inside && line == "}" {
-                inside = false;
-            } else if inside {
-                let rest = line.trim_start();
-                let rest = rest
-                    .strip_prefix("pub fn ")
-                    .or_else(|| rest.strip_prefix("pub async fn "))
-                    .or_else(|| rest.strip_prefix("pub const fn "));
-                if let Some(rest) = rest {
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    names.push(name);
+        for source in &files {
+            let mut inside = false;
+            for line in source.lines() {
+                if line.starts_with("impl<T: SessionData> Session<T> {") {
+                    inside = true;
+                } else if inside && line == "}" {
+                    inside = false;
+                } else if inside {
+                    let rest = line.trim_start();
+                    let rest = rest
+                        .strip_prefix("pub fn ")
+                        .or_else(|| rest.strip_prefix("pub async fn "))
+                        .or_else(|| rest.strip_prefix("pub const fn "));
+                    if let Some(rest) = rest {
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        names.push(name);
+                    }
                 }
             }
         }
