@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 use crate::id::SessionId;
 use crate::metrics::{BREAKER_REJECTED, BREAKER_STATE, BREAKER_TRANSITIONS};
+use crate::principal::{Principal, SessionHandle, Take};
+use crate::record::Record;
 use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
 
 /// The default number of consecutive failures that opens the breaker.
@@ -162,7 +164,7 @@ pub(crate) enum Admit {
 /// How an admitted operation ended, for the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// The store answered (also with `Corrupt`: it is up).
+    /// The store answered (also with `Corrupt` or `Unsupported`: it is up).
     Success,
     /// Unavailable, timed out or failed.
     Failure,
@@ -173,7 +175,7 @@ pub(crate) enum Outcome {
 impl Outcome {
     fn of<T>(result: &Result<T, StoreError>) -> Self {
         match result {
-            Ok(_) | Err(StoreError::Corrupt(_)) => Self::Success,
+            Ok(_) | Err(StoreError::Corrupt(_) | StoreError::Unsupported(_)) => Self::Success,
             Err(_) => Self::Failure,
         }
     }
@@ -467,6 +469,33 @@ impl<S: SessionStore> SessionStore for CircuitBreaker<S> {
 
     fn label(&self) -> &'static str {
         self.inner.label()
+    }
+
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        self.guard(self.inner.principal_sessions(principal, now))
+            .await
+    }
+
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        self.guard(self.inner.take_principal_sessions(principal, take))
+            .await
+    }
+
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        self.guard(self.inner.delete_principal_sessions(principal, sessions))
+            .await
     }
 }
 

@@ -253,5 +253,6 @@ pub(crate) fn error_kind(error: &StoreError) -> &'static str {
         StoreError::Timeout(_) => "timeout",
         StoreError::Corrupt(_) => "corrupt",
         StoreError::Backend(_) => "backend",
+        StoreError::Unsupported(_) => "unsupported",
     }
 }

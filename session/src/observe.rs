@@ -15,6 +15,7 @@ use crate::events::{
 use crate::id::{InvalidId, SessionId};
 use crate::metrics::{self, Outcome, StoreOperation};
 use crate::plan::FieldPlan;
+use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::Record;
 use crate::session::Session;
 use crate::store::{DynSessionStore, Loaded, SessionStore, StoreError, Write, WriteKind, Written};
@@ -219,6 +220,35 @@ impl SessionStore for MeteredStore {
 
     fn label(&self) -> &'static str {
         self.inner.label_dyn()
+    }
+
+    // The principal index (sessions per user) is forwarded, not measured
+    // per operation: its calls are rare (listing, revocation), and a
+    // revocation's writes are the inner store's deletes.
+    async fn principal_sessions(
+        &self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
+        self.inner.principal_sessions_boxed(principal, now).await
+    }
+
+    async fn take_principal_sessions(
+        &self,
+        principal: &Principal,
+        take: Take<'_>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        self.inner.take_principal_sessions_boxed(principal, take).await
+    }
+
+    async fn delete_principal_sessions(
+        &self,
+        principal: &Principal,
+        sessions: &[SessionHandle],
+    ) -> Result<usize, StoreError> {
+        self.inner
+            .delete_principal_sessions_boxed(principal, sessions)
+            .await
     }
 }
 

@@ -81,6 +81,7 @@ pub struct Session<T: SessionData> {
 pub const RESERVED_NAMES: &[&str] = &[
     // Inherent methods.
     "manager",
+    "degraded",
     "id",
     "fresh",
     "keys",

@@ -6,6 +6,7 @@ use sessionkit::SessionData;
 #[derive(SessionData, Default, serde::Serialize, serde::Deserialize)]
 struct Clashes {
     manager: u8,
+    degraded: u8,
     id: u8,
     fresh: u8,
     keys: u8,
