@@ -536,7 +536,11 @@ pub mod per_user {
             Ok(user) => user,
             Err(answer) => return answer,
         };
-        match session.manager().list_sessions(&user, Some(&session.id())).await {
+        match session
+            .manager()
+            .list_sessions(&user, Some(&session.id()))
+            .await
+        {
             Ok(list) => {
                 let sessions: Vec<Value> = list
                     .iter()
@@ -579,7 +583,11 @@ pub mod per_user {
             Ok(user) => user,
             Err(answer) => return answer,
         };
-        match session.manager().revoke_other_sessions(&user, &session.id()).await {
+        match session
+            .manager()
+            .revoke_other_sessions(&user, &session.id())
+            .await
+        {
             Ok(revoked) => (200, json!({ "revoked": revoked })),
             Err(error) => unavailable(&error),
         }
@@ -617,7 +625,10 @@ struct RevokeForm {
     handle: String,
 }
 
-async fn revoke_session(session: Session<GatewaySession>, form: web::Form<RevokeForm>) -> HttpResponse {
+async fn revoke_session(
+    session: Session<GatewaySession>,
+    form: web::Form<RevokeForm>,
+) -> HttpResponse {
     answer(per_user::revoke(&session, &form.handle).await)
 }
 

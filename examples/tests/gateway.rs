@@ -373,8 +373,9 @@ async fn gateway_on_redis_from_redis_url(kind: Kind) {
     // The sessions really are in Redis: one hash per session, key hashed,
     // and the user's index (a hashed principal, no user id in clear).
     let keys = redis.cli(&["--scan", "--pattern", "sessionkit:*"]);
-    let (index, sessions): (Vec<&str>, Vec<&str>) =
-        keys.lines().partition(|k| k.starts_with("sessionkit:principal:"));
+    let (index, sessions): (Vec<&str>, Vec<&str>) = keys
+        .lines()
+        .partition(|k| k.starts_with("sessionkit:principal:"));
     assert_eq!((index.len(), sessions.len()), (1, 1), "{keys}");
     assert!(!keys.contains(&browser.sid()));
     assert_eq!(redis.cli(&["TYPE", index[0]]), "zset");
@@ -384,7 +385,10 @@ async fn gateway_on_redis_from_redis_url(kind: Kind) {
     assert_eq!(handles_of(&browser.get("/sessions").await).len(), 2);
     let everywhere = other.post("/logout-everywhere", &[]).await;
     assert_eq!(everywhere.json(), serde_json::json!({"revoked": 2}));
-    assert_eq!(browser.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        browser.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     servers.stop().await;
 }
 
@@ -595,7 +599,10 @@ async fn unknown_paths_are_404_without_touching_the_session(kind: Kind) {
 fn no_ids_in(body: &str, browsers: &[&Browser]) {
     for browser in browsers {
         let sid = browser.sid();
-        assert!(sid.is_empty() || !body.contains(&sid), "a session id leaked: {body}");
+        assert!(
+            sid.is_empty() || !body.contains(&sid),
+            "a session id leaked: {body}"
+        );
     }
 }
 
@@ -650,31 +657,53 @@ async fn a_user_lists_and_revokes_their_sessions(kind: Kind) {
     assert_eq!(sessions.len(), 3);
     for s in &sessions {
         assert_eq!(s["handle"].as_str().unwrap().len(), 43);
-        assert!(s["created_at"].as_u64().unwrap() > 1_700_000_000_000, "unix ms");
+        assert!(
+            s["created_at"].as_u64().unwrap() > 1_700_000_000_000,
+            "unix ms"
+        );
         assert!(s["last_access"].as_u64().unwrap() >= s["created_at"].as_u64().unwrap());
     }
-    assert_eq!(handles_of(&listing).iter().filter(|(_, current)| *current).count(), 1);
+    assert_eq!(
+        handles_of(&listing)
+            .iter()
+            .filter(|(_, current)| *current)
+            .count(),
+        1
+    );
 
     // The laptop revokes the tablet by its handle (found in the tablet's own listing).
     let tablet_handle = handles_of(&tablet.get("/sessions").await)
         .into_iter()
         .find_map(|(handle, current)| current.then_some(handle))
         .unwrap();
-    let revoked = laptop.post("/sessions/revoke", &[("handle", &tablet_handle)]).await;
+    let revoked = laptop
+        .post("/sessions/revoke", &[("handle", &tablet_handle)])
+        .await;
     assert_eq!(revoked.status, StatusCode::OK);
     assert_eq!(revoked.json(), serde_json::json!({"revoked": true}));
-    assert_eq!(tablet.get("/dashboard").await.status, StatusCode::UNAUTHORIZED, "immediately");
-    let again = laptop.post("/sessions/revoke", &[("handle", &tablet_handle)]).await;
+    assert_eq!(
+        tablet.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED,
+        "immediately"
+    );
+    let again = laptop
+        .post("/sessions/revoke", &[("handle", &tablet_handle)])
+        .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(again.json(), serde_json::json!({"error": "Not found"}));
-    let garbage = laptop.post("/sessions/revoke", &[("handle", "not-a-handle")]).await;
+    let garbage = laptop
+        .post("/sessions/revoke", &[("handle", "not-a-handle")])
+        .await;
     assert_eq!(garbage.status, StatusCode::NOT_FOUND);
     assert_eq!(handles_of(&laptop.get("/sessions").await).len(), 2);
 
     // The phone logs out every other session.
     let others = phone.post("/logout-others", &[]).await;
     assert_eq!(others.json(), serde_json::json!({"revoked": 1}));
-    assert_eq!(laptop.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        laptop.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(phone.get("/dashboard").await.status, StatusCode::OK);
     let left = handles_of(&phone.get("/sessions").await);
     assert_eq!(left.len(), 1);
@@ -689,8 +718,14 @@ async fn a_user_lists_and_revokes_their_sessions(kind: Kind) {
     assert_eq!(cleared.value(), "");
     assert!(phone.sid().is_empty());
     for browser in [&mut phone, &mut laptop] {
-        assert_eq!(browser.get("/dashboard").await.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(browser.get("/sessions").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            browser.get("/dashboard").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            browser.get("/sessions").await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     servers.stop().await;
 }
@@ -725,7 +760,11 @@ middlewares:
     a.get("/").await; // a is used again: b is the least recently used
     clock.advance(Duration::from_secs(5 * 60));
     c.login().await;
-    assert_eq!(b.get("/dashboard").await.status, StatusCode::UNAUTHORIZED, "evicted");
+    assert_eq!(
+        b.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED,
+        "evicted"
+    );
     assert_eq!(a.get("/dashboard").await.status, StatusCode::OK);
     assert_eq!(c.get("/dashboard").await.status, StatusCode::OK);
     assert_eq!(handles_of(&c.get("/sessions").await).len(), 2);

@@ -23,7 +23,9 @@ fn every_reserved_name_has_a_field_in_the_ui_test() {
     };
     for name in sessionkit::__private::RESERVED_NAMES {
         assert!(
-            fields.iter().any(|f| accessors(f).iter().any(|a| a == name)),
+            fields
+                .iter()
+                .any(|f| accessors(f).iter().any(|a| a == name)),
             "no field of tests/ui/reserved_accessor.rs gets the accessor `{name}`: add one"
         );
         assert!(

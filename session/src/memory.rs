@@ -401,7 +401,12 @@ impl MemoryStore {
 
     /// Deletes the session `handle` names (following tombstones) if it
     /// belongs to `principal`.
-    fn delete_owned(&self, index: &index::State, principal: &Principal, handle: &SessionHandle) -> bool {
+    fn delete_owned(
+        &self,
+        index: &index::State,
+        principal: &Principal,
+        handle: &SessionHandle,
+    ) -> bool {
         let Some(mut id) = index.owned(principal, handle).cloned() else {
             return false;
         };

@@ -238,7 +238,9 @@ impl SessionStore for MeteredStore {
         principal: &Principal,
         take: Take<'_>,
     ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.inner.take_principal_sessions_boxed(principal, take).await
+        self.inner
+            .take_principal_sessions_boxed(principal, take)
+            .await
     }
 
     async fn delete_principal_sessions(

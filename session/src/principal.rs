@@ -61,10 +61,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::context::Context;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::context::Context;
 use crate::manager::SessionManager;
 use crate::plan::FieldPlan;
 use crate::record::Record;
@@ -458,14 +458,22 @@ async fn live_sessions<T: SessionData>(
 
 /// Takes the entries `take` names and deletes their sessions twice (see
 /// the module docs for why twice); returns how many sessions were deleted.
-async fn revoke(ctx: &Context, principal: &Principal, take: Take<'_>) -> Result<usize, SessionError> {
+async fn revoke(
+    ctx: &Context,
+    principal: &Principal,
+    take: Take<'_>,
+) -> Result<usize, SessionError> {
     let store = &ctx.store;
     let taken = store.take_principal_sessions_boxed(principal, take).await?;
     if taken.is_empty() {
         return Ok(0);
     }
-    let first = store.delete_principal_sessions_boxed(principal, &taken).await?;
-    let second = store.delete_principal_sessions_boxed(principal, &taken).await?;
+    let first = store
+        .delete_principal_sessions_boxed(principal, &taken)
+        .await?;
+    let second = store
+        .delete_principal_sessions_boxed(principal, &taken)
+        .await?;
     Ok(first + second)
 }
 
@@ -592,7 +600,10 @@ pub(crate) async fn after_write<T: SessionData>(ctx: &Context, write: &Write) {
     .await;
     match result {
         Ok(0) => {}
-        Ok(evicted) => tracing::debug!(evicted, "maxSessionsPerUser: revoked the least recently used sessions"),
+        Ok(evicted) => tracing::debug!(
+            evicted,
+            "maxSessionsPerUser: revoked the least recently used sessions"
+        ),
         Err(error) => tracing::warn!(
             error = %crate::error::chain(&error),
             "maxSessionsPerUser: could not revoke the least recently used sessions; the login succeeded"
@@ -616,9 +627,18 @@ mod tests {
     #[test]
     fn principal_changes_are_classified() {
         assert_eq!(decide(None, None), None);
-        assert_eq!(decide(p("1"), p("1")), Some(PrincipalWrite::Keep(p("1").unwrap())));
-        assert_eq!(decide(None, p("1")), Some(PrincipalWrite::Join(p("1").unwrap())));
-        assert_eq!(decide(p("2"), p("1")), Some(PrincipalWrite::Join(p("1").unwrap())));
+        assert_eq!(
+            decide(p("1"), p("1")),
+            Some(PrincipalWrite::Keep(p("1").unwrap()))
+        );
+        assert_eq!(
+            decide(None, p("1")),
+            Some(PrincipalWrite::Join(p("1").unwrap()))
+        );
+        assert_eq!(
+            decide(p("2"), p("1")),
+            Some(PrincipalWrite::Join(p("1").unwrap()))
+        );
         assert_eq!(decide(p("1"), None), Some(PrincipalWrite::Leave));
     }
 
@@ -670,8 +690,10 @@ mod tests {
     }
 
     impl SessionData for Acct {
-        const FIELDS: &'static [crate::FieldInfo] =
-            &[crate::FieldInfo::new("user", "user"), crate::FieldInfo::new("n", "n")];
+        const FIELDS: &'static [crate::FieldInfo] = &[
+            crate::FieldInfo::new("user", "user"),
+            crate::FieldInfo::new("n", "n"),
+        ];
         const PRINCIPAL: Option<usize> = Some(0);
         fn encode_field(&self, i: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
             match i {
@@ -733,7 +755,10 @@ mod tests {
             principal_write::<Acct>(&plan(Some(1), Some(1))),
             Some(PrincipalWrite::Keep(p("1").unwrap()))
         );
-        assert_eq!(principal_write::<Acct>(&plan(Some(1), None)), Some(PrincipalWrite::Leave));
+        assert_eq!(
+            principal_write::<Acct>(&plan(Some(1), None)),
+            Some(PrincipalWrite::Leave)
+        );
         // Bytes that no longer decode: no principal.
         let mut garbage = plan(None, None);
         garbage[0].stored = Some(Bytes::from_static(b"\xc1"));

@@ -317,14 +317,18 @@ impl SessionStore for Arc<dyn DynSessionStore> {
         principal: &Principal,
         take: Take<'_>,
     ) -> Result<Vec<SessionHandle>, StoreError> {
-        (**self).take_principal_sessions_boxed(principal, take).await
+        (**self)
+            .take_principal_sessions_boxed(principal, take)
+            .await
     }
     async fn delete_principal_sessions(
         &self,
         principal: &Principal,
         sessions: &[SessionHandle],
     ) -> Result<usize, StoreError> {
-        (**self).delete_principal_sessions_boxed(principal, sessions).await
+        (**self)
+            .delete_principal_sessions_boxed(principal, sessions)
+            .await
     }
 }
 
@@ -361,7 +365,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         principal: &Principal,
         sessions: &[SessionHandle],
     ) -> Result<usize, StoreError> {
-        (**self).delete_principal_sessions(principal, sessions).await
+        (**self)
+            .delete_principal_sessions(principal, sessions)
+            .await
     }
 }
 

@@ -79,7 +79,8 @@ impl<S: SessionStore> SessionStore for TimeoutStore<S> {
         principal: &Principal,
         now: u64,
     ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        self.bound(self.inner.principal_sessions(principal, now)).await
+        self.bound(self.inner.principal_sessions(principal, now))
+            .await
     }
 
     async fn take_principal_sessions(
@@ -87,7 +88,8 @@ impl<S: SessionStore> SessionStore for TimeoutStore<S> {
         principal: &Principal,
         take: Take<'_>,
     ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.bound(self.inner.take_principal_sessions(principal, take)).await
+        self.bound(self.inner.take_principal_sessions(principal, take))
+            .await
     }
 
     async fn delete_principal_sessions(

@@ -14,8 +14,9 @@ use sessionkit::{
 
 pub use crate::per_user::{
     anonymous_sessions_never_touch_the_index, changing_or_clearing_the_principal_moves_the_entry,
-    expired_sessions_leave_the_index, logins_of_one_user_are_listed, revoke_all_wins_over_requests_in_flight,
-    revoke_one_others_and_all, rotation_keeps_one_entry, the_cap_evicts_the_least_recently_used,
+    expired_sessions_leave_the_index, logins_of_one_user_are_listed,
+    revoke_all_wins_over_requests_in_flight, revoke_one_others_and_all, rotation_keeps_one_entry,
+    the_cap_evicts_the_least_recently_used,
 };
 use crate::support::{
     Call, Profile, ProfileV2, RecordingStore, TestRequest, NAME, TAGS, USER_ID, V2_VISITS, VISITS,

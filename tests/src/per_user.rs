@@ -70,9 +70,11 @@ fn sid(id: &str) -> SessionId {
 /// `regenerate` and the user id, as an application does it. Returns the id.
 async fn login(m: &SessionManager<Account>, device: &str, user: u64) -> String {
     let device = device.to_owned();
-    let (_, update) = request(m, &TestRequest::new(), move |s| s.set(DEVICE, device.clone()))
-        .await
-        .expect("visit");
+    let (_, update) = request(m, &TestRequest::new(), move |s| {
+        s.set(DEVICE, device.clone())
+    })
+    .await
+    .expect("visit");
     let visitor = sent(&update);
     let (_, update) = request(m, &with_cookie(&visitor), move |s| {
         s.regenerate().expect("new id");
@@ -124,10 +126,20 @@ pub async fn logins_of_one_user_are_listed(store: Arc<dyn DynSessionStore>) {
     let list = m.list_sessions(&ALICE, Some(&current)).await.expect("list");
     let devices: Vec<&str> = list.iter().map(|i| i.data.device.as_str()).collect();
     assert_eq!(devices, ["phone", "laptop", "tablet"]);
-    assert_eq!(list.iter().map(|i| i.handle.clone()).collect::<Vec<_>>(), handles(&[&ids[0], &ids[1], &ids[2]]));
-    assert_eq!(list.iter().map(|i| i.current).collect::<Vec<_>>(), [false, true, false]);
+    assert_eq!(
+        list.iter().map(|i| i.handle.clone()).collect::<Vec<_>>(),
+        handles(&[&ids[0], &ids[1], &ids[2]])
+    );
+    assert_eq!(
+        list.iter().map(|i| i.current).collect::<Vec<_>>(),
+        [false, true, false]
+    );
     for (k, info) in list.iter().enumerate() {
-        assert!(!ids.iter().any(|id| info.handle.as_str().contains(id.as_str())), "a handle is not an id");
+        assert!(
+            !ids.iter()
+                .any(|id| info.handle.as_str().contains(id.as_str())),
+            "a handle is not an id"
+        );
         let at = T0 + k as u64 * 60_000;
         assert_eq!((info.created_at, info.last_access), (at, at));
         assert_eq!(info.expires_at, at + 30 * 60_000);
@@ -135,7 +147,11 @@ pub async fn logins_of_one_user_are_listed(store: Arc<dyn DynSessionStore>) {
     }
     assert_eq!(listed(&m, BOB).await.len(), 1);
     assert!(listed(&m, 99).await.is_empty());
-    assert!(m.list_sessions(&None::<u64>, None).await.expect("anonymous").is_empty());
+    assert!(m
+        .list_sessions(&None::<u64>, None)
+        .await
+        .expect("anonymous")
+        .is_empty());
 }
 
 /// Revoke one by handle (only the user's own), all others, then all; the
@@ -149,16 +165,32 @@ pub async fn revoke_one_others_and_all(store: Arc<dyn DynSessionStore>) {
     let bobs = login(&m, "bob", BOB).await;
 
     let b_handle = SessionHandle::of(&sid(&b));
-    assert!(!m.revoke_session(&BOB, &b_handle).await.expect("revoke"), "not Bob's session");
+    assert!(
+        !m.revoke_session(&BOB, &b_handle).await.expect("revoke"),
+        "not Bob's session"
+    );
     assert!(logged_in(&m, &b).await);
     assert!(m.revoke_session(&ALICE, &b_handle).await.expect("revoke"));
-    assert!(!m.revoke_session(&ALICE, &b_handle).await.expect("again"), "already gone");
-    assert!(!logged_in(&m, &b).await, "revoked: a fresh, anonymous session");
-    let (fresh, _) = request(&m, &with_cookie(&b), |_| {}).await.expect("request");
+    assert!(
+        !m.revoke_session(&ALICE, &b_handle).await.expect("again"),
+        "already gone"
+    );
+    assert!(
+        !logged_in(&m, &b).await,
+        "revoked: a fresh, anonymous session"
+    );
+    let (fresh, _) = request(&m, &with_cookie(&b), |_| {})
+        .await
+        .expect("request");
     assert!(fresh.fresh());
     assert_ne!(fresh.id().as_str(), b);
 
-    assert_eq!(m.revoke_other_sessions(&ALICE, &sid(&a)).await.expect("others"), 1);
+    assert_eq!(
+        m.revoke_other_sessions(&ALICE, &sid(&a))
+            .await
+            .expect("others"),
+        1
+    );
     assert!(logged_in(&m, &a).await);
     assert!(!logged_in(&m, &c).await);
     assert_eq!(listed(&m, ALICE).await, handles(&[&a]));
@@ -176,7 +208,10 @@ pub async fn revoke_one_others_and_all(store: Arc<dyn DynSessionStore>) {
 /// used session, never the one logging in.
 pub async fn the_cap_evicts_the_least_recently_used(store: Arc<dyn DynSessionStore>) {
     let clock = ManualClock::new(T0);
-    let config = Config::builder().max_sessions_per_user(2_u32).build().expect("config");
+    let config = Config::builder()
+        .max_sessions_per_user(2_u32)
+        .build()
+        .expect("config");
     let m = accounts(store, &clock, config);
     let a = login(&m, "a", ALICE).await;
     clock.advance(5 * MIN);
@@ -208,11 +243,18 @@ pub async fn rotation_keeps_one_entry(store: Arc<dyn DynSessionStore>) {
     let m = accounts(store, &clock, long_idle());
     let a = login(&m, "a", ALICE).await;
     clock.advance(31 * MIN);
-    let (_, update) = request(&m, &with_cookie(&a), |_| {}).await.expect("renewed");
+    let (_, update) = request(&m, &with_cookie(&a), |_| {})
+        .await
+        .expect("renewed");
     let b = sent(&update);
     assert_ne!(a, b, "auto-renewed");
     let list = m.list_sessions(&ALICE, Some(&sid(&b))).await.expect("list");
-    assert_eq!(list.iter().map(|i| (i.handle.clone(), i.current)).collect::<Vec<_>>(), [(SessionHandle::of(&sid(&b)), true)]);
+    assert_eq!(
+        list.iter()
+            .map(|i| (i.handle.clone(), i.current))
+            .collect::<Vec<_>>(),
+        [(SessionHandle::of(&sid(&b)), true)]
+    );
     let (_, update) = request(&m, &with_cookie(&b), |s| s.regenerate().expect("id"))
         .await
         .expect("regenerated");
@@ -278,7 +320,16 @@ pub async fn revoke_all_wins_over_requests_in_flight(store: Arc<dyn DynSessionSt
     held(writes.arrived(3)).await;
     let writes_held = rec.take_calls();
     assert!(
-        writes_held.iter().filter_map(Call::as_write).any(|w| matches!(w.kind, WriteKind::Rotate { grace_ms: 5_000, .. })),
+        writes_held
+            .iter()
+            .filter_map(Call::as_write)
+            .any(|w| matches!(
+                w.kind,
+                WriteKind::Rotate {
+                    grace_ms: 5_000,
+                    ..
+                }
+            )),
         "an auto-renewal is held: {writes_held:?}"
     );
     // `d`: a request that has read the session but not yet run its handler
@@ -300,19 +351,33 @@ pub async fn revoke_all_wins_over_requests_in_flight(store: Arc<dyn DynSessionSt
     ] {
         let (session, update) = task.await.expect("task").expect("request");
         assert!(
-            update.set_cookie.as_deref().is_none_or(|c| cookie_value(c).is_empty()),
+            update
+                .set_cookie
+                .as_deref()
+                .is_none_or(|c| cookie_value(c).is_empty()),
             "{name}: no id is handed out: {update:?}"
         );
         assert!(
-            m.load_by_id(session.id().as_str()).await.expect("load").is_none(),
+            m.load_by_id(session.id().as_str())
+                .await
+                .expect("load")
+                .is_none(),
             "{name}: nothing stored under the id the request ended with"
         );
     }
     // Any request after the revocation, with any id the user's clients hold.
     for id in [&a, &b, &c, &d] {
-        let (session, update) = request(&m, &with_cookie(id), |_| {}).await.expect("request");
-        assert!(session.fresh() && session.get(USER).is_none(), "{id} is not served again");
-        assert!(clears(&update), "the client holding {id} is told to drop it: {update:?}");
+        let (session, update) = request(&m, &with_cookie(id), |_| {})
+            .await
+            .expect("request");
+        assert!(
+            session.fresh() && session.get(USER).is_none(),
+            "{id} is not served again"
+        );
+        assert!(
+            clears(&update),
+            "the client holding {id} is told to drop it: {update:?}"
+        );
     }
     assert!(listed(&m, ALICE).await.is_empty());
 }
@@ -329,18 +394,25 @@ pub async fn changing_or_clearing_the_principal_moves_the_entry(store: Arc<dyn D
     assert!(listed(&m, ALICE).await.is_empty());
     assert_eq!(listed(&m, BOB).await, handles(&[&a]));
     assert_eq!(m.revoke_all_sessions(&ALICE).await.expect("revoke"), 0);
-    assert!(logged_in(&m, &a).await, "now Bob's: Alice's revocation leaves it");
+    assert!(
+        logged_in(&m, &a).await,
+        "now Bob's: Alice's revocation leaves it"
+    );
 
     request(&m, &with_cookie(&a), |s| s.set(USER, None))
         .await
         .expect("log out, keep the session");
     assert!(listed(&m, BOB).await.is_empty());
     assert_eq!(m.revoke_all_sessions(&BOB).await.expect("revoke"), 0);
-    let (anonymous, _) = request(&m, &with_cookie(&a), |_| {}).await.expect("request");
+    let (anonymous, _) = request(&m, &with_cookie(&a), |_| {})
+        .await
+        .expect("request");
     assert!(!anonymous.fresh(), "still a session, anonymous");
 
     let b = login(&m, "b", BOB).await;
-    request(&m, &with_cookie(&b), |s| s.destroy()).await.expect("destroy");
+    request(&m, &with_cookie(&b), |s| s.destroy())
+        .await
+        .expect("destroy");
     assert!(listed(&m, BOB).await.is_empty());
     let c = login(&m, "c", BOB).await;
     request(&m, &with_cookie(&c), |s| s.reset().expect("reset"))
@@ -367,12 +439,19 @@ pub async fn anonymous_sessions_never_touch_the_index(store: Arc<dyn DynSessionS
         .await
         .expect("renewed");
     let id = sent(&update);
-    request(&m, &with_cookie(&id), |s| s.destroy()).await.expect("destroy");
+    request(&m, &with_cookie(&id), |s| s.destroy())
+        .await
+        .expect("destroy");
     let calls = rec.take_calls();
-    assert!(calls.iter().filter_map(Call::as_write).count() >= 3, "{calls:?}");
     assert!(
-        calls.iter().all(|c| matches!(c, Call::Load(_) | Call::Delete(_))
-            || c.as_write().is_some_and(|w| w.principal.is_none())),
+        calls.iter().filter_map(Call::as_write).count() >= 3,
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| matches!(c, Call::Load(_) | Call::Delete(_))
+                || c.as_write().is_some_and(|w| w.principal.is_none())),
         "anonymous: no principal part, no index call: {calls:?}"
     );
     let a = login(&m, "a", ALICE).await;

@@ -442,23 +442,55 @@ pub async fn index_lists_joined_sessions_and_revokes_them(store: Arc<dyn DynSess
     }
     write(&*store, &create(&other, T, &[("x", b"1")])).await;
     assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&a, &b]));
-    let found = store.principal_sessions_boxed(&p, T + 1).await.expect("list");
-    assert!(found.iter().all(|(_, r)| r.fields.get("x").is_some()), "records come along");
+    let found = store
+        .principal_sessions_boxed(&p, T + 1)
+        .await
+        .expect("list");
+    assert!(
+        found.iter().all(|(_, r)| r.fields.get("x").is_some()),
+        "records come along"
+    );
     // A session that keeps its principal stays listed across updates.
     let w = with(update(&a, T + 2, &[("y", b"2")], &[], &[]), keep(&p));
     assert_eq!(write(&*store, &w).await, Written::Done);
     assert_eq!(listed(&*store, &p, T + 3).await, handles(&[&a, &b]));
 
-    let taken = store.take_principal_sessions_boxed(&p, Take::All).await.expect("take");
-    assert_eq!(handles(&[&a, &b]), { let mut t = taken.clone(); t.sort(); t });
-    assert_eq!(store.delete_principal_sessions_boxed(&p, &taken).await.expect("delete"), 2);
-    assert_eq!(store.delete_principal_sessions_boxed(&p, &taken).await.expect("again"), 0);
+    let taken = store
+        .take_principal_sessions_boxed(&p, Take::All)
+        .await
+        .expect("take");
+    assert_eq!(handles(&[&a, &b]), {
+        let mut t = taken.clone();
+        t.sort();
+        t
+    });
+    assert_eq!(
+        store
+            .delete_principal_sessions_boxed(&p, &taken)
+            .await
+            .expect("delete"),
+        2
+    );
+    assert_eq!(
+        store
+            .delete_principal_sessions_boxed(&p, &taken)
+            .await
+            .expect("again"),
+        0
+    );
     assert_eq!(load(&*store, &a, T + 4).await, Loaded::Absent);
     assert_eq!(load(&*store, &b, T + 4).await, Loaded::Absent);
-    assert!(matches!(load(&*store, &other, T + 4).await, Loaded::Session(_)), "not indexed, not touched");
+    assert!(
+        matches!(load(&*store, &other, T + 4).await, Loaded::Session(_)),
+        "not indexed, not touched"
+    );
     assert!(listed(&*store, &p, T + 4).await.is_empty());
     let late = with(update(&a, T + 5, &[("z", b"3")], &[], &[]), keep(&p));
-    assert_eq!(write(&*store, &late).await, Written::Gone, "no fragment after a revocation");
+    assert_eq!(
+        write(&*store, &late).await,
+        Written::Gone,
+        "no fragment after a revocation"
+    );
     assert_eq!(load(&*store, &a, T + 6).await, Loaded::Absent);
 }
 
@@ -471,25 +503,51 @@ pub async fn index_follows_rotations_and_refuses_them_once_taken(store: Arc<dyn 
     let loaded = [("x", Some(b"1".as_slice()))];
     let renew = with(rotate(&a, &b, T + 10, 5_000, &loaded, &[]), keep(&p));
     assert_eq!(write(&*store, &renew).await, Written::Done);
-    assert_eq!(listed(&*store, &p, T + 11).await, handles(&[&b]), "one entry, the new id");
+    assert_eq!(
+        listed(&*store, &p, T + 11).await,
+        handles(&[&b]),
+        "one entry, the new id"
+    );
     let regen = with(rotate(&b, &c, T + 12, 0, &loaded, &[]), keep(&p));
     assert_eq!(write(&*store, &regen).await, Written::Done);
     assert_eq!(listed(&*store, &p, T + 13).await, handles(&[&c]));
     // Revoked: the rotation that comes too late creates nothing.
-    let taken = store.take_principal_sessions_boxed(&p, Take::All).await.expect("take");
+    let taken = store
+        .take_principal_sessions_boxed(&p, Take::All)
+        .await
+        .expect("take");
     assert_eq!(taken, handles(&[&c]));
     let late = with(rotate(&c, &d, T + 14, 0, &loaded, &[]), keep(&p));
     assert_eq!(write(&*store, &late).await, Written::Gone);
     assert_eq!(load(&*store, &d, T + 15).await, Loaded::Absent);
-    assert!(matches!(load(&*store, &c, T + 15).await, Loaded::Session(_)), "taken, not yet deleted");
-    assert_eq!(store.delete_principal_sessions_boxed(&p, &taken).await.expect("delete"), 1);
+    assert!(
+        matches!(load(&*store, &c, T + 15).await, Loaded::Session(_)),
+        "taken, not yet deleted"
+    );
+    assert_eq!(
+        store
+            .delete_principal_sessions_boxed(&p, &taken)
+            .await
+            .expect("delete"),
+        1
+    );
     assert_eq!(load(&*store, &c, T + 16).await, Loaded::Absent);
     // Deleting by the handle of a tombstone reaches the session it moved to.
     let (e, f) = (sid("re"), sid("rf"));
     write(&*store, &with(create(&e, T, &[("x", b"1")]), join(&p))).await;
-    write(&*store, &with(rotate(&e, &f, T + 20, 5_000, &loaded, &[]), keep(&p))).await;
+    write(
+        &*store,
+        &with(rotate(&e, &f, T + 20, 5_000, &loaded, &[]), keep(&p)),
+    )
+    .await;
     let old = handles(&[&e]);
-    assert_eq!(store.delete_principal_sessions_boxed(&p, &old).await.expect("delete"), 1);
+    assert_eq!(
+        store
+            .delete_principal_sessions_boxed(&p, &old)
+            .await
+            .expect("delete"),
+        1
+    );
     assert_eq!(load(&*store, &f, T + 21).await, Loaded::Absent);
 }
 
@@ -501,14 +559,34 @@ pub async fn index_revokes_only_sessions_still_of_the_principal(store: Arc<dyn D
     write(&*store, &with(create(&a, T, &[("u", b"p")]), join(&p))).await;
     write(&*store, &with(create(&b, T, &[("u", b"p")]), join(&p))).await;
     // a now belongs to q; b to nobody.
-    write(&*store, &with(update(&a, T + 1, &[("u", b"q")], &[], &[]), join(&q))).await;
-    write(&*store, &with(update(&b, T + 1, &[], &["u"], &[]), PrincipalWrite::Leave)).await;
+    write(
+        &*store,
+        &with(update(&a, T + 1, &[("u", b"q")], &[], &[]), join(&q)),
+    )
+    .await;
+    write(
+        &*store,
+        &with(update(&b, T + 1, &[], &["u"], &[]), PrincipalWrite::Leave),
+    )
+    .await;
     assert_eq!(listed(&*store, &q, T + 2).await, handles(&[&a]));
     let stale = handles(&[&a, &b]);
-    assert_eq!(store.delete_principal_sessions_boxed(&p, &stale).await.expect("delete"), 0);
+    assert_eq!(
+        store
+            .delete_principal_sessions_boxed(&p, &stale)
+            .await
+            .expect("delete"),
+        0
+    );
     assert!(matches!(load(&*store, &a, T + 3).await, Loaded::Session(_)));
     assert!(matches!(load(&*store, &b, T + 3).await, Loaded::Session(_)));
-    assert_eq!(store.delete_principal_sessions_boxed(&q, &stale).await.expect("delete"), 1);
+    assert_eq!(
+        store
+            .delete_principal_sessions_boxed(&q, &stale)
+            .await
+            .expect("delete"),
+        1
+    );
     assert_eq!(load(&*store, &a, T + 4).await, Loaded::Absent);
 }
 
@@ -535,7 +613,10 @@ pub async fn index_takes_all_but_one_or_only_some(store: Arc<dyn DynSessionStore
     assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&ids[0]]));
     // The kept session still rotates.
     let next = sid("s0-next");
-    let renew = with(rotate(&ids[0], &next, T + 2, 0, &[("x", Some(b"1"))], &[]), keep(&p));
+    let renew = with(
+        rotate(&ids[0], &next, T + 2, 0, &[("x", Some(b"1"))], &[]),
+        keep(&p),
+    );
     assert_eq!(write(&*store, &renew).await, Written::Done);
     assert_eq!(listed(&*store, &p, T + 3).await, handles(&[&next]));
 }
@@ -549,9 +630,20 @@ pub async fn index_drops_expired_and_deleted_entries(store: Arc<dyn DynSessionSt
         write(&*store, &with(create(id, T, &[("x", b"1")]), join(&p))).await;
     }
     store.delete_boxed(&c).await.expect("delete");
-    assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&a, &b]), "deleted: not listed");
+    assert_eq!(
+        listed(&*store, &p, T + 1).await,
+        handles(&[&a, &b]),
+        "deleted: not listed"
+    );
     // Keep b alive; a expires (idle 60 s).
-    write(&*store, &with(update(&b, T + 50_000, &[], &[], &[]), keep(&p))).await;
+    write(
+        &*store,
+        &with(update(&b, T + 50_000, &[], &[], &[]), keep(&p)),
+    )
+    .await;
     assert_eq!(listed(&*store, &p, T + 60_000).await, handles(&[&b]));
-    assert!(listed(&*store, &p, T + 200_000).await.is_empty(), "all expired");
+    assert!(
+        listed(&*store, &p, T + 200_000).await.is_empty(),
+        "all expired"
+    );
 }

@@ -318,7 +318,9 @@ impl SessionStore for RecordingStore {
     ) -> Result<Vec<SessionHandle>, StoreError> {
         self.record(Call::TakePrincipal(principal.to_string()))?;
         self.pause().await;
-        self.inner.take_principal_sessions_boxed(principal, take).await
+        self.inner
+            .take_principal_sessions_boxed(principal, take)
+            .await
     }
     async fn delete_principal_sessions(
         &self,

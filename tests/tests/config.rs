@@ -44,7 +44,11 @@ maxSessionsPerUser = 5
     assert_eq!(config.absolute_timeout, Some(Duration::from_secs(86_400)));
     assert_eq!(config.max_session_bytes, 4096);
     assert_eq!(config.max_sessions_per_user, Some(5));
-    assert_eq!(Config::default().max_sessions_per_user, None, "unlimited by default");
+    assert_eq!(
+        Config::default().max_sessions_per_user,
+        None,
+        "unlimited by default"
+    );
 }
 
 #[test]
@@ -110,7 +114,10 @@ fn each_validation_error_names_the_key() {
             "absoluteTimeout must be longer than zero",
         ),
         ("maxSessionBytes: 0\n", "maxSessionBytes"),
-        ("maxSessionsPerUser: 0\n", "maxSessionsPerUser must be at least 1"),
+        (
+            "maxSessionsPerUser: 0\n",
+            "maxSessionsPerUser must be at least 1",
+        ),
         ("cookiePath: app\n", "cookiePath"),
     ];
     for (yaml, expected) in cases {

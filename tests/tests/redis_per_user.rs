@@ -77,13 +77,25 @@ async fn index_layout_and_cost() {
     assert!(!all.contains(&id), "no id: {all}");
     assert_eq!(server.cli(&["TYPE", &index]), "zset");
     let handle = SessionHandle::of(&SessionId::parse(&id).expect("id"));
-    assert_eq!(lines(&server.cli(&["ZRANGE", &index, "0", "-1"])), [handle.to_string()]);
-    let score: u64 = server.cli(&["ZSCORE", &index, handle.as_str()]).parse().expect("score");
+    assert_eq!(
+        lines(&server.cli(&["ZRANGE", &index, "0", "-1"])),
+        [handle.to_string()]
+    );
+    let score: u64 = server
+        .cli(&["ZSCORE", &index, handle.as_str()])
+        .parse()
+        .expect("score");
     assert_eq!(score, T0 + 90 * 60_000, "three idle timeouts");
     let ttl: i64 = server.cli(&["PTTL", &index]).parse().expect("pttl");
-    assert!(ttl > 89 * 60_000, "the index lives as long as its last entry: {ttl}");
+    assert!(
+        ttl > 89 * 60_000,
+        "the index lives as long as its last entry: {ttl}"
+    );
     let key = store.key_for(&SessionId::parse(&id).expect("id"));
-    assert!(key.ends_with(handle.as_str()), "a handle is the key's hash part");
+    assert!(
+        key.ends_with(handle.as_str()),
+        "a handle is the key's hash part"
+    );
     let px = server.cli(&["HGET", &key, "$px"]);
     assert!(index.ends_with(&px) && px.len() == 43);
     assert_eq!(server.cli(&["HGET", &key, "$pd"]), score.to_string());
@@ -142,7 +154,11 @@ async fn entry_deadlines_are_extended_and_prune_the_index() {
         request(&m, &with_cookie(&active), |s| s.update(HITS, |v| *v += 1))
             .await
             .expect("active");
-        assert_eq!(score(server), T0 + expected * 60_000, "after the request at {at} min");
+        assert_eq!(
+            score(server),
+            T0 + expected * 60_000,
+            "after the request at {at} min"
+        );
     }
     // The abandoned session's entry is past its deadline at 91 minutes: the
     // next index write (another login) drops it.
@@ -155,7 +171,8 @@ async fn entry_deadlines_are_extended_and_prune_the_index() {
         .collect();
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(expect.iter().all(|h| members.contains(h)));
-    assert!(!members.contains(&SessionHandle::of(&SessionId::parse(&abandoned).expect("id")).to_string()));
+    assert!(!members
+        .contains(&SessionHandle::of(&SessionId::parse(&abandoned).expect("id")).to_string()));
     assert_eq!(m.list_sessions(&77u64, None).await.expect("list").len(), 2);
 }
 
@@ -180,11 +197,16 @@ async fn cluster_index_and_sessions_in_different_slots() {
         .iter()
         .filter(|id| slot(&store.key_for(&SessionId::parse(id).expect("id"))) != index_slot)
         .count();
-    assert!(other_slots >= 5, "sessions in other slots than their index: {other_slots}");
+    assert!(
+        other_slots >= 5,
+        "sessions in other slots than their index: {other_slots}"
+    );
     assert_eq!(m.list_sessions(&5u64, None).await.expect("list").len(), 6);
     assert_eq!(m.revoke_all_sessions(&5u64).await.expect("revoke"), 6);
     for id in &ids {
-        let (s, _) = request(&m, &with_cookie(id), |_| {}).await.expect("request");
+        let (s, _) = request(&m, &with_cookie(id), |_| {})
+            .await
+            .expect("request");
         assert!(s.fresh(), "revoked");
     }
 }

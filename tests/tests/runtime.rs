@@ -139,18 +139,33 @@ async fn a_store_without_an_index_says_so() {
         m.revoke_all_sessions(&1u64).await.map(drop).unwrap_err(),
     ] {
         assert!(
-            matches!(error, SessionError::Store(sessionkit::StoreError::Unsupported(_))),
+            matches!(
+                error,
+                SessionError::Store(sessionkit::StoreError::Unsupported(_))
+            ),
             "{error}"
         );
-        assert!(error.to_string().contains("keeps no principal index"), "{error}");
+        assert!(
+            error.to_string().contains("keeps no principal index"),
+            "{error}"
+        );
         assert!(error.to_string().contains("must forward them"), "{error}");
     }
     // Wrappers forward the index.
-    let wrapped = sessionkit::TimeoutStore::new(MemoryStore::new(), std::time::Duration::from_secs(1));
+    let wrapped =
+        sessionkit::TimeoutStore::new(MemoryStore::new(), std::time::Duration::from_secs(1));
     let principal = sessionkit::store::Principal::of(&1u64).unwrap();
-    assert!(wrapped.principal_sessions(&principal, T0).await.unwrap().is_empty());
+    assert!(wrapped
+        .principal_sessions(&principal, T0)
+        .await
+        .unwrap()
+        .is_empty());
     let shared: Arc<dyn sessionkit::DynSessionStore> = Arc::new(wrapped);
-    assert!(shared.principal_sessions(&principal, T0).await.unwrap().is_empty());
+    assert!(shared
+        .principal_sessions(&principal, T0)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// The memory store forgets the index entries of sessions the cache drops

@@ -41,12 +41,8 @@ impl PrincipalIndex {
         // Every change is a few map operations with no panic path between
         // them; a poisoned lock is still consistent.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let dropped = std::mem::take(
-            &mut *self
-                .dropped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let dropped =
+            std::mem::take(&mut *self.dropped.lock().unwrap_or_else(PoisonError::into_inner));
         for id in &dropped {
             state.forget_id(id);
         }
@@ -142,7 +138,11 @@ impl State {
     }
 
     /// The id of the session `handle` names, if it belongs to `principal`.
-    pub(crate) fn owned(&self, principal: &Principal, handle: &SessionHandle) -> Option<&SessionId> {
+    pub(crate) fn owned(
+        &self,
+        principal: &Principal,
+        handle: &SessionHandle,
+    ) -> Option<&SessionId> {
         self.sessions
             .get(handle)
             .filter(|(_, owner)| owner == principal)
@@ -161,7 +161,11 @@ impl State {
                 members.retain(|h| h == keep);
                 taken
             }
-            Take::These(these) => these.iter().filter(|h| members.remove(*h)).cloned().collect(),
+            Take::These(these) => these
+                .iter()
+                .filter(|h| members.remove(*h))
+                .cloned()
+                .collect(),
         };
         if members.is_empty() {
             self.members.remove(principal);
@@ -210,9 +214,15 @@ mod tests {
         assert!(state.owned(&p("a"), &SessionHandle::of(&id(2))).is_none());
         // Take all but one; the taken stay known for revocation.
         let keep = SessionHandle::of(&id(3));
-        assert_eq!(state.take(&p("b"), Take::AllExcept(&keep)), [SessionHandle::of(&id(2))]);
+        assert_eq!(
+            state.take(&p("b"), Take::AllExcept(&keep)),
+            [SessionHandle::of(&id(2))]
+        );
         assert!(!state.is_member(&p("b"), &SessionHandle::of(&id(2))));
-        assert_eq!(state.owned(&p("b"), &SessionHandle::of(&id(2))), Some(&id(2)));
+        assert_eq!(
+            state.owned(&p("b"), &SessionHandle::of(&id(2))),
+            Some(&id(2))
+        );
         state.forget_id(&id(2));
         assert_eq!(state.len(), 2);
         drop(state);

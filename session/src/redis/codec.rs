@@ -480,7 +480,9 @@ mod tests {
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect()
         };
-        let plain = write_args(Mode::Update, &w, &[], &[], None, None).unwrap().len();
+        let plain = write_args(Mode::Update, &w, &[], &[], None, None)
+            .unwrap()
+            .len();
         let set = text(&PrincipalArgs::Set {
             px: "h".into(),
             deadline: 9,

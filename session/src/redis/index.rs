@@ -85,7 +85,9 @@ pub(super) fn index_key(prefix: &str, px: &str) -> String {
 pub(super) fn deadline(meta: &Meta, now: u64) -> u64 {
     let idle = now.saturating_add(meta.idle_timeout_ms.saturating_mul(3));
     let cap = now.saturating_add(MAX_TTL_MS);
-    meta.absolute_deadline.map_or(idle, |abs| abs.min(idle)).min(cap)
+    meta.absolute_deadline
+        .map_or(idle, |abs| abs.min(idle))
+        .min(cap)
 }
 
 /// The deadline an entry must still have after a write at `now` that gives
@@ -118,7 +120,11 @@ pub(super) async fn write(
                 &px,
                 b"move",
                 write.now,
-                &[from.as_str().as_bytes(), to.as_str().as_bytes(), d.to_string().as_bytes()],
+                &[
+                    from.as_str().as_bytes(),
+                    to.as_str().as_bytes(),
+                    d.to_string().as_bytes(),
+                ],
             )
             .await?;
             if moved == Value::Int(0) {
@@ -163,8 +169,15 @@ async fn keep(store: &RedisStore, write: &Write) -> Result<Written, StoreError> 
             refreshed: refreshed.clone(),
             due,
         };
-        let args = codec::write_args(Mode::Update, write, &write.set, &write.expect, None, Some(&part))
-            .map_err(StoreError::Corrupt)?;
+        let args = codec::write_args(
+            Mode::Update,
+            write,
+            &write.set,
+            &write.expect,
+            None,
+            Some(&part),
+        )
+        .map_err(StoreError::Corrupt)?;
         let reply = store.script(Which::Write, &[&key], &args).await?;
         let Some(px) = reindex(&reply) else {
             return written(reply, &write.id);
@@ -289,7 +302,14 @@ pub(super) async fn take(
     let reply = match take {
         Take::All => index_op(store, &px, b"take", 0, &[b"all"]).await?,
         Take::AllExcept(keep) => {
-            index_op(store, &px, b"take", 0, &[b"except", keep.as_str().as_bytes()]).await?
+            index_op(
+                store,
+                &px,
+                b"take",
+                0,
+                &[b"except", keep.as_str().as_bytes()],
+            )
+            .await?
         }
         Take::These(these) => {
             let mut rest: Vec<&[u8]> = vec![b"these"];
