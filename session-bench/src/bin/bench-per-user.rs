@@ -208,7 +208,11 @@ async fn counter_cost(
             .insert_header(("cookie", format!("session_id={sid}")))
             .to_request();
         let res = app.call(req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        ensure!(res.status().is_success(), "/counter answered {}", res.status());
+        ensure!(
+            res.status().is_success(),
+            "/counter answered {}",
+            res.status()
+        );
     }
     let micros = start.elapsed().as_secs_f64() * 1e6 / requests as f64;
     let commands = match (redis, before) {
@@ -242,12 +246,18 @@ async fn revoke_cost(
     let start = Instant::now();
     let revoked = m.revoke_all_sessions(&99u64).await?;
     let revoke_ms = start.elapsed().as_secs_f64() * 1e3;
-    ensure!(revoked as u64 == sessions, "revoked {revoked} of {sessions}");
+    ensure!(
+        revoked as u64 == sessions,
+        "revoked {revoked} of {sessions}"
+    );
     let commands = match (redis, before) {
         (Some(redis), Some(before)) => Some(redis.info()?.calls_since(&before).values().sum()),
         _ => None,
     };
-    ensure!(m.list_sessions(&99u64, None).await?.is_empty(), "sessions left after revoke-all");
+    ensure!(
+        m.list_sessions(&99u64, None).await?.is_empty(),
+        "sessions left after revoke-all"
+    );
     Ok((list_ms, revoke_ms, commands))
 }
 
