@@ -39,6 +39,18 @@
 //!
 //! See [`Config`] for every key and its default.
 //!
+//! ## Sessions per user
+//!
+//! `#[session(principal)]` on the field that says whose session it is (e.g.
+//! `user_id: Option<u64>`) indexes sessions by it: list a user's sessions
+//! ([`SessionManager::list_sessions`], each named by an opaque
+//! [`SessionHandle`], never its id), revoke one, all but the current one, or
+//! all of them, and cap them with `maxSessionsPerUser`. After
+//! [`SessionManager::revoke_all_sessions`] returns, no session the user had
+//! when it was called is served again, whatever requests were in flight.
+//! [`MemoryStore`] and the Redis store keep the index; see
+//! [`store::SessionStore::principal_sessions`] for what a store must do.
+//!
 //! ## Operability
 //!
 //! - **Metrics** through the `metrics` facade, free until a recorder is
