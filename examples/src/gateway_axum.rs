@@ -35,9 +35,9 @@ use sessionkit_axum::{MapSessionToHeader, Session, SessionExt, SessionLayer};
 use tracing::Instrument;
 
 use crate::gateway::{
-    install_prometheus, is_hop_by_hop, note_named_storage, per_user, request_served,
-    request_span, GatewayConfig, GatewayEnv, GatewayError, GatewaySession,
-    GatewaySessionSessionExt, METRICS_CONTENT_TYPE,
+    install_prometheus, is_hop_by_hop, note_named_storage, per_user, request_served, request_span,
+    GatewayConfig, GatewayEnv, GatewayError, GatewaySession, GatewaySessionSessionExt,
+    METRICS_CONTENT_TYPE,
 };
 
 /// Everything the axum gateway needs; cheap to clone.
