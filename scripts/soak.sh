@@ -17,7 +17,10 @@
 #
 # Knobs (environment): DURATION (120), CLIENTS (32), FAULT_SECS (4),
 # GRACE (3: seconds after Redis is back that still count as the fault
-# window), REQUEST_TIMEOUT (10), BUILD=0 to skip the cargo build.
+# window), REQUEST_TIMEOUT (10), FAULTS (stop,freeze,restart; "none" for a
+# baseline without faults), SCRAPE (5: seconds between GET /metrics, as
+# Prometheus would; 0 never scrapes), NO_CART=1 (only GET /), BUILD=0 to skip
+# the cargo build.
 # All traffic goes to 127.0.0.1. Every process started here is stopped on exit.
 set -euo pipefail
 

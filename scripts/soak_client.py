@@ -50,8 +50,18 @@ CLIENTS = int(os.environ.get("CLIENTS", "32"))
 FAULT_SECS = float(os.environ.get("FAULT_SECS", "4"))
 GRACE = float(os.environ.get("GRACE", "3"))
 TIMEOUT = float(os.environ.get("REQUEST_TIMEOUT", "10"))
+# NO_CART=1: only GET / (to tell memory that follows the carts' growth from
+# memory that follows the number of requests).
+NO_CART = os.environ.get("NO_CART", "0") == "1"
+# SCRAPE=5: GET /metrics every 5 s, as Prometheus would (not counted in the
+# figures). SCRAPE=0 never scrapes: the gateway's histogram samples then pile
+# up in the exporter (it runs no upkeep of its own) and RSS grows with every
+# request.
+SCRAPE = float(os.environ.get("SCRAPE", "5"))
 # (fraction of the run, kind)
-SCHEDULE = [(0.20, "stop"), (0.45, "freeze"), (0.70, "restart")]
+# FAULTS=stop,freeze,restart (the default) picks which run; FAULTS=none, none.
+_KINDS = [k for k in os.environ.get("FAULTS", "stop,freeze,restart").split(",") if k in ("stop", "freeze", "restart")]
+SCHEDULE = [(frac, kind) for (frac, kind) in zip((0.20, 0.45, 0.70), _KINDS)]
 
 T0 = time.monotonic()
 
@@ -167,6 +177,17 @@ def phase(t):
 
 # ---------------------------------------------------------------- RSS
 
+def run_scrapes(stop_event):
+    while not stop_event.wait(SCRAPE):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=TIMEOUT)
+            c.request("GET", "/metrics")
+            c.getresponse().read()
+            c.close()
+        except (OSError, http.client.HTTPException):
+            pass
+
+
 def rss_kib():
     try:
         with open(f"/proc/{GATEWAY_PID}/status") as f:
@@ -264,6 +285,10 @@ class Client(threading.Thread):
                 stats.ok_times.append(end)
             elif in_window(t) or in_window(end):
                 stats.err_in += 1
+                for f in faults:
+                    if f["back"] is not None and f["back"] <= t <= f["back"] + GRACE:
+                        f["err_after"] = f.get("err_after", 0) + 1
+                        f["last_err"] = max(f.get("last_err", 0.0), end - f["back"])
             else:
                 stats.err_out += 1
                 if len(stats.err_out_samples) < 10:
@@ -337,6 +362,8 @@ class Client(threading.Thread):
             else:
                 self.visits.unknown += 1
                 self.stop_event.wait(0.02)
+            if NO_CART:
+                continue
             # POST /cart/add.
             body = urllib.parse.urlencode({"item_id": f"c{self.n}-{self.seq}"})
             t, status, data = self.request("POST", "/cart/add", body)
@@ -390,10 +417,16 @@ def main():
         c.start()
     faulter = threading.Thread(target=run_faults, args=(stop_event,), daemon=True)
     faulter.start()
+    if SCRAPE > 0:
+        threading.Thread(target=run_scrapes, args=(stop_event,), daemon=True).start()
+    next_sample = 0.0
     try:
         while now() < DURATION:
             if "middle" not in rss and now() >= DURATION / 2:
                 rss["middle"] = rss_kib()
+            if now() >= next_sample:
+                print(f"soak: {now():.0f}s gateway RSS {rss_kib()} kB", file=sys.stderr, flush=True)
+                next_sample += DURATION / 10
             time.sleep(0.1)
     finally:
         stop_event.set()
@@ -405,6 +438,7 @@ def main():
 
     ok_times = sorted(stats.ok_times)
     recov = []
+    rows_after = []
     import bisect
     for f in faults:
         if f["back"] is None:
@@ -413,6 +447,8 @@ def main():
         i = bisect.bisect_left(ok_times, f["back"])
         first = ok_times[i] if i < len(ok_times) else None
         recov.append((f["kind"], None if first is None else first - f["back"]))
+        rows_after.append((f"errors after Redis was back ({f['kind']}): count, last at",
+                           f"{f.get('err_after', 0)}, " + (f"{f['last_err'] * 1000:.0f} ms" if 'last_err' in f else "—")))
 
     phases = ["before faults", "during faults", "between faults", "after faults"]
     lat = {p: [] for p in phases}
@@ -440,6 +476,7 @@ def main():
     ]
     for kind, r in recov:
         rows.append((f"Redis back → first success ({kind})", "none" if r is None else f"{r * 1000:.0f} ms"))
+    rows.extend(rows_after)
     rows.append(("gateway RSS start / middle / end",
                  f"{mib(rss.get('start'))} / {mib(rss.get('middle'))} / {mib(rss.get('end'))}"))
     for p in phases:
@@ -447,6 +484,7 @@ def main():
         rows.append((f"latency p50 / p99 ({p}, {len(xs)} ok)", f"{ms(pct(xs, 50))} / {ms(pct(xs, 99))}"))
 
     print()
+    print(f"/metrics scraped every {SCRAPE:g} s." if SCRAPE > 0 else "/metrics never scraped (SCRAPE=0).")
     print(f"Faults ({FAULT_SECS:g} s each, window = fault start → Redis back + {GRACE:g} s): "
           + ", ".join(f"{f['kind']} at {f['start']:.1f} s (back {f['back']:.1f} s)"
                       for f in faults if f["back"] is not None))
