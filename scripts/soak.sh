@@ -39,8 +39,13 @@ gateway_bin="$target/release/examples/gateway"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/soak.XXXXXX")"
 gateway_pid=""
+client_pid=""
 cleanup() {
     local pid
+    if [[ -n $client_pid ]]; then
+        kill "$client_pid" 2>/dev/null || true
+        wait "$client_pid" 2>/dev/null || true
+    fi
     if [[ -n $gateway_pid ]]; then kill "$gateway_pid" 2>/dev/null || true; fi
     if [[ -f $work/redis.pid ]]; then
         pid="$(cat "$work/redis.pid")"
@@ -84,9 +89,14 @@ wait_port "$port"
 echo "soak.sh: gateway pid $gateway_pid on 127.0.0.1:$port, Redis on 127.0.0.1:$redis_port;" \
     "${DURATION} s, ${CLIENTS} clients" >&2
 status=0
+# In the background and waited for, so a signal to this script runs the trap
+# at once (bash defers traps while a foreground command runs).
 GATEWAY_PORT="$port" GATEWAY_PID="$gateway_pid" REDIS_PORT="$redis_port" \
     REDIS_PIDFILE="$work/redis.pid" REDIS_DIR="$work" \
-    timeout --signal=TERM "$((DURATION + 120))" python3 "$repo/scripts/soak_client.py" || status=$?
+    timeout --signal=TERM "$((DURATION + 120))" python3 "$repo/scripts/soak_client.py" &
+client_pid=$!
+wait "$client_pid" || status=$?
+client_pid=""
 if ! kill -0 "$gateway_pid" 2>/dev/null; then
     echo "soak.sh: the gateway exited during the run; its log:" >&2
     tail -n 30 "$work/gateway.log" >&2
