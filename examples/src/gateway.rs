@@ -330,6 +330,16 @@ pub fn install_prometheus() -> Result<PrometheusHandle, GatewayError> {
         .install_recorder()
         .map_err(|e| GatewayError::Metrics(e.to_string()))?;
     sessionkit::metrics::describe();
+    // The exporter drains its histogram samples only when rendered or on
+    // upkeep: without this, a gateway nobody scrapes grows with every
+    // request (found by scripts/soak.sh).
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("prometheus-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            upkeep.run_upkeep();
+        })?;
     Ok(handle)
 }
 
