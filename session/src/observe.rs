@@ -161,7 +161,12 @@ pub(crate) fn rotation_cause(grace_ms: u64) -> RotationCause {
 /// Records the session's id fingerprint in the current `tracing` span's
 /// `session` field, if the span declares one (see the crate docs).
 pub(crate) fn record_span<T: SessionData>(session: &Session<T>) {
-    tracing::Span::current().record(
+    let span = tracing::Span::current();
+    // The fingerprint hashes the id: only when a span wants it.
+    if span.is_disabled() || !span.has_field("session") {
+        return;
+    }
+    span.record(
         "session",
         tracing::field::display(session.id().fingerprint()),
     );

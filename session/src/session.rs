@@ -595,10 +595,9 @@ impl<T: SessionData> Session<T> {
                 Standing::Rotating { from, .. } => Some(from.clone()),
             }
         };
-        let _turn = match &stored_id {
-            Some(id) => Some(ctx.stripes.of(id).lock().await),
-            None => None,
-        };
+        // Taken only when there is something to write: a read-only commit
+        // never waits for another request of the same session.
+        let mut turn = None;
         let (mut retries, mut hops) = (0, 0);
         loop {
             let (input, plan, planned) = {
@@ -607,6 +606,14 @@ impl<T: SessionData> Session<T> {
                 let plan = plan::plan_write(&ctx.policy, &input, now);
                 (input, plan, (state.version, state.ops.len()))
             };
+            if turn.is_none() && matches!(plan, Plan::Write(_)) {
+                if let Some(id) = &stored_id {
+                    turn = Some(ctx.stripes.of(id).lock().await);
+                    // Plan again: other tasks may have changed the handle
+                    // while this commit waited for its turn.
+                    continue;
+                }
+            }
             let write = match plan {
                 Plan::Write(mut write) => {
                     crate::principal::annotate::<T>(&mut write, &input.fields);
