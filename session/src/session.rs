@@ -596,8 +596,18 @@ impl<T: SessionData> Session<T> {
             }
         };
         // Taken only when there is something to write: a read-only commit
-        // never waits for another request of the same session.
-        let mut turn = None;
+        // never waits for another request of the same session. A request
+        // that changed the session takes it before planning, so it plans
+        // (and encodes its fields) once; one that only turns out to need a
+        // touch takes it after planning, then plans again.
+        let changing = {
+            let state = self.lock();
+            state.has_changes() || state.meta_changed
+        };
+        let mut turn = match &stored_id {
+            Some(id) if changing => Some(ctx.stripes.of(id).lock().await),
+            _ => None,
+        };
         let (mut retries, mut hops) = (0, 0);
         loop {
             let (input, plan, planned) = {
