@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `gateway` | `cargo run --example gateway` | both gateway middlewares, login/logout, forwarding to a downstream service |
 //! | `gateway-axum` | `cargo run --example gateway-axum` | the same gateway, same HTTP contract, on axum |
+//! | `webapp` | `cargo run --example webapp` | a server-rendered shop: sign in with remember-me, cart, "your devices" with revoke buttons, a page of 8 parallel requests |
 //! | `counter` | `cargo run --example counter` | the Fiber quick start |
 //! | `counter-axum` | `cargo run --example counter-axum` | the Fiber quick start on axum |
 //! | `api_sessions` | `cargo run --example api_sessions` | header-only sessions (`X-Session-Token`) |
@@ -17,6 +18,7 @@ pub mod background;
 pub mod counter;
 pub mod gateway;
 pub mod gateway_axum;
+pub mod webapp;
 
 /// Logs to stderr, `RUST_LOG` filtered (default `info`).
 pub fn init_tracing() {

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod acceptance;
+pub mod browser;
 pub mod conformance;
 pub mod per_user;
 pub mod redis_server;

@@ -627,3 +627,18 @@ fn watchdog(pid: u32) {
         .stderr(Stdio::null())
         .spawn();
 }
+
+/// As [`watchdog`], for a process that leads its own process group: the
+/// whole group is killed (chromedriver and the browsers it started).
+pub(crate) fn watchdog_group(pgid: u32) {
+    let me = std::process::id();
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null && kill -0 {pgid} 2>/dev/null; do sleep 1; done; kill -9 -- -{pgid} 2>/dev/null; exit 0"
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}

@@ -1,0 +1,605 @@
+//! The web app example: a small server-rendered shop on sessionkit-actix,
+//! plain HTML forms, for people (and the browser tests) to use.
+//!
+//! `cargo run --example webapp` runs [`run_from_env`] on
+//! <http://127.0.0.1:8080>. Sign in as `alice` / `wonderland` or
+//! `bob` / `builder`.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | home: who is signed in, the cart's size, the sign-in form |
+//! | `GET /login`, `POST /login` | sign in (`username`, `password`, `remember=on`); a new session id; `303` to `/`, or `401` with the form again |
+//! | `POST /logout` | sign out: the session is deleted, the cookie removed; `303` to `/` |
+//! | `GET /cart`, `POST /cart/add`, `POST /cart/remove` | the cart (`product`), kept across sign-in; adds and removes are `303` to `/cart` |
+//! | `GET /devices` | signed in: the user's sessions ("your devices"), each with a revoke button; signed out: `303` to `/login` |
+//! | `POST /devices/revoke` (`handle`), `POST /devices/sign-out-others`, `POST /devices/sign-out-everywhere` | sessions per user; `303` to `/devices` (to `/` after signing out everywhere) |
+//! | `GET /parallel` | a page whose script fires 8 `fetch()` calls at once to `POST /api/ping` |
+//! | `POST /api/ping` | counts a ping in the session: `{"user", "pings"}` |
+//! | `GET /api/me` | `{"user", "device", "remember", "cart", "pings"}` |
+//!
+//! # Decisions
+//!
+//! - **The cookie.** `webapp_session`, `HttpOnly`, `SameSite=Lax`, `Path=/`,
+//!   and a browser-session cookie (`cookieSessionOnly`): a plain sign-in ends
+//!   when the browser closes. "Remember me" gives the session a 30-day idle
+//!   timeout, and a session whose idle timeout is longer than
+//!   `cookieExpiration` gets a persistent cookie (`Max-Age` = 30 days,
+//!   re-sent as it is used). Not `Secure` by default, so the example works on
+//!   plain `http://`; set `cookieSecure: true` in the config file behind TLS.
+//! - **Sign-in** rotates the session id (a planted pre-login id is worth
+//!   nothing) and keeps the cart. Sign-out deletes the session.
+//! - **Cross-site forms are refused** (`403`) by the Fetch-metadata / `Origin`
+//!   check of [`page::cross_site`], on top of `SameSite=Lax`: no token in
+//!   every form, and plain `curl -d` still works.
+//! - **Every page is `Cache-Control: no-store`** when it carries a session
+//!   cookie (sessionkit-actix adds it), and pages cannot be framed.
+//! - **At most 10 sessions per user** (`maxSessionsPerUser`): signing in on
+//!   an 11th device signs out the least recently used one.
+//! - **Passwords** are compared in constant time against a fixed demo table;
+//!   a real app checks a password hash.
+
+pub mod page;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, ContentType};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{from_fn, DefaultHeaders, Next};
+use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sessionkit::{
+    Config, ConfigError, DynSessionStore, ErrorChain, SameSite, SessionData, SessionHandle,
+    SessionManager,
+};
+use sessionkit_actix::{Session, SessionMiddleware};
+
+use crate::gateway::{store_for, GatewayError};
+
+/// The web app's session. `user` is the principal: a user's sessions are
+/// listed on "your devices" and can be revoked there.
+#[derive(SessionData, Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebSession {
+    /// The signed-in user.
+    #[session(principal)]
+    pub user: Option<String>,
+    /// "Chrome on Linux": [`page::device_label`] of the browser that signed in.
+    pub device: String,
+    /// Whether the user asked to be remembered (30-day idle timeout).
+    pub remember: bool,
+    /// Product → quantity.
+    pub cart: BTreeMap<String, u32>,
+    /// `POST /api/ping` calls. (A ping's answer is the count its request
+    /// computed; when pings race, the store keeps every one of them, and
+    /// `GET /api/me` shows the total.)
+    pub pings: u64,
+    /// A one-time message for the next page.
+    pub notice: Option<String>,
+}
+
+/// The products the cart offers.
+pub const PRODUCTS: [&str; 4] = ["apple", "pear", "fig", "quince"];
+
+/// The demo accounts: user, password.
+const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+
+/// The idle timeout of a remembered session.
+pub const REMEMBER_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The session cookie's name.
+pub const COOKIE: &str = "webapp_session";
+
+/// The example's default configuration (see the module's decisions): idle
+/// timeout 30 minutes, id renewed every 15, browser-session cookie, at most
+/// 10 sessions per user.
+#[must_use]
+pub fn default_config() -> Config {
+    Config::builder()
+        .key_lookup(format!("cookie:{COOKIE}"))
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_session_only(true)
+        .idle_timeout(Duration::from_secs(30 * 60))
+        .auto_renew_after(Duration::from_secs(15 * 60))
+        .max_sessions_per_user(10)
+        .build()
+        // The literal config above is valid; fall back to the defaults if not.
+        .unwrap_or_default()
+}
+
+/// Everything the app needs; cheap to clone into every worker.
+#[derive(Clone, Debug)]
+pub struct Webapp {
+    session: SessionMiddleware<WebSession>,
+}
+
+impl Webapp {
+    /// The app over `manager` (tests build it with their own clock and store).
+    #[must_use]
+    pub fn new(manager: SessionManager<WebSession>) -> Self {
+        Self {
+            session: SessionMiddleware::new(manager),
+        }
+    }
+
+    /// The app with `config` over `store`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the configuration cannot work.
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn DynSessionStore>,
+    ) -> Result<Self, ConfigError> {
+        let manager = SessionManager::builder(store).config(config).build()?;
+        Ok(Self::new(manager))
+    }
+}
+
+/// The web app. Call it inside `HttpServer::new`, or give it to
+/// `actix_web::test::init_service`.
+pub fn webapp_app(
+    app: Webapp,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(app.session)
+        .wrap(from_fn(refuse_cross_site))
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::X_FRAME_OPTIONS, "DENY"))
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
+                ))
+                .add((header::REFERRER_POLICY, "same-origin")),
+        )
+        .route("/", web::get().to(home))
+        .route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/cart", web::get().to(cart))
+        .route("/cart/add", web::post().to(cart_add))
+        .route("/cart/remove", web::post().to(cart_remove))
+        .route("/devices", web::get().to(devices))
+        .route("/devices/revoke", web::post().to(revoke))
+        .route("/devices/sign-out-others", web::post().to(sign_out_others))
+        .route(
+            "/devices/sign-out-everywhere",
+            web::post().to(sign_out_everywhere),
+        )
+        .route("/parallel", web::get().to(parallel))
+        .route("/parallel.js", web::get().to(parallel_js))
+        .route("/api/ping", web::post().to(ping))
+        .route("/api/me", web::get().to(me))
+}
+
+/// `403` for a state-changing request another site made the browser send.
+async fn refuse_cross_site(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let text = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        let refused = page::cross_site(
+            text(header::HeaderName::from_static("sec-fetch-site")),
+            text(header::ORIGIN),
+            text(header::HOST),
+        );
+        if refused {
+            let res = html(
+                StatusCode::FORBIDDEN,
+                page::layout(
+                    "Forbidden",
+                    None,
+                    None,
+                    "<p>This form was sent from another site.</p>",
+                ),
+            );
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(body)
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// A store failure: logged with its causes (never the session's values),
+/// answered `503`.
+fn unavailable(error: &sessionkit::SessionError) -> HttpResponse {
+    tracing::error!(error = %ErrorChain(error), "webapp: the session store failed");
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        page::layout(
+            "Unavailable",
+            None,
+            None,
+            "<p>Sessions are unavailable. Try again in a moment.</p>",
+        ),
+    )
+}
+
+/// The page for `session`: its user in the navigation, its notice (taken).
+fn render(session: &Session<WebSession>, title: &str, body: &str) -> String {
+    let notice = session
+        .with_notice(Option::is_some)
+        .then(|| session.take_notice());
+    page::layout(
+        title,
+        session.user().as_deref(),
+        notice.flatten().as_deref(),
+        body,
+    )
+}
+
+async fn home(session: Session<WebSession>) -> HttpResponse {
+    let items: u32 = session.with_cart(|cart| cart.values().sum());
+    let body = match session.user() {
+        Some(user) => format!(
+            "<p id=\"welcome\">Welcome back, {}.</p><p>Your cart holds <span id=\"cart-count\">{items}</span> item(s).</p>",
+            page::escape(&user)
+        ),
+        None => format!(
+            "<p>Your cart holds <span id=\"cart-count\">{items}</span> item(s).</p>{}",
+            page::login_form(None)
+        ),
+    };
+    html(StatusCode::OK, render(&session, "Home", &body))
+}
+
+async fn login_page(session: Session<WebSession>) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        render(&session, "Sign in", &page::login_form(None)),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+/// Compares in time independent of where the strings differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn password_ok(user: &str, password: &str) -> bool {
+    USERS
+        .iter()
+        .any(|(u, p)| same_secret(u, user) & same_secret(p, password))
+}
+
+async fn login(
+    session: Session<WebSession>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    if !password_ok(&form.username, &form.password) {
+        let body = page::login_form(Some("Wrong user name or password."));
+        return html(StatusCode::UNAUTHORIZED, render(&session, "Sign in", &body));
+    }
+    // A new id at sign-in: a pre-login id (maybe planted) is worthless now.
+    if let Err(error) = session.regenerate() {
+        return unavailable(&error);
+    }
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let remember = form.remember.as_deref() == Some("on");
+    session.set_user(Some(form.username.clone()));
+    session.set_device(page::device_label(user_agent));
+    session.set_remember(remember);
+    if remember {
+        session.set_idle_timeout(REMEMBER_FOR);
+    }
+    session.set_notice(Some(format!("Signed in as {}.", form.username)));
+    see_other("/")
+}
+
+async fn logout(session: Session<WebSession>) -> HttpResponse {
+    session.destroy();
+    see_other("/")
+}
+
+async fn cart(session: Session<WebSession>) -> HttpResponse {
+    let mut body =
+        String::from("<table id=\"cart\"><tr><th>Product</th><th>Quantity</th><th></th></tr>");
+    session.with_cart(|cart| {
+        for (product, quantity) in cart {
+            let product = page::escape(product);
+            body.push_str(&format!(
+                "<tr data-product=\"{product}\"><td>{product}</td><td class=\"quantity\">{quantity}</td><td>\
+                 <form method=\"post\" action=\"/cart/remove\"><input type=\"hidden\" name=\"product\" value=\"{product}\">\
+                 <button type=\"submit\">Remove one</button></form></td></tr>"
+            ));
+        }
+    });
+    body.push_str("</table><form id=\"add\" method=\"post\" action=\"/cart/add\"><select id=\"product\" name=\"product\">");
+    for product in PRODUCTS {
+        body.push_str(&format!("<option value=\"{product}\">{product}</option>"));
+    }
+    body.push_str(
+        "</select> <button id=\"add-button\" type=\"submit\">Add to cart</button></form>",
+    );
+    html(StatusCode::OK, render(&session, "Your cart", &body))
+}
+
+#[derive(Deserialize)]
+struct ProductForm {
+    product: String,
+}
+
+async fn cart_add(session: Session<WebSession>, form: web::Form<ProductForm>) -> HttpResponse {
+    let product = form.into_inner().product;
+    if !PRODUCTS.contains(&product.as_str()) {
+        let body = "<p>No such product.</p><p><a href=\"/cart\">Back to the cart</a></p>";
+        return html(
+            StatusCode::BAD_REQUEST,
+            render(&session, "Unknown product", body),
+        );
+    }
+    // A closure, so concurrent adds from two tabs are both kept (it may run
+    // again on a fresher cart at commit).
+    session.update_cart(move |cart| {
+        *cart.entry(product.clone()).or_insert(0) += 1;
+    });
+    see_other("/cart")
+}
+
+async fn cart_remove(session: Session<WebSession>, form: web::Form<ProductForm>) -> HttpResponse {
+    let product = form.into_inner().product;
+    session.update_cart(move |cart| {
+        if let Some(quantity) = cart.get_mut(&product) {
+            *quantity -= 1;
+            if *quantity == 0 {
+                cart.remove(&product);
+            }
+        }
+    });
+    see_other("/cart")
+}
+
+async fn devices(session: Session<WebSession>) -> HttpResponse {
+    let Some(user) = session.user() else {
+        return see_other("/login");
+    };
+    let list = match session
+        .manager()
+        .list_sessions(&user, Some(&session.id()))
+        .await
+    {
+        Ok(list) => list,
+        Err(error) => return unavailable(&error),
+    };
+    let mut body = format!(
+        "<p>You are signed in on <span id=\"device-count\">{}</span> device(s).</p>\
+         <table id=\"devices\"><tr><th>Device</th><th>Signed in</th><th>Last active</th><th></th></tr>",
+        list.len()
+    );
+    for info in &list {
+        let action = if info.current {
+            "<b class=\"current\">this device</b>".to_owned()
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/devices/revoke\"><input type=\"hidden\" name=\"handle\" value=\"{}\">\
+                 <button class=\"revoke\" type=\"submit\">Sign out this device</button></form>",
+                info.handle.as_str()
+            )
+        };
+        body.push_str(&format!(
+            "<tr class=\"device{}\"><td>{}{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            if info.current { " current" } else { "" },
+            page::escape(&info.data.device),
+            if info.data.remember {
+                " (remembered)"
+            } else {
+                ""
+            },
+            page::utc(info.created_at),
+            page::utc(info.last_access),
+        ));
+    }
+    body.push_str(
+        "</table><form method=\"post\" action=\"/devices/sign-out-others\">\
+         <button id=\"sign-out-others\" type=\"submit\">Sign out all other devices</button></form>\
+         <form method=\"post\" action=\"/devices/sign-out-everywhere\">\
+         <button id=\"sign-out-everywhere\" type=\"submit\">Sign out everywhere</button></form>",
+    );
+    html(StatusCode::OK, render(&session, "Your devices", &body))
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    handle: String,
+}
+
+async fn revoke(session: Session<WebSession>, form: web::Form<RevokeForm>) -> HttpResponse {
+    let Some(user) = session.user() else {
+        return see_other("/login");
+    };
+    let notice = match SessionHandle::parse(&form.handle) {
+        Err(_) => "That device is not signed in.",
+        Ok(handle) => match session.manager().revoke_session(&user, &handle).await {
+            Ok(true) => "Signed out that device.",
+            Ok(false) => "That device is not signed in.",
+            Err(error) => return unavailable(&error),
+        },
+    };
+    session.set_notice(Some(notice.to_owned()));
+    see_other("/devices")
+}
+
+async fn sign_out_others(session: Session<WebSession>) -> HttpResponse {
+    let Some(user) = session.user() else {
+        return see_other("/login");
+    };
+    match session
+        .manager()
+        .revoke_other_sessions(&user, &session.id())
+        .await
+    {
+        Ok(n) => {
+            session.set_notice(Some(format!("Signed out {n} other device(s).")));
+            see_other("/devices")
+        }
+        Err(error) => unavailable(&error),
+    }
+}
+
+async fn sign_out_everywhere(session: Session<WebSession>) -> HttpResponse {
+    let Some(user) = session.user() else {
+        return see_other("/login");
+    };
+    match session.manager().revoke_all_sessions(&user).await {
+        Ok(_) => {
+            session.destroy();
+            see_other("/")
+        }
+        Err(error) => unavailable(&error),
+    }
+}
+
+async fn parallel(session: Session<WebSession>) -> HttpResponse {
+    let body = "<p>This page sends 8 requests at once, each counting a ping in your session.</p>\
+                <p>Status: <span id=\"status\">running</span></p><ol id=\"results\"></ol>\
+                <script src=\"/parallel.js\"></script>";
+    html(StatusCode::OK, render(&session, "Parallel requests", body))
+}
+
+/// The script of `/parallel` (served as a file: the page's CSP allows no
+/// inline script).
+const PARALLEL_JS: &str = r#"(async () => {
+  const status = document.getElementById('status');
+  const list = document.getElementById('results');
+  try {
+    const answers = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const res = await fetch('/api/ping', { method: 'POST', credentials: 'same-origin', cache: 'no-store' });
+      return { i, status: res.status, body: await res.json() };
+    }));
+    for (const a of answers) {
+      const item = document.createElement('li');
+      item.className = 'result';
+      item.dataset.status = String(a.status);
+      item.dataset.user = a.body.user ?? '';
+      item.textContent = `request ${a.i + 1}: ${a.status}, user ${a.body.user ?? '(nobody)'}, ping ${a.body.pings}`;
+      list.appendChild(item);
+    }
+    status.textContent = 'done';
+  } catch (e) {
+    status.textContent = 'failed: ' + e;
+  }
+})();
+"#;
+
+async fn parallel_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(PARALLEL_JS)
+}
+
+async fn ping(session: Session<WebSession>) -> HttpResponse {
+    let pings = session.update_pings(|p| {
+        *p += 1;
+        *p
+    });
+    HttpResponse::Ok().json(json!({ "user": session.user(), "pings": pings }))
+}
+
+async fn me(session: Session<WebSession>) -> HttpResponse {
+    session.read(|s| {
+        HttpResponse::Ok().json(json!({
+            "user": s.user,
+            "device": s.device,
+            "remember": s.remember,
+            "cart": s.cart,
+            "pings": s.pings,
+        }))
+    })
+}
+
+/// Runs the web app on `127.0.0.1:$PORT` (8080) with the sessionkit config
+/// in the YAML file `SESSIONKIT_CONFIG` names (the keys of
+/// [`sessionkit::Config`]) (else
+/// [`default_config`]) and the store `REDIS_URL` names (else in memory).
+///
+/// # Errors
+/// [`GatewayError`] when the configuration is refused or the port cannot be bound.
+pub async fn run_from_env() -> Result<(), GatewayError> {
+    let port = crate::port_from_env("PORT", 8080)?;
+    let config = match std::env::var("SESSIONKIT_CONFIG") {
+        Ok(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}"))
+            })?;
+            let config: Config = serde_norway::from_str(&text)?;
+            config.validate()?;
+            config
+        }
+        Err(_) => default_config(),
+    };
+    let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
+    let app = Webapp::with_store(config, store)?;
+    let server = HttpServer::new(move || webapp_app(app.clone()))
+        .workers(2)
+        .bind(("127.0.0.1", port))?
+        .run();
+    tracing::info!("webapp on http://127.0.0.1:{port} (alice / wonderland, bob / builder)");
+    server.await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_checked_per_user() {
+        assert!(password_ok("alice", "wonderland"));
+        assert!(password_ok("bob", "builder"));
+        assert!(!password_ok("alice", "builder"));
+        assert!(!password_ok("alice", "wonderlan"));
+        assert!(!password_ok("", ""));
+    }
+
+    #[test]
+    fn the_default_config_is_valid_and_session_only() {
+        let config = default_config();
+        assert!(config.validate().is_ok());
+        assert!(config.cookie_session_only && config.cookie_http_only);
+        assert_eq!(config.max_sessions_per_user, Some(10));
+        assert_eq!(config.key_lookup.to_string(), "cookie:webapp_session");
+    }
+}

@@ -1,0 +1,460 @@
+//! The web app example in a real browser: headless Chromium over WebDriver,
+//! started by the tests (`apt-get install chromium chromium-driver`).
+//!
+//! Each flow serves the app on 127.0.0.1 (port 0) with a manual clock, so
+//! "later" (the id's auto-renew time) is a step of the test, not a sleep.
+//! A failing flow leaves screenshots and page sources under
+//! `target/tmp/browser-failures/<flow>/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::HttpServer;
+use sessionkit::{Config, DynSessionStore, ManualClock, MemoryStore, RedisStore, SessionManager};
+use sessionkit_examples::webapp::{default_config, webapp_app, WebSession, Webapp, COOKIE};
+use sessionkit_tests::browser::fantoccini::{Client, Locator};
+use sessionkit_tests::browser::{click, exists, text_of, type_into, Chromedriver, Flow, WAIT};
+use sessionkit_tests::redis_server::{unique_prefix, RedisCluster, RedisServer};
+use std::sync::Arc;
+
+const TMP: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// The id is renewed a minute after it was issued in these tests.
+const RENEW_AFTER: Duration = Duration::from_secs(60);
+
+struct Site {
+    base: String,
+    clock: ManualClock,
+    handle: ServerHandle,
+}
+
+impl Site {
+    async fn start(store: Arc<dyn DynSessionStore>) -> Self {
+        let mut config: Config = default_config();
+        config.auto_renew_after = RENEW_AFTER;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let clock = ManualClock::new(u64::try_from(now.as_millis()).unwrap());
+        let manager = SessionManager::<WebSession>::builder(store)
+            .config(config)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let app = Webapp::new(manager);
+        let server = HttpServer::new(move || webapp_app(app.clone()))
+            .workers(2)
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            handle,
+        }
+    }
+
+    async fn memory() -> Self {
+        Self::start(Arc::new(MemoryStore::new())).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// Signs in on the home page's form.
+async fn sign_in(browser: &Client, site: &Site, user: &str, password: &str, remember: bool) {
+    browser.goto(&site.url("/")).await.unwrap();
+    type_into(browser, "#username", user).await;
+    type_into(browser, "#password", password).await;
+    if remember {
+        click(browser, "#remember").await;
+    }
+    click(browser, "#sign-in").await;
+}
+
+/// Who the page says is signed in (`None`: the sign-in link shows).
+async fn signed_in_as(browser: &Client) -> Option<String> {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#user, #sign-in-link"))
+        .await
+        .unwrap();
+    if exists(browser, "#user").await {
+        let text = text_of(browser, "#user b").await;
+        Some(text)
+    } else {
+        None
+    }
+}
+
+/// The browser's session cookies for the site (name `webapp_session`).
+async fn session_cookies(browser: &Client) -> Vec<cookie::Cookie<'static>> {
+    browser
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.name() == COOKIE)
+        .collect()
+}
+
+#[actix_web::test]
+async fn sign_in_cart_and_sign_out() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("sign_in_cart_and_sign_out", TMP);
+    let browser = flow
+        .open(&driver, "browser", &flow.profile("browser"))
+        .await;
+    flow.run(async {
+        // A wrong password: the form again, with an error, nobody signed in.
+        sign_in(&browser, &site, "alice", "not-her-password", false).await;
+        assert_eq!(
+            text_of(&browser, "#error").await,
+            "Wrong user name or password."
+        );
+        assert_eq!(signed_in_as(&browser).await, None);
+
+        // A fig in the cart before signing in is still there after.
+        browser.goto(&site.url("/cart")).await.unwrap();
+        browser
+            .find(Locator::Css("#product"))
+            .await
+            .unwrap()
+            .select_by_value("fig")
+            .await
+            .unwrap();
+        click(&browser, "#add-button").await;
+        assert_eq!(
+            text_of(&browser, "tr[data-product=fig] .quantity").await,
+            "1"
+        );
+        let anonymous = session_cookies(&browser).await;
+        assert_eq!(anonymous.len(), 1, "the cart made a session");
+
+        sign_in(&browser, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        assert_eq!(text_of(&browser, "#notice").await, "Signed in as alice.");
+        assert_eq!(text_of(&browser, "#cart-count").await, "1");
+        let signed_in = session_cookies(&browser).await;
+        assert_eq!(signed_in.len(), 1);
+        assert_ne!(
+            signed_in[0].value(),
+            anonymous[0].value(),
+            "signing in gives the session a new id"
+        );
+
+        // The notice was shown once.
+        browser.goto(&site.url("/")).await.unwrap();
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        assert!(!exists(&browser, "#notice").await);
+
+        click(&browser, "#sign-out").await;
+        assert_eq!(signed_in_as(&browser).await, None);
+        assert!(
+            session_cookies(&browser).await.is_empty(),
+            "signing out removes the cookie"
+        );
+        // The old id is dead: planting it back gives nobody's session.
+        // (Set from a script: WebDriver cannot add a cookie for an IP host.)
+        let plant = format!(
+            "document.cookie = '{COOKIE}={}; path=/'",
+            signed_in[0].value()
+        );
+        browser.execute(&plant, vec![]).await.unwrap();
+        assert_eq!(session_cookies(&browser).await.len(), 1);
+        browser.goto(&site.url("/")).await.unwrap();
+        assert_eq!(signed_in_as(&browser).await, None);
+        assert_eq!(text_of(&browser, "#cart-count").await, "0");
+    })
+    .await;
+    site.stop().await;
+}
+
+#[actix_web::test]
+async fn the_cookie_is_stored_with_its_flags() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("the_cookie_is_stored_with_its_flags", TMP);
+    let plain = flow.open(&driver, "plain", &flow.profile("plain")).await;
+    let remembered = flow
+        .open(&driver, "remembered", &flow.profile("remembered"))
+        .await;
+    flow.run(async {
+        sign_in(&plain, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&plain).await.as_deref(), Some("alice"));
+        let cookies = session_cookies(&plain).await;
+        assert_eq!(cookies.len(), 1);
+        let cookie = &cookies[0];
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(
+            cookie.expires_datetime(),
+            None,
+            "a plain sign-in is a browser-session cookie"
+        );
+        let visible = plain
+            .execute("return document.cookie", vec![])
+            .await
+            .unwrap();
+        assert!(
+            !visible.as_str().unwrap_or_default().contains(COOKIE),
+            "HttpOnly: scripts cannot read the session cookie ({visible})"
+        );
+
+        sign_in(&remembered, &site, "alice", "wonderland", true).await;
+        assert_eq!(signed_in_as(&remembered).await.as_deref(), Some("alice"));
+        let cookies = session_cookies(&remembered).await;
+        assert_eq!(cookies.len(), 1);
+        let expires = cookies[0]
+            .expires_datetime()
+            .expect("remember-me stores a persistent cookie");
+        let in_days = (expires - cookie::time::OffsetDateTime::now_utc()).whole_days();
+        assert!(
+            (29..=30).contains(&in_days),
+            "Max-Age is the 30-day idle timeout, the browser keeps it {in_days} days"
+        );
+        assert_eq!(cookies[0].http_only(), Some(true));
+        assert_eq!(cookies[0].same_site(), Some(cookie::SameSite::Lax));
+    })
+    .await;
+    site.stop().await;
+}
+
+#[actix_web::test]
+async fn remember_me_survives_a_browser_restart_and_a_plain_sign_in_does_not() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("remember_me_survives_a_browser_restart", TMP);
+    let (remembered_profile, plain_profile) = (flow.profile("remembered"), flow.profile("plain"));
+    flow.clone()
+        .run(async {
+            let remembered = flow.open(&driver, "remembered", &remembered_profile).await;
+            let plain = flow.open(&driver, "plain", &plain_profile).await;
+            sign_in(&remembered, &site, "alice", "wonderland", true).await;
+            assert_eq!(signed_in_as(&remembered).await.as_deref(), Some("alice"));
+            sign_in(&plain, &site, "bob", "builder", false).await;
+            assert_eq!(signed_in_as(&plain).await.as_deref(), Some("bob"));
+
+            // Quit both browsers, then start them again on the same profiles.
+            flow.close("remembered").await;
+            flow.close("plain").await;
+            let remembered = flow
+                .open(&driver, "remembered-again", &remembered_profile)
+                .await;
+            let plain = flow.open(&driver, "plain-again", &plain_profile).await;
+
+            remembered.goto(&site.url("/")).await.unwrap();
+            assert_eq!(
+                signed_in_as(&remembered).await.as_deref(),
+                Some("alice"),
+                "remember-me keeps the user signed in across a browser restart"
+            );
+            plain.goto(&site.url("/")).await.unwrap();
+            assert_eq!(
+                signed_in_as(&plain).await,
+                None,
+                "a plain sign-in ends with the browser"
+            );
+        })
+        .await;
+    site.stop().await;
+}
+
+/// Two browsers are two devices: both listed, one signs the other out.
+async fn two_devices(site: Site, name: &str) {
+    let driver = Chromedriver::start();
+    let flow = Flow::new(name, TMP);
+    let laptop = flow.open(&driver, "laptop", &flow.profile("laptop")).await;
+    let phone = flow.open(&driver, "phone", &flow.profile("phone")).await;
+    flow.run(async {
+        sign_in(&laptop, &site, "alice", "wonderland", false).await;
+        sign_in(&phone, &site, "alice", "wonderland", true).await;
+        assert_eq!(signed_in_as(&phone).await.as_deref(), Some("alice"));
+
+        laptop.goto(&site.url("/devices")).await.unwrap();
+        assert_eq!(text_of(&laptop, "#device-count").await, "2");
+        let rows = laptop.find_all(Locator::Css("tr.device")).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            laptop
+                .find_all(Locator::Css("tr.device.current"))
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "exactly one row is this device"
+        );
+        assert!(
+            text_of(&laptop, "tr.device:not(.current)")
+                .await
+                .contains("(remembered)"),
+            "the phone's row says it is remembered"
+        );
+        let page = laptop.source().await.unwrap();
+        for cookie in session_cookies(&laptop)
+            .await
+            .iter()
+            .chain(&session_cookies(&phone).await)
+        {
+            assert!(
+                !page.contains(cookie.value()),
+                "the devices page never shows a session id"
+            );
+        }
+
+        // The laptop signs the phone out.
+        click(&laptop, "tr.device:not(.current) button.revoke").await;
+        assert_eq!(text_of(&laptop, "#notice").await, "Signed out that device.");
+        assert_eq!(text_of(&laptop, "#device-count").await, "1");
+
+        // The phone's next page: signed out, its cookie removed.
+        phone.goto(&site.url("/cart")).await.unwrap();
+        assert_eq!(signed_in_as(&phone).await, None);
+        assert!(session_cookies(&phone).await.is_empty());
+
+        // The phone signs in again, then the laptop signs out everywhere.
+        sign_in(&phone, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&phone).await.as_deref(), Some("alice"));
+        laptop.goto(&site.url("/devices")).await.unwrap();
+        assert_eq!(text_of(&laptop, "#device-count").await, "2");
+        click(&laptop, "#sign-out-everywhere").await;
+        assert_eq!(signed_in_as(&laptop).await, None);
+        phone.goto(&site.url("/devices")).await.unwrap();
+        // Signed out: the devices page sends the phone to the sign-in form.
+        assert!(phone
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/login"));
+        assert_eq!(signed_in_as(&phone).await, None);
+    })
+    .await;
+    site.stop().await;
+}
+
+#[actix_web::test]
+async fn two_browsers_are_two_devices_and_one_signs_the_other_out() {
+    two_devices(Site::memory().await, "two_devices_memory").await;
+}
+
+#[actix_web::test]
+async fn two_browsers_are_two_devices_on_redis() {
+    let store = RedisStore::builder(RedisServer::shared().url())
+        .prefix(unique_prefix("webapp"))
+        .build()
+        .unwrap();
+    two_devices(Site::start(Arc::new(store)).await, "two_devices_redis").await;
+}
+
+/// The page of 8 parallel `fetch()` calls, opened when the id is due for
+/// renewal: every call is served as the user, every ping is counted, and
+/// the browser ends with one cookie, the renewed id.
+async fn parallel_requests_at_renewal(site: Site, name: &str) {
+    let driver = Chromedriver::start();
+    let flow = Flow::new(name, TMP);
+    let browser = flow
+        .open(&driver, "browser", &flow.profile("browser"))
+        .await;
+    flow.run(async {
+        sign_in(&browser, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        let before = session_cookies(&browser).await;
+        assert_eq!(before.len(), 1);
+
+        // The id is now due for renewal: the 8 requests all carry it.
+        site.clock.advance(RENEW_AFTER + Duration::from_secs(1));
+        browser.goto(&site.url("/parallel")).await.unwrap();
+        browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath("//span[@id='status'][text()='done']"))
+            .await
+            .unwrap_or_else(|_| panic!("the 8 requests did not finish"));
+        let results = browser.find_all(Locator::Css("li.result")).await.unwrap();
+        assert_eq!(results.len(), 8);
+        for result in &results {
+            assert_eq!(
+                result.attr("data-status").await.unwrap().as_deref(),
+                Some("200")
+            );
+            assert_eq!(
+                result.attr("data-user").await.unwrap().as_deref(),
+                Some("alice")
+            );
+        }
+
+        let after = session_cookies(&browser).await;
+        assert_eq!(after.len(), 1, "one session cookie after the renewal");
+        assert_ne!(after[0].value(), before[0].value(), "the id was renewed");
+
+        // Still signed in, on one device, with the renewed id.
+        browser.goto(&site.url("/devices")).await.unwrap();
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        assert_eq!(text_of(&browser, "#device-count").await, "1");
+        let me = browser.execute("return fetch('/api/me').then(r => r.json())", vec![]);
+        let me = me.await.unwrap();
+        assert_eq!(me["user"], "alice");
+        assert_eq!(me["pings"], 8, "every one of the 8 pings was counted");
+        assert_eq!(session_cookies(&browser).await[0].value(), after[0].value());
+    })
+    .await;
+    site.stop().await;
+}
+
+#[actix_web::test]
+async fn parallel_requests_at_renewal_leave_one_cookie() {
+    parallel_requests_at_renewal(Site::memory().await, "parallel_memory").await;
+}
+
+#[actix_web::test]
+async fn parallel_requests_at_renewal_on_redis_cluster() {
+    let store = RedisStore::cluster_builder(RedisCluster::shared().urls())
+        .prefix(unique_prefix("webapp"))
+        .build()
+        .unwrap();
+    parallel_requests_at_renewal(Site::start(Arc::new(store)).await, "parallel_cluster").await;
+}
+
+#[actix_web::test]
+async fn a_form_posted_from_another_site_is_refused() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("a_form_posted_from_another_site_is_refused", TMP);
+    let browser = flow
+        .open(&driver, "browser", &flow.profile("browser"))
+        .await;
+    flow.run(async {
+        sign_in(&browser, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        // A page of another origin posts the sign-out form to the site.
+        let forged = format!(
+            "data:text/html,<form method=post action='{}'><button id=go>go</button></form>",
+            site.url("/logout")
+        );
+        browser.goto(&forged).await.unwrap();
+        click(&browser, "#go").await;
+        assert_eq!(text_of(&browser, "h1").await, "Forbidden");
+        browser.goto(&site.url("/")).await.unwrap();
+        assert_eq!(
+            signed_in_as(&browser).await.as_deref(),
+            Some("alice"),
+            "the forged sign-out did nothing"
+        );
+    })
+    .await;
+    site.stop().await;
+}
