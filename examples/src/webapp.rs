@@ -153,18 +153,20 @@ pub fn webapp_app(
     >,
 > {
     App::new()
-        .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(
-            |error, _req| {
-                let body = page::layout(
-                    "Bad request",
-                    None,
-                    None,
-                    "<p>The form was incomplete or too large. <a href=\"/\">Back home</a></p>",
-                );
-                let res = html(StatusCode::BAD_REQUEST, body);
-                actix_web::error::InternalError::from_response(error, res).into()
-            },
-        ))
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(|error, _req| {
+                    let body = page::layout(
+                        "Bad request",
+                        None,
+                        None,
+                        "<p>The form was incomplete or too large. <a href=\"/\">Back home</a></p>",
+                    );
+                    let res = html(StatusCode::BAD_REQUEST, body);
+                    actix_web::error::InternalError::from_response(error, res).into()
+                }),
+        )
         .wrap(app.session)
         .wrap(from_fn(refuse_cross_site))
         .wrap(

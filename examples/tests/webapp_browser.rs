@@ -62,6 +62,22 @@ impl Site {
         Self::start(Arc::new(MemoryStore::new())).await
     }
 
+    async fn redis() -> Self {
+        let store = RedisStore::builder(RedisServer::shared().url());
+        Self::start(Arc::new(
+            store.prefix(unique_prefix("webapp")).build().unwrap(),
+        ))
+        .await
+    }
+
+    async fn redis_cluster() -> Self {
+        let store = RedisStore::cluster_builder(RedisCluster::shared().urls());
+        Self::start(Arc::new(
+            store.prefix(unique_prefix("webapp")).build().unwrap(),
+        ))
+        .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -353,11 +369,7 @@ async fn two_browsers_are_two_devices_and_one_signs_the_other_out() {
 
 #[actix_web::test]
 async fn two_browsers_are_two_devices_on_redis() {
-    let store = RedisStore::builder(RedisServer::shared().url())
-        .prefix(unique_prefix("webapp"))
-        .build()
-        .unwrap();
-    two_devices(Site::start(Arc::new(store)).await, "two_devices_redis").await;
+    two_devices(Site::redis().await, "two_devices_redis").await;
 }
 
 /// The page of 8 parallel `fetch()` calls, opened when the id is due for
@@ -422,11 +434,7 @@ async fn parallel_requests_at_renewal_leave_one_cookie() {
 
 #[actix_web::test]
 async fn parallel_requests_at_renewal_on_redis_cluster() {
-    let store = RedisStore::cluster_builder(RedisCluster::shared().urls())
-        .prefix(unique_prefix("webapp"))
-        .build()
-        .unwrap();
-    parallel_requests_at_renewal(Site::start(Arc::new(store)).await, "parallel_cluster").await;
+    parallel_requests_at_renewal(Site::redis_cluster().await, "parallel_cluster").await;
 }
 
 #[actix_web::test]

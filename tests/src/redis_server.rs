@@ -616,24 +616,20 @@ fn temp_dir(port: u16) -> PathBuf {
 /// Kills `pid` once this test process is gone (statics are never dropped),
 /// and exits by itself when `pid` exits first.
 fn watchdog(pid: u32) {
-    let me = std::process::id();
-    let script = format!(
-        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null; exit 0"
-    );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+    watch(pid, &pid.to_string());
 }
 
 /// As [`watchdog`], for a process that leads its own process group: the
 /// whole group is killed (chromedriver and the browsers it started).
 pub(crate) fn watchdog_group(pgid: u32) {
+    watch(pgid, &format!("-- -{pgid}"));
+}
+
+/// A shell loop that runs `kill -9 {target}` once this process or `pid` is gone.
+fn watch(pid: u32, target: &str) {
     let me = std::process::id();
     let script = format!(
-        "while kill -0 {me} 2>/dev/null && kill -0 {pgid} 2>/dev/null; do sleep 1; done; kill -9 -- -{pgid} 2>/dev/null; exit 0"
+        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -9 {target} 2>/dev/null; exit 0"
     );
     let _ = Command::new("sh")
         .args(["-c", &script])
