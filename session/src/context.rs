@@ -28,6 +28,9 @@ pub(crate) struct Context {
     pub(crate) stripes: Stripes,
     /// Metrics and lifecycle events.
     pub(crate) observer: Arc<crate::observe::Observer>,
+    /// The session cookie's attributes as `Set-Cookie` renders them after
+    /// `name=value` (`; HttpOnly; SameSite=Lax; Path=/`), rendered once.
+    pub(crate) cookie_attributes: Box<str>,
 }
 
 /// Striped locks serializing the commits of one session within this

@@ -2,7 +2,7 @@
 //! place; it loads sessions lazily for requests and by id for background work,
 //! and turns a commit into what the response must carry.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
@@ -169,6 +169,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 extractor,
                 ids: self.ids,
                 clock: self.clock,
+                cookie_attributes: cookie_attributes(&config).into(),
                 config,
             }),
             _data: PhantomData,
@@ -310,12 +311,10 @@ impl<T: SessionData> SessionManager<T> {
     /// (`None`: a browser-session cookie).
     #[must_use]
     pub fn cookie_for(&self, name: &str, id: &SessionId, max_age_secs: Option<u64>) -> String {
-        let mut cookie = self.base_cookie(name, id.as_str());
-        if let Some(secs) = max_age_secs {
-            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-            cookie.set_max_age(cookie::time::Duration::seconds(secs));
-        }
-        cookie.to_string()
+        // On every changing request: appended by hand to the attributes the
+        // `cookie` crate rendered once (the same bytes, without its
+        // formatting machinery per response).
+        id_cookie(name, id.as_str(), &self.ctx.cookie_attributes, max_age_secs)
     }
 
     /// The `Set-Cookie` value that removes the session cookie: same name,
@@ -328,21 +327,47 @@ impl<T: SessionData> SessionManager<T> {
     }
 
     fn base_cookie(&self, name: &str, value: &str) -> Cookie<'static> {
-        let config = &self.ctx.config;
-        let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
-        cookie.set_http_only(config.cookie_http_only);
-        cookie.set_secure(config.cookie_secure);
-        cookie.set_same_site(match config.cookie_same_site {
-            SameSite::Strict => cookie::SameSite::Strict,
-            SameSite::Lax => cookie::SameSite::Lax,
-            SameSite::None => cookie::SameSite::None,
-        });
-        cookie.set_path(config.cookie_path.clone());
-        if let Some(domain) = &config.cookie_domain {
-            cookie.set_domain(domain.clone());
-        }
-        cookie
+        base_cookie(&self.ctx.config, name, value)
     }
+}
+
+/// `name=value` and `config`'s attributes, as a `cookie` crate cookie.
+fn base_cookie(config: &Config, name: &str, value: &str) -> Cookie<'static> {
+    let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
+    cookie.set_http_only(config.cookie_http_only);
+    cookie.set_secure(config.cookie_secure);
+    cookie.set_same_site(match config.cookie_same_site {
+        SameSite::Strict => cookie::SameSite::Strict,
+        SameSite::Lax => cookie::SameSite::Lax,
+        SameSite::None => cookie::SameSite::None,
+    });
+    cookie.set_path(config.cookie_path.clone());
+    if let Some(domain) = &config.cookie_domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie
+}
+
+/// What `Set-Cookie` carries after `name=value` for `config`: the `cookie`
+/// crate's rendering of a cookie with an empty name and value, minus its `=`.
+fn cookie_attributes(config: &Config) -> String {
+    let rendered = base_cookie(config, "", "").to_string();
+    rendered.strip_prefix('=').unwrap_or(&rendered).to_owned()
+}
+
+/// The `Set-Cookie` value `name=value{attributes}[; Max-Age=secs]`.
+fn id_cookie(name: &str, value: &str, attributes: &str, max_age_secs: Option<u64>) -> String {
+    let mut out = String::with_capacity(name.len() + value.len() + attributes.len() + 24);
+    out.push_str(name);
+    out.push('=');
+    out.push_str(value);
+    out.push_str(attributes);
+    if let Some(secs) = max_age_secs {
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "; Max-Age={secs}");
+    }
+    out
 }
 
 /// How the id arrived in the request being served.
@@ -556,6 +581,40 @@ impl<T: SessionData> Session<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_cookies_are_the_cookie_crates_rendering() {
+        let configs = [
+            Config::default(),
+            Config::builder()
+                .cookie_http_only(true)
+                .cookie_secure(true)
+                .cookie_same_site(SameSite::Strict)
+                .cookie_path("/app")
+                .cookie_domain("example.com")
+                .build()
+                .unwrap(),
+            Config::builder()
+                .cookie_same_site(SameSite::None)
+                .cookie_secure(true)
+                .build()
+                .unwrap(),
+        ];
+        for config in &configs {
+            let attributes = cookie_attributes(config);
+            for max_age in [None, Some(0), Some(7200), Some(u64::MAX)] {
+                let mut expected = base_cookie(config, "sid", "abc-123");
+                if let Some(secs) = max_age {
+                    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+                    expected.set_max_age(cookie::time::Duration::seconds(secs));
+                }
+                assert_eq!(
+                    id_cookie("sid", "abc-123", &attributes, max_age),
+                    expected.to_string()
+                );
+            }
+        }
+    }
 
     #[test]
     fn manager_default_config_is_valid() {

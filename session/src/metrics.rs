@@ -39,7 +39,10 @@
 
 use std::time::Duration;
 
-use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
+use ::metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, histogram, Key, Label, Level,
+    Metadata, Unit,
+};
 
 use crate::store::StoreError;
 
@@ -183,8 +186,52 @@ impl Outcome {
     }
 }
 
+/// The metadata of every sessionkit metric (what the macros would give).
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The `outcome` labels of [`COMMITS`], in [`Outcome`]'s order.
+static OUTCOME_LABELS: [[Label; 1]; 7] = [
+    [Label::from_static_parts(
+        "outcome",
+        Outcome::Written.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        Outcome::Unchanged.as_str(),
+    )],
+    [Label::from_static_parts("outcome", Outcome::Empty.as_str())],
+    [Label::from_static_parts("outcome", Outcome::Gone.as_str())],
+    [Label::from_static_parts(
+        "outcome",
+        Outcome::Conflict.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        Outcome::TooLarge.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        Outcome::Discarded.as_str(),
+    )],
+];
+
+/// The keys of [`COMMITS`], one per [`Outcome`]: built once, so recording
+/// a commit allocates nothing (the macros build a key with dynamic labels
+/// on every call).
+static COMMIT_KEYS: [Key; 7] = [
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[0]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[1]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[2]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[3]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[4]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[5]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[6]),
+];
+
 pub(crate) fn commit(outcome: Outcome) {
-    counter!(COMMITS, "outcome" => outcome.as_str()).increment(1);
+    let key = &COMMIT_KEYS[outcome as usize];
+    ::metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(1));
 }
 
 pub(crate) fn created() {
@@ -220,16 +267,49 @@ pub(crate) fn session_size(bytes: usize) {
     histogram!(SESSION_SIZE).record(bytes as f64);
 }
 
-pub(crate) fn store_operation(
-    operation: StoreOperation,
+/// The [`STORE_DURATION`] keys of one store, one per [`StoreOperation`],
+/// built when the manager wraps the store, so timing an operation
+/// allocates nothing.
+pub(crate) struct StoreKeys {
     store: &'static str,
+    durations: [Key; 3],
+}
+
+impl StoreKeys {
+    pub(crate) fn new(store: &'static str) -> Self {
+        let key = |operation: StoreOperation| {
+            Key::from_parts(
+                STORE_DURATION,
+                vec![
+                    Label::from_static_parts("operation", operation.as_str()),
+                    Label::from_static_parts("store", store),
+                ],
+            )
+        };
+        Self {
+            store,
+            durations: [
+                key(StoreOperation::Load),
+                key(StoreOperation::Write),
+                key(StoreOperation::Delete),
+            ],
+        }
+    }
+}
+
+pub(crate) fn store_operation(
+    keys: &StoreKeys,
+    operation: StoreOperation,
     took: Duration,
     error: Option<&'static str>,
 ) {
-    let operation = operation.as_str();
-    histogram!(STORE_DURATION, "operation" => operation, "store" => store)
-        .record(took.as_secs_f64());
+    let key = &keys.durations[operation as usize];
+    ::metrics::with_recorder(|r| {
+        r.register_histogram(key, &METADATA)
+            .record(took.as_secs_f64());
+    });
     if let Some(kind) = error {
+        let (operation, store) = (operation.as_str(), keys.store);
         counter!(STORE_ERRORS, "operation" => operation, "store" => store, "kind" => kind)
             .increment(1);
     }
@@ -254,5 +334,48 @@ pub(crate) fn error_kind(error: &StoreError) -> &'static str {
         StoreError::Corrupt(_) => "corrupt",
         StoreError::Backend(_) => "backend",
         StoreError::Unsupported(_) => "unsupported",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_key() {
+        let outcomes = [
+            Outcome::Written,
+            Outcome::Unchanged,
+            Outcome::Empty,
+            Outcome::Gone,
+            Outcome::Conflict,
+            Outcome::TooLarge,
+            Outcome::Discarded,
+        ];
+        assert_eq!(outcomes.len(), COMMIT_KEYS.len());
+        for outcome in outcomes {
+            let key = &COMMIT_KEYS[outcome as usize];
+            assert_eq!(key.name(), COMMITS);
+            let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+            assert_eq!(labels, [("outcome", outcome.as_str())]);
+        }
+    }
+
+    #[test]
+    fn store_keys_are_indexed_by_operation() {
+        let keys = StoreKeys::new("memory");
+        for operation in [
+            StoreOperation::Load,
+            StoreOperation::Write,
+            StoreOperation::Delete,
+        ] {
+            let key = &keys.durations[operation as usize];
+            assert_eq!(key.name(), STORE_DURATION);
+            let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+            assert_eq!(
+                labels,
+                [("operation", operation.as_str()), ("store", "memory")]
+            );
+        }
     }
 }

@@ -111,14 +111,14 @@ impl Observer {
 
     fn store_result(
         &self,
+        keys: &metrics::StoreKeys,
         operation: StoreOperation,
-        store: &'static str,
         started: Instant,
         id: &SessionId,
         error: Option<&StoreError>,
     ) {
         let kind = error.map(metrics::error_kind);
-        metrics::store_operation(operation, store, started.elapsed(), kind);
+        metrics::store_operation(keys, operation, started.elapsed(), kind);
         if let Some(kind) = kind {
             self.emit(EventKind::StoreError { operation, kind }, id, None);
         }
@@ -177,6 +177,7 @@ pub(crate) fn record_span<T: SessionData>(session: &Session<T>) {
 pub(crate) struct MeteredStore {
     inner: Arc<dyn DynSessionStore>,
     observer: Arc<Observer>,
+    keys: metrics::StoreKeys,
 }
 
 /// Wraps `store` so its operations are measured by `observer`.
@@ -185,6 +186,7 @@ pub(crate) fn instrument(
     observer: &Arc<Observer>,
 ) -> Arc<dyn DynSessionStore> {
     Arc::new(MeteredStore {
+        keys: metrics::StoreKeys::new(store.label()),
         inner: store,
         observer: Arc::clone(observer),
     })
@@ -196,7 +198,7 @@ impl SessionStore for MeteredStore {
         let result = self.inner.load_boxed(id, now).await;
         let error = result.as_ref().err();
         self.observer
-            .store_result(StoreOperation::Load, self.label(), started, id, error);
+            .store_result(&self.keys, StoreOperation::Load, started, id, error);
         result
     }
 
@@ -204,13 +206,8 @@ impl SessionStore for MeteredStore {
         let started = Instant::now();
         let result = self.inner.write_boxed(write).await;
         let error = result.as_ref().err();
-        self.observer.store_result(
-            StoreOperation::Write,
-            self.label(),
-            started,
-            &write.id,
-            error,
-        );
+        self.observer
+            .store_result(&self.keys, StoreOperation::Write, started, &write.id, error);
         result
     }
 
@@ -219,7 +216,7 @@ impl SessionStore for MeteredStore {
         let result = self.inner.delete_boxed(id).await;
         let error = result.as_ref().err();
         self.observer
-            .store_result(StoreOperation::Delete, self.label(), started, id, error);
+            .store_result(&self.keys, StoreOperation::Delete, started, id, error);
         result
     }
 
