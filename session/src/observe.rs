@@ -31,6 +31,12 @@ impl Observer {
         Self { sink, clock }
     }
 
+    /// Whether events carry the session's data (a listener is set), so a
+    /// commit must decode all of it for [`Observer::written`].
+    pub(crate) fn wants_data(&self) -> bool {
+        self.sink.is_some()
+    }
+
     pub(crate) fn event_stats(&self) -> Option<EventStats> {
         self.sink.as_ref().map(|s| s.stats())
     }

@@ -218,6 +218,9 @@ struct FieldState {
     blind: bool,
     /// The change count when it was last touched.
     touched_at: u64,
+    /// `stored` is not decoded into the data yet: fields are decoded on
+    /// first access, so a request pays only for the fields it uses.
+    pending: bool,
 }
 
 impl<T: SessionData> Session<T> {
@@ -262,13 +265,11 @@ impl<T: SessionData> Session<T> {
         record: Record,
         redirected: bool,
     ) -> Self {
-        let mut data = T::default();
-        let mut fields = vec![FieldState::default(); T::FIELDS.len()];
-        decode_into(&mut data, &mut fields, &record.fields);
+        let fields = stored_fields::<T>(&record.fields);
         Self::from_state(
             ctx,
             State {
-                data,
+                data: T::default(),
                 id,
                 fresh: false,
                 standing: Standing::Stored,
@@ -348,12 +349,16 @@ impl<T: SessionData> Session<T> {
     /// A clone of one field's value.
     #[must_use]
     pub fn get<V: Clone>(&self, field: Field<T, V>) -> V {
-        field.get(&self.lock().data).clone()
+        let mut state = self.lock();
+        state.decode(field.index());
+        field.get(&state.data).clone()
     }
 
     /// Runs `f` on one field's value without cloning it.
     pub fn with<V, R>(&self, field: Field<T, V>, f: impl FnOnce(&V) -> R) -> R {
-        f(field.get(&self.lock().data))
+        let mut state = self.lock();
+        state.decode(field.index());
+        f(field.get(&state.data))
     }
 
     /// Sets one field: a blind write (the last writer wins); only this field
@@ -381,6 +386,7 @@ impl<T: SessionData> Session<T> {
     {
         let f = Arc::new(f);
         let mut state = self.lock();
+        state.decode(field.index());
         let result = f(field.get_mut(&mut state.data));
         let replay = move |data: &mut T| {
             f(field.get_mut(data));
@@ -399,6 +405,7 @@ impl<T: SessionData> Session<T> {
     pub fn take<V: Default>(&self, field: Field<T, V>) -> V {
         let mut state = self.lock();
         let index = field.index();
+        state.decode(index);
         let mut seen = Vec::new();
         let seen = state
             .data
@@ -432,7 +439,9 @@ impl<T: SessionData> Session<T> {
 
     /// Runs `f` on the whole data struct.
     pub fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        f(&self.lock().data)
+        let mut state = self.lock();
+        state.decode_all();
+        f(&state.data)
     }
 
     /// A copy of the whole data struct.
@@ -441,7 +450,9 @@ impl<T: SessionData> Session<T> {
     where
         T: Clone,
     {
-        self.lock().data.clone()
+        let mut state = self.lock();
+        state.decode_all();
+        state.data.clone()
     }
 
     /// Replaces the whole data struct (a blind write of every field); at
@@ -468,6 +479,7 @@ impl<T: SessionData> Session<T> {
     {
         let f = Arc::new(f);
         let mut state = self.lock();
+        state.decode_all();
         let result = f(&mut state.data);
         let replay = move |data: &mut T| {
             f(data);
@@ -651,6 +663,9 @@ impl<T: SessionData> Session<T> {
                 let mut state = self.lock();
                 match plan::next_step(&input.standing, &written, retries, hops) {
                     Next::Done => {
+                        if ctx.observer.wants_data() {
+                            state.decode_all();
+                        }
                         ctx.observer.written(&write, &input.fields, &state.data);
                         state.written(&write, input.fields, planned);
                         state.finish(ctx, now, true)
@@ -717,28 +732,54 @@ impl<T: SessionData> Session<T> {
     }
 }
 
-/// Decodes stored fields into `data`. A field that no longer decodes as its
-/// type becomes its default, with a warning that names the field and the
-/// kind of error, never the stored value.
-fn decode_into<T: SessionData>(data: &mut T, fields: &mut [FieldState], stored: &Fields) {
-    for (index, info) in T::FIELDS.iter().enumerate() {
-        let Some(bytes) = stored.get(info.name) else {
-            continue;
+/// The state of `T`'s fields as the store holds them in `stored`, none
+/// decoded yet.
+fn stored_fields<T: SessionData>(stored: &Fields) -> Vec<FieldState> {
+    T::FIELDS
+        .iter()
+        .map(|info| {
+            let stored = stored.get(info.name).cloned();
+            FieldState {
+                pending: stored.is_some(),
+                stored,
+                ..FieldState::default()
+            }
+        })
+        .collect()
+}
+
+impl<T: SessionData> State<T> {
+    /// Decodes field `index` from its stored bytes if that has not happened
+    /// yet. A field that no longer decodes as its type becomes its default,
+    /// with a warning that names the field and the kind of error, never the
+    /// stored value (once per load).
+    fn decode(&mut self, index: usize) {
+        let Some(field) = self.fields.get_mut(index).filter(|f| f.pending) else {
+            return;
         };
-        if let Err(error) = data.decode_field(index, bytes) {
+        field.pending = false;
+        let Some(bytes) = &field.stored else {
+            return;
+        };
+        if let Err(error) = self.data.decode_field(index, bytes) {
+            let info = &T::FIELDS[index];
             tracing::warn!(
                 field = info.rust_name,
                 stored_as = info.name,
                 error = error.kind(),
                 "stored session field no longer decodes as its type; using the field's default"
             );
-            data.reset_field(index);
+            self.data.reset_field(index);
         }
-        fields[index].stored = Some(bytes.clone());
     }
-}
 
-impl<T: SessionData> State<T> {
+    /// Decodes every field not decoded yet (whole-struct access).
+    fn decode_all(&mut self) {
+        for index in 0..self.fields.len() {
+            self.decode(index);
+        }
+    }
+
     /// Applies a new change and keeps it for replay.
     fn record(&mut self, op: Op<T>) {
         self.apply(&op);
@@ -753,6 +794,22 @@ impl<T: SessionData> State<T> {
     }
 
     fn apply(&mut self, op: &Op<T>) {
+        // What the change reads must be decoded first; what it overwrites
+        // needs no decoding (`mark` settles it).
+        match op {
+            Op::Apply {
+                target: Some(index),
+                reads: true,
+                ..
+            }
+            | Op::Take { index, .. } => self.decode(*index),
+            Op::Apply {
+                target: None,
+                reads: true,
+                ..
+            } => self.decode_all(),
+            Op::Apply { .. } | Op::Remove(_) => {}
+        }
         match op {
             Op::Apply { f, .. } => f(&mut self.data),
             Op::Remove(index) => self.data.reset_field(*index),
@@ -797,6 +854,9 @@ impl<T: SessionData> State<T> {
             }
             field.touched = true;
             field.removed = removes;
+            // The op decided the field's value: the stored bytes are no
+            // longer to be decoded over it.
+            field.pending = false;
         }
     }
 
@@ -877,6 +937,7 @@ impl<T: SessionData> State<T> {
             if state.touched_at <= version {
                 *state = FieldState {
                     stored: state.stored.take(),
+                    pending: state.pending,
                     ..FieldState::default()
                 };
             }
@@ -961,11 +1022,8 @@ impl<T: SessionData> State<T> {
     /// Fields changed under this request: start again from what the store
     /// holds now and re-apply this request's changes in order.
     fn replay(&mut self, record: Record) {
-        let mut data = T::default();
-        let mut fields = vec![FieldState::default(); T::FIELDS.len()];
-        decode_into(&mut data, &mut fields, &record.fields);
-        self.data = data;
-        self.fields = fields;
+        self.data = T::default();
+        self.fields = stored_fields::<T>(&record.fields);
         let idle = self.meta.idle_timeout_ms;
         let issued = self.meta.id_issued_at;
         self.meta = record.meta;

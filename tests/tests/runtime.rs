@@ -199,3 +199,66 @@ async fn memory_index_forgets_dropped_sessions() {
     }
     assert_eq!(store.indexed_sessions(), 0, "evicted");
 }
+
+/// How many `Tracked` values were deserialized (one test uses it).
+static DECODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A field value that counts its decodes.
+#[derive(Default, Clone, Debug, PartialEq, serde::Serialize)]
+struct Tracked(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Tracked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DECODED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Vec::<String>::deserialize(d).map(Tracked)
+    }
+}
+
+#[derive(sessionkit::SessionData, Default, Clone, Debug)]
+struct Lazy {
+    cart: Tracked,
+    visits: u32,
+}
+
+/// Fields are decoded when first used: a request that only counts visits
+/// never decodes the cart, and the cart is kept as stored. Whole-struct
+/// access decodes everything.
+#[tokio::test]
+async fn a_request_decodes_only_the_fields_it_uses() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let m = SessionManager::<Lazy>::builder(MemoryStore::new())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    let s = m.create().unwrap();
+    s.set_cart(Tracked(vec!["fig".into(), "pear".into()]));
+    s.set_visits(1);
+    s.save().await.unwrap();
+    let id = s.id();
+
+    let before = DECODED.load(SeqCst);
+    for _ in 0..3 {
+        let s = m.load_by_id(id.as_str()).await.unwrap().unwrap();
+        s.update_visits(|v| *v += 1);
+        s.save().await.unwrap();
+    }
+    assert_eq!(DECODED.load(SeqCst), before, "the cart was never decoded");
+
+    let s = m.load_by_id(id.as_str()).await.unwrap().unwrap();
+    assert_eq!(s.visits(), 4);
+    assert_eq!(s.cart(), Tracked(vec!["fig".into(), "pear".into()]));
+    assert_eq!(
+        DECODED.load(SeqCst),
+        before + 1,
+        "decoded once, on first use"
+    );
+    let _ = s.cart();
+    assert_eq!(DECODED.load(SeqCst), before + 1, "and not again");
+    let s = m.load_by_id(id.as_str()).await.unwrap().unwrap();
+    assert_eq!(s.snapshot().cart.0.len(), 2);
+    assert_eq!(
+        DECODED.load(SeqCst),
+        before + 2,
+        "a snapshot decodes every field"
+    );
+}
