@@ -122,6 +122,15 @@ pub struct Fields {
 }
 
 impl Fields {
+    /// No fields yet, with room for `n` (a decoder that knows how many it
+    /// will insert saves the regrowth).
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
     /// The value stored under `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&Bytes> {
@@ -172,7 +181,8 @@ impl Fields {
 
 impl FromIterator<(Bytes, Bytes)> for Fields {
     fn from_iter<I: IntoIterator<Item = (Bytes, Bytes)>>(iter: I) -> Self {
-        let mut fields = Self::default();
+        let iter = iter.into_iter();
+        let mut fields = Self::with_capacity(iter.size_hint().0);
         for (n, v) in iter {
             fields.insert(n, v);
         }

@@ -334,7 +334,7 @@ pub(crate) fn decode(flat: Vec<Vec<u8>>) -> Result<Stored, Unreadable> {
             flat.len()
         )));
     }
-    let mut fields = Fields::default();
+    let mut fields = Fields::with_capacity(flat.len() / 2);
     let (mut meta, mut at, mut to, mut forward, mut until) = (None, None, None, None, None);
     let mut items = flat.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
