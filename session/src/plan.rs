@@ -125,6 +125,25 @@ pub(crate) enum Plan {
     TooLarge { size: usize, limit: usize },
 }
 
+/// Whether a commit in which no field changed can skip [`plan_write`]: the
+/// session is stored under its current id with data, its metadata is
+/// unchanged and no touch is due, so the plan would be [`Plan::Nothing`]
+/// (a test checks the two agree). A read-only request then builds no
+/// [`Input`].
+pub(crate) fn unchanged_needs_nothing(
+    policy: &Policy,
+    standing: &Standing,
+    stored_meta: Option<&Meta>,
+    meta_changed: bool,
+    has_stored_data: bool,
+    now: u64,
+) -> bool {
+    *standing == Standing::Stored
+        && !meta_changed
+        && has_stored_data
+        && stored_meta.is_some_and(|stored| !touch_due(policy, stored, now))
+}
+
 /// Decides the store write of a commit.
 pub(crate) fn plan_write(policy: &Policy, input: &Input, now: u64) -> Plan {
     let has_data = input.fields.iter().any(|f| f.want.is_some());
@@ -317,6 +336,47 @@ mod tests {
         match plan {
             Plan::Write(w) => *w,
             other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_shortcut_for_unchanged_sessions_agrees_with_the_planner() {
+        let standings = [
+            Standing::Fresh,
+            Standing::Stored,
+            Standing::Rotating {
+                from: id("old"),
+                grace_ms: 5_000,
+            },
+        ];
+        for standing in standings {
+            for meta_changed in [false, true] {
+                for stored in [None, Some(&b"1"[..])] {
+                    for now in [0, 2 * MIN, 3 * MIN, 60 * MIN] {
+                        let mut i = input(standing.clone(), vec![field("a", stored, stored)]);
+                        i.meta_changed = meta_changed;
+                        let shortcut = unchanged_needs_nothing(
+                            &policy(),
+                            &i.standing,
+                            i.stored_meta.as_ref(),
+                            i.meta_changed,
+                            stored.is_some(),
+                            now,
+                        );
+                        if shortcut {
+                            assert_eq!(
+                                plan_write(&policy(), &i, now),
+                                Plan::Nothing,
+                                "{i:?} at {now}"
+                            );
+                        }
+                        // It skips every read-only commit the planner leaves alone.
+                        if plan_write(&policy(), &i, now) == Plan::Nothing {
+                            assert!(shortcut, "{i:?} at {now}");
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -624,6 +624,10 @@ impl<T: SessionData> Session<T> {
         loop {
             let (input, plan, planned) = {
                 let mut state = self.lock();
+                if state.unchanged_needs_nothing(&ctx.policy, now) {
+                    ctx.observer.commit(Outcome::Unchanged);
+                    return Ok(state.finish(ctx, now, false));
+                }
                 let input = state.input()?;
                 let plan = plan::plan_write(&ctx.policy, &input, now);
                 (input, plan, (state.version, state.ops.len()))
@@ -862,6 +866,21 @@ impl<T: SessionData> State<T> {
 
     fn has_changes(&self) -> bool {
         self.fields.iter().any(|f| f.touched)
+    }
+
+    /// A read-only commit that needs no write (see
+    /// [`plan::unchanged_needs_nothing`]), decided without building the
+    /// planner's input.
+    fn unchanged_needs_nothing(&self, policy: &plan::Policy, now: u64) -> bool {
+        !self.has_changes()
+            && plan::unchanged_needs_nothing(
+                policy,
+                &self.standing,
+                self.stored_meta.as_ref(),
+                self.meta_changed,
+                self.fields.iter().any(|f| f.stored.is_some()),
+                now,
+            )
     }
 
     /// `reset` / `destroy`: the stored session is deleted at commit; the
