@@ -84,7 +84,9 @@ fn load(bencher: Bencher, sessions: usize) {
     bencher
         .with_inputs(|| picker.pick(ids).clone())
         .bench_local_refs(|id| {
-            let loaded = rt.block_on(store.load(id, now)).expect("MemoryStore never fails");
+            let loaded = rt
+                .block_on(store.load(id, now))
+                .expect("MemoryStore never fails");
             assert!(matches!(loaded, Loaded::Session(_)), "the id is stored");
         });
 }

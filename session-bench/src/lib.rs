@@ -102,10 +102,7 @@ impl Mode {
     pub fn uses_redis(self) -> bool {
         matches!(
             self,
-            Mode::ActixRedis
-                | Mode::TowerRedis
-                | Mode::SessionkitRedis
-                | Mode::SessionkitAxumRedis
+            Mode::ActixRedis | Mode::TowerRedis | Mode::SessionkitRedis | Mode::SessionkitAxumRedis
         )
     }
 

@@ -665,7 +665,13 @@ impl Bench<'_> {
         for c in &cookies {
             before += visits(c)?;
         }
-        let spread = self.wrk_with(port, Route::Counter, "", &cookies.join("|"), config.duration_secs)?;
+        let spread = self.wrk_with(
+            port,
+            Route::Counter,
+            "",
+            &cookies.join("|"),
+            config.duration_secs,
+        )?;
         let mut after = 0;
         for c in &cookies {
             after += visits(c)?;
