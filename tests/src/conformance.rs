@@ -307,6 +307,10 @@ macro_rules! conformance_suite {
             disable_session_forward_with_mapping_downstream_sees_headers_not_the_token,
             store_failure_in_mapping_goes_to_the_error_handler,
             concurrent_requests_of_one_session_keep_every_change,
+            a_logout_racing_a_request_at_renewal_resurrects_nothing,
+            parallel_requests_at_renewal_converge_on_one_id,
+            a_logout_with_the_old_id_ends_the_renewed_session,
+            a_late_request_racing_a_login_never_reaches_it,
             hung_store_gets_503_not_a_hang_and_recovers,
             anonymous_policy_serves_a_degraded_session_when_the_load_fails,
             anonymous_policy_keeps_the_response_when_the_save_fails,
@@ -1303,6 +1307,183 @@ pub async fn concurrent_requests_of_one_session_keep_every_change<A: Adapter>(st
         res.body,
         format!("{},{rounds},xxxxx", rounds + 1),
         "a write was lost"
+    );
+}
+
+// ------------------------------------------- lifecycle under concurrency
+
+/// Renewal after two minutes, idle timeout 30 minutes, over a recording
+/// store with a manual clock; `instances` managers over them (instances of
+/// the app share the store; commits of one session take turns only within
+/// one instance, so races between instances are decided by the store).
+fn renewing(
+    store: Store,
+    instances: usize,
+) -> (RecordingStore, ManualClock, Vec<SessionManager<User>>) {
+    let rec = RecordingStore::new(store);
+    let clock = ManualClock::new(T0);
+    let config = || {
+        Config::builder()
+            .auto_renew_after(Duration::from_secs(120))
+            .idle_timeout(Duration::from_secs(1800))
+            .build()
+            .expect("config")
+    };
+    let managers = (0..instances)
+        .map(|_| clocked(Arc::new(rec.clone()), config(), &clock))
+        .collect();
+    (rec, clock, managers)
+}
+
+/// `/all` with `sid`: `{visits},{user_id or 0},{name}`.
+async fn all<A: Adapter>(app: &A::App, sid: &str) -> String {
+    A::call(app, Req::get("/all").cookie("session_id", sid))
+        .await
+        .body
+}
+
+/// A logout while a request of the same session is in flight at renewal
+/// time: the late request writes nothing, hands out no id, and the id it
+/// tried to rotate to never holds the session.
+pub async fn a_logout_racing_a_request_at_renewal_resurrects_nothing<A: Adapter>(store: Store) {
+    let (rec, clock, managers) = renewing(store, 2);
+    let other = app::<A>(managers[1].clone()).await;
+    let app = app::<A>(managers[0].clone()).await;
+    let a = A::call(&app, Req::post("/login")).await.sid();
+    clock.advance(Duration::from_secs(180));
+
+    let gate = rec.gate_writes();
+    let slow = A::call(&app, Req::get("/visit").cookie("session_id", &a));
+    let logout_then_release = async {
+        gate.arrived(1).await;
+        rec.ungate();
+        let res = A::call(&other, Req::post("/logout").cookie("session_id", &a)).await;
+        assert_eq!(res.set_cookie("session_id").expect("cleared").value(), "");
+        gate.open();
+    };
+    let (slow, ()) = futures_util::future::join(slow, logout_then_release).await;
+    assert_eq!(slow.status, 200);
+    assert!(slow.set_cookie("session_id").is_none(), "no id handed out");
+    let rotated = rec
+        .take_calls()
+        .iter()
+        .filter_map(|c| c.as_write().cloned())
+        .find_map(|w| match w.kind {
+            sessionkit::store::WriteKind::Rotate { to, .. } => Some(to),
+            _ => None,
+        })
+        .expect("the late request tried to rotate");
+    for id in [a.as_str(), rotated.as_str()] {
+        assert!(
+            managers[0].load_by_id(id).await.expect("load").is_none(),
+            "{id}"
+        );
+        assert_eq!(all::<A>(&app, id).await, "0,0,", "nobody's session");
+    }
+}
+
+/// 8 requests of one session at renewal time over two app instances, all
+/// loaded before any commits: all are served, all end on one new id, every
+/// increment counts, and one logout ends both ids.
+pub async fn parallel_requests_at_renewal_converge_on_one_id<A: Adapter>(store: Store) {
+    let (rec, clock, managers) = renewing(store, 2);
+    let other = app::<A>(managers[1].clone()).await;
+    let app = app::<A>(managers[0].clone()).await;
+    let a = A::call(&app, Req::post("/login")).await.sid();
+    clock.advance(Duration::from_secs(180));
+
+    let loads = rec.gate_loads();
+    let writes = rec.gate_writes();
+    let requests = futures_util::future::join_all((0..8).map(|i| {
+        let app = if i % 2 == 0 { &app } else { &other };
+        A::call(app, Req::get("/visit").cookie("session_id", &a))
+    }));
+    let conductor = async {
+        loads.arrived(8).await;
+        loads.open();
+        writes.arrived(2).await;
+        rec.ungate();
+        writes.open();
+    };
+    let (answers, ()) = futures_util::future::join(requests, conductor).await;
+    let mut ids: Vec<String> = answers
+        .iter()
+        .map(|res| {
+            assert_eq!(res.status, 200, "{}", res.body);
+            res.sid()
+        })
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one new id: {ids:?}");
+    let b = ids.remove(0);
+    assert_ne!(b, a);
+    assert_eq!(
+        all::<A>(&app, &b).await,
+        "8,1,",
+        "logged in, all 8 visits counted"
+    );
+    // Within the grace period the old id serves the user and is told the new one.
+    let res = A::call(&app, Req::get("/all").cookie("session_id", &a)).await;
+    assert_eq!(res.body, "8,1,");
+    assert_eq!(res.sid(), b);
+    A::call(&app, Req::post("/logout").cookie("session_id", &b)).await;
+    for id in [&a, &b] {
+        assert_eq!(all::<A>(&app, id).await, "0,0,", "{id}");
+    }
+}
+
+/// A logout sent with the old id during the grace period ends the renewed
+/// session too.
+pub async fn a_logout_with_the_old_id_ends_the_renewed_session<A: Adapter>(store: Store) {
+    let (_, clock, managers) = renewing(store, 1);
+    let app = app::<A>(managers[0].clone()).await;
+    let a = A::call(&app, Req::post("/login")).await.sid();
+    clock.advance(Duration::from_secs(180));
+    let b = A::call(&app, Req::get("/visit").cookie("session_id", &a))
+        .await
+        .sid();
+    assert_ne!(a, b);
+    let res = A::call(&app, Req::post("/logout").cookie("session_id", &a)).await;
+    assert_eq!(res.set_cookie("session_id").expect("cleared").value(), "");
+    for id in [&a, &b] {
+        assert_eq!(all::<A>(&app, id).await, "0,0,", "{id}");
+    }
+    assert!(managers[0].load_by_id(&b).await.expect("load").is_none());
+}
+
+/// A request with the pre-login id, in flight while a login rotates the id:
+/// its write never reaches the logged-in session (fixation), and it does
+/// not clear the cookie the login set.
+pub async fn a_late_request_racing_a_login_never_reaches_it<A: Adapter>(store: Store) {
+    let (rec, _, managers) = renewing(store, 2);
+    let other = app::<A>(managers[1].clone()).await;
+    let app = app::<A>(managers[0].clone()).await;
+    let a = A::call(&app, Req::get("/visit")).await.sid();
+    let gate = rec.gate_writes();
+    let late = A::call(&app, Req::get("/visit").cookie("session_id", &a));
+    let login = async {
+        gate.arrived(1).await;
+        rec.ungate();
+        let b = A::call(&other, Req::post("/login").cookie("session_id", &a))
+            .await
+            .sid();
+        gate.open();
+        b
+    };
+    let (late, b) = futures_util::future::join(late, login).await;
+    assert_eq!(late.status, 200);
+    assert!(
+        late.set_cookie("session_id").is_none(),
+        "the login's cookie stays"
+    );
+    assert_eq!(
+        all::<A>(&app, &b).await,
+        "1,1,",
+        "logged in, and the pre-login id's late write did not get in"
+    );
+    assert!(
+        managers[0].load_by_id(&a).await.expect("load").is_none(),
+        "the pre-login id is dead"
     );
 }
 

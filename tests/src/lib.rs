@@ -8,7 +8,7 @@
 //! `conformance_suite!(Adapter, async { make_store() })` expands into one
 //! `#[test]` per HTTP behaviour for one web-framework adapter;
 //! `tests/conformance_actix.rs` and `tests/conformance_axum.rs` call it for
-//! the memory store and Redis.
+//! the memory store, Redis and the Redis Cluster.
 #![forbid(unsafe_code)]
 // This crate is test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]

@@ -347,3 +347,15 @@ fn middlewares_can_be_built_once_and_shared_with_workers() {
         HeaderMapping::from_derive(),
     ));
 }
+
+mod cluster {
+    use sessionkit::RedisStore;
+    use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
+
+    sessionkit_tests::conformance_suite!(super::Actix, async {
+        RedisStore::cluster_builder(RedisCluster::shared().urls())
+            .prefix(unique_prefix("conformance-actix"))
+            .build()
+            .expect("store")
+    });
+}

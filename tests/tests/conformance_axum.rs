@@ -314,3 +314,15 @@ fn layers_are_send_sync_clone() {
         HeaderMapping::from_derive(),
     ));
 }
+
+mod cluster {
+    use sessionkit::RedisStore;
+    use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
+
+    sessionkit_tests::conformance_suite!(super::Axum, async {
+        RedisStore::cluster_builder(RedisCluster::shared().urls())
+            .prefix(unique_prefix("conformance-axum"))
+            .build()
+            .expect("store")
+    });
+}

@@ -1,5 +1,7 @@
 //! The session lifecycle, cookies and no-lost-updates over HTTP through
 //! actix-web, on the memory store, one Redis and the three-master Cluster.
+//! (The races of renewal, logout and login run for both adapters in the
+//! conformance suite, `tests/src/conformance.rs`.)
 //!
 //! Concurrent requests are made deterministic with the `RecordingStore`
 //! gates (requests held at the store's door until released), never with
@@ -15,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use futures_util::future::join_all;
-use sessionkit::store::{Loaded, WriteKind};
+use sessionkit::store::Loaded;
 use sessionkit::{Config, DynSessionStore, ManualClock, SessionData, SessionId, SessionManager};
 use sessionkit_actix::{Session, SessionMiddleware};
 use sessionkit_tests::support::{Call, RecordingStore};
@@ -170,14 +172,6 @@ fn second(rec: &RecordingStore, clock: &ManualClock, config: Config) -> SessionM
         .unwrap()
 }
 
-fn renewing() -> Config {
-    Config::builder()
-        .auto_renew_after(2 * MIN)
-        .idle_timeout(30 * MIN)
-        .build()
-        .unwrap()
-}
-
 fn req(method: &str, path: &str, sid: Option<&str>) -> actix_http::Request {
     let mut r = match method {
         "POST" => TestRequest::post(),
@@ -213,10 +207,6 @@ async fn loaded(manager: &SessionManager<Shop>, id: &str) -> Option<Shop> {
     manager.load_by_id(id).await.unwrap().map(|s| s.snapshot())
 }
 
-async fn stored(rec: &RecordingStore, id: &SessionId) -> Loaded {
-    rec.load_boxed(id, T0).await.unwrap()
-}
-
 macro_rules! http_cases {
     ($store:expr; $($case:ident),* $(,)?) => {$(
         #[actix_web::test]
@@ -230,10 +220,6 @@ macro_rules! http_cases {
 macro_rules! all_http_cases {
     ($store:expr) => {
         http_cases!($store;
-            logout_racing_an_in_flight_request_at_renewal,
-            parallel_requests_at_renewal_converge_on_one_id,
-            logout_with_the_old_id_ends_the_renewed_session,
-            late_request_racing_a_login_never_reaches_it,
             parallel_increments_all_count,
             parallel_cart_adds_keep_every_item,
             a_replayed_closure_sees_the_fresher_value,
@@ -246,159 +232,6 @@ macro_rules! all_http_cases {
             an_oversized_stored_session_stays_readable,
         );
     };
-}
-
-/// Issue repro 1: a logout while a request of the same session is in
-/// flight, at renewal time. The late request must not bring the session
-/// back under a new id.
-pub async fn logout_racing_an_in_flight_request_at_renewal(store: Arc<dyn DynSessionStore>) {
-    let (rec, clock, manager) = setup(store, renewing());
-    let app = app!(manager);
-    let other = app!(second(&rec, &clock, renewing()));
-    let res = test::call_service(&app, req("POST", "/login", None)).await;
-    let a = sid(&res);
-    clock.advance(3 * MIN);
-
-    let gate = rec.gate_writes();
-    let slow = test::call_service(&app, req("POST", "/add/late", Some(&a)));
-    let logout_then_release = async {
-        gate.arrived(1).await;
-        rec.ungate();
-        let res = test::call_service(&other, req("POST", "/logout", Some(&a))).await;
-        assert_eq!(cookie(&res).expect("cleared").value(), "");
-        gate.open();
-    };
-    let (slow, ()) = futures_util::future::join(slow, logout_then_release).await;
-    assert_eq!(slow.status(), StatusCode::OK);
-    let rotation = rec
-        .take_calls()
-        .iter()
-        .filter_map(|c| c.as_write().cloned())
-        .find_map(|w| match w.kind {
-            WriteKind::Rotate { to, .. } => Some(to),
-            _ => None,
-        })
-        .expect("the late request tried to rotate");
-    assert!(
-        cookie(&slow).is_none(),
-        "no id handed out: {:?}",
-        cookie(&slow)
-    );
-    assert_eq!(
-        stored(&rec, &rotation).await,
-        Loaded::Absent,
-        "never resurrected"
-    );
-    let res = test::call_service(&app, req("GET", "/me", Some(&a))).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = test::call_service(&app, req("GET", "/me", Some(rotation.as_str()))).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-}
-
-/// Issue repro 2: 8 requests of one session at renewal time, all loaded
-/// before any commits: all are served as the user, all end on one new id,
-/// every increment counts, and one logout ends every id.
-pub async fn parallel_requests_at_renewal_converge_on_one_id(store: Arc<dyn DynSessionStore>) {
-    let (rec, clock, manager) = setup(store, renewing());
-    let app = app!(manager);
-    let other = app!(second(&rec, &clock, renewing()));
-    let res = test::call_service(&app, req("POST", "/login", None)).await;
-    let a = sid(&res);
-    clock.advance(3 * MIN);
-
-    // Two instances of the app, four requests each; all eight load the old
-    // id before any commits, and the first commit of each instance reaches
-    // the store at the same moment (the others take turns behind them).
-    let loads = rec.gate_loads();
-    let writes = rec.gate_writes();
-    let requests = join_all((0..8).map(|i| {
-        let app = if i % 2 == 0 { &app } else { &other };
-        test::call_service(app, req("GET", "/visit", Some(&a)))
-    }));
-    let conductor = async {
-        loads.arrived(8).await;
-        loads.open();
-        writes.arrived(2).await;
-        rec.ungate();
-        writes.open();
-    };
-    let (responses, ()) = futures_util::future::join(requests, conductor).await;
-    let mut ids = Vec::new();
-    for res in responses {
-        assert_eq!(res.status(), StatusCode::OK);
-        ids.push(sid(&res));
-    }
-    ids.dedup();
-    assert_eq!(ids.len(), 1, "one new id: {ids:?}");
-    let b = ids.remove(0);
-    assert_ne!(b, a);
-    let res = test::call_service(&app, req("GET", "/me", Some(&b))).await;
-    assert_eq!(
-        text(res).await,
-        "1:8",
-        "logged in, and all 8 visits counted"
-    );
-    // Within the grace period the old id still serves the user, and is told the new id.
-    let res = test::call_service(&app, req("GET", "/me", Some(&a))).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(sid(&res), b);
-    // One logout ends both.
-    test::call_service(&app, req("POST", "/logout", Some(&b))).await;
-    for id in [&a, &b] {
-        let res = test::call_service(&app, req("GET", "/me", Some(id))).await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    }
-}
-
-/// A logout sent with the old id during the grace period ends the renewed session too.
-pub async fn logout_with_the_old_id_ends_the_renewed_session(store: Arc<dyn DynSessionStore>) {
-    let (_, clock, manager) = setup(store, renewing());
-    let app = app!(manager);
-    let res = test::call_service(&app, req("POST", "/login", None)).await;
-    let a = sid(&res);
-    clock.advance(3 * MIN);
-    let res = test::call_service(&app, req("GET", "/visit", Some(&a))).await;
-    let b = sid(&res);
-    assert_ne!(a, b);
-    let res = test::call_service(&app, req("POST", "/logout", Some(&a))).await;
-    assert_eq!(cookie(&res).expect("cleared").value(), "");
-    for id in [&a, &b] {
-        let res = test::call_service(&app, req("GET", "/me", Some(id))).await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{id}");
-    }
-    assert_eq!(loaded(&manager, &b).await, None);
-}
-
-/// A request with the pre-login id, in flight while the login rotates the
-/// id: its write never reaches the logged-in session (fixation), and it does
-/// not clear the new cookie the login set.
-pub async fn late_request_racing_a_login_never_reaches_it(store: Arc<dyn DynSessionStore>) {
-    let (rec, clock, manager) = setup(store, renewing());
-    let app = app!(manager);
-    let other = app!(second(&rec, &clock, renewing()));
-    let res = test::call_service(&app, req("POST", "/add/first", None)).await;
-    let a = sid(&res);
-    let gate = rec.gate_writes();
-    let late = test::call_service(&app, req("POST", "/add/late", Some(&a)));
-    let login = async {
-        gate.arrived(1).await;
-        rec.ungate();
-        let res = test::call_service(&other, req("POST", "/login", Some(&a))).await;
-        let b = sid(&res);
-        gate.open();
-        b
-    };
-    let (late, b) = futures_util::future::join(late, login).await;
-    assert_eq!(late.status(), StatusCode::OK);
-    assert!(cookie(&late).is_none(), "the login's new cookie stays");
-    let session = loaded(&manager, &b).await.expect("logged in");
-    assert_eq!(session.user_id, Some(1));
-    assert_eq!(
-        session.cart,
-        ["first"],
-        "the pre-login id's late write did not get in"
-    );
-    assert_eq!(loaded(&manager, &a).await, None, "the pre-login id is dead");
 }
 
 async fn gated_burst<B>(
