@@ -306,9 +306,18 @@ pub(crate) async fn invoke<C: ConnectionLike + Send>(
     }
 }
 
+/// `name script numkeys keys… args…`, its buffers sized once (a write's
+/// command has a dozen arguments or more; growing them cost more than
+/// filling them).
 fn command(name: &str, script: &[u8], keys: &[&str], args: &[Arg<'_>]) -> Cmd {
-    let mut cmd = redis::cmd(name);
-    cmd.arg(script).arg(keys.len());
+    let count = 3 + keys.len() + args.len();
+    let bytes = name.len()
+        + script.len()
+        + 20
+        + keys.iter().map(|k| k.len()).sum::<usize>()
+        + args.iter().map(|a| a.len()).sum::<usize>();
+    let mut cmd = Cmd::with_capacity(count, bytes);
+    cmd.arg(name).arg(script).arg(keys.len());
     for key in keys {
         cmd.arg(*key);
     }
