@@ -6,6 +6,16 @@
 #   QUICK=1 scripts/bench.sh    smoke test (1 round, 2 s per run, ~1.5 minutes),
 #                               written to session-bench/target/RESULTS-quick.md
 #
+#   SCALE=1 scripts/bench.sh    scale curves instead: req/s, app CPU/req and
+#                               p99 at 1k/100k/1M preloaded live sessions and
+#                               1/32/256 connections, for sessionkit and
+#                               tower-sessions on memory and Redis, and
+#                               sessionkit on a local 3-master Redis Cluster;
+#                               written to session-bench/SCALE.md (~25 min;
+#                               QUICK=1: 2 s runs, target/SCALE-quick.md, ~12 min).
+#                               SCALE_SIZES, SCALE_CONNECTIONS, MODES narrow it.
+#                               Skips the micro-benchmarks unless MICRO=1.
+#
 # Other knobs (environment): ROUNDS, DURATION, WARMUP, CONNECTIONS,
 # MODES=bare,actix-cookie,..., OUT=path, SERVER_CPU, CLIENT_CPU, REDIS_CPU.
 # Needs wrk, redis-server and taskset; installs wrk/redis-server via apt-get
@@ -51,10 +61,17 @@ run_micro() {
     echo "bench.sh: wrote $out" >&2
 }
 
+if [[ ${SCALE:-0} != 0 ]]; then
+    # The scale run is its own report; the micro-benchmarks only on request.
+    MICRO="${MICRO:-0}"
+fi
+
 if [[ ${LOAD:-1} != 0 ]]; then
     need_apt=()
     command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
     command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+    # redis-cli joins the scale run's Redis Cluster (package redis-tools).
+    command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
     if ((${#need_apt[@]})); then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
             echo "bench.sh: installing ${need_apt[*]}" >&2

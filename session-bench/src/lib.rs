@@ -17,6 +17,7 @@
 pub mod fixture;
 pub mod measure;
 pub mod micro;
+pub mod scale;
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,11 +44,15 @@ pub enum Mode {
     SessionkitAxumMemory,
     /// sessionkit-axum on axum 0.8 with `sessionkit::RedisStore`.
     SessionkitAxumRedis,
+    /// sessionkit-axum on axum 0.8 with `sessionkit::RedisStore` on a Redis
+    /// Cluster (`REDIS_CLUSTER_URLS`); only in the scale run or when named in
+    /// `MODES`.
+    SessionkitAxumRedisCluster,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 10] = [
         Mode::Bare,
         Mode::ActixCookie,
         Mode::ActixRedis,
@@ -57,15 +62,42 @@ impl Mode {
         Mode::SessionkitRedis,
         Mode::SessionkitAxumMemory,
         Mode::SessionkitAxumRedis,
+        Mode::SessionkitAxumRedisCluster,
     ];
 
     /// The modes `bench-run` measures when `MODES` is not set: every mode
-    /// this build can serve.
+    /// this build can serve, except those that need a Redis Cluster.
     pub fn available() -> Vec<Mode> {
         Mode::ALL
             .into_iter()
-            .filter(|mode| mode.is_available())
+            .filter(|mode| mode.is_available() && !mode.uses_redis_cluster())
             .collect()
+    }
+
+    /// The modes of the scale run (`SCALE=1`) when `SCALE_MODES` is not set:
+    /// sessionkit and tower-sessions on the same framework (axum) and
+    /// runtime, on every store both have, and sessionkit on a Redis Cluster.
+    pub const SCALE_DEFAULT: [Mode; 5] = [
+        Mode::SessionkitAxumMemory,
+        Mode::TowerMemory,
+        Mode::SessionkitAxumRedis,
+        Mode::TowerRedis,
+        Mode::SessionkitAxumRedisCluster,
+    ];
+
+    /// Whether `bench-server` can fill this mode's store with sessions
+    /// before it serves (`BENCH_PRELOAD`), as the scale run needs.
+    pub fn can_preload(self) -> bool {
+        matches!(
+            self,
+            Mode::TowerMemory
+                | Mode::TowerRedis
+                | Mode::SessionkitMemory
+                | Mode::SessionkitRedis
+                | Mode::SessionkitAxumMemory
+                | Mode::SessionkitAxumRedis
+                | Mode::SessionkitAxumRedisCluster
+        )
     }
 
     /// Whether this build of `bench-server` can serve the mode.
@@ -79,7 +111,8 @@ impl Mode {
             | Mode::SessionkitMemory
             | Mode::SessionkitRedis
             | Mode::SessionkitAxumMemory
-            | Mode::SessionkitAxumRedis => true,
+            | Mode::SessionkitAxumRedis
+            | Mode::SessionkitAxumRedisCluster => true,
         }
     }
 
@@ -95,7 +128,14 @@ impl Mode {
             Mode::SessionkitRedis => "sessionkit-redis",
             Mode::SessionkitAxumMemory => "sessionkit-axum-memory",
             Mode::SessionkitAxumRedis => "sessionkit-axum-redis",
+            Mode::SessionkitAxumRedisCluster => "sessionkit-axum-redis-cluster",
         }
+    }
+
+    /// Whether the server needs `REDIS_CLUSTER_URLS` (a Redis Cluster)
+    /// rather than `REDIS_URL`.
+    pub fn uses_redis_cluster(self) -> bool {
+        self == Mode::SessionkitAxumRedisCluster
     }
 
     /// Whether the server needs `REDIS_URL`.
@@ -185,5 +225,14 @@ mod tests {
         assert!(Mode::available().contains(&Mode::Bare));
         assert!(!Mode::Bare.has_session());
         assert!(Mode::ActixRedis.uses_redis());
+    }
+
+    #[test]
+    fn cluster_modes_stay_out_of_the_default_run() {
+        let default = Mode::available();
+        assert!(!default.contains(&Mode::SessionkitAxumRedisCluster));
+        assert!(Mode::SCALE_DEFAULT.contains(&Mode::SessionkitAxumRedisCluster));
+        assert!(Mode::SCALE_DEFAULT.iter().all(|m| m.can_preload()));
+        assert!(!Mode::SessionkitAxumRedisCluster.uses_redis());
     }
 }

@@ -12,10 +12,25 @@ local cookie = os.getenv("BENCH_COOKIE")
 if cookie ~= nil and cookie ~= "" then
   wrk.headers["Cookie"] = cookie
 end
+-- BENCH_COOKIE_FILE: a file of Cookie header values, one a line; each
+-- request picks one at random (the scale run: requests spread over N live
+-- sessions). Read in init(), which only the benchmark threads run.
+local cookie_file = os.getenv("BENCH_COOKIE_FILE")
+if cookie_file ~= nil and cookie_file ~= "" then
+  local list = {}
+  init = function(args)
+    for line in io.lines(cookie_file) do list[#list + 1] = line end
+    math.randomseed(os.time())
+  end
+  request = function()
+    wrk.headers["Cookie"] = list[math.random(#list)]
+    return wrk.format()
+  end
+end
 -- BENCH_COOKIES: several `name=value` cookies separated by `|`, used in
 -- turn, one per request (one session per connection, roughly).
 local many = os.getenv("BENCH_COOKIES")
-if many ~= nil and many ~= "" then
+if many ~= nil and many ~= "" and (cookie_file == nil or cookie_file == "") then
   local list = {}
   for c in string.gmatch(many, "[^|]+") do list[#list + 1] = c end
   local next_one = 0
@@ -197,6 +212,14 @@ impl RedisInfo {
         Ok(info)
     }
 
+    /// Adds `other`'s calls and CPU time to these (a cluster's nodes).
+    pub fn add(&mut self, other: &RedisInfo) {
+        for (name, calls) in &other.calls {
+            *self.calls.entry(name.clone()).or_default() += calls;
+        }
+        self.cpu_seconds += other.cpu_seconds;
+    }
+
     /// Calls made between `before` and `self`, without the `INFO` calls the
     /// benchmark itself made.
     pub fn calls_since(&self, before: &RedisInfo) -> BTreeMap<String, u64> {
@@ -329,6 +352,12 @@ mod tests {
         assert_eq!(delta.get("set"), Some(&20));
         assert_eq!(delta.get("info"), None);
         assert_eq!(delta.get("client|id"), None);
+
+        let mut sum = before.clone();
+        sum.add(&after);
+        assert_eq!(sum.calls.get("get"), Some(&40));
+        assert_eq!(sum.calls.get("set"), Some(&20));
+        assert!((sum.cpu_seconds - 5.0).abs() < 1e-9);
     }
 
     #[test]

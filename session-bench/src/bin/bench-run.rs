@@ -75,13 +75,22 @@ fn main() -> Result<()> {
     } else {
         None
     };
+    let cluster = if config.modes.iter().any(|m| m.uses_redis_cluster()) {
+        Some(RedisCluster::start(&config)?)
+    } else {
+        None
+    };
 
     let bench = Bench {
         config: &config,
         script: &script,
         clock_ticks,
         redis: redis.as_ref(),
+        cluster: cluster.as_ref(),
     };
+    if let Some(scale) = &config.scale {
+        return scale_run::run(&bench, scale);
+    }
     let mut samples = Vec::new();
     let mut contention = Vec::new();
     let mut censuses: BTreeMap<(usize, usize), Census> = BTreeMap::new();
@@ -150,6 +159,8 @@ struct Config {
     max_other_load: f64,
     retries: u32,
     census_requests: u64,
+    /// `SCALE=1`: the scale run's settings; `None` for the main run.
+    scale: Option<scale_run::Settings>,
 }
 
 impl Config {
@@ -162,6 +173,9 @@ impl Config {
     /// `RETRIES` (1, 0 in quick mode: at most this many repeats per run; the
     /// least contended attempt is kept), `CENSUS_REQUESTS` (100: sequential
     /// requests per route under Redis `MONITOR`, once per Redis mode).
+    /// `SCALE=1` runs the scale curves instead (see [`scale_run`]): `MODES`
+    /// then defaults to [`Mode::SCALE_DEFAULT`] and `OUT` to SCALE.md
+    /// (target/SCALE-quick.md in quick mode).
     fn from_env() -> Result<Config> {
         let quick = env_or("QUICK", "0")? != "0";
         let rounds: usize = parse_env("ROUNDS", if quick { 1 } else { 3 })?;
@@ -190,28 +204,46 @@ impl Config {
             "CENSUS_REQUESTS must be 1..=10000"
         );
 
-        let mut modes = match std::env::var("MODES") {
-            Ok(list) if !list.trim().is_empty() => list
-                .split(',')
-                .map(|name| name.trim().parse::<Mode>())
-                .collect::<Result<Vec<_>>>()?,
-            _ => Mode::available(),
+        let scale = if env_or("SCALE", "0")? != "0" {
+            Some(scale_run::Settings::from_env()?)
+        } else {
+            None
+        };
+        let named: Option<Vec<Mode>> = match std::env::var("MODES") {
+            Ok(list) if !list.trim().is_empty() => Some(
+                list.split(',')
+                    .map(|name| name.trim().parse::<Mode>())
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            _ => None,
+        };
+        let mut modes = match (&named, &scale) {
+            (Some(named), _) => named.clone(),
+            (None, Some(_)) => Mode::SCALE_DEFAULT.to_vec(),
+            (None, None) => Mode::available(),
         };
         for mode in &modes {
             ensure!(
                 mode.is_available(),
                 "mode {mode} is not built into bench-server yet"
             );
+            if scale.is_some() {
+                ensure!(
+                    mode.can_preload(),
+                    "mode {mode} cannot be preloaded with sessions, so it is not in the scale run"
+                );
+            }
         }
         // The ratios need bare actix-web measured in the same run.
-        if !modes.contains(&Mode::Bare) {
+        if scale.is_none() && !modes.contains(&Mode::Bare) {
             modes.insert(0, Mode::Bare);
         }
 
-        let default_out = if quick {
-            Path::new(MANIFEST_DIR).join("target/RESULTS-quick.md")
-        } else {
-            Path::new(MANIFEST_DIR).join("RESULTS.md")
+        let default_out = match (&scale, quick) {
+            (Some(_), true) => Path::new(MANIFEST_DIR).join("target/SCALE-quick.md"),
+            (Some(_), false) => Path::new(MANIFEST_DIR).join("SCALE.md"),
+            (None, true) => Path::new(MANIFEST_DIR).join("target/RESULTS-quick.md"),
+            (None, false) => Path::new(MANIFEST_DIR).join("RESULTS.md"),
         };
         let out = std::env::var_os("OUT").map_or(default_out, PathBuf::from);
         let server_bin = match std::env::var_os("BENCH_SERVER") {
@@ -243,6 +275,7 @@ impl Config {
             max_other_load,
             retries,
             census_requests,
+            scale,
         })
     }
 }
@@ -288,6 +321,17 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr().context("reading the port")?.port())
 }
 
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> Result<u16> {
+    for _ in 0..200 {
+        let port = free_port()?;
+        if port <= 55_535 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port pair for a Redis Cluster node after 200 tries")
+}
+
 /// A child process that is killed (and reaped) when dropped.
 #[derive(Debug)]
 struct ChildGuard {
@@ -317,8 +361,8 @@ impl ChildGuard {
     }
 
     /// Waits until `port` on 127.0.0.1 accepts connections.
-    fn wait_for_port(&mut self, port: u16) -> Result<()> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+    fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         while Instant::now() < deadline {
             self.ensure_running()?;
@@ -327,10 +371,7 @@ impl ChildGuard {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!(
-            "{} did not listen on {addr} within {STARTUP_TIMEOUT:?}",
-            self.what
-        )
+        bail!("{} did not listen on {addr} within {timeout:?}", self.what)
     }
 }
 
@@ -358,20 +399,45 @@ struct RedisServer {
 
 impl RedisServer {
     fn start(config: &Config) -> Result<RedisServer> {
-        let port = free_port()?;
-        let log = config.log_dir.join("redis-server.log");
+        Self::start_node(config, false)
+    }
+
+    /// A single node, or (`cluster`) a `--cluster-enabled` node whose
+    /// `nodes.conf` lives in the log directory.
+    fn start_node(config: &Config, cluster: bool) -> Result<RedisServer> {
+        let port = if cluster {
+            free_cluster_port()?
+        } else {
+            free_port()?
+        };
+        let name = if cluster {
+            format!("redis-cluster-{port}")
+        } else {
+            "redis-server".to_owned()
+        };
+        let log = config.log_dir.join(format!("{name}.log"));
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new("taskset");
         command
             .args(["-c", &config.redis_cpu, "redis-server"])
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        if cluster {
+            let nodes_conf = config.log_dir.join(format!("{name}-nodes.conf"));
+            // A stale file from an earlier run would name other nodes.
+            let _ = std::fs::remove_file(&nodes_conf);
+            command
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+                .arg("--cluster-config-file")
+                .arg(&nodes_conf);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().context("cloning the log handle")?)
             .stderr(log_file);
         let mut child = ChildGuard::spawn(command, "redis-server")?;
-        child.wait_for_port(port)?;
+        child.wait_for_port(port, STARTUP_TIMEOUT)?;
         let server = RedisServer {
             port,
             _child: child,
@@ -389,6 +455,33 @@ impl RedisServer {
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Removes every key (between the scale run's store sizes).
+    fn flush(&self) -> Result<()> {
+        let reply = self.simple_command("FLUSHALL")?;
+        ensure!(reply == "OK", "FLUSHALL answered {reply:?}");
+        Ok(())
+    }
+
+    /// Sends one inline command whose reply is a simple string (`+OK`).
+    fn simple_command(&self, command: &str) -> Result<String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut stream =
+            TcpStream::connect_timeout(&addr, IO_TIMEOUT).context("connecting to redis-server")?;
+        // FLUSHALL of a million keys takes a moment.
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.write_all(format!("{command}\r\n").as_bytes())?;
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line)
+            .with_context(|| format!("reading the reply to {command}"))?;
+        let line = line.trim_end();
+        match line.strip_prefix('+') {
+            Some(text) => Ok(text.to_owned()),
+            None => bail!("{command} answered {line:?}"),
+        }
     }
 
     fn info(&self) -> Result<RedisInfo> {
@@ -477,6 +570,83 @@ impl RedisServer {
     }
 }
 
+/// Three local masters joined into a Redis Cluster (no replicas), as the
+/// tests' harness does it (`redis-cli --cluster create`).
+#[derive(Debug)]
+struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// How long the cluster may take to report `cluster_state:ok`.
+    const FORM_TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn start(config: &Config) -> Result<RedisCluster> {
+        let nodes = (0..3)
+            .map(|_| RedisServer::start_node(config, true))
+            .collect::<Result<Vec<_>>>()?;
+        let mut command = Command::new("redis-cli");
+        command
+            .args(["-p", &nodes[0].port.to_string(), "--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null());
+        let out = command
+            .output()
+            .context("running redis-cli --cluster create")?;
+        ensure!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + Self::FORM_TIMEOUT;
+        loop {
+            let mut ok = true;
+            for node in &cluster.nodes {
+                ok &= node.command("CLUSTER INFO")?.contains("cluster_state:ok");
+            }
+            if ok {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not reach cluster_state:ok within {:?}",
+                Self::FORM_TIMEOUT
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "bench-run: Redis Cluster of 3 masters on ports {}",
+            cluster
+                .nodes
+                .iter()
+                .map(|n| n.port.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(cluster)
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Every node's counters, summed.
+    fn info(&self) -> Result<RedisInfo> {
+        let mut total = RedisInfo::default();
+        for node in &self.nodes {
+            total.add(&node.info()?);
+        }
+        Ok(total)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.nodes.iter().try_for_each(RedisServer::flush)
+    }
+}
+
 /// One measured `wrk` run.
 #[derive(Debug, Clone)]
 struct Sample {
@@ -521,17 +691,30 @@ struct Bench<'a> {
     script: &'a Path,
     clock_ticks: f64,
     redis: Option<&'a RedisServer>,
+    cluster: Option<&'a RedisCluster>,
+}
+
+/// What one `wrk` run sends.
+#[derive(Debug, Clone, Copy)]
+struct Load<'a> {
+    connections: u32,
+    /// One `Cookie` header for every request ("" = none).
+    cookie: &'a str,
+    /// Several, `|`-separated, used in turn ("" = none).
+    cookies: &'a str,
+    /// A file of `Cookie` headers, one a line, picked at random per request.
+    cookie_file: Option<&'a Path>,
 }
 
 impl Bench<'_> {
     /// Measures every route of `mode`; in round 0 of a Redis mode also takes
     /// a MONITOR census of each route.
-    fn run_mode(&self, mode: Mode, round: usize) -> Result<ModeRuns> {
+    /// Starts `bench-server` for `mode` on a free port (log file
+    /// `<mode>-<label>.log`), after it has preloaded `preload` sessions.
+    fn start_server(&self, mode: Mode, label: &str, preload: u64) -> Result<(ChildGuard, u16)> {
         let config = self.config;
         let port = free_port()?;
-        let log = config
-            .log_dir
-            .join(format!("{mode}-round{}.log", round + 1));
+        let log = config.log_dir.join(format!("{mode}-{label}.log"));
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new("taskset");
@@ -539,6 +722,7 @@ impl Bench<'_> {
             .args(["-c", &config.server_cpu])
             .arg(&config.server_bin)
             .args([mode.name(), &port.to_string()])
+            .env("BENCH_PRELOAD", preload.to_string())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().context("cloning the log handle")?)
             .stderr(log_file);
@@ -546,56 +730,52 @@ impl Bench<'_> {
             let redis = self.redis.context("a Redis mode without redis-server")?;
             command.env("REDIS_URL", redis.url());
         }
+        if mode.uses_redis_cluster() {
+            let cluster = self
+                .cluster
+                .context("a Redis Cluster mode without a cluster")?;
+            command.env("REDIS_CLUSTER_URLS", cluster.urls().join(","));
+        }
         let mut server = ChildGuard::spawn(command, format!("bench-server {mode}"))?;
+        // Preloading a million sessions into Redis takes a while.
+        let timeout = STARTUP_TIMEOUT + Duration::from_millis(preload / 5);
         server
-            .wait_for_port(port)
+            .wait_for_port(port, timeout)
             .with_context(|| format!("server log: {}", log.display()))?;
+        Ok((server, port))
+    }
+
+    fn run_mode(&self, mode: Mode, round: usize) -> Result<ModeRuns> {
+        let config = self.config;
+        let (mut server, port) = self.start_server(mode, &format!("round{}", round + 1), 0)?;
         let cookie = establish_session(port, mode)?;
+        // /counter and /read: each request on one of a pool of sessions in
+        // turn, four per connection, so that no two requests in flight
+        // share a session (see the report's method line).
+        let mut pool = Vec::new();
+        if mode.has_session() {
+            for _ in 0..4 * config.connections {
+                pool.push(establish_session(port, mode)?);
+            }
+        }
+        let pool = pool.join("|");
 
         let mut samples = Vec::new();
         for route in Route::ALL {
-            let cookie = if route.sends_cookie() {
-                cookie.as_str()
-            } else {
-                ""
+            let load = Load {
+                connections: config.connections,
+                cookie: "",
+                cookies: if route.sends_cookie() { &pool } else { "" },
+                cookie_file: None,
             };
-            self.wrk(port, route, cookie, config.warmup_secs)
+            self.wrk_load(port, route, &load, config.warmup_secs)
                 .with_context(|| format!("warm-up of {route}"))?;
             server.ensure_running()?;
 
-            // Repeat a contended run; keep the least contended attempt.
-            let mut best: Option<Sample> = None;
-            for attempt in 0..=config.retries {
-                if attempt > 0 {
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-                let sample = Sample {
-                    round,
-                    attempt,
-                    ..self.measure_route(&mut server, port, mode, route, cookie)?
-                };
-                let other = sample.other_load_percent.unwrap_or(0.0);
-                let better = best
-                    .as_ref()
-                    .is_none_or(|b| other < b.other_load_percent.unwrap_or(0.0));
-                if better {
-                    best = Some(sample);
-                }
-                if other <= config.max_other_load {
-                    break;
-                }
-                if attempt < config.retries {
-                    eprintln!(
-                        "  {:<9} other load on the server's CPU was {other:.0} % (> {:.0} %): \
-                         measuring again ({}/{})",
-                        route.path(),
-                        config.max_other_load,
-                        attempt + 1,
-                        config.retries,
-                    );
-                }
-            }
-            let sample = best.context("no measurement was made")?;
+            let sample = Sample {
+                round,
+                ..self.measure_best(&mut server, port, mode, route, &load)?
+            };
             samples.push(sample);
         }
         let contention = if mode == Mode::Bare {
@@ -630,6 +810,50 @@ impl Bench<'_> {
             }
         }
         Ok((samples, contention, censuses))
+    }
+
+    /// [`Bench::measure_route`], repeated while other work kept the server's
+    /// CPU busy (at most `RETRIES` times); the least contended attempt.
+    fn measure_best(
+        &self,
+        server: &mut ChildGuard,
+        port: u16,
+        mode: Mode,
+        route: Route,
+        load: &Load<'_>,
+    ) -> Result<Sample> {
+        let config = self.config;
+        let mut best: Option<Sample> = None;
+        for attempt in 0..=config.retries {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            let sample = Sample {
+                attempt,
+                ..self.measure_route(server, port, mode, route, load)?
+            };
+            let other = sample.other_load_percent.unwrap_or(0.0);
+            let better = best
+                .as_ref()
+                .is_none_or(|b| other < b.other_load_percent.unwrap_or(0.0));
+            if better {
+                best = Some(sample);
+            }
+            if other <= config.max_other_load {
+                break;
+            }
+            if attempt < config.retries {
+                eprintln!(
+                    "  {:<9} other load on the server's CPU was {other:.0} % (> {:.0} %): \
+                     measuring again ({}/{})",
+                    route.path(),
+                    config.max_other_load,
+                    attempt + 1,
+                    config.retries,
+                );
+            }
+        }
+        best.context("no measurement was made")
     }
 
     /// `/counter` with every connection on one session, then spread over
@@ -701,14 +925,14 @@ impl Bench<'_> {
         port: u16,
         mode: Mode,
         route: Route,
-        cookie: &str,
+        load: &Load<'_>,
     ) -> Result<Sample> {
         let config = self.config;
         let cpu_before = process_cpu_ticks(server.pid())?;
         let core_before = self.server_core_times()?;
         let redis_before = self.redis_info(mode)?;
         let wrk = self
-            .wrk(port, route, cookie, config.duration_secs)
+            .wrk_load(port, route, load, config.duration_secs)
             .with_context(|| format!("measuring {route}"))?;
         let cpu_after = process_cpu_ticks(server.pid())?;
         let core_after = self.server_core_times()?;
@@ -775,20 +999,18 @@ impl Bench<'_> {
         measure::parse_proc_stat_cpu(&text, cpu).map(Some)
     }
 
+    /// Redis' counters for a Redis mode (summed over the nodes of a
+    /// cluster), `None` for the others.
     fn redis_info(&self, mode: Mode) -> Result<Option<RedisInfo>> {
-        match self.redis {
-            Some(redis) if mode.uses_redis() => redis.info().map(Some),
+        match (self.redis, self.cluster) {
+            (Some(redis), _) if mode.uses_redis() => redis.info().map(Some),
+            (_, Some(cluster)) if mode.uses_redis_cluster() => cluster.info().map(Some),
             _ => Ok(None),
         }
     }
 
-    /// Runs `wrk` for `secs` seconds against `route` (bounded: killed if it
-    /// overruns by 30 s).
-    fn wrk(&self, port: u16, route: Route, cookie: &str, secs: u64) -> Result<WrkResult> {
-        self.wrk_with(port, route, cookie, "", secs)
-    }
-
-    /// [`Bench::wrk`], optionally with several cookies used in turn.
+    /// `wrk` with `config.connections` connections, one cookie or several
+    /// used in turn.
     fn wrk_with(
         &self,
         port: u16,
@@ -797,17 +1019,33 @@ impl Bench<'_> {
         cookies: &str,
         secs: u64,
     ) -> Result<WrkResult> {
+        let load = Load {
+            connections: self.config.connections,
+            cookie,
+            cookies,
+            cookie_file: None,
+        };
+        self.wrk_load(port, route, &load, secs)
+    }
+
+    /// Runs `wrk` for `secs` seconds against `route` with `load` (bounded:
+    /// killed if it overruns by 30 s).
+    fn wrk_load(&self, port: u16, route: Route, load: &Load<'_>, secs: u64) -> Result<WrkResult> {
         let config = self.config;
         let mut command = Command::new("taskset");
         command
             .args(["-c", &config.client_cpu, &config.wrk, "-t1"])
-            .arg(format!("-c{}", config.connections))
+            .arg(format!("-c{}", load.connections))
             .arg(format!("-d{secs}s"))
             .args(["--timeout", "5s", "-s"])
             .arg(self.script)
             .arg(format!("http://127.0.0.1:{port}{}", route.path()))
-            .env("BENCH_COOKIE", cookie)
-            .env("BENCH_COOKIES", cookies)
+            .env("BENCH_COOKIE", load.cookie)
+            .env("BENCH_COOKIES", load.cookies)
+            .env(
+                "BENCH_COOKIE_FILE",
+                load.cookie_file.map(Path::as_os_str).unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -1242,8 +1480,12 @@ fn render_report(
     }
     let _ = writeln!(
         md,
-        "- one session per server: the cookie from the first `/counter` is sent on every \
-         `/counter` and `/read` request; `/plain` is sent without cookie\n"
+        "- sessions: `/counter` and `/read` requests take their cookie in turn from {} \
+         sessions made before the runs (four per connection), so no two requests in flight \
+         share a session and no write waits for or conflicts with another (uncontended); \
+         `/plain` is sent without cookie. One session shared by every connection is the \
+         next table's\n",
+        4 * config.connections
     );
 
     let _ = writeln!(
@@ -1466,4 +1708,351 @@ fn render_report(
         }
     }
     md
+}
+
+/// The scale run (`SCALE=1`): for every mode and number of live sessions, a
+/// server preloaded with that many sessions, then `/counter` and `/read` at
+/// each number of connections, every request on a session picked at random
+/// among them.
+mod scale_run {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    use std::path::PathBuf;
+
+    use anyhow::{ensure, Context, Result};
+    use session_bench::scale::{self, parse_list, size_label};
+    use session_bench::{measure, Mode, Route};
+
+    use super::{
+        env_or, environment, establish_session, fmt_ms, fmt_percent, fmt_rps, http_get, Bench,
+        Load, Sample,
+    };
+
+    /// The routes measured at every point.
+    const ROUTES: [Route; 2] = [Route::Counter, Route::Read];
+
+    /// What a scale run covers.
+    #[derive(Debug, Clone)]
+    pub struct Settings {
+        /// Live sessions (`SCALE_SIZES`, default 1k, 100k, 1M).
+        pub sizes: Vec<u64>,
+        /// `wrk` connections (`SCALE_CONNECTIONS`, default 1, 32, 256).
+        pub connections: Vec<u32>,
+    }
+
+    impl Settings {
+        /// `SCALE_SIZES` and `SCALE_CONNECTIONS`, comma-separated.
+        pub fn from_env() -> Result<Settings> {
+            let sizes = match env_or("SCALE_SIZES", "")? {
+                text if text.trim().is_empty() => scale::DEFAULT_SIZES.to_vec(),
+                text => parse_list("SCALE_SIZES", &text, 1..=scale::MAX_SIZE)?,
+            };
+            let connections = match env_or("SCALE_CONNECTIONS", "")? {
+                text if text.trim().is_empty() => scale::DEFAULT_CONNECTIONS.to_vec(),
+                text => parse_list("SCALE_CONNECTIONS", &text, 1..=1024)?,
+            };
+            Ok(Settings { sizes, connections })
+        }
+    }
+
+    /// One measured run of the scale matrix.
+    #[derive(Debug, Clone)]
+    struct Point {
+        size: u64,
+        connections: u32,
+        sample: Sample,
+    }
+
+    pub fn run(bench: &Bench<'_>, settings: &Settings) -> Result<()> {
+        let config = bench.config;
+        eprintln!(
+            "bench-run: scale run: {} sessions, {} connections",
+            settings
+                .sizes
+                .iter()
+                .map(|s| size_label(*s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            settings
+                .connections
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut points = Vec::new();
+        let mut failures = Vec::new();
+        for &size in &settings.sizes {
+            for &mode in &config.modes {
+                eprintln!("scale: {mode}, {} live sessions", size_label(size));
+                match measure_size(bench, settings, mode, size) {
+                    Ok(mut more) => points.append(&mut more),
+                    Err(err) => {
+                        eprintln!("  FAILED: {err:#}");
+                        failures.push(format!("{mode}, {} sessions: {err:#}", size_label(size)));
+                    }
+                }
+            }
+        }
+        let report = render(bench, settings, &points, &failures);
+        if let Some(parent) = config.out.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&config.out, &report)
+            .with_context(|| format!("writing {}", config.out.display()))?;
+        println!("{report}");
+        eprintln!(
+            "bench-run: scale report written to {}",
+            config.out.display()
+        );
+        ensure!(
+            failures.is_empty(),
+            "{} scale point(s) failed; see the report",
+            failures.len()
+        );
+        Ok(())
+    }
+
+    /// One server of `mode` preloaded with `size` sessions, measured at
+    /// every number of connections.
+    fn measure_size(
+        bench: &Bench<'_>,
+        settings: &Settings,
+        mode: Mode,
+        size: u64,
+    ) -> Result<Vec<Point>> {
+        let config = bench.config;
+        // Each size starts from an empty Redis: no session of another mode or
+        // size stays behind to make the keyspace larger than measured.
+        if mode.uses_redis() {
+            bench.redis.context("no redis-server")?.flush()?;
+        }
+        if mode.uses_redis_cluster() {
+            bench.cluster.context("no Redis Cluster")?.flush()?;
+        }
+        let label = format!("scale-{}", size_label(size));
+        let (mut server, port) = bench.start_server(mode, &label, size)?;
+        // The cookie name, from a session the server makes itself.
+        let fresh = establish_session(port, mode)?;
+        let cookie_name = fresh
+            .split_once('=')
+            .map(|(name, _)| name.to_owned())
+            .context("the first /counter set no cookie")?;
+        let tower = matches!(mode, Mode::TowerMemory | Mode::TowerRedis);
+        // The preloaded sessions are live: the first and the last answer 0.
+        for index in [0, size - 1] {
+            let cookie = scale::cookie(tower, &cookie_name, index);
+            let response = http_get(port, Route::Read.path(), &cookie)?;
+            ensure!(
+                response.status == 200 && response.body.trim() == "0",
+                "{mode}: preloaded session {index} answered {} {:?}",
+                response.status,
+                response.body
+            );
+        }
+        let file = write_cookies(bench, mode, size, tower, &cookie_name)?;
+
+        let mut points = Vec::new();
+        let result = (|| -> Result<()> {
+            for &connections in &settings.connections {
+                for route in ROUTES {
+                    let load = Load {
+                        connections,
+                        cookie: "",
+                        cookies: "",
+                        cookie_file: Some(&file),
+                    };
+                    bench
+                        .wrk_load(port, route, &load, config.warmup_secs)
+                        .with_context(|| format!("warm-up of {route}"))?;
+                    server.ensure_running()?;
+                    eprint!("  c={connections:<4}");
+                    let sample = bench.measure_best(&mut server, port, mode, route, &load)?;
+                    points.push(Point {
+                        size,
+                        connections,
+                        sample,
+                    });
+                }
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_file(&file);
+        result?;
+        Ok(points)
+    }
+
+    /// The `Cookie` header of every preloaded session, one a line.
+    fn write_cookies(
+        bench: &Bench<'_>,
+        mode: Mode,
+        size: u64,
+        tower: bool,
+        cookie_name: &str,
+    ) -> Result<PathBuf> {
+        let path = bench
+            .config
+            .log_dir
+            .join(format!("scale-cookies-{mode}-{size}.txt"));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        for index in 0..size {
+            writeln!(out, "{}", scale::cookie(tower, cookie_name, index))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        out.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// `req/s · CPU µs · p99 ms` (and redis-server CPU µs for Redis modes).
+    fn cell(sample: &Sample) -> String {
+        let mut cell = format!(
+            "{} · {:.1} µs · {}",
+            fmt_rps(sample.wrk.requests_per_sec()),
+            sample.cpu_us_per_req,
+            fmt_ms(sample.wrk.p99_us as f64)
+        );
+        if let Some(redis) = sample.redis_cpu_us_per_req {
+            let _ = write!(cell, " · R {redis:.1} µs");
+        }
+        if sample.wrk.socket_errors + sample.wrk.status_errors > 0 {
+            cell.push_str(" ⚠");
+        }
+        cell
+    }
+
+    fn render(
+        bench: &Bench<'_>,
+        settings: &Settings,
+        points: &[Point],
+        failures: &[String],
+    ) -> String {
+        let config = bench.config;
+        let mut md = String::new();
+        let _ = writeln!(md, "# session-bench scale results\n");
+        let _ = writeln!(
+            md,
+            "Generated by `SCALE=1 scripts/bench.sh`{} (`session-bench/src/bin/bench-run.rs`). \
+             Do not edit by hand.\n",
+            if config.quick { " in QUICK mode" } else { "" }
+        );
+        for (name, value) in environment(config) {
+            let _ = writeln!(md, "- {name}: {value}");
+        }
+        let _ = writeln!(
+            md,
+            "- method: per mode and number of live sessions, one server (one worker thread, \
+             pinned to CPU {}) whose store was filled with that many sessions before it \
+             listened (`BENCH_PRELOAD`; Redis flushed first); then for each number of \
+             connections and route one {} s warm-up and one {} s `wrk -t1` run (pinned to CPU \
+             {}), every request carrying the cookie of a preloaded session picked uniformly \
+             at random. Redis (single node, and the three Cluster masters) pinned to CPU {}. A \
+             run with more than {:.0} % other load on the server's CPU is measured again (at \
+             most {} times), the least contended attempt kept; one round",
+            config.server_cpu,
+            config.warmup_secs,
+            config.duration_secs,
+            config.client_cpu,
+            config.redis_cpu,
+            config.max_other_load,
+            config.retries,
+        );
+        let other: Vec<f64> = points
+            .iter()
+            .filter_map(|p| p.sample.other_load_percent)
+            .collect();
+        if let Some(median_other) = measure::median(&other) {
+            let max_other = other.iter().copied().fold(0.0, f64::max);
+            let _ = writeln!(
+                md,
+                "- other load on the server's CPU during the measured runs: median \
+                 {median_other:.0} %, max {max_other:.0} % (req/s is depressed where it is \
+                 high; CPU µs/req much less)"
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nCells: requests/s · server (app) CPU µs per request · p99 latency in ms; for the \
+             Redis modes also R = redis-server CPU µs per request (user+sys, `INFO cpu`, summed \
+             over the Cluster's nodes). ⚠ = the run had socket errors or non-2xx answers (see \
+             the last table). sessionkit-axum-* and tower-* run on the same framework (axum \
+             0.8) and runtime (one current-thread tokio runtime).\n"
+        );
+        for route in ROUTES {
+            let _ = writeln!(md, "## {route}\n");
+            let mut header = "| mode | live sessions |".to_owned();
+            let mut rule = "|---|---|".to_owned();
+            for c in &settings.connections {
+                let _ = write!(header, " {c} conn. |");
+                rule.push_str("---|");
+            }
+            let _ = writeln!(md, "{header}\n{rule}");
+            for &mode in &config.modes {
+                for &size in &settings.sizes {
+                    let mut row = format!("| {mode} | {} |", size_label(size));
+                    let mut any = false;
+                    for &c in &settings.connections {
+                        match points.iter().find(|p| {
+                            p.sample.mode == mode
+                                && p.size == size
+                                && p.connections == c
+                                && p.sample.route == route
+                        }) {
+                            Some(point) => {
+                                any = true;
+                                let _ = write!(row, " {} |", cell(&point.sample));
+                            }
+                            None => row.push_str(" n/a |"),
+                        }
+                    }
+                    if any {
+                        let _ = writeln!(md, "{row}");
+                    }
+                }
+            }
+            md.push('\n');
+        }
+
+        let _ = writeln!(md, "## Every run\n");
+        let _ = writeln!(
+            md,
+            "| mode | sessions | conn. | route | req/s | µs/req | busy | other | p50 ms | p99 ms | redis µs/req | requests | errors | attempt kept |"
+        );
+        let _ = writeln!(
+            md,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for point in points {
+            let s = &point.sample;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.2} | {:.0} % | {} | {} | {} | {} | {} | {} | {} |",
+                s.mode,
+                size_label(point.size),
+                point.connections,
+                s.route,
+                fmt_rps(s.wrk.requests_per_sec()),
+                s.cpu_us_per_req,
+                s.busy_percent,
+                fmt_percent(s.other_load_percent),
+                fmt_ms(s.wrk.p50_us as f64),
+                fmt_ms(s.wrk.p99_us as f64),
+                s.redis_cpu_us_per_req
+                    .map_or_else(|| "–".to_owned(), |r| format!("{r:.1}")),
+                s.wrk.requests,
+                s.wrk.socket_errors + s.wrk.status_errors,
+                s.attempt,
+            );
+        }
+        if !failures.is_empty() {
+            let _ = writeln!(md, "\n## Failures\n");
+            for failure in failures {
+                let _ = writeln!(md, "- {failure}");
+            }
+        }
+        md
+    }
 }

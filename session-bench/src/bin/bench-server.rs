@@ -11,7 +11,13 @@
 //!   session.
 //!
 //! The mode and port may also come from `BENCH_MODE` / `BENCH_PORT`; the Redis
-//! modes read `REDIS_URL`.
+//! modes read `REDIS_URL`, the Redis Cluster mode `REDIS_CLUSTER_URLS`
+//! (comma-separated node URLs).
+//!
+//! `BENCH_PRELOAD=N` (the scale run): before it listens, the server writes
+//! N sessions straight into its store, session `i` under the id of
+//! [`session_bench::scale`] with `visits = 0`, so requests can be spread over
+//! N live sessions from the first one.
 
 use std::net::SocketAddr;
 
@@ -43,12 +49,205 @@ fn main() -> Result<()> {
         Mode::SessionkitRedis => sessionkit_modes::redis(addr, &redis_url()?),
         Mode::SessionkitAxumMemory => sessionkit_axum_modes::memory(addr),
         Mode::SessionkitAxumRedis => sessionkit_axum_modes::redis(addr, &redis_url()?),
+        Mode::SessionkitAxumRedisCluster => {
+            sessionkit_axum_modes::cluster(addr, &redis_cluster_urls()?)
+        }
     }
 }
 
 fn redis_url() -> Result<String> {
     std::env::var("REDIS_URL")
         .context("the Redis modes need REDIS_URL (e.g. redis://127.0.0.1:6390)")
+}
+
+fn redis_cluster_urls() -> Result<Vec<String>> {
+    let urls = std::env::var("REDIS_CLUSTER_URLS").context(
+        "the Redis Cluster mode needs REDIS_CLUSTER_URLS (e.g. redis://127.0.0.1:7000,redis://127.0.0.1:7001)",
+    )?;
+    Ok(urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// `BENCH_PRELOAD` (0 when unset).
+fn preload_count() -> Result<u64> {
+    match std::env::var("BENCH_PRELOAD") {
+        Ok(text) if !text.trim().is_empty() => {
+            let count: u64 = text
+                .trim()
+                .parse()
+                .with_context(|| format!("BENCH_PRELOAD={text:?} is not a number"))?;
+            anyhow::ensure!(
+                count <= session_bench::scale::MAX_SIZE,
+                "BENCH_PRELOAD must be at most {}",
+                session_bench::scale::MAX_SIZE
+            );
+            Ok(count)
+        }
+        _ => Ok(0),
+    }
+}
+
+/// Fills a store with the scale run's sessions (see the module docs).
+mod preload {
+    use std::future::Future;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use anyhow::{Context, Result};
+    use session_bench::scale;
+
+    /// Writes in flight at once (Redis: pipelined on the store's connections).
+    const IN_FLIGHT: usize = 256;
+    /// How long the preloaded sessions stay live: longer than any run.
+    const LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+    fn now_ms() -> Result<u64> {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("the clock is before 1970")?;
+        u64::try_from(since.as_millis()).context("the clock is past the year 584 million")
+    }
+
+    /// Runs `write(i)` for every `i < count`, `IN_FLIGHT` at a time, on the
+    /// current (single-threaded) runtime, and logs how long it took.
+    pub async fn run<F, Fut>(what: &str, count: u64, write: F) -> Result<()>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: Future<Output = Result<()>> + 'static,
+    {
+        if count == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for index in 0..count {
+                    if tasks.len() >= IN_FLIGHT {
+                        if let Some(done) = tasks.join_next().await {
+                            done.context("a preload task panicked")??;
+                        }
+                    }
+                    tasks.spawn_local(write(index));
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done.context("a preload task panicked")??;
+                }
+                Ok::<(), anyhow::Error>(())
+            })
+            .await?;
+        eprintln!(
+            "bench-server: preloaded {count} {what} sessions in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Session `index` as sessionkit's runtime would create it: `visits`
+    /// = 0, the default idle timeout's worth of life (a day here).
+    pub fn sessionkit_write(index: u64) -> Result<sessionkit::store::Write> {
+        use sessionkit::store::{Meta, Write, WriteKind};
+        use sessionkit::SessionData;
+
+        use super::sessionkit_modes::Counter;
+
+        let now = now_ms()?;
+        let lifetime = u64::try_from(LIFETIME.as_millis()).context("lifetime in ms")?;
+        let mut visits = Vec::new();
+        Counter::default()
+            .encode_field(0, &mut visits)
+            .context("encoding visits")?;
+        Ok(Write {
+            id: sessionkit::SessionId::parse(&scale::sessionkit_id(index))
+                .context("a preload id is not a valid session id")?,
+            kind: WriteKind::Create,
+            now,
+            meta: Meta::new(now, lifetime, None),
+            meta_changed: true,
+            ttl_ms: lifetime,
+            set: vec![(Counter::FIELDS[0].name, visits.into())],
+            remove: Vec::new(),
+            expect: Vec::new(),
+            principal: None,
+        })
+    }
+
+    /// Fills a sessionkit store.
+    pub async fn sessionkit<S>(store: &S, count: u64) -> Result<()>
+    where
+        S: sessionkit::SessionStore + Clone,
+    {
+        run("sessionkit", count, |index| {
+            let store = store.clone();
+            async move {
+                let write = sessionkit_write(index)?;
+                store
+                    .write(&write)
+                    .await
+                    .with_context(|| format!("preloading session {index}"))?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// The tower-sessions record of session `index`, for either version of
+    /// tower-sessions-core.
+    macro_rules! tower_record {
+        ($krate:ident, $index:expr) => {{
+            let mut data = std::collections::HashMap::new();
+            data.insert("visits".to_owned(), serde_json::Value::from(0u32));
+            $krate::session::Record {
+                id: $krate::session::Id(scale::tower_id($index)),
+                data,
+                expiry_date: time::OffsetDateTime::now_utc() + LIFETIME,
+            }
+        }};
+    }
+
+    /// Fills tower-sessions 0.15's `MemoryStore`.
+    pub async fn tower_memory(store: &tower_sessions::MemoryStore, count: u64) -> Result<()> {
+        use tower_sessions::SessionStore as _;
+        run("tower-sessions", count, |index| {
+            let store = store.clone();
+            async move {
+                store
+                    .save(&tower_record!(tower_sessions, index))
+                    .await
+                    .with_context(|| format!("preloading session {index}"))
+            }
+        })
+        .await
+    }
+
+    /// Fills tower-sessions-redis-store (on tower-sessions-core 0.14). Its
+    /// `save` only overwrites (`SET XX`), so this uses `create` (`SET NX`),
+    /// which keeps the id on an empty Redis.
+    pub async fn tower_redis<S>(store: &S, count: u64) -> Result<()>
+    where
+        S: tower_sessions_014::SessionStore + Clone,
+    {
+        run("tower-sessions", count, |index| {
+            let store = store.clone();
+            async move {
+                let mut record = tower_record!(tower_sessions_014, index);
+                store
+                    .create(&mut record)
+                    .await
+                    .with_context(|| format!("preloading session {index}"))?;
+                anyhow::ensure!(
+                    record.id.0 == scale::tower_id(index),
+                    "preloaded session {index} already existed (Redis not flushed?)"
+                );
+                Ok(())
+            }
+        })
+        .await
+    }
 }
 
 mod actix_modes {
@@ -218,14 +417,19 @@ mod sessionkit_modes {
     }
 
     pub fn memory(addr: SocketAddr) -> Result<()> {
-        let manager = manager(MemoryStore::new())?;
-        super::actix_modes::block_on(serve(addr, manager))
+        let store = MemoryStore::new();
+        super::actix_modes::block_on(async move {
+            super::preload::sessionkit(&store, super::preload_count()?).await?;
+            serve(addr, manager(store)?).await
+        })
     }
 
     pub fn redis(addr: SocketAddr, url: &str) -> Result<()> {
         let store = RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?;
-        let manager = manager(store)?;
-        super::actix_modes::block_on(serve(addr, manager))
+        super::actix_modes::block_on(async move {
+            super::preload::sessionkit(&store, super::preload_count()?).await?;
+            serve(addr, manager(store)?).await
+        })
     }
 }
 
@@ -237,7 +441,7 @@ mod sessionkit_axum_modes {
     use anyhow::{Context, Result};
     use axum::routing::get;
     use axum::Router;
-    use sessionkit::{MemoryStore, RedisStore, SessionManager};
+    use sessionkit::{MemoryStore, RedisStore, SessionManager, SessionStore};
     use sessionkit_axum::{Session, SessionLayer};
 
     use super::sessionkit_modes::{manager, Counter, CounterSessionExt};
@@ -267,15 +471,31 @@ mod sessionkit_axum_modes {
             .layer(SessionLayer::new(manager))
     }
 
+    /// Preloads `store` (`BENCH_PRELOAD`), then serves it.
+    fn run<S: SessionStore + Clone>(addr: SocketAddr, store: S) -> Result<()> {
+        super::tower_modes::block_on(async move {
+            super::preload::sessionkit(&store, super::preload_count()?).await?;
+            super::tower_modes::serve(addr, app(manager(store)?)).await
+        })
+    }
+
     pub fn memory(addr: SocketAddr) -> Result<()> {
-        let manager = manager(MemoryStore::new())?;
-        super::tower_modes::block_on(super::tower_modes::serve(addr, app(manager)))
+        run(addr, MemoryStore::new())
     }
 
     pub fn redis(addr: SocketAddr, url: &str) -> Result<()> {
-        let store = RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?;
-        let manager = manager(store)?;
-        super::tower_modes::block_on(super::tower_modes::serve(addr, app(manager)))
+        run(
+            addr,
+            RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?,
+        )
+    }
+
+    /// The same on a Redis Cluster (three local masters in the scale run).
+    pub fn cluster(addr: SocketAddr, urls: &[String]) -> Result<()> {
+        let store = RedisStore::cluster_builder(urls.iter().cloned())
+            .build()
+            .context("configuring sessionkit's RedisStore for a cluster")?;
+        run(addr, store)
     }
 }
 
@@ -359,9 +579,9 @@ mod tower_modes {
 
     pub fn memory(addr: SocketAddr) -> Result<()> {
         block_on(async move {
-            let layer =
-                tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
-                    .with_secure(false);
+            let store = tower_sessions::MemoryStore::default();
+            super::preload::tower_memory(&store, super::preload_count()?).await?;
+            let layer = tower_sessions::SessionManagerLayer::new(store).with_secure(false);
             serve(addr, super::tower015::routes().layer(layer)).await
         })
     }
@@ -377,8 +597,9 @@ mod tower_modes {
             pool.wait_for_connect()
                 .await
                 .context("connecting fred to Redis")?;
-            let layer = tower_sessions_014::SessionManagerLayer::new(RedisStore::new(pool))
-                .with_secure(false);
+            let store = RedisStore::new(pool);
+            super::preload::tower_redis(&store, super::preload_count()?).await?;
+            let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
             serve(addr, super::tower014::routes().layer(layer)).await
         })
     }
