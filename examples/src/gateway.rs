@@ -190,7 +190,7 @@ impl GatewayConfig {
     }
 }
 
-/// The in-memory store's bound: 128 MiB of sessions (about 400,000 typical
+/// The in-memory store's bound: 128 MiB of sessions (about 550,000 typical
 /// gateway sessions, or 8,000 carts of 15 KB).
 pub const MEMORY_STORE_BYTES: u64 = 128 * 1024 * 1024;
 

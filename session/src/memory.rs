@@ -570,6 +570,47 @@ mod tests {
         assert_eq!(store.write(&touch).await.unwrap(), Written::Gone);
     }
 
+    /// Rotations lock two shards; two threads rotating across the shards at
+    /// once (so in both directions between some pairs) must both finish
+    /// (locks are taken in shard order), each session ending in one place.
+    #[test]
+    fn crossing_rotations_do_not_deadlock() {
+        let store = MemoryStore::new();
+        let rotate = |from: &SessionId, to: &SessionId| Write {
+            kind: WriteKind::Rotate {
+                to: to.clone(),
+                grace_ms: 0,
+                full: vec![],
+                loaded: vec![],
+            },
+            set: vec![],
+            ..create(from, 60_000, b"1")
+        };
+        let chains: Vec<Vec<SessionId>> = (0..2)
+            .map(|t| (0..200).map(|i| id(&format!("c{t}x{i}"))).collect())
+            .collect();
+        for chain in &chains {
+            assert_eq!(
+                store.write_now(&create(&chain[0], 60_000, b"1")),
+                Written::Done
+            );
+        }
+        std::thread::scope(|scope| {
+            for chain in &chains {
+                let store = store.clone();
+                scope.spawn(move || {
+                    for pair in chain.windows(2) {
+                        assert_eq!(store.write_now(&rotate(&pair[0], &pair[1])), Written::Done);
+                    }
+                });
+            }
+        });
+        assert_eq!(store.len(), 2);
+        for chain in &chains {
+            assert!(matches!(store.load_now(&chain[199], 0), Loaded::Session(_)));
+        }
+    }
+
     #[tokio::test]
     async fn capacity_bounds_the_store() {
         let store = MemoryStore::with_capacity(10);
