@@ -190,7 +190,7 @@ impl GatewayConfig {
     }
 }
 
-/// The in-memory store's bound: 128 MiB of sessions (about 400,000 typical
+/// The in-memory store's bound: 128 MiB of sessions (about 550,000 typical
 /// gateway sessions, or 8,000 carts of 15 KB).
 pub const MEMORY_STORE_BYTES: u64 = 128 * 1024 * 1024;
 
@@ -210,7 +210,8 @@ pub const MEMORY_STORE_BYTES: u64 = 128 * 1024 * 1024;
 pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, GatewayError> {
     let Some(url) = redis_url.map(str::trim).filter(|u| !u.is_empty()) else {
         // Bounded in bytes: anonymous clients creating sessions cannot grow
-        // the process past it; the least recently used session goes first.
+        // the process past it; the sessions closest to expiry (the least
+        // recently written) go first.
         return Ok(Arc::new(MemoryStore::with_max_bytes(MEMORY_STORE_BYTES)));
     };
     let store = if url.contains(',') {

@@ -25,10 +25,10 @@ fn main() {
 
 const SIZES: [usize; 2] = [1_000, 1_000_000];
 
-/// Iterations per timed sample. moka does its maintenance (draining the read
-/// and write logs, the timer wheel) every few dozen operations; samples this
-/// long carry their share of it, so median and mean are the amortized cost
-/// rather than the cost of an operation that happened to skip it.
+/// Iterations per timed sample. A write sweeps its shard's expired entries
+/// at most once a second; samples this long carry their share of such
+/// periodic work, so median and mean are the amortized cost rather than the
+/// cost of an operation that happened to skip it.
 const SAMPLE_SIZE: u32 = 1000;
 
 /// A store holding `ids.len()` typical gateway sessions.
@@ -67,7 +67,7 @@ fn fill(sessions: usize) -> Filled {
             store.write(&write).await.expect("MemoryStore never fails");
         }
     });
-    // Apply moka's pending writes now rather than inside the first samples.
+    // Sweep now rather than inside the first samples.
     store.sweep();
     assert_eq!(store.len(), sessions as u64, "every session is stored");
     Filled { store, ids }

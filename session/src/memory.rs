@@ -1,17 +1,17 @@
-//! The default store: sessions in this process's memory, expired by `moka`.
+//! The default store: sessions in this process's memory, in a sharded map
+//! that expires and bounds them itself.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+#[cfg(test)]
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-use bytes::{Buf, BufMut, Bytes};
-use moka::notification::RemovalCause;
-use moka::policy::EvictionPolicy;
-use moka::sync::{Cache, CacheBuilder};
-use moka::Expiry;
-
+use self::body::Body;
 use self::index::PrincipalIndex;
+use self::key::Key;
+use self::policy::Bound;
+use self::table::Table;
 use crate::id::SessionId;
 use crate::principal::{Principal, PrincipalWrite, SessionHandle, Take};
 use crate::record::{Fields, Meta, Record};
@@ -19,19 +19,26 @@ use crate::store::{
     apply_change, expectations_hold, Loaded, SessionStore, StoreError, Write, WriteKind, Written,
 };
 
+mod body;
 mod index;
+mod key;
+mod policy;
+mod table;
 
 /// Sessions held in memory: concurrent, self-expiring, optionally bounded.
 ///
-/// Each entry lives for its session's remaining TTL after every write, and
-/// is then removed by the cache itself, so abandoned sessions do not
-/// accumulate. Every conditional write (expectations, rotation, tombstones)
-/// runs under the entry's own lock: one atomic step, so several workers
-/// sharing the store never lose each other's updates.
+/// Each entry lives for its session's remaining TTL after every write, then
+/// disappears: a lookup no longer sees it, and the next write to its shard
+/// at least a second later (or [`MemoryStore::sweep`]) frees it, so
+/// abandoned sessions do not accumulate. Every conditional write
+/// (expectations, rotation, tombstones) runs under the lock of the shard
+/// holding the id (a rotation: of both ids' shards): one atomic step, so
+/// several workers sharing the store never lose each other's updates.
 ///
 /// Bound it by count ([`MemoryStore::with_capacity`]) or, better for memory
-/// planning, by bytes ([`MemoryStore::with_max_bytes`]): past the bound the
-/// least recently used session is evicted.
+/// planning, by bytes ([`MemoryStore::with_max_bytes`]). Past the bound, the
+/// sessions closest to expiry are evicted first (with one idle timeout for
+/// all, the least recently written), a batch at a time.
 ///
 /// Good for development, tests, and single-instance apps; sessions are lost
 /// on restart and not shared between processes (use the Redis store for that).
@@ -39,7 +46,7 @@ mod index;
 /// It keeps the principal index (sessions per user) in memory next to the
 /// sessions: a map from each principal to its sessions, updated under one
 /// lock together with the session writes that change it, and cleaned when
-/// the cache drops a session (expiry, eviction, delete). Sessions without
+/// the store drops a session (expiry, eviction, delete). Sessions without
 /// a principal never touch it.
 ///
 /// ```
@@ -51,160 +58,36 @@ mod index;
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<SessionId, Arc<Entry>, Hasher>,
-    /// Entries are weighed by bytes: a changed size is inserted again.
-    bytes_bounded: bool,
+    table: Arc<Table>,
     index: Arc<PrincipalIndex>,
+    ticks: Ticks,
 }
-
-/// Keys are server-generated random ids (a lookup of an unknown id inserts
-/// nothing), so a fast seeded hash is enough; moka's default SipHash costs
-/// several times more per lookup.
-type Hasher = foldhash::fast::RandomState;
-
-/// What one entry costs beyond its id and packed fields (the cache's
-/// bookkeeping, the `Arc`, the lock, the metadata), counted by the byte bound.
-const ENTRY_OVERHEAD: usize = 160;
 
 /// How many rotation tombstones a load, write or delete follows at most.
 const MAX_HOPS: usize = 4;
 
-/// One id's entry. The `Arc` stays the same for the entry's whole life:
-/// every change happens under `state`'s lock and re-inserts the same `Arc`
-/// (to refresh its TTL and weight), so two writers can never work on two
-/// copies.
-struct Entry {
-    /// When the entry expires, in ms since [`epoch`].
-    deadline_ms: AtomicU64,
-    weight: AtomicU32,
-    state: Mutex<Slot>,
+/// The store's own time for entry deadlines: monotonic ms since the first
+/// use of any memory store (sessions' timestamps use the manager's clock;
+/// entry deadlines only need to be steady).
+#[derive(Clone)]
+enum Ticks {
+    System,
+    /// Moved by hand, for tests.
+    #[cfg(test)]
+    Manual(Arc<AtomicU64>),
 }
 
-/// The base of entry deadlines: the first use of any memory store.
-fn epoch() -> Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// `at` in ms since [`epoch`].
-fn ms_since_epoch(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(epoch()).as_millis()).unwrap_or(u64::MAX)
-}
-
-enum Slot {
-    /// A session: metadata and its fields packed into one buffer (`u16`
-    /// name length, name, `u32` value length, value; repeated).
-    Live { meta: Meta, packed: Box<[u8]> },
-    /// Rotated away: forwards to `to` until `until` (ms since the epoch).
-    Moved { to: SessionId, until: u64 },
-    /// Deleted; the entry is being removed from the cache.
-    Dead,
-}
-
-impl Entry {
-    fn new(slot: Slot, ttl_ms: u64, weight: u32) -> Self {
-        Self {
-            deadline_ms: AtomicU64::new(ms_since_epoch(Instant::now()).saturating_add(ttl_ms)),
-            weight: AtomicU32::new(weight),
-            state: Mutex::new(slot),
+impl Ticks {
+    fn now(&self) -> u64 {
+        match self {
+            Ticks::System => {
+                static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+                let epoch = *EPOCH.get_or_init(Instant::now);
+                u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+            }
+            #[cfg(test)]
+            Ticks::Manual(now) => now.load(Ordering::SeqCst),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        // Every change of a slot is a single assignment after all fallible
-        // work, so a panic cannot leave it half-written: poisoning is ignored.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The time left at `at`.
-    fn remaining(&self, at: Instant) -> Duration {
-        let deadline = self.deadline_ms.load(Ordering::Relaxed);
-        Duration::from_millis(deadline.saturating_sub(ms_since_epoch(at)))
-    }
-
-    /// Expire `ttl_ms` from now.
-    fn set_ttl(&self, ttl_ms: u64) {
-        let deadline = ms_since_epoch(Instant::now()).saturating_add(ttl_ms);
-        self.deadline_ms.store(deadline, Ordering::Relaxed);
-    }
-}
-
-fn weight(id: &SessionId, packed: usize) -> u32 {
-    u32::try_from(id.as_str().len() + packed + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-}
-
-fn pack(fields: &Fields) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(fields.encoded_len() + fields.len() * 6);
-    for (name, value) in fields.iter() {
-        // Field names are Rust identifiers or short renames; values are bounded
-        // by maxSessionBytes, so both fit their length prefixes.
-        out.put_u16(u16::try_from(name.len()).unwrap_or(u16::MAX));
-        out.put_slice(&name[..name.len().min(usize::from(u16::MAX))]);
-        out.put_u32(u32::try_from(value.len()).unwrap_or(u32::MAX));
-        out.put_slice(value);
-    }
-    out.into_boxed_slice()
-}
-
-/// Unpacks [`pack`]'s buffer. A truncated buffer yields the complete fields
-/// before the cut (never a panic).
-pub(crate) fn unpack(packed: &[u8]) -> Fields {
-    let all = Bytes::copy_from_slice(packed);
-    let mut rest = packed;
-    let mut fields = Fields::default();
-    while rest.len() >= 2 {
-        let start = all.len() - rest.len();
-        let name_len = usize::from(rest.get_u16());
-        if rest.len() < name_len + 4 {
-            break;
-        }
-        let name = all.slice(start + 2..start + 2 + name_len);
-        rest.advance(name_len);
-        let value_len = rest.get_u32() as usize;
-        if rest.len() < value_len {
-            break;
-        }
-        let value_start = all.len() - rest.len();
-        fields.insert(name, all.slice(value_start..value_start + value_len));
-        rest.advance(value_len);
-    }
-    fields
-}
-
-/// Expiry policy: every entry expires at its own deadline, which writes move
-/// (and which the cache reads again on every lookup, so a write needs no
-/// re-insert to move it).
-struct SessionTtl;
-
-impl Expiry<SessionId, Arc<Entry>> for SessionTtl {
-    fn expire_after_create(
-        &self,
-        _: &SessionId,
-        entry: &Arc<Entry>,
-        at: Instant,
-    ) -> Option<Duration> {
-        Some(entry.remaining(at))
-    }
-
-    fn expire_after_read(
-        &self,
-        _: &SessionId,
-        entry: &Arc<Entry>,
-        at: Instant,
-        _: Option<Duration>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(entry.remaining(at))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &SessionId,
-        entry: &Arc<Entry>,
-        at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.remaining(at))
     }
 }
 
@@ -212,25 +95,26 @@ impl MemoryStore {
     /// An unbounded store; entries still expire with their sessions.
     #[must_use]
     pub fn new() -> Self {
-        Self::build(Cache::builder(), false)
+        Self::build(Bound::Unbounded)
     }
 
-    /// A store holding at most `max_sessions`; past that the least recently
-    /// used session is evicted.
+    /// A store holding at most `max_sessions` entries (rotation tombstones
+    /// included); past that the sessions closest to expiry are evicted.
+    ///
+    /// ```
+    /// let store = sessionkit::MemoryStore::with_capacity(100_000);
+    /// # let _ = store;
+    /// ```
     #[must_use]
     pub fn with_capacity(max_sessions: u64) -> Self {
-        Self::build(
-            Cache::builder()
-                .max_capacity(max_sessions)
-                .eviction_policy(EvictionPolicy::lru()),
-            false,
-        )
+        Self::build(Bound::Entries(max_sessions))
     }
 
     /// A store holding at most about `max_bytes` of sessions; past that the
-    /// least recently used session is evicted. An entry counts its id, its
-    /// encoded fields and a fixed overhead for the cache's bookkeeping
-    /// (160 bytes), so the bound tracks what the sessions really cost.
+    /// sessions closest to expiry are evicted. An entry counts its packed
+    /// metadata and fields, its id when the id is not in one of the built-in
+    /// generators' forms (those are held as 16 bytes), and 100 bytes for its
+    /// slot in the table, so the bound tracks what the sessions really cost.
     ///
     /// ```
     /// let store = sessionkit::MemoryStore::with_max_bytes(256 * 1024 * 1024);
@@ -238,44 +122,27 @@ impl MemoryStore {
     /// ```
     #[must_use]
     pub fn with_max_bytes(max_bytes: u64) -> Self {
-        Self::build(
-            Cache::builder()
-                .max_capacity(max_bytes)
-                .weigher(|_: &SessionId, entry: &Arc<Entry>| entry.weight.load(Ordering::Relaxed))
-                .eviction_policy(EvictionPolicy::lru()),
-            true,
-        )
+        Self::build(Bound::Bytes(max_bytes))
     }
 
-    /// The cache with the session TTL policy and the listener that keeps the
-    /// principal index clean when the cache drops a session.
-    fn build(
-        builder: CacheBuilder<SessionId, Arc<Entry>, Cache<SessionId, Arc<Entry>>>,
-        bytes_bounded: bool,
-    ) -> Self {
+    fn build(bound: Bound) -> Self {
         let index = Arc::new(PrincipalIndex::default());
-        let listener = Arc::clone(&index);
-        let cache = builder
-            .expire_after(SessionTtl)
-            .eviction_listener(move |id: Arc<SessionId>, _, cause| {
-                // A re-inserted entry (`Replaced`) is not a removal.
-                if cause != RemovalCause::Replaced {
-                    listener.removed(&id);
-                }
-            })
-            .build_with_hasher(Hasher::default());
         Self {
-            cache,
-            bytes_bounded,
+            table: Arc::new(Table::new(bound, &index)),
             index,
+            ticks: Ticks::System,
         }
     }
 
-    /// The number of entries held, rotation tombstones included
-    /// (approximate until [`MemoryStore::sweep`] runs).
+    /// The number of entries held, rotation tombstones included (expired
+    /// entries count until swept; see [`MemoryStore::sweep`]).
+    ///
+    /// ```
+    /// assert!(sessionkit::MemoryStore::new().is_empty());
+    /// ```
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.cache.entry_count()
+        self.table.len()
     }
 
     /// Whether the store holds no session (see [`MemoryStore::len`]).
@@ -284,53 +151,56 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// The bytes held as the byte bound counts them (approximate until
-    /// [`MemoryStore::sweep`] runs; 0 for a store without a byte bound).
+    /// The bytes held as the byte bound counts them (expired entries count
+    /// until swept; 0 for a store without a byte bound).
+    ///
+    /// ```
+    /// let store = sessionkit::MemoryStore::with_max_bytes(1 << 20);
+    /// assert_eq!(store.weighted_size(), 0);
+    /// ```
     #[must_use]
     pub fn weighted_size(&self) -> u64 {
-        self.cache.weighted_size()
+        self.table.bytes()
     }
 
-    /// Removes expired entries and applies pending evictions now, instead of
-    /// as a side effect of later calls.
+    /// Removes expired entries now, instead of with later writes, and
+    /// applies the principal index's pending removals.
+    ///
+    /// ```
+    /// let store = sessionkit::MemoryStore::new();
+    /// store.sweep();
+    /// assert!(store.is_empty());
+    /// ```
     pub fn sweep(&self) {
-        self.cache.run_pending_tasks();
+        self.table.sweep(self.ticks.now());
         drop(self.index.lock());
     }
 
     /// How many sessions the principal index holds (for tests and
-    /// monitoring; approximate until [`MemoryStore::sweep`] runs).
+    /// monitoring; it may count sessions expired since the last
+    /// [`MemoryStore::sweep`]).
+    ///
+    /// ```
+    /// assert_eq!(sessionkit::MemoryStore::new().indexed_sessions(), 0);
+    /// ```
     #[must_use]
     pub fn indexed_sessions(&self) -> usize {
         self.index.lock().len()
     }
 
     fn load_now(&self, id: &SessionId, now: u64) -> Loaded {
-        let Some(entry) = self.cache.get(id) else {
+        let key = Key::of(id);
+        let shard = self.table.lock(&key);
+        let Some(stored) = shard.get(&key, self.ticks.now()) else {
             return Loaded::Absent;
         };
-        let slot = entry.lock();
-        match &*slot {
-            Slot::Live { meta, packed } => Loaded::Session(Record {
-                meta: *meta,
-                fields: unpack(packed),
+        match body::decode(stored) {
+            Body::Live { meta, fields } => Loaded::Session(Record {
+                meta,
+                fields: body::unpack(fields),
             }),
-            Slot::Moved { to, until } if *until > now => Loaded::Moved(to.clone()),
-            Slot::Moved { .. } | Slot::Dead => Loaded::Absent,
-        }
-    }
-
-    /// Moves `entry`'s deadline and makes the cache see it: a lookup
-    /// re-times it; a changed weight (byte-bounded stores) needs the same
-    /// `Arc` inserted again.
-    fn refresh(&self, id: &SessionId, entry: &Arc<Entry>, ttl_ms: u64, packed_len: usize) {
-        entry.set_ttl(ttl_ms);
-        let new = weight(id, packed_len);
-        let old = entry.weight.swap(new, Ordering::Relaxed);
-        if self.bytes_bounded && old != new {
-            self.cache.insert(id.clone(), Arc::clone(entry));
-        } else {
-            self.cache.get(id);
+            Body::Moved { to, until } if until > now => Loaded::Moved(to),
+            Body::Moved { .. } | Body::Malformed => Loaded::Absent,
         }
     }
 
@@ -361,7 +231,7 @@ impl MemoryStore {
         if rotating {
             // The old id is a tombstone now, or gone: no longer listed, but
             // a revocation holding its handle can still follow it (the
-            // cache's listener forgets it when the tombstone goes).
+            // table tells the index when the tombstone goes).
             index.unlist_id(&write.id);
         }
         match change.principal() {
@@ -410,112 +280,151 @@ impl MemoryStore {
         let Some(mut id) = index.owned(principal, handle).cloned() else {
             return false;
         };
+        let ticks = self.ticks.now();
         for _ in 0..MAX_HOPS {
-            let Some(entry) = self.cache.get(&id) else {
-                return false;
+            let key = Key::of(&id);
+            let mut shard = self.table.lock(&key);
+            let next = match shard.get(&key, ticks).map(body::decode) {
+                None | Some(Body::Malformed) => return false,
+                Some(Body::Live { .. }) => None,
+                Some(Body::Moved { to, .. }) => Some(to),
             };
-            let mut slot = entry.lock();
-            match &*slot {
-                Slot::Moved { to, .. } => {
-                    let to = to.clone();
-                    drop(slot);
-                    if index.owned(principal, &SessionHandle::of(&to)).is_none() {
-                        return false;
-                    }
-                    id = to;
-                }
-                Slot::Live { .. } => {
-                    *slot = Slot::Dead;
-                    self.cache.invalidate(&id);
-                    return true;
-                }
-                Slot::Dead => return false,
+            let Some(to) = next else {
+                shard.remove(&key);
+                return true;
+            };
+            drop(shard);
+            if index.owned(principal, &SessionHandle::of(&to)).is_none() {
+                return false;
             }
+            id = to;
         }
         false
     }
 
     fn write_entry(&self, write: &Write) -> Written {
-        if write.kind == WriteKind::Create {
-            let mut fields = Fields::default();
-            apply_change(&mut fields, write);
-            let packed = pack(&fields);
-            let w = weight(&write.id, packed.len());
-            let slot = Slot::Live {
-                meta: write.meta,
-                packed,
-            };
-            self.cache.insert(
-                write.id.clone(),
-                Arc::new(Entry::new(slot, write.ttl_ms, w)),
-            );
-            return Written::Done;
+        let ticks = self.ticks.now();
+        let key = Key::of(&write.id);
+        match &write.kind {
+            WriteKind::Create => {
+                let mut fields = Fields::default();
+                apply_change(&mut fields, write);
+                let stored = body::live(&write.meta, &fields);
+                self.table.lock(&key).put(key, stored, ticks, write.ttl_ms);
+                Written::Done
+            }
+            WriteKind::Update => self.update(write, &key, ticks),
+            WriteKind::Rotate { to, grace_ms, .. } => {
+                self.rotate(write, &key, to, *grace_ms, ticks)
+            }
         }
-        let Some(entry) = self.cache.get(&write.id) else {
-            return Written::Gone;
+    }
+
+    /// A live session's stored fields with `write`'s change applied, or why
+    /// `write` does not apply to what `stored` holds.
+    fn changed_fields(stored: Option<&[u8]>, write: &Write) -> Result<(Meta, Fields), Written> {
+        let (meta, packed) = match stored.map(body::decode) {
+            Some(Body::Live { meta, fields }) => (meta, fields),
+            Some(Body::Moved { to, until }) if until > write.now => return Err(Written::Moved(to)),
+            Some(Body::Moved { .. } | Body::Malformed) | None => return Err(Written::Gone),
         };
-        let mut slot = entry.lock();
-        let (meta, packed) = match &mut *slot {
-            Slot::Live { meta, packed } => (meta, packed),
-            Slot::Moved { to, until } if *until > write.now => return Written::Moved(to.clone()),
-            Slot::Moved { .. } | Slot::Dead => return Written::Gone,
-        };
-        let mut fields = unpack(packed);
+        let mut fields = body::unpack(packed);
         if !expectations_hold(&fields, &write.expect) {
-            return Written::Conflict(Record {
-                meta: *meta,
-                fields,
-            });
+            return Err(Written::Conflict(Record { meta, fields }));
         }
         apply_change(&mut fields, write);
-        if let WriteKind::Rotate { to, grace_ms, .. } = &write.kind {
-            let packed = pack(&fields);
-            let w = weight(to, packed.len());
-            let moved = Slot::Live {
-                meta: write.meta,
-                packed,
+        Ok((meta, fields))
+    }
+
+    fn update(&self, write: &Write, key: &Key, ticks: u64) -> Written {
+        let mut shard = self.table.lock(key);
+        let touch_only = write.set.is_empty() && write.remove.is_empty() && write.expect.is_empty();
+        if touch_only {
+            // Only the metadata changes: rewritten in place.
+            let found = match shard.get(key, ticks).map(body::decode) {
+                Some(Body::Live { meta, .. }) => Ok(meta),
+                Some(Body::Moved { to, until }) if until > write.now => Err(Written::Moved(to)),
+                Some(Body::Moved { .. } | Body::Malformed) | None => Err(Written::Gone),
             };
-            self.cache
-                .insert(to.clone(), Arc::new(Entry::new(moved, write.ttl_ms, w)));
-            if *grace_ms > 0 {
-                *slot = Slot::Moved {
-                    to: to.clone(),
-                    until: write.now.saturating_add(*grace_ms),
-                };
-                self.refresh(&write.id, &entry, *grace_ms, 0);
-            } else {
-                *slot = Slot::Dead;
-                self.cache.invalidate(&write.id);
-            }
-            return Written::Done;
+            return match found {
+                Ok(meta) => {
+                    let meta = next_meta(meta, write);
+                    let ttl = meta.ttl_ms(write.now);
+                    if shard.touch(key, ticks, ttl, |stored| body::set_meta(stored, &meta)) {
+                        Written::Done
+                    } else {
+                        Written::Gone
+                    }
+                }
+                Err(written) => written,
+            };
         }
-        if write.meta_changed {
-            *meta = write.meta;
-        } else {
-            meta.last_access = write.now;
-        }
+        let (stored, fields) = match Self::changed_fields(shard.get(key, ticks), write) {
+            Ok(changed) => changed,
+            Err(written) => return written,
+        };
+        let meta = next_meta(stored, write);
         let ttl = meta.ttl_ms(write.now);
-        *packed = pack(&fields);
-        let len = packed.len();
-        self.refresh(&write.id, &entry, ttl, len);
+        shard.put(key.clone(), body::live(&meta, &fields), ticks, ttl);
+        Written::Done
+    }
+
+    fn rotate(
+        &self,
+        write: &Write,
+        key: &Key,
+        to: &SessionId,
+        grace_ms: u64,
+        ticks: u64,
+    ) -> Written {
+        let to_key = Key::of(to);
+        let (mut shard, mut other) = self.table.lock_pair(key, &to_key);
+        let fields = match Self::changed_fields(shard.get(key, ticks), write) {
+            Ok((_, fields)) => fields,
+            Err(written) => return written,
+        };
+        let moved = body::live(&write.meta, &fields);
+        match other.as_deref_mut() {
+            Some(target) => target.put(to_key, moved, ticks, write.ttl_ms),
+            None => shard.put(to_key, moved, ticks, write.ttl_ms),
+        }
+        if grace_ms > 0 {
+            let until = write.now.saturating_add(grace_ms);
+            shard.put(key.clone(), body::moved(to, until), ticks, grace_ms);
+        } else {
+            shard.remove(key);
+        }
         Written::Done
     }
 
     fn delete_now(&self, id: &SessionId) {
-        let mut next = Some(id.clone());
+        let ticks = self.ticks.now();
+        let mut next = Some(Key::of(id));
         for _ in 0..MAX_HOPS {
-            let Some(current) = next.take() else {
+            let Some(key) = next.take() else {
                 return;
             };
-            let Some(entry) = self.cache.get(&current) else {
-                return;
-            };
-            let mut slot = entry.lock();
-            if let Slot::Moved { to, .. } = &*slot {
-                next = Some(to.clone());
+            let mut shard = self.table.lock(&key);
+            // A tombstone is followed while it is held (an expired one no
+            // longer links its id to the new one).
+            if let Some(Body::Moved { to, .. }) = shard.get(&key, ticks).map(body::decode) {
+                next = Some(Key::of(&to));
             }
-            *slot = Slot::Dead;
-            self.cache.invalidate(&current);
+            shard.remove(&key);
+        }
+    }
+}
+
+/// The metadata `write` leaves on a session stored with `meta`: all of
+/// `write.meta` when the write changed it, else only the new last access
+/// (so a concurrent change of the idle timeout is not undone).
+fn next_meta(meta: Meta, write: &Write) -> Meta {
+    if write.meta_changed {
+        write.meta
+    } else {
+        Meta {
+            last_access: write.now,
+            ..meta
         }
     }
 }
@@ -529,7 +438,7 @@ impl Default for MemoryStore {
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.len())
             .finish()
     }
 }
@@ -583,6 +492,8 @@ impl SessionStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn id(s: &str) -> SessionId {
@@ -604,27 +515,100 @@ mod tests {
         }
     }
 
+    /// A store whose entry deadlines follow the returned ticks.
+    fn manual() -> (MemoryStore, Arc<AtomicU64>) {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let store = MemoryStore {
+            ticks: Ticks::Manual(Arc::clone(&ticks)),
+            ..MemoryStore::new()
+        };
+        (store, ticks)
+    }
+
     #[tokio::test]
     async fn entries_expire_by_themselves() {
-        let store = MemoryStore::new();
+        let (store, ticks) = manual();
         for i in 0..200 {
             store
                 .write(&create(&id(&i.to_string()), 50, b"1"))
                 .await
                 .unwrap();
         }
-        store.sweep();
         assert_eq!(store.len(), 200);
-        // moka's timer wheel processes per-entry expiry in ~1 s buckets, so
-        // poll (bounded) rather than assume an exact instant.
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            store.sweep();
-            if store.is_empty() {
-                break;
-            }
-        }
+        ticks.store(49, Ordering::SeqCst);
+        assert!(matches!(
+            store.load(&id("7"), 0).await.unwrap(),
+            Loaded::Session(_)
+        ));
+        ticks.store(50, Ordering::SeqCst);
+        assert_eq!(store.load(&id("7"), 0).await.unwrap(), Loaded::Absent);
+        store.sweep();
         assert_eq!(store.len(), 0, "expired sessions must not accumulate");
+    }
+
+    #[tokio::test]
+    async fn touches_move_the_deadline_in_place() {
+        let (store, ticks) = manual();
+        let id = id("touched");
+        store.write(&create(&id, 100, b"1")).await.unwrap();
+        ticks.store(90, Ordering::SeqCst);
+        let touch = Write {
+            kind: WriteKind::Update,
+            now: 90,
+            meta_changed: false,
+            set: vec![],
+            ..create(&id, 100, b"1")
+        };
+        assert_eq!(store.write(&touch).await.unwrap(), Written::Done);
+        ticks.store(150, Ordering::SeqCst);
+        let Loaded::Session(record) = store.load(&id, 90).await.unwrap() else {
+            panic!("touched, so still held");
+        };
+        assert_eq!(record.meta.last_access, 90);
+        assert_eq!(record.fields.get("x").map(|v| &v[..]), Some(&b"1"[..]));
+        ticks.store(190, Ordering::SeqCst);
+        assert_eq!(store.write(&touch).await.unwrap(), Written::Gone);
+    }
+
+    /// Rotations lock two shards; two threads rotating across the shards at
+    /// once (so in both directions between some pairs) must both finish
+    /// (locks are taken in shard order), each session ending in one place.
+    #[test]
+    fn crossing_rotations_do_not_deadlock() {
+        let store = MemoryStore::new();
+        let rotate = |from: &SessionId, to: &SessionId| Write {
+            kind: WriteKind::Rotate {
+                to: to.clone(),
+                grace_ms: 0,
+                full: vec![],
+                loaded: vec![],
+            },
+            set: vec![],
+            ..create(from, 60_000, b"1")
+        };
+        let chains: Vec<Vec<SessionId>> = (0..2)
+            .map(|t| (0..200).map(|i| id(&format!("c{t}x{i}"))).collect())
+            .collect();
+        for chain in &chains {
+            assert_eq!(
+                store.write_now(&create(&chain[0], 60_000, b"1")),
+                Written::Done
+            );
+        }
+        std::thread::scope(|scope| {
+            for chain in &chains {
+                let store = store.clone();
+                scope.spawn(move || {
+                    for pair in chain.windows(2) {
+                        assert_eq!(store.write_now(&rotate(&pair[0], &pair[1])), Written::Done);
+                    }
+                });
+            }
+        });
+        assert_eq!(store.len(), 2);
+        for chain in &chains {
+            assert!(matches!(store.load_now(&chain[199], 0), Loaded::Session(_)));
+        }
     }
 
     #[tokio::test]
@@ -670,20 +654,5 @@ mod tests {
             store.load(&id("999"), 1).await.unwrap(),
             Loaded::Session(_)
         ));
-    }
-
-    #[test]
-    fn pack_round_trips_and_truncation_is_safe() {
-        let fields: Fields = [
-            (Bytes::from_static(b"a"), Bytes::from_static(b"")),
-            (Bytes::from_static(b"bb"), Bytes::from_static(b"xyz")),
-        ]
-        .into_iter()
-        .collect();
-        let packed = pack(&fields);
-        assert_eq!(unpack(&packed), fields);
-        for cut in 0..packed.len() {
-            assert!(unpack(&packed[..cut]).len() <= 2);
-        }
     }
 }

@@ -14,7 +14,11 @@
 //! fields packed as MessagePack), `tower-sessions` (0.15's `MemoryStore`, the
 //! same keys and values as `serde_json::Value`s in its record), and `hashmap`
 //! (a plain `HashMap<SessionId, (Meta, Box<[u8]>)>` holding the same packed
-//! bytes as sessionkit: what the data costs without any cache machinery).
+//! bytes as sessionkit: what the data costs without any cache machinery), and
+//! `moka-floor` (a `moka` cache, which sessionkit's memory store was built
+//! on before its own sharded table, holding the same ids with an empty
+//! value, per-entry expiry and an eviction listener: what moka's bookkeeping
+//! and the id alone cost).
 //!
 //! Settings: `SESSIONS` (default 1000000).
 
@@ -37,7 +41,7 @@ use tower_sessions::session_store::SessionStore as _;
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
 const DEFAULT_SESSIONS: usize = 1_000_000;
-const STORES: [&str; 3] = ["sessionkit", "tower-sessions", "hashmap"];
+const STORES: [&str; 4] = ["sessionkit", "tower-sessions", "hashmap", "moka-floor"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -160,10 +164,13 @@ fn render(results: &[Measured], encoded: usize) -> String {
 
 fn describe(store: &str) -> String {
     match store {
-        "sessionkit" => "sessionkit `MemoryStore` (moka)".to_owned(),
+        "sessionkit" => "sessionkit `MemoryStore`".to_owned(),
         "tower-sessions" => "tower-sessions 0.15 `MemoryStore`".to_owned(),
         "hashmap" => {
             "baseline: `HashMap<SessionId, (Meta, Box<[u8]>)>`, same packed bytes".to_owned()
+        }
+        "moka-floor" => {
+            "floor of a moka cache: `SessionId` → `()`, per-entry expiry, listener".to_owned()
         }
         other => other.to_owned(),
     }
@@ -190,6 +197,7 @@ fn child(store: &str, sessions: usize) -> Result<Measured> {
         "sessionkit" => runtime.block_on(fill_sessionkit(sessions))?,
         "tower-sessions" => runtime.block_on(fill_tower(sessions))?,
         "hashmap" => fill_hashmap(sessions)?,
+        "moka-floor" => fill_moka_floor(sessions)?,
         other => bail!("unknown store {other:?}; one of {STORES:?}"),
     };
     Ok(Measured {
@@ -239,7 +247,7 @@ async fn fill_sessionkit(sessions: usize) -> Result<(u64, u64, Duration)> {
         write.id = UuidV4.generate().context("generating a session id")?;
         store.write(&write).await.context("MemoryStore::write")?;
     }
-    // Apply moka's pending writes so every entry is fully in place.
+    // Settle the store (a sweep; nothing is expired yet).
     store.sweep();
     let measured = growth(before, started)?;
     if store.len() != sessions as u64 {
@@ -295,6 +303,35 @@ fn fill_hashmap(sessions: usize) -> Result<(u64, u64, Duration)> {
     }
     let measured = growth(before, started)?;
     drop(map);
+    Ok(measured)
+}
+
+/// A fixed TTL for every entry, as a per-entry expiry policy (which is what
+/// makes moka keep its timer wheel nodes).
+struct FixedTtl;
+
+impl moka::Expiry<SessionId, ()> for FixedTtl {
+    fn expire_after_create(&self, _: &SessionId, _: &(), _: Instant) -> Option<Duration> {
+        Some(Duration::from_millis(IDLE_TIMEOUT_MS))
+    }
+}
+
+fn fill_moka_floor(sessions: usize) -> Result<(u64, u64, Duration)> {
+    let cache: moka::sync::Cache<SessionId, ()> = moka::sync::Cache::builder()
+        .expire_after(FixedTtl)
+        .eviction_listener(|_, _, _| {})
+        .build();
+    let before = snapshot()?;
+    let started = Instant::now();
+    for _ in 0..sessions {
+        cache.insert(UuidV4.generate().context("generating a session id")?, ());
+    }
+    cache.run_pending_tasks();
+    let measured = growth(before, started)?;
+    if cache.entry_count() != sessions as u64 {
+        bail!("moka holds {} entries, not {sessions}", cache.entry_count());
+    }
+    drop(cache);
     Ok(measured)
 }
 

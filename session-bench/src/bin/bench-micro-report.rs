@@ -53,7 +53,7 @@ fn render(run: &Run<'_>, micro_table: &str, memory: &str) -> String {
     out.push_str(&format!(
         "\n## Hot paths (divan)\n\n`{}` (timer precision {}), \
          single thread, on a shared 2-core VM: compare rows with each other rather than across runs. \
-         ns per operation; `store/*` samples are 1000 iterations long so moka's periodic maintenance is in every sample.\n\n",
+         ns per operation; `store/*` samples are 1000 iterations long so the store's periodic sweep is in every sample.\n\n",
         run.command, run.timer_precision
     ));
     out.push_str(
@@ -76,8 +76,9 @@ fn render(run: &Run<'_>, micro_table: &str, memory: &str) -> String {
          each stores N (the table's count) copies of the typical gateway session (user_id 1, a 19-byte bearer token, authenticated, \
          2 cart items, 3 visits) under fresh ids. Bytes/session = growth of the bytes currently allocated \
          (counting global allocator) over the fill ÷ N; RSS delta adds malloc's headers and rounding. \
-         The baseline row holds sessionkit's data (the id, `Meta`, the packed fields) in a plain `std` `HashMap`: \
-         the gap between it and sessionkit's row is moka's per-entry bookkeeping and the store's `Arc`/`Mutex` entry wrapper. \
+         The baseline row holds sessionkit's data (the id as text, `Meta`, the packed fields) in a plain `std` `HashMap`; \
+         sessionkit's own table holds ids in 16 binary bytes and the metadata inside the packed buffer. \
+         The moka row is the floor of a `moka` cache (what the store used before): an id and an empty value with per-entry expiry. \
          Hash tables grow by doubling, so figures at one N sit somewhere in a table's fill cycle.\n\n",
     );
     out.push_str(memory.trim_end());

@@ -2,23 +2,25 @@
 //!
 //! One lock guards it. Writes that change what it holds take the lock and
 //! keep it while they write the session, so for every other index
-//! operation the two happen at once. The cache's eviction listener, which
-//! moka may call from inside any cache operation (also one made while the
-//! lock is held), never waits for the lock: when it is taken, the dropped id
-//! is queued and forgotten by the next holder.
+//! operation the two happen at once. The table tells the index about every
+//! entry it drops (expired, evicted, deleted) from under a shard lock, maybe
+//! inside an operation made while the index lock is held, so that report
+//! never waits for the lock: when it is taken, the dropped key is queued
+//! and forgotten by the next holder.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
+use super::key::Key;
 use crate::id::SessionId;
 use crate::principal::{Principal, SessionHandle, Take};
 
-/// The index and the queue of ids the cache dropped while it was locked.
+/// The index and the queue of keys the table dropped while it was locked.
 #[derive(Default)]
 pub(crate) struct PrincipalIndex {
     state: Mutex<State>,
-    dropped: Mutex<Vec<SessionId>>,
+    dropped: Mutex<Vec<Key>>,
     /// Something was ever indexed: until then the listener has nothing to do.
     used: AtomicBool,
 }
@@ -31,37 +33,38 @@ pub(crate) struct State {
     /// Every indexed session: its id and its principal. Kept after a take
     /// (until the session is gone), so revocation can still reach it.
     sessions: HashMap<SessionHandle, (SessionId, Principal)>,
-    /// The handle of each indexed id, so a dropped id is found without hashing it.
-    handles: HashMap<SessionId, SessionHandle>,
+    /// The handle of each indexed session's key, so a dropped entry is found
+    /// without hashing its id.
+    handles: HashMap<Key, SessionHandle>,
 }
 
 impl PrincipalIndex {
-    /// The index, locked, with the ids the cache dropped meanwhile forgotten.
+    /// The index, locked, with the keys the table dropped meanwhile forgotten.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every change is a few map operations with no panic path between
         // them; a poisoned lock is still consistent.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let dropped =
             std::mem::take(&mut *self.dropped.lock().unwrap_or_else(PoisonError::into_inner));
-        for id in &dropped {
-            state.forget_id(id);
+        for key in &dropped {
+            state.forget_key(key);
         }
         state
     }
 
-    /// The cache dropped `id` (expired, evicted or deleted).
-    pub(crate) fn removed(&self, id: &SessionId) {
+    /// The table dropped `key`'s entry (expired, evicted or deleted).
+    pub(crate) fn removed(&self, key: &Key) {
         if !self.used.load(Ordering::Relaxed) {
             return;
         }
         match self.state.try_lock() {
-            Ok(mut state) => state.forget_id(id),
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().forget_id(id),
+            Ok(mut state) => state.forget_key(key),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().forget_key(key),
             Err(TryLockError::WouldBlock) => self
                 .dropped
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(id.clone()),
+                .push(key.clone()),
         }
     }
 
@@ -86,12 +89,17 @@ impl State {
             .entry(principal)
             .or_default()
             .insert(handle.clone());
-        self.handles.insert(id, handle);
+        self.handles.insert(Key::of(&id), handle);
     }
 
     /// Forgets `id` entirely.
     pub(crate) fn forget_id(&mut self, id: &SessionId) {
-        let Some(handle) = self.handles.remove(id) else {
+        self.forget_key(&Key::of(id));
+    }
+
+    /// Forgets the session under `key` entirely.
+    pub(crate) fn forget_key(&mut self, key: &Key) {
+        let Some(handle) = self.handles.remove(key) else {
             return;
         };
         if let Some((_, principal)) = self.sessions.remove(&handle) {
@@ -101,7 +109,7 @@ impl State {
 
     /// Takes `id` out of its principal's entries (the session stays known).
     pub(crate) fn unlist_id(&mut self, id: &SessionId) {
-        let Some(handle) = self.handles.get(id).cloned() else {
+        let Some(handle) = self.handles.get(&Key::of(id)).cloned() else {
             return;
         };
         if let Some((_, principal)) = self.sessions.get(&handle).cloned() {
@@ -228,10 +236,10 @@ mod tests {
         drop(state);
         // A drop reported while the lock is held is applied by the next holder.
         let held = index.lock();
-        index.removed(&id(1));
+        index.removed(&Key::of(&id(1)));
         drop(held);
         assert_eq!(index.lock().len(), 1);
-        index.removed(&id(3));
+        index.removed(&Key::of(&id(3)));
         assert_eq!(index.lock().len(), 0);
         assert!(index.lock().members.is_empty());
     }
