@@ -101,10 +101,10 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 ///
 /// | operation | sent to Redis |
 /// |---|---|
-/// | load | 1 `EVALSHA`: `HGETALL`, then `HSET $meta` (new access time) + `PEXPIRE` unless expired |
-/// | save | 1 `EVALSHA`: `DEL` if replacing, `HSET`, `HDEL`, `PEXPIRE` |
-/// | rotate | 1 `EVALSHA` on a single node (the old key's `DEL` in the same script); in a cluster 2: write the new key, then `DEL` the old one |
-/// | delete | 1 `DEL` |
+/// | load | 1 `HGETALL` (a pure read: no script, no write) |
+/// | save (conditional: the session is live and the fields it expects hold what it loaded) | 1 `EVALSHA`: `HMGET` of `$meta` and the expected fields, then `HSET` (+ `HDEL`) and `PEXPIRE`; a touch (at most once per `touchAfter`) writes `$at` alone |
+/// | rotate | 1 `EVALSHA` on a single node (the old key becomes a tombstone in the same script); in a cluster 2: write the new key, then seal the old one if it still holds what was loaded |
+/// | delete | 1 `EVALSHA` that deletes the key and the keys its rotation tombstones lead to (on a cluster one key per round trip) |
 /// | login (the session takes a principal), rotation of a session with a principal | 1 more `EVALSHA`, on the principal's index, before the write |
 /// | list a user's sessions | 1 `EVALSHA` + the sessions' `HGETALL`s, concurrently |
 /// | revoke | 1 `EVALSHA` (take the entries) + 2 rounds of concurrent `EVALSHA`s (conditional deletes) |
