@@ -9,6 +9,8 @@
 //! Decoding never panics: a malformed buffer (which the store never writes)
 //! reads as nothing, or as the complete fields before the cut.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use crate::id::SessionId;
@@ -96,29 +98,33 @@ pub(crate) fn set_meta(body: &mut [u8], meta: &Meta) -> bool {
 /// yields the complete fields before the cut.
 pub(crate) fn unpack(packed: &[u8]) -> Fields {
     let all = Bytes::copy_from_slice(packed);
-    let mut fields = Fields::default();
-    let mut at = 0;
-    while at < all.len() {
-        let Some((name, next)) = take_chunk(&all, at) else {
-            break;
-        };
-        let Some((value, next)) = take_chunk(&all, next) else {
-            break;
-        };
-        fields.insert(name, value);
-        at = next;
+    let mut fields = Fields::with_capacity(pairs(&all).count());
+    for (name, value) in pairs(&all) {
+        fields.insert(all.slice(name), all.slice(value));
     }
     fields
 }
 
-/// The length-prefixed chunk at `at` and the offset after it.
-fn take_chunk(all: &Bytes, at: usize) -> Option<(Bytes, usize)> {
+/// Where the complete name/value pairs of a packed buffer are, in order (a
+/// truncated pair at the end is left out).
+fn pairs(all: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let name = chunk(all, at)?;
+        let value = chunk(all, name.end)?;
+        at = value.end;
+        Some((name, value))
+    })
+}
+
+/// Where the length-prefixed chunk at `at` is.
+fn chunk(all: &[u8], at: usize) -> Option<Range<usize>> {
     let mut rest = all.get(at..)?;
     let before = rest.len();
     let len = get_len(&mut rest)?;
     let start = at + (before - rest.len());
     let end = start.checked_add(len).filter(|&end| end <= all.len())?;
-    Some((all.slice(start..end), end))
+    Some(start..end)
 }
 
 fn meta_bytes(meta: &Meta) -> [u8; META_END - 1] {
