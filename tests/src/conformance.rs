@@ -249,6 +249,39 @@ impl Res {
     }
 }
 
+/// The conformance suite for adapter `$adapter` on every store: modules
+/// `memory`, `redis` (one server per test process) and `cluster` (the
+/// three-master Redis Cluster), the Redis keys under prefixes made from
+/// `$prefix`.
+#[macro_export]
+macro_rules! conformance_suites {
+    ($adapter:ident, $prefix:literal) => {
+        mod memory {
+            $crate::conformance_suite!(super::$adapter, async { ::sessionkit::MemoryStore::new() });
+        }
+
+        mod redis {
+            $crate::conformance_suite!(super::$adapter, async {
+                ::sessionkit::RedisStore::builder($crate::redis_server::RedisServer::shared().url())
+                    .prefix($crate::redis_server::unique_prefix($prefix))
+                    .build()
+                    .expect("store")
+            });
+        }
+
+        mod cluster {
+            $crate::conformance_suite!(super::$adapter, async {
+                ::sessionkit::RedisStore::cluster_builder(
+                    $crate::redis_server::RedisCluster::shared().urls(),
+                )
+                .prefix($crate::redis_server::unique_prefix($prefix))
+                .build()
+                .expect("store")
+            });
+        }
+    };
+}
+
 /// Expands into one `#[test]` per conformance case, for adapter `$adapter`;
 /// `$store` is an expression of a future that yields a fresh `SessionStore`.
 #[macro_export]

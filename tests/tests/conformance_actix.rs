@@ -1,5 +1,5 @@
 //! The HTTP conformance suite through `sessionkit-actix`, on the memory
-//! store and on Redis; plus what only actix has (its test request API).
+//! store, Redis and the Redis Cluster; plus what only actix has (its test request API).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -311,21 +311,7 @@ async fn downstream(req: HttpRequest) -> HttpResponse {
 
 // ---------------------------------------------------------------- suites
 
-mod memory {
-    sessionkit_tests::conformance_suite!(super::Actix, async { sessionkit::MemoryStore::new() });
-}
-
-mod redis {
-    use sessionkit::RedisStore;
-    use sessionkit_tests::redis_server::{unique_prefix, RedisServer};
-
-    sessionkit_tests::conformance_suite!(super::Actix, async {
-        RedisStore::builder(RedisServer::shared().url())
-            .prefix(unique_prefix("conformance-actix"))
-            .build()
-            .expect("store")
-    });
-}
+sessionkit_tests::conformance_suites!(Actix, "conformance-actix");
 
 // ---------------------------------------------------------------- actix only
 
@@ -346,16 +332,4 @@ fn middlewares_can_be_built_once_and_shared_with_workers() {
     send_sync_clone(&MapSessionToHeader::<User>::new(
         HeaderMapping::from_derive(),
     ));
-}
-
-mod cluster {
-    use sessionkit::RedisStore;
-    use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
-
-    sessionkit_tests::conformance_suite!(super::Actix, async {
-        RedisStore::cluster_builder(RedisCluster::shared().urls())
-            .prefix(unique_prefix("conformance-actix"))
-            .build()
-            .expect("store")
-    });
 }

@@ -1,5 +1,5 @@
 //! The HTTP conformance suite through `sessionkit-axum`, on the memory
-//! store and on Redis; plus what only axum has.
+//! store, Redis and the Redis Cluster; plus what only axum has.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -278,21 +278,7 @@ async fn downstream(headers: HeaderMap) -> String {
 
 // ---------------------------------------------------------------- suites
 
-mod memory {
-    sessionkit_tests::conformance_suite!(super::Axum, async { sessionkit::MemoryStore::new() });
-}
-
-mod redis {
-    use sessionkit::RedisStore;
-    use sessionkit_tests::redis_server::{unique_prefix, RedisServer};
-
-    sessionkit_tests::conformance_suite!(super::Axum, async {
-        RedisStore::builder(RedisServer::shared().url())
-            .prefix(unique_prefix("conformance-axum"))
-            .build()
-            .expect("store")
-    });
-}
+sessionkit_tests::conformance_suites!(Axum, "conformance-axum");
 
 // ---------------------------------------------------------------- axum only
 
@@ -313,16 +299,4 @@ fn layers_are_send_sync_clone() {
     send_sync_clone(&MapSessionToHeader::<User>::new(
         HeaderMapping::from_derive(),
     ));
-}
-
-mod cluster {
-    use sessionkit::RedisStore;
-    use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
-
-    sessionkit_tests::conformance_suite!(super::Axum, async {
-        RedisStore::cluster_builder(RedisCluster::shared().urls())
-            .prefix(unique_prefix("conformance-axum"))
-            .build()
-            .expect("store")
-    });
 }
