@@ -11,11 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::id::SessionId;
 use crate::metrics::{BREAKER_REJECTED, BREAKER_STATE, BREAKER_TRANSITIONS};
-use crate::principal::{Principal, SessionHandle, Take};
-use crate::record::Record;
-use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
+use crate::store::{SessionStore, StoreError};
 
 /// The default number of consecutive failures that opens the breaker.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
@@ -454,50 +451,7 @@ impl<S: SessionStore> Drop for Pending<'_, S> {
     }
 }
 
-impl<S: SessionStore> SessionStore for CircuitBreaker<S> {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
-        self.guard(self.inner.load(id, now)).await
-    }
-
-    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        self.guard(self.inner.write(write)).await
-    }
-
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.guard(self.inner.delete(id)).await
-    }
-
-    fn label(&self) -> &'static str {
-        self.inner.label()
-    }
-
-    async fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        self.guard(self.inner.principal_sessions(principal, now))
-            .await
-    }
-
-    async fn take_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.guard(self.inner.take_principal_sessions(principal, take))
-            .await
-    }
-
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
-    ) -> Result<usize, StoreError> {
-        self.guard(self.inner.delete_principal_sessions(principal, sessions))
-            .await
-    }
-}
+crate::store::wrapping_store!(CircuitBreaker, guard);
 
 #[cfg(test)]
 mod tests {

@@ -431,6 +431,73 @@ pub fn expectations_hold(fields: &Fields, expect: &[(&'static str, Option<Bytes>
         .all(|(name, want)| fields.get(name) == want.as_ref())
 }
 
+/// `SessionStore` for a store wrapper `$wrapper<S>` (field `inner: S`)
+/// that passes every operation's future through `self.$wrap(..)` (a
+/// timeout, a circuit breaker): the operations of the trait, the principal
+/// index's included, each forwarded the same way, and `label` unchanged.
+macro_rules! wrapping_store {
+    ($wrapper:ident, $wrap:ident) => {
+        impl<S: $crate::store::SessionStore> $crate::store::SessionStore for $wrapper<S> {
+            async fn load(
+                &self,
+                id: &$crate::id::SessionId,
+                now: u64,
+            ) -> Result<$crate::store::Loaded, $crate::store::StoreError> {
+                self.$wrap(self.inner.load(id, now)).await
+            }
+
+            async fn write(
+                &self,
+                write: &$crate::store::Write,
+            ) -> Result<$crate::store::Written, $crate::store::StoreError> {
+                self.$wrap(self.inner.write(write)).await
+            }
+
+            async fn delete(
+                &self,
+                id: &$crate::id::SessionId,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.$wrap(self.inner.delete(id)).await
+            }
+
+            fn label(&self) -> &'static str {
+                self.inner.label()
+            }
+
+            async fn principal_sessions(
+                &self,
+                principal: &$crate::principal::Principal,
+                now: u64,
+            ) -> Result<
+                Vec<($crate::principal::SessionHandle, $crate::record::Record)>,
+                $crate::store::StoreError,
+            > {
+                self.$wrap(self.inner.principal_sessions(principal, now))
+                    .await
+            }
+
+            async fn take_principal_sessions(
+                &self,
+                principal: &$crate::principal::Principal,
+                take: $crate::principal::Take<'_>,
+            ) -> Result<Vec<$crate::principal::SessionHandle>, $crate::store::StoreError> {
+                self.$wrap(self.inner.take_principal_sessions(principal, take))
+                    .await
+            }
+
+            async fn delete_principal_sessions(
+                &self,
+                principal: &$crate::principal::Principal,
+                sessions: &[$crate::principal::SessionHandle],
+            ) -> Result<usize, $crate::store::StoreError> {
+                self.$wrap(self.inner.delete_principal_sessions(principal, sessions))
+                    .await
+            }
+        }
+    };
+}
+pub(crate) use wrapping_store;
+
 #[cfg(test)]
 mod tests {
     use super::*;

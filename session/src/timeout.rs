@@ -4,10 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::id::SessionId;
-use crate::principal::{Principal, SessionHandle, Take};
-use crate::record::Record;
-use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
+use crate::store::{SessionStore, StoreError};
 
 /// Wraps a store and fails any operation that takes longer than `limit`
 /// with [`StoreError::Timeout`].
@@ -57,47 +54,4 @@ impl<S: SessionStore> TimeoutStore<S> {
     }
 }
 
-impl<S: SessionStore> SessionStore for TimeoutStore<S> {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
-        self.bound(self.inner.load(id, now)).await
-    }
-
-    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        self.bound(self.inner.write(write)).await
-    }
-
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.bound(self.inner.delete(id)).await
-    }
-
-    fn label(&self) -> &'static str {
-        self.inner.label()
-    }
-
-    async fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        self.bound(self.inner.principal_sessions(principal, now))
-            .await
-    }
-
-    async fn take_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.bound(self.inner.take_principal_sessions(principal, take))
-            .await
-    }
-
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
-    ) -> Result<usize, StoreError> {
-        self.bound(self.inner.delete_principal_sessions(principal, sessions))
-            .await
-    }
-}
+crate::store::wrapping_store!(TimeoutStore, bound);
