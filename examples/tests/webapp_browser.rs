@@ -14,7 +14,9 @@ use actix_web::HttpServer;
 use sessionkit::{Config, DynSessionStore, ManualClock, MemoryStore, RedisStore, SessionManager};
 use sessionkit_examples::webapp::{default_config, webapp_app, WebSession, Webapp, COOKIE};
 use sessionkit_tests::browser::fantoccini::{Client, Locator};
-use sessionkit_tests::browser::{click, exists, text_of, type_into, Chromedriver, Flow, WAIT};
+use sessionkit_tests::browser::{
+    click, exists, text_of, type_into, wait_for, Chromedriver, Flow, WAIT,
+};
 use sessionkit_tests::redis_server::{unique_prefix, RedisCluster, RedisServer};
 use std::sync::Arc;
 
@@ -100,12 +102,7 @@ async fn sign_in(browser: &Client, site: &Site, user: &str, password: &str, reme
 
 /// Who the page says is signed in (`None`: the sign-in link shows).
 async fn signed_in_as(browser: &Client) -> Option<String> {
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#user, #sign-in-link"))
-        .await
-        .unwrap();
+    wait_for(browser, "#user, #sign-in-link").await;
     if exists(browser, "#user").await {
         let text = text_of(browser, "#user b").await;
         Some(text)

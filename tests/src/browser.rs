@@ -269,13 +269,21 @@ impl Flow {
 /// # Panics
 /// When it does not appear within [`WAIT`].
 pub async fn text_of(client: &Client, css: &str) -> String {
-    let element = client
+    let element = wait_for(client, css).await;
+    element.text().await.expect("the element's text")
+}
+
+/// The element `css` selects, once it is on the page.
+///
+/// # Panics
+/// When it does not appear within [`WAIT`].
+pub async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
         .wait()
         .at_most(WAIT)
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("no element {css:?} appeared: {e}"));
-    element.text().await.expect("the element's text")
+        .unwrap_or_else(|e| panic!("no element {css:?} appeared within {WAIT:?}: {e}"))
 }
 
 /// Whether an element `css` selects is on the current page (no waiting).
@@ -292,12 +300,8 @@ pub async fn exists(client: &Client, css: &str) -> bool {
 /// # Panics
 /// When it does not appear within [`WAIT`] or cannot be clicked.
 pub async fn click(client: &Client, css: &str) {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
+    wait_for(client, css)
         .await
-        .unwrap_or_else(|e| panic!("no element {css:?} to click: {e}"))
         .click()
         .await
         .unwrap_or_else(|e| panic!("cannot click {css:?}: {e}"));
@@ -308,12 +312,8 @@ pub async fn click(client: &Client, css: &str) {
 /// # Panics
 /// When it does not appear within [`WAIT`].
 pub async fn type_into(client: &Client, css: &str, text: &str) {
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
+    wait_for(client, css)
         .await
-        .unwrap_or_else(|e| panic!("no input {css:?}: {e}"))
         .send_keys(text)
         .await
         .unwrap_or_else(|e| panic!("cannot type into {css:?}: {e}"));
