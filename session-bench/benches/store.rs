@@ -6,17 +6,14 @@
 //! The store's futures are ready at once; a current-thread tokio runtime's
 //! `block_on` drives them.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use divan::{black_box, Bencher};
 use session_bench::fixture::{
-    full_save, now_ms, visits_update, Gateway, GatewaySessionExt, Picker,
+    full_save, now_ms, visits_update, CookieRequest, Gateway, GatewaySessionExt, Picker,
 };
 use sessionkit::store::Loaded;
-use sessionkit::{
-    IdGenerator, MemoryStore, RequestView, SessionId, SessionManager, SessionStore, UuidV4,
-};
+use sessionkit::{IdGenerator, MemoryStore, SessionId, SessionManager, SessionStore, UuidV4};
 use tokio::runtime::Runtime;
 
 fn main() {
@@ -109,20 +106,6 @@ fn save_one_field(bencher: Bencher, sessions: usize) {
             rt.block_on(store.write(write))
                 .expect("MemoryStore never fails");
         });
-}
-
-/// A request that carries only a `Cookie: session_id=...` header.
-struct CookieRequest(String);
-
-impl RequestView for CookieRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        name.eq_ignore_ascii_case("cookie")
-            .then_some(self.0.as_str())
-    }
-
-    fn cookie(&self, name: &str) -> Option<Cow<'_, str>> {
-        sessionkit::find_cookie(&self.0, name).map(Cow::Borrowed)
-    }
 }
 
 /// The request cycle a framework integration runs, without HTTP:

@@ -1,10 +1,12 @@
 //! The session the micro-benchmarks and `bench-memory` measure: the gateway
 //! example's shape, with a typical logged-in value.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sessionkit::store::{Meta, Write, WriteKind};
-use sessionkit::{SessionData, SessionId};
+use sessionkit::{RequestView, SessionData, SessionId};
 
 /// Idle timeout given to every stored session (30 minutes), long enough that
 /// nothing expires while a benchmark runs.
@@ -152,6 +154,29 @@ impl Picker {
     /// A random element of `ids`.
     pub fn pick<'a>(&mut self, ids: &'a [SessionId]) -> &'a SessionId {
         &ids[self.index(ids.len())]
+    }
+}
+
+/// A request that carries only a `Cookie` header (`CookieRequest(
+/// "session_id=...".into())`): what the request-cycle benchmarks hand to
+/// `PendingSession::load`.
+pub struct CookieRequest(pub String);
+
+impl std::fmt::Debug for CookieRequest {
+    // The header holds a session id: not printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieRequest(..)")
+    }
+}
+
+impl RequestView for CookieRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        name.eq_ignore_ascii_case("cookie")
+            .then_some(self.0.as_str())
+    }
+
+    fn cookie(&self, name: &str) -> Option<Cow<'_, str>> {
+        sessionkit::find_cookie(&self.0, name).map(Cow::Borrowed)
     }
 }
 

@@ -18,26 +18,11 @@
 //! `REDIS_URL` the sessions live in that Redis (a server of your own: the
 //! keys use the prefix `bench-cycles:`); otherwise in a `MemoryStore`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use session_bench::fixture::{Gateway, GatewaySessionExt as _};
-use sessionkit::{DynSessionStore, MemoryStore, RedisStore, RequestView, SessionManager};
-
-/// A request that carries only a `Cookie` header.
-struct CookieRequest(String);
-
-impl RequestView for CookieRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        name.eq_ignore_ascii_case("cookie")
-            .then_some(self.0.as_str())
-    }
-
-    fn cookie(&self, name: &str) -> Option<Cow<'_, str>> {
-        sessionkit::find_cookie(&self.0, name).map(Cow::Borrowed)
-    }
-}
+use session_bench::fixture::{CookieRequest, Gateway, GatewaySessionExt as _};
+use sessionkit::{DynSessionStore, MemoryStore, RedisStore, SessionManager};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
