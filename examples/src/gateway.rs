@@ -915,13 +915,9 @@ impl GatewayEnv {
     pub fn read() -> Result<Self, GatewayError> {
         let port_value = port("PORT", 8080)?;
         let downstream_port = port("DOWNSTREAM_PORT", 8081)?;
-        let config = match std::env::var("SESSIONKIT_CONFIG") {
-            Ok(path) => {
-                GatewayConfig::from_yaml(&std::fs::read_to_string(&path).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}"))
-                })?)?
-            }
-            Err(_) => GatewayConfig::default(),
+        let config = match crate::config_file_from_env()? {
+            Some(yaml) => GatewayConfig::from_yaml(&yaml)?,
+            None => GatewayConfig::default(),
         };
         let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
         Ok(Self {

@@ -47,3 +47,17 @@ pub fn port_from_env(name: &str, default: u16) -> std::io::Result<u16> {
         Err(_) => Ok(default),
     }
 }
+
+/// The text of the config file `SESSIONKIT_CONFIG` names, or `None` when
+/// the variable is unset.
+///
+/// # Errors
+/// The read's error, its message naming the variable and the path.
+pub fn config_file_from_env() -> std::io::Result<Option<String>> {
+    let Ok(path) = std::env::var("SESSIONKIT_CONFIG") else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(&path)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}")))
+}

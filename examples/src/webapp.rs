@@ -573,16 +573,13 @@ async fn me(session: Session<WebSession>) -> HttpResponse {
 /// [`GatewayError`] when the configuration is refused or the port cannot be bound.
 pub async fn run_from_env() -> Result<(), GatewayError> {
     let port = crate::port_from_env("PORT", 8080)?;
-    let config = match std::env::var("SESSIONKIT_CONFIG") {
-        Ok(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}"))
-            })?;
-            let config: Config = serde_norway::from_str(&text)?;
+    let config = match crate::config_file_from_env()? {
+        Some(yaml) => {
+            let config: Config = serde_norway::from_str(&yaml)?;
             config.validate()?;
             config
         }
-        Err(_) => default_config(),
+        None => default_config(),
     };
     let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
     let app = Webapp::with_store(config, store)?;
