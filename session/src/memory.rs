@@ -269,6 +269,62 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Revokes under the index lock: the entries leave the index and their
+    /// sessions are deleted in one step for every other index operation
+    /// (rotations of principal sessions need the lock too), so there is no
+    /// partial state a failure could leave behind. Rotated-away ids are not
+    /// members (a rotation unlists them), so `AllExcept` never reaches the
+    /// kept session through one of its old ids; and the ids the kept one
+    /// was rotated to since the caller loaded it are kept too.
+    fn revoke_now(&self, principal: &Principal, take: Take<'_>, now: u64) -> usize {
+        let mut index = self.index.lock();
+        let taken = match take {
+            Take::AllExcept(keep) => {
+                let kept = self.forwards_of(&index, keep, now);
+                index.take_all_except(principal, &kept)
+            }
+            Take::These(these) => {
+                let mut taken = index.take(principal, Take::These(these));
+                // Old ids of rotated sessions are no longer members but still
+                // known while their tombstones forward: revoke through them,
+                // as the other stores do.
+                for handle in these {
+                    if !taken.contains(handle) && index.owned(principal, handle).is_some() {
+                        taken.push(handle.clone());
+                    }
+                }
+                taken
+            }
+            Take::All => index.take(principal, Take::All),
+        };
+        taken
+            .iter()
+            .filter(|handle| self.delete_owned(&index, principal, handle))
+            .count()
+    }
+
+    /// `handle` and the handles of the ids it was rotated to, following its
+    /// tombstones while they forward (at most [`MAX_HOPS`]).
+    fn forwards_of(
+        &self,
+        index: &index::State,
+        handle: &SessionHandle,
+        now: u64,
+    ) -> Vec<SessionHandle> {
+        let mut kept = vec![handle.clone()];
+        let Some(mut id) = index.id_of(handle).cloned() else {
+            return kept;
+        };
+        for _ in 0..MAX_HOPS {
+            let Loaded::Moved(to) = self.load_now(&id, now) else {
+                break;
+            };
+            kept.push(SessionHandle::of(&to));
+            id = to;
+        }
+        kept
+    }
+
     /// Deletes the session `handle` names (following tombstones) if it
     /// belongs to `principal`.
     fn delete_owned(
@@ -469,24 +525,13 @@ impl SessionStore for MemoryStore {
         Ok(self.list_now(principal, now))
     }
 
-    async fn take_principal_sessions(
+    async fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        Ok(self.index.lock().take(principal, take))
-    }
-
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> Result<usize, StoreError> {
-        let index = self.index.lock();
-        Ok(sessions
-            .iter()
-            .filter(|handle| self.delete_owned(&index, principal, handle))
-            .count())
+        Ok(self.revoke_now(principal, take, now))
     }
 }
 

@@ -241,23 +241,14 @@ impl SessionStore for MeteredStore {
         self.inner.principal_sessions_boxed(principal, now).await
     }
 
-    async fn take_principal_sessions(
+    async fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.inner
-            .take_principal_sessions_boxed(principal, take)
-            .await
-    }
-
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> Result<usize, StoreError> {
         self.inner
-            .delete_principal_sessions_boxed(principal, sessions)
+            .revoke_principal_sessions_boxed(principal, take, now)
             .await
     }
 }

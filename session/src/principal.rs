@@ -16,20 +16,23 @@
 //!   principal, what happens to it ([`PrincipalWrite`]): it keeps its
 //!   principal, joins one, or leaves. A store that keeps the index makes sure
 //!   that every live session with principal P is indexed under P *before*
-//!   the write that gives it P (or its new id) applies. Entries may outlive
-//!   their sessions (deleted, expired, or given another principal); every
-//!   read of the index checks each session and drops dead entries, and
-//!   revocation deletes a session only if it still belongs to the principal
-//!   ([`SessionStore::delete_principal_sessions`](crate::store::SessionStore::delete_principal_sessions)).
-//! - **Revocation is "take, then delete twice".** Taking entries out of the
-//!   index is atomic with respect to id rotations: a rotation of a session
-//!   whose entry was taken answers `Gone`, so after the take no revoked
-//!   session can move to an id the revocation does not know. A rotation that
-//!   passed its index step just before the take can still create its new id
-//!   after the first delete pass saw nothing there; the second pass deletes
-//!   it (such a new id was indexed before the take, so it is among the taken
-//!   handles). Every other write of a deleted session is refused by the
-//!   stores' conditional writes (`Written::Gone`).
+//!   (or atomically with) the write that gives it P or its new id. **An
+//!   entry is removed only by a party that knows its session is gone**: the
+//!   delete or revocation of that session, a rotation (the old id's entry
+//!   lapses with the grace period), or the entry's deadline. A listing never
+//!   removes an entry it found no record for: that may be a login whose
+//!   record step is still on its way. Listings and revocations check each
+//!   session's principal, so an entry that outlived its session's principal
+//!   is harmless.
+//! - **Revocation is one retry-safe store call**
+//!   ([`SessionStore::revoke_principal_sessions`](crate::store::SessionStore::revoke_principal_sessions)).
+//!   The store first marks the entries (atomic with respect to id
+//!   rotations: a rotation of a marked session answers `Gone`, so no revoked
+//!   session can move to an id the revocation does not know), then deletes
+//!   the sessions, then the entries. A failure partway leaves the unfinished
+//!   entries marked and listed, and calling again finishes the job. "All but
+//!   the current session" keeps the current session under every id of its
+//!   grace period: the ids it was renewed from and to.
 //! - **Costs.** A session without a principal sends nothing more and stores
 //!   nothing more: the runtime only annotates writes whose principal field
 //!   is or was set. Giving a session a principal costs one index round trip
@@ -289,7 +292,7 @@ impl PrincipalWrite {
     }
 }
 
-/// Which entries [`SessionStore::take_principal_sessions`](crate::store::SessionStore::take_principal_sessions) removes.
+/// Which sessions [`SessionStore::revoke_principal_sessions`](crate::store::SessionStore::revoke_principal_sessions) revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take<'a> {
     /// All of the principal's entries.
@@ -456,25 +459,20 @@ async fn live_sessions<T: SessionData>(
         .collect())
 }
 
-/// Takes the entries `take` names and deletes their sessions twice (see
-/// the module docs for why twice); returns how many sessions were deleted.
+/// Revokes the sessions `take` names: one store call, which the store
+/// makes retry-safe (see [`SessionStore::revoke_principal_sessions`]).
+///
+/// [`SessionStore::revoke_principal_sessions`]: crate::store::SessionStore::revoke_principal_sessions
 async fn revoke(
     ctx: &Context,
     principal: &Principal,
     take: Take<'_>,
 ) -> Result<usize, SessionError> {
-    let store = &ctx.store;
-    let taken = store.take_principal_sessions_boxed(principal, take).await?;
-    if taken.is_empty() {
-        return Ok(0);
-    }
-    let first = store
-        .delete_principal_sessions_boxed(principal, &taken)
-        .await?;
-    let second = store
-        .delete_principal_sessions_boxed(principal, &taken)
-        .await?;
-    Ok(first + second)
+    let now = ctx.clock.now_ms();
+    Ok(ctx
+        .store
+        .revoke_principal_sessions_boxed(principal, take, now)
+        .await?)
 }
 
 /// A record's fields decoded into `T`; a field that no longer decodes is

@@ -7,10 +7,9 @@
 //! [`DynSessionStore`], the object-safe form every [`SessionStore`] gets for
 //! free, so no store author writes a boxed future by hand.
 //!
-//! Three methods are optional: the **principal index**
+//! Two methods are optional: the **principal index**
 //! ([`SessionStore::principal_sessions`],
-//! [`SessionStore::take_principal_sessions`],
-//! [`SessionStore::delete_principal_sessions`]) that lists and revokes the
+//! [`SessionStore::revoke_principal_sessions`]) that lists and revokes the
 //! sessions of one user. Their defaults answer
 //! [`StoreError::Unsupported`], and a store without an index ignores
 //! [`Write::principal`]; everything else works unchanged.
@@ -169,19 +168,28 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The sessions indexed under `principal` that the store still holds,
     /// with their records (not checked for expiry or owner: the runtime
-    /// does that). Entries whose session is gone are dropped from the index.
+    /// does that).
     ///
     /// # The index contract
     ///
     /// A store that keeps the index maintains it in [`SessionStore::write`]
     /// as [`Write::principal`] says, so that **every live session with
-    /// principal P is indexed under P before the write that gives it P, or
-    /// moves it to a new id, applies**; entries may outlive their sessions.
-    /// A rotation with [`PrincipalWrite::Keep`] applies only while the old
-    /// id is still indexed, atomically with respect to
-    /// [`SessionStore::take_principal_sessions`]; otherwise it answers
-    /// [`Written::Gone`]. Entries of expired sessions are dropped whenever
-    /// the index is read or written, never by keyspace notifications.
+    /// principal P is listed under P whenever a listing or a revocation can
+    /// observe it**: it is indexed under P before (or atomically with) the
+    /// write that gives it P or moves it to a new id. A rotation with
+    /// [`PrincipalWrite::Keep`] applies only while the old id is indexed and
+    /// not being revoked ([`SessionStore::revoke_principal_sessions`]);
+    /// otherwise it answers [`Written::Gone`].
+    ///
+    /// An entry is removed only by a party that knows its session is gone:
+    /// the delete or revocation of that session, a rotation (the old id's
+    /// entry is kept for the grace period at most), or the entry's own
+    /// deadline, which the session cannot outlive. A listing never removes
+    /// an entry whose record it did not find: that session may be a login
+    /// or a rotation whose record step has not run yet. So the index holds
+    /// at most the principal's live sessions, their tombstones within the
+    /// grace period, and sessions that ended without a delete (expired, or
+    /// whose write failed) until their entries' deadlines.
     ///
     /// The default answers [`StoreError::Unsupported`].
     fn principal_sessions(
@@ -193,35 +201,39 @@ pub trait SessionStore: Send + Sync + 'static {
         async { Err(StoreError::Unsupported(NO_INDEX)) }
     }
 
-    /// Removes the entries `take` names from `principal`'s index and returns
-    /// their handles; from then on a rotation of those sessions answers
-    /// [`Written::Gone`]. The default answers [`StoreError::Unsupported`].
-    fn take_principal_sessions(
+    /// Revokes the sessions `take` names that still belong to `principal`
+    /// and returns how many live sessions it deleted (a rotation tombstone
+    /// and the session it forwards to count once).
+    ///
+    /// # The revocation contract
+    ///
+    /// - **Wins over rotations**: once a session is being revoked, a
+    ///   [`WriteKind::Rotate`] of it answers [`Written::Gone`], so no taken
+    ///   session moves to an id the revocation does not know; after `Ok`,
+    ///   none of the sessions it covered is stored any more, under any of
+    ///   its ids.
+    /// - **Follows tombstones, except into the kept session**: a handle
+    ///   whose id was rotated less than a grace period ago is followed to
+    ///   the session it forwards to, but with [`Take::AllExcept`] never into
+    ///   the kept session (its own old ids are not "other sessions").
+    /// - **Retry-safe**: if it fails partway, every session not yet deleted
+    ///   is still listed by [`SessionStore::principal_sessions`], and the
+    ///   same call again finishes the job.
+    ///
+    /// The default answers [`StoreError::Unsupported`].
+    fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> impl Future<Output = Result<Vec<SessionHandle>, StoreError>> + Send {
-        let _ = (principal, take);
-        async { Err(StoreError::Unsupported(NO_INDEX)) }
-    }
-
-    /// Deletes each session in `sessions` (following rotation tombstones, as
-    /// [`SessionStore::delete`] does) that still belongs to `principal`, and
-    /// returns how many it deleted. A session that another principal has
-    /// taken over meanwhile is left alone. The default answers
-    /// [`StoreError::Unsupported`].
-    fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        let _ = (principal, sessions);
+        let _ = (principal, take, now);
         async { Err(StoreError::Unsupported(NO_INDEX)) }
     }
 }
 
 /// Why the default index methods fail.
-const NO_INDEX: &str = "this session store keeps no principal index, so sessions cannot be listed or revoked per user: use MemoryStore or RedisStore, or implement SessionStore::principal_sessions, take_principal_sessions and delete_principal_sessions (a wrapping store must forward them)";
+const NO_INDEX: &str = "this session store keeps no principal index, so sessions cannot be listed or revoked per user: use MemoryStore or RedisStore, or implement SessionStore::principal_sessions and revoke_principal_sessions (a wrapping store must forward them)";
 
 /// The object-safe form of [`SessionStore`], implemented for every store.
 pub trait DynSessionStore: Send + Sync + 'static {
@@ -240,17 +252,12 @@ pub trait DynSessionStore: Send + Sync + 'static {
         principal: &'a Principal,
         now: u64,
     ) -> StoreFuture<'a, Vec<(SessionHandle, Record)>>;
-    /// [`SessionStore::take_principal_sessions`], boxed.
-    fn take_principal_sessions_boxed<'a>(
+    /// [`SessionStore::revoke_principal_sessions`], boxed.
+    fn revoke_principal_sessions_boxed<'a>(
         &'a self,
         principal: &'a Principal,
         take: Take<'a>,
-    ) -> StoreFuture<'a, Vec<SessionHandle>>;
-    /// [`SessionStore::delete_principal_sessions`], boxed.
-    fn delete_principal_sessions_boxed<'a>(
-        &'a self,
-        principal: &'a Principal,
-        sessions: &'a [SessionHandle],
+        now: u64,
     ) -> StoreFuture<'a, usize>;
 }
 
@@ -275,19 +282,13 @@ impl<S: SessionStore> DynSessionStore for S {
     ) -> StoreFuture<'a, Vec<(SessionHandle, Record)>> {
         Box::pin(self.principal_sessions(principal, now))
     }
-    fn take_principal_sessions_boxed<'a>(
+    fn revoke_principal_sessions_boxed<'a>(
         &'a self,
         principal: &'a Principal,
         take: Take<'a>,
-    ) -> StoreFuture<'a, Vec<SessionHandle>> {
-        Box::pin(self.take_principal_sessions(principal, take))
-    }
-    fn delete_principal_sessions_boxed<'a>(
-        &'a self,
-        principal: &'a Principal,
-        sessions: &'a [SessionHandle],
+        now: u64,
     ) -> StoreFuture<'a, usize> {
-        Box::pin(self.delete_principal_sessions(principal, sessions))
+        Box::pin(self.revoke_principal_sessions(principal, take, now))
     }
 }
 
@@ -312,22 +313,14 @@ impl SessionStore for Arc<dyn DynSessionStore> {
     ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
         (**self).principal_sessions_boxed(principal, now).await
     }
-    async fn take_principal_sessions(
+    async fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        (**self)
-            .take_principal_sessions_boxed(principal, take)
-            .await
-    }
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> Result<usize, StoreError> {
         (**self)
-            .delete_principal_sessions_boxed(principal, sessions)
+            .revoke_principal_sessions_boxed(principal, take, now)
             .await
     }
 }
@@ -353,20 +346,14 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
         (**self).principal_sessions(principal, now).await
     }
-    async fn take_principal_sessions(
+    async fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        (**self).take_principal_sessions(principal, take).await
-    }
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> Result<usize, StoreError> {
         (**self)
-            .delete_principal_sessions(principal, sessions)
+            .revoke_principal_sessions(principal, take, now)
             .await
     }
 }
@@ -476,21 +463,13 @@ macro_rules! wrapping_store {
                     .await
             }
 
-            async fn take_principal_sessions(
+            async fn revoke_principal_sessions(
                 &self,
                 principal: &$crate::principal::Principal,
                 take: $crate::principal::Take<'_>,
-            ) -> Result<Vec<$crate::principal::SessionHandle>, $crate::store::StoreError> {
-                self.$wrap(self.inner.take_principal_sessions(principal, take))
-                    .await
-            }
-
-            async fn delete_principal_sessions(
-                &self,
-                principal: &$crate::principal::Principal,
-                sessions: &[$crate::principal::SessionHandle],
+                now: u64,
             ) -> Result<usize, $crate::store::StoreError> {
-                self.$wrap(self.inner.delete_principal_sessions(principal, sessions))
+                self.$wrap(self.inner.revoke_principal_sessions(principal, take, now))
                     .await
             }
         }

@@ -42,9 +42,11 @@ macro_rules! all_store_contract_cases {
             delete_follows_the_tombstone,
             writes_to_a_deleted_tombstone_target_are_gone,
             index_lists_joined_sessions_and_revokes_them,
-            index_follows_rotations_and_refuses_them_once_taken,
+            index_follows_rotations_and_revokes_through_tombstones,
             index_revokes_only_sessions_still_of_the_principal,
-            index_takes_all_but_one_or_only_some,
+            index_revokes_all_but_one_or_only_some,
+            index_revoke_others_spares_the_callers_renewed_session,
+            index_needs_no_listing_to_stay_bounded,
             index_drops_expired_and_deleted_entries,
         );
     };
@@ -431,8 +433,15 @@ fn handles(ids: &[&SessionId]) -> Vec<SessionHandle> {
     handles
 }
 
-/// Sessions that join a principal are listed with their records; taking
-/// and deleting them revokes them, and a write racing the revocation is Gone.
+async fn revoke(store: &dyn DynSessionStore, p: &Principal, take: Take<'_>, now: u64) -> usize {
+    store
+        .revoke_principal_sessions_boxed(p, take, now)
+        .await
+        .expect("revoke")
+}
+
+/// Sessions that join a principal are listed with their records; revoking
+/// them deletes them (once), and a write racing the revocation is Gone.
 pub async fn index_lists_joined_sessions_and_revokes_them(store: Arc<dyn DynSessionStore>) {
     let p = principal("list");
     let (a, b, other) = (sid("ia"), sid("ib"), sid("io"));
@@ -455,28 +464,11 @@ pub async fn index_lists_joined_sessions_and_revokes_them(store: Arc<dyn DynSess
     assert_eq!(write(&*store, &w).await, Written::Done);
     assert_eq!(listed(&*store, &p, T + 3).await, handles(&[&a, &b]));
 
-    let taken = store
-        .take_principal_sessions_boxed(&p, Take::All)
-        .await
-        .expect("take");
-    assert_eq!(handles(&[&a, &b]), {
-        let mut t = taken.clone();
-        t.sort();
-        t
-    });
+    assert_eq!(revoke(&*store, &p, Take::All, T + 3).await, 2);
     assert_eq!(
-        store
-            .delete_principal_sessions_boxed(&p, &taken)
-            .await
-            .expect("delete"),
-        2
-    );
-    assert_eq!(
-        store
-            .delete_principal_sessions_boxed(&p, &taken)
-            .await
-            .expect("again"),
-        0
+        revoke(&*store, &p, Take::All, T + 3).await,
+        0,
+        "counted once"
     );
     assert_eq!(load(&*store, &a, T + 4).await, Loaded::Absent);
     assert_eq!(load(&*store, &b, T + 4).await, Loaded::Absent);
@@ -494,11 +486,13 @@ pub async fn index_lists_joined_sessions_and_revokes_them(store: Arc<dyn DynSess
     assert_eq!(load(&*store, &a, T + 6).await, Loaded::Absent);
 }
 
-/// A rotation that keeps the principal moves the entry to the new id; once
-/// the entry is taken, a rotation answers Gone and creates nothing.
-pub async fn index_follows_rotations_and_refuses_them_once_taken(store: Arc<dyn DynSessionStore>) {
+/// A rotation that keeps the principal moves the listing to the new id;
+/// revoking an old handle follows its tombstone to the session.
+pub async fn index_follows_rotations_and_revokes_through_tombstones(
+    store: Arc<dyn DynSessionStore>,
+) {
     let p = principal("rotate");
-    let (a, b, c, d) = (sid("ra"), sid("rb"), sid("rc"), sid("rd"));
+    let (a, b, c) = (sid("ra"), sid("rb"), sid("rc"));
     write(&*store, &with(create(&a, T, &[("x", b"1")]), join(&p))).await;
     let loaded = [("x", Some(b"1".as_slice()))];
     let renew = with(rotate(&a, &b, T + 10, 5_000, &loaded, &[]), keep(&p));
@@ -506,33 +500,18 @@ pub async fn index_follows_rotations_and_refuses_them_once_taken(store: Arc<dyn 
     assert_eq!(
         listed(&*store, &p, T + 11).await,
         handles(&[&b]),
-        "one entry, the new id"
+        "one session listed, the new id"
     );
     let regen = with(rotate(&b, &c, T + 12, 0, &loaded, &[]), keep(&p));
     assert_eq!(write(&*store, &regen).await, Written::Done);
     assert_eq!(listed(&*store, &p, T + 13).await, handles(&[&c]));
-    // Revoked: the rotation that comes too late creates nothing.
-    let taken = store
-        .take_principal_sessions_boxed(&p, Take::All)
-        .await
-        .expect("take");
-    assert_eq!(taken, handles(&[&c]));
-    let late = with(rotate(&c, &d, T + 14, 0, &loaded, &[]), keep(&p));
+    assert_eq!(revoke(&*store, &p, Take::All, T + 14).await, 1);
+    assert_eq!(load(&*store, &c, T + 15).await, Loaded::Absent);
+    let (d, _) = (sid("rd"), ());
+    let late = with(rotate(&c, &d, T + 16, 0, &loaded, &[]), keep(&p));
     assert_eq!(write(&*store, &late).await, Written::Gone);
-    assert_eq!(load(&*store, &d, T + 15).await, Loaded::Absent);
-    assert!(
-        matches!(load(&*store, &c, T + 15).await, Loaded::Session(_)),
-        "taken, not yet deleted"
-    );
-    assert_eq!(
-        store
-            .delete_principal_sessions_boxed(&p, &taken)
-            .await
-            .expect("delete"),
-        1
-    );
-    assert_eq!(load(&*store, &c, T + 16).await, Loaded::Absent);
-    // Deleting by the handle of a tombstone reaches the session it moved to.
+    assert_eq!(load(&*store, &d, T + 17).await, Loaded::Absent);
+    // Revoking by the handle of a tombstone reaches the session it moved to.
     let (e, f) = (sid("re"), sid("rf"));
     write(&*store, &with(create(&e, T, &[("x", b"1")]), join(&p))).await;
     write(
@@ -541,13 +520,7 @@ pub async fn index_follows_rotations_and_refuses_them_once_taken(store: Arc<dyn 
     )
     .await;
     let old = handles(&[&e]);
-    assert_eq!(
-        store
-            .delete_principal_sessions_boxed(&p, &old)
-            .await
-            .expect("delete"),
-        1
-    );
+    assert_eq!(revoke(&*store, &p, Take::These(&old), T + 21).await, 1);
     assert_eq!(load(&*store, &f, T + 21).await, Loaded::Absent);
 }
 
@@ -571,28 +544,17 @@ pub async fn index_revokes_only_sessions_still_of_the_principal(store: Arc<dyn D
     .await;
     assert_eq!(listed(&*store, &q, T + 2).await, handles(&[&a]));
     let stale = handles(&[&a, &b]);
-    assert_eq!(
-        store
-            .delete_principal_sessions_boxed(&p, &stale)
-            .await
-            .expect("delete"),
-        0
-    );
+    assert_eq!(revoke(&*store, &p, Take::These(&stale), T + 2).await, 0);
+    assert_eq!(revoke(&*store, &p, Take::All, T + 2).await, 0);
     assert!(matches!(load(&*store, &a, T + 3).await, Loaded::Session(_)));
     assert!(matches!(load(&*store, &b, T + 3).await, Loaded::Session(_)));
-    assert_eq!(
-        store
-            .delete_principal_sessions_boxed(&q, &stale)
-            .await
-            .expect("delete"),
-        1
-    );
+    assert_eq!(revoke(&*store, &q, Take::These(&stale), T + 3).await, 1);
     assert_eq!(load(&*store, &a, T + 4).await, Loaded::Absent);
 }
 
-/// `Take::AllExcept` keeps the current session listed (and rotatable);
-/// `Take::These` takes only the principal's own entries.
-pub async fn index_takes_all_but_one_or_only_some(store: Arc<dyn DynSessionStore>) {
+/// `Take::AllExcept` keeps the current session (and rotatable);
+/// `Take::These` revokes only the principal's own sessions.
+pub async fn index_revokes_all_but_one_or_only_some(store: Arc<dyn DynSessionStore>) {
     let p = principal("some");
     let ids = [sid("s0"), sid("s1"), sid("s2")];
     for id in &ids {
@@ -600,16 +562,12 @@ pub async fn index_takes_all_but_one_or_only_some(store: Arc<dyn DynSessionStore
     }
     let keep_one = SessionHandle::of(&ids[0]);
     let stranger = SessionHandle::of(&sid("s-not-indexed"));
-    let taken = store
-        .take_principal_sessions_boxed(&p, Take::These(&[SessionHandle::of(&ids[1]), stranger]))
-        .await
-        .expect("take");
-    assert_eq!(taken, handles(&[&ids[1]]));
-    let taken = store
-        .take_principal_sessions_boxed(&p, Take::AllExcept(&keep_one))
-        .await
-        .expect("take");
-    assert_eq!(taken, handles(&[&ids[2]]));
+    let these = [SessionHandle::of(&ids[1]), stranger];
+    assert_eq!(revoke(&*store, &p, Take::These(&these), T + 1).await, 1);
+    assert_eq!(
+        revoke(&*store, &p, Take::AllExcept(&keep_one), T + 1).await,
+        1
+    );
     assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&ids[0]]));
     // The kept session still rotates.
     let next = sid("s0-next");
@@ -619,6 +577,75 @@ pub async fn index_takes_all_but_one_or_only_some(store: Arc<dyn DynSessionStore
     );
     assert_eq!(write(&*store, &renew).await, Written::Done);
     assert_eq!(listed(&*store, &p, T + 3).await, handles(&[&next]));
+}
+
+/// "Log out other sessions" never reaches the caller's session through its
+/// ids of the grace period: neither the old id the caller's session was
+/// renewed away from, nor (when the caller names the old id) the new one.
+pub async fn index_revoke_others_spares_the_callers_renewed_session(
+    store: Arc<dyn DynSessionStore>,
+) {
+    let p = principal("others");
+    let (old, new, other) = (sid("co"), sid("cn"), sid("cx"));
+    for id in [&old, &other] {
+        write(&*store, &with(create(id, T, &[("x", b"1")]), join(&p))).await;
+    }
+    let loaded = [("x", Some(b"1".as_slice()))];
+    let renew = with(rotate(&old, &new, T + 10, 5_000, &loaded, &[]), keep(&p));
+    assert_eq!(write(&*store, &renew).await, Written::Done);
+    // The caller names its current id.
+    let current = SessionHandle::of(&new);
+    assert_eq!(
+        revoke(&*store, &p, Take::AllExcept(&current), T + 11).await,
+        1
+    );
+    assert!(matches!(
+        load(&*store, &new, T + 12).await,
+        Loaded::Session(_)
+    ));
+    assert_eq!(
+        load(&*store, &old, T + 12).await,
+        Loaded::Moved(new.clone())
+    );
+    assert_eq!(load(&*store, &other, T + 12).await, Loaded::Absent);
+    // A caller that still names the old id (it loaded before the renewal).
+    write(
+        &*store,
+        &with(create(&other, T + 13, &[("x", b"1")]), join(&p)),
+    )
+    .await;
+    let stale = SessionHandle::of(&old);
+    assert_eq!(
+        revoke(&*store, &p, Take::AllExcept(&stale), T + 14).await,
+        1
+    );
+    assert!(matches!(
+        load(&*store, &new, T + 15).await,
+        Loaded::Session(_)
+    ));
+    assert_eq!(load(&*store, &other, T + 15).await, Loaded::Absent);
+    assert_eq!(listed(&*store, &p, T + 15).await, handles(&[&new]));
+}
+
+/// The index stays bounded without a listing: rotations leave no entry
+/// behind once their grace period ends, and a deleted session's entry goes
+/// with it. (Checked through what a revocation finds: nothing stale.)
+pub async fn index_needs_no_listing_to_stay_bounded(store: Arc<dyn DynSessionStore>) {
+    let p = principal("bounded");
+    let mut id = sid("b-0");
+    write(&*store, &with(create(&id, T, &[("x", b"1")]), join(&p))).await;
+    let loaded = [("x", Some(b"1".as_slice()))];
+    for n in 1..=10u64 {
+        let next = sid(&format!("b-{n}"));
+        let renew = with(rotate(&id, &next, T + n * 10, 5, &loaded, &[]), keep(&p));
+        assert_eq!(write(&*store, &renew).await, Written::Done);
+        id = next;
+    }
+    let gone = sid("b-gone");
+    write(&*store, &with(create(&gone, T, &[("x", b"1")]), join(&p))).await;
+    store.delete_boxed(&gone).await.expect("delete");
+    assert_eq!(listed(&*store, &p, T + 200).await, handles(&[&id]));
+    assert_eq!(revoke(&*store, &p, Take::All, T + 200).await, 1);
 }
 
 /// Entries of expired and deleted sessions are not listed (and dropped),

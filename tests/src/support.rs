@@ -101,10 +101,8 @@ pub enum Call {
     Delete(String),
     /// `principal_sessions(principal)`
     ListPrincipal(String),
-    /// `take_principal_sessions(principal)`
-    TakePrincipal(String),
-    /// `delete_principal_sessions(principal, handles)`
-    DeletePrincipal(String, usize),
+    /// `revoke_principal_sessions(principal, take)`
+    RevokePrincipal(String),
 }
 
 impl Call {
@@ -311,26 +309,16 @@ impl SessionStore for RecordingStore {
         self.pause().await;
         self.inner.principal_sessions_boxed(principal, now).await
     }
-    async fn take_principal_sessions(
+    async fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.record(Call::TakePrincipal(principal.to_string()))?;
-        self.pause().await;
-        self.inner
-            .take_principal_sessions_boxed(principal, take)
-            .await
-    }
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> Result<usize, StoreError> {
-        self.record(Call::DeletePrincipal(principal.to_string(), sessions.len()))?;
+        self.record(Call::RevokePrincipal(principal.to_string()))?;
         self.pause().await;
         self.inner
-            .delete_principal_sessions_boxed(principal, sessions)
+            .revoke_principal_sessions_boxed(principal, take, now)
             .await
     }
 }

@@ -181,6 +181,33 @@ impl State {
         taken
     }
 
+    /// Removes all of `principal`'s entries but those in `keep` and returns
+    /// their handles.
+    pub(crate) fn take_all_except(
+        &mut self,
+        principal: &Principal,
+        keep: &[SessionHandle],
+    ) -> Vec<SessionHandle> {
+        let Some(members) = self.members.get_mut(principal) else {
+            return Vec::new();
+        };
+        let taken: Vec<SessionHandle> = members
+            .iter()
+            .filter(|h| !keep.contains(h))
+            .cloned()
+            .collect();
+        members.retain(|h| keep.contains(h));
+        if members.is_empty() {
+            self.members.remove(principal);
+        }
+        taken
+    }
+
+    /// The id of an indexed (or taken, not yet gone) session.
+    pub(crate) fn id_of(&self, handle: &SessionHandle) -> Option<&SessionId> {
+        self.sessions.get(handle).map(|(id, _)| id)
+    }
+
     /// How many sessions are indexed.
     pub(crate) fn len(&self) -> usize {
         self.sessions.len()

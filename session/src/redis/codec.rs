@@ -319,8 +319,10 @@ pub(crate) enum Unreadable {
 pub(crate) enum Stored {
     /// A session.
     Session(Record),
-    /// A rotation tombstone: the sealed forward (if any) and until when it holds.
+    /// A rotation tombstone: the key it forwards to, the sealed forward (if
+    /// any) and until when it holds.
     Tombstone {
+        to: Vec<u8>,
         forward: Option<Vec<u8>>,
         until: u64,
     },
@@ -352,8 +354,9 @@ pub(crate) fn decode(flat: Vec<Vec<u8>>) -> Result<Stored, Unreadable> {
         }
         fields.insert(Bytes::from(name), Bytes::from(value));
     }
-    if to.is_some() {
+    if let Some(to) = to {
         return Ok(Stored::Tombstone {
+            to,
             forward,
             until: number(until.as_deref()).unwrap_or(0),
         });
@@ -528,7 +531,8 @@ mod tests {
             decode(flat(&[("$to", b"k"), ("$fwd", b"abc"), ("$until", b"99")])),
             Ok(Stored::Tombstone {
                 forward: Some(_),
-                until: 99
+                until: 99,
+                ..
             })
         ));
         assert!(matches!(

@@ -128,12 +128,22 @@ pub(super) async fn write(
             )
             .await?;
             if moved == Value::Int(0) {
-                // The entry was taken: the session is being revoked.
+                // Not listed, or marked: the session is being revoked.
                 return Ok(Written::Gone);
             }
-            store
-                .write_record(write, Some(&PrincipalArgs::Set { px, deadline: d }))
-                .await
+            let written = store
+                .write_record(
+                    write,
+                    Some(&PrincipalArgs::Set {
+                        px: px.clone(),
+                        deadline: d,
+                    }),
+                )
+                .await?;
+            if written == Written::Done {
+                retire(store, &px, &from, write).await;
+            }
+            Ok(written)
         }
         (PrincipalWrite::Join(principal) | PrincipalWrite::Keep(principal), kind) => {
             let px = principal_hash(principal);
@@ -232,7 +242,7 @@ async fn index_op(
     store.script(Which::Index, &[&key], &args).await
 }
 
-/// The handles in a `members` or `take` reply.
+/// The handles in a `members` or `mark` reply (marks taken off).
 fn handles(reply: Value) -> Result<Vec<SessionHandle>, StoreError> {
     let Value::Array(items) = reply else {
         return match reply {
@@ -245,32 +255,68 @@ fn handles(reply: Value) -> Result<Vec<SessionHandle>, StoreError> {
         .filter_map(|item| match item {
             Value::BulkString(bytes) => std::str::from_utf8(&bytes)
                 .ok()
+                .map(|text| text.strip_prefix('!').unwrap_or(text))
                 .and_then(|text| SessionHandle::parse(text).ok()),
             _ => None,
         })
         .collect())
 }
 
-/// The principal's indexed sessions that are still stored; entries whose
-/// key is gone (or only a rotation tombstone) are dropped.
+/// After a rotation applied: the old id's entry is needed only while its
+/// tombstone forwards (a revocation follows it), so its deadline is lowered
+/// to the end of the grace period (now, without grace). A failure here
+/// leaves the entry until its own deadline, which is harmless: listing
+/// skips tombstones and revocation follows them.
+async fn retire(store: &RedisStore, px: &str, from: &SessionHandle, write: &Write) {
+    let grace = match &write.kind {
+        WriteKind::Rotate { grace_ms, .. } => *grace_ms,
+        WriteKind::Create | WriteKind::Update => 0,
+    };
+    let until = write.now.saturating_add(grace).to_string();
+    let result = index_op(
+        store,
+        px,
+        b"retire",
+        write.now,
+        &[from.as_str().as_bytes(), until.as_bytes()],
+    )
+    .await;
+    if let Err(error) = result {
+        tracing::debug!(
+            error = %crate::error::chain(&error),
+            "could not shorten a rotated-away id's index entry; it lapses by its deadline"
+        );
+    }
+}
+
+/// The principal's indexed sessions that are still stored (marked ones,
+/// being revoked, included). Only entries of sessions expired by their own
+/// timestamps are removed: an entry without a record
+/// may belong to a login or rotation whose record step has not run yet
+/// (see "The index contract" on `SessionStore::principal_sessions`).
 pub(super) async fn list(
     store: &RedisStore,
     principal: &Principal,
     now: u64,
 ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
     let px = principal_hash(principal);
-    let members = handles(index_op(store, &px, b"members", now, &[]).await?)?;
+    let mut members = handles(index_op(store, &px, b"members", now, &[]).await?)?;
+    members.sort();
+    members.dedup();
     let loads: Vec<_> = members.iter().map(|handle| load(store, handle)).collect();
     let mut found = Vec::with_capacity(members.len());
-    let mut dead = Vec::new();
+    let mut expired = Vec::new();
     for (handle, loaded) in members.iter().zip(batched(loads.into_iter()).await) {
         match loaded? {
-            Some(record) if !record.meta.is_expired(now) => found.push((handle.clone(), record)),
-            _ => dead.push(handle.as_str().as_bytes()),
+            // Expired by its own timestamps: provably dead, never served again.
+            Some(record) if record.meta.is_expired(now) => expired.push(handle.as_str().as_bytes()),
+            Some(record) => found.push((handle.clone(), record)),
+            // No record yet (or any more): left to whoever knows.
+            None => {}
         }
     }
-    if !dead.is_empty() {
-        index_op(store, &px, b"drop", now, &dead).await?;
+    if !expired.is_empty() {
+        index_op(store, &px, b"drop", now, &expired).await?;
     }
     Ok(found)
 }
@@ -290,68 +336,146 @@ async fn load(store: &RedisStore, handle: &SessionHandle) -> Result<Option<Recor
     })
 }
 
-/// Removes the entries `take` names and returns them.
-pub(super) async fn take(
+/// Revokes the sessions `take` names (see "The revocation contract" on
+/// `SessionStore::revoke_principal_sessions`):
+///
+/// 1. `mark` the entries: from then on they are still listed, but a
+///    rotation's `move` fails on them (`Gone`), so no marked session moves
+///    to an id this revocation does not know;
+/// 2. for "all but the caller's", find the ids the caller's id forwards to
+///    (it may have been renewed since the caller loaded it) and keep them;
+/// 3. delete every marked session that still belongs to the principal,
+///    following tombstones but never into a kept key, twice (a rotation
+///    whose `move` ran just before the mark may create its new id after the
+///    first pass looked there; that id was marked, so the second pass
+///    deletes it);
+/// 4. `drop` the entries.
+///
+/// A failure in 2–4 leaves the entries marked and listed; the same call
+/// again marks nothing new, finds them, and finishes.
+pub(super) async fn revoke(
     store: &RedisStore,
     principal: &Principal,
     take: Take<'_>,
-) -> Result<Vec<SessionHandle>, StoreError> {
-    let px = principal_hash(principal);
-    // The time only prunes entries whose deadline has passed; take them
-    // all the same (0: prune nothing).
-    let reply = match take {
-        Take::All => index_op(store, &px, b"take", 0, &[b"all"]).await?,
-        Take::AllExcept(keep) => {
-            index_op(
-                store,
-                &px,
-                b"take",
-                0,
-                &[b"except", keep.as_str().as_bytes()],
-            )
-            .await?
-        }
-        Take::These(these) => {
-            let mut rest: Vec<&[u8]> = vec![b"these"];
-            rest.extend(these.iter().map(|h| h.as_str().as_bytes()));
-            index_op(store, &px, b"take", 0, &rest).await?
-        }
-    };
-    handles(reply)
-}
-
-/// Deletes each session that still belongs to `principal`, following
-/// rotation tombstones; returns how many were deleted.
-pub(super) async fn delete(
-    store: &RedisStore,
-    principal: &Principal,
-    sessions: &[SessionHandle],
+    now: u64,
 ) -> Result<usize, StoreError> {
     let px = principal_hash(principal);
-    let deletes: Vec<_> = sessions
+    let (marked, kept) = match take {
+        Take::All => (mark(store, &px, now, b"all", &[]).await?, Vec::new()),
+        Take::AllExcept(keep) => {
+            let kept = forwards_of(store, keep).await?;
+            let names: Vec<&[u8]> = kept.iter().map(|h| h.as_str().as_bytes()).collect();
+            (mark(store, &px, now, b"except", &names).await?, kept)
+        }
+        Take::These(these) => {
+            let names: Vec<&[u8]> = these.iter().map(|h| h.as_str().as_bytes()).collect();
+            (mark(store, &px, now, b"these", &names).await?, Vec::new())
+        }
+    };
+    if marked.is_empty() {
+        return Ok(0);
+    }
+    let kept_keys: Vec<String> = kept
         .iter()
-        .map(|handle| delete_owned(store, &px, handle))
+        .map(|h| codec::handle_key(&store.inner.prefix, h))
         .collect();
     let mut deleted = 0;
-    for result in batched(deletes.into_iter()).await {
-        if result? {
-            deleted += 1;
+    for _pass in 0..2 {
+        let deletes: Vec<_> = marked
+            .iter()
+            .map(|handle| delete_owned(store, &px, handle, &kept_keys))
+            .collect();
+        for result in batched(deletes.into_iter()).await {
+            if result? {
+                deleted += 1;
+            }
         }
     }
+    let names: Vec<&[u8]> = marked.iter().map(|h| h.as_str().as_bytes()).collect();
+    index_op(store, &px, b"drop", now, &names).await?;
     Ok(deleted)
 }
 
+/// Marks entries (`mode`: `all`, `except` + kept handles, `these` +
+/// handles) and returns every marked entry named.
+async fn mark(
+    store: &RedisStore,
+    px: &str,
+    now: u64,
+    mode: &'static [u8],
+    names: &[&[u8]],
+) -> Result<Vec<SessionHandle>, StoreError> {
+    let mut rest: Vec<&[u8]> = Vec::with_capacity(1 + names.len());
+    rest.push(mode);
+    rest.extend_from_slice(names);
+    handles(index_op(store, px, b"mark", now, &rest).await?)
+}
+
+/// `handle` and the handles of the ids its session was rotated to since,
+/// following its tombstones (at most 4 hops).
+async fn forwards_of(
+    store: &RedisStore,
+    handle: &SessionHandle,
+) -> Result<Vec<SessionHandle>, StoreError> {
+    let mut chain = vec![handle.clone()];
+    let mut key = codec::handle_key(&store.inner.prefix, handle);
+    for _ in 0..4 {
+        let flat = match store.run(Op::HGetAll(&key)).await {
+            Ok(reply) => flat_bytes(reply)?,
+            Err(StoreError::Corrupt(why)) if why == WRONG_TYPE => return Ok(chain),
+            Err(error) => return Err(error),
+        };
+        let Ok(Stored::Tombstone { to, .. }) = codec::decode(flat) else {
+            return Ok(chain);
+        };
+        let Ok(to_key) = String::from_utf8(to) else {
+            return Ok(chain);
+        };
+        let Some(next) = to_key
+            .strip_prefix(store.inner.prefix.as_str())
+            .and_then(|rest| SessionHandle::parse(rest).ok())
+        else {
+            return Ok(chain);
+        };
+        key = to_key;
+        chain.push(next);
+    }
+    Ok(chain)
+}
+
+/// After a delete (a logout): drops the deleted keys' entries from the
+/// index of the principal hash the session held. A failure leaves them to
+/// their deadlines (listing skips what is gone).
+pub(super) async fn forget(store: &RedisStore, px: &str, keys: &[String]) {
+    let prefix = store.inner.prefix.as_str();
+    let names: Vec<&[u8]> = keys
+        .iter()
+        .filter_map(|key| key.strip_prefix(prefix))
+        .map(str::as_bytes)
+        .collect();
+    // The time only prunes entries whose deadline passed; a delete has no
+    // clock (0: prune nothing).
+    if let Err(error) = index_op(store, px, b"drop", 0, &names).await {
+        tracing::debug!(
+            error = %crate::error::chain(&error),
+            "could not drop a deleted session's index entry; it lapses by its deadline"
+        );
+    }
+}
+
 /// Deletes the session `handle` names if its `$px` is `px`, following
-/// tombstones.
+/// tombstones but never into a `kept` key.
 async fn delete_owned(
     store: &RedisStore,
     px: &str,
     handle: &SessionHandle,
+    kept: &[String],
 ) -> Result<bool, StoreError> {
     let hops: &[u8] = if store.is_cluster() { b"1" } else { b"4" };
     let mut key = codec::handle_key(&store.inner.prefix, handle);
     for _ in 0..4 {
-        let args = [Arg::Borrowed(px.as_bytes()), Arg::Borrowed(hops)];
+        let mut args = vec![Arg::Borrowed(px.as_bytes()), Arg::Borrowed(hops)];
+        args.extend(kept.iter().map(|k| Arg::Borrowed(k.as_bytes())));
         match store.script(Which::DeleteOwned, &[&key], &args).await? {
             Value::Int(1) => return Ok(true),
             Value::Int(0) => return Ok(false),

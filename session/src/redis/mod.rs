@@ -372,7 +372,7 @@ impl RedisStore {
         }
         match codec::decode(flat) {
             Ok(Stored::Session(record)) => Ok(Loaded::Session(record)),
-            Ok(Stored::Tombstone { forward, until }) => Ok(match forward {
+            Ok(Stored::Tombstone { forward, until, .. }) => Ok(match forward {
                 Some(forward) if until > now => {
                     codec::open_forward(id, &forward).map_or(Loaded::Absent, Loaded::Moved)
                 }
@@ -466,24 +466,53 @@ impl RedisStore {
         sealed
     }
 
+    /// Deletes a session and the ids it forwards to; then, if it had a
+    /// principal, drops the deleted keys' index entries (one more round
+    /// trip, only for sessions with a principal).
     async fn delete_record(&self, id: &SessionId) -> Result<(), StoreError> {
         let hops: &[u8] = if self.is_cluster() { b"1" } else { b"4" };
         let mut key = self.key_for(id);
+        let mut visited = Vec::new();
+        let mut owner = None;
         for _ in 0..4 {
             let reply = self
                 .script(Which::Delete, &[&key], &[Arg::Borrowed(hops)])
                 .await?;
-            match reply {
-                Value::Int(0) => return Ok(()),
-                Value::BulkString(next) => {
-                    key = String::from_utf8(next).map_err(|_| {
-                        StoreError::Corrupt("a tombstone names a key that is not UTF-8".into())
-                    })?;
-                }
-                other => return Err(unexpected("delete", &other)),
+            let (next, px) = deleted(reply)?;
+            visited.push(std::mem::take(&mut key));
+            if !px.is_empty() {
+                owner = Some(px);
             }
+            if next.is_empty() {
+                break;
+            }
+            key = next;
+        }
+        if let Some(px) = owner {
+            index::forget(self, &px, &visited).await;
         }
         Ok(())
+    }
+}
+
+/// The `{next key, $px}` reply of the delete script.
+fn deleted(reply: Value) -> Result<(String, String), StoreError> {
+    let text = |value: Value| match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes)
+            .map_err(|_| StoreError::Corrupt("a tombstone names a key that is not UTF-8".into())),
+        other => Err(unexpected("delete", &other)),
+    };
+    match reply {
+        Value::Array(items) if items.len() == 2 => {
+            let mut items = items.into_iter();
+            let (Some(next), Some(px)) = (items.next(), items.next()) else {
+                return Err(StoreError::Corrupt(
+                    "the delete script's reply is incomplete".into(),
+                ));
+            };
+            Ok((text(next)?, text(px)?))
+        }
+        other => Err(unexpected("delete", &other)),
     }
 }
 
@@ -920,20 +949,13 @@ impl SessionStore for RedisStore {
         index::list(self, principal, now).await
     }
 
-    async fn take_principal_sessions(
+    async fn revoke_principal_sessions(
         &self,
         principal: &Principal,
         take: Take<'_>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        index::take(self, principal, take).await
-    }
-
-    async fn delete_principal_sessions(
-        &self,
-        principal: &Principal,
-        sessions: &[SessionHandle],
+        now: u64,
     ) -> Result<usize, StoreError> {
-        index::delete(self, principal, sessions).await
+        index::revoke(self, principal, take, now).await
     }
 }
 

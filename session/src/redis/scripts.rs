@@ -147,18 +147,22 @@ return 1
 /// `delete`: KEYS = [key]; ARGV = [hops]. Deletes the key and, while it is
 /// a tombstone, the key its `$to` names, up to `hops` keys in all (a
 /// single node follows the whole chain; a cluster passes 1, since the next
-/// key is in another slot). Replies with the next key still to delete, or 0.
+/// key is in another slot). Replies `{next, px}`: the next key still to
+/// delete (empty when done) and the `$px` of the session it deleted (empty
+/// when none had one), so the store can drop the keys' index entries.
 pub(crate) const DELETE: &str = r"
 local key = KEYS[1]
 local hops = tonumber(ARGV[1])
+local px = ''
 for n = 1, hops do
-  local to = redis.call('HGET', key, '$to')
+  local h = redis.call('HMGET', key, '$to', '$px')
   redis.call('DEL', key)
-  if not to then return 0 end
-  if n == hops then return to end
-  key = to
+  if h[2] then px = h[2] end
+  if not h[1] then return {'', px} end
+  if n == hops then return {h[1], px} end
+  key = h[1]
 end
-return 0
+return {'', px}
 ";
 
 /// `index`: one principal's index, a sorted set of session handles scored
@@ -168,14 +172,19 @@ return 0
 /// sessions have expired), and any operation that adds or extends an entry
 /// makes the key live at least as long as that entry.
 ///
+/// A member is a handle, or `!` + handle while its session is being
+/// revoked (marked): a marked entry is still listed, but `move` and
+/// `refresh` fail on it, so the session can neither rotate nor outlive it.
+///
 /// | operation | arguments | does | reply |
 /// |---|---|---|---|
 /// | `add` | handle, deadline | adds or extends the entry | 1 |
-/// | `move` | old, new, deadline | adds `new` only if `old` is an entry | 1, or 0 if `old` is not |
-/// | `refresh` | handle, deadline | extends the entry if it is there | 1, or 0 |
-/// | `members` | | | every handle |
-/// | `take` | `all`, `except` + handle, or `these` + handles | removes them | the handles removed |
-/// | `drop` | handles | removes them | 1 |
+/// | `move` | old, new, deadline | adds `new` only if `old` is an unmarked entry | 1, or 0 |
+/// | `refresh` | handle, deadline | extends the entry if it is there, unmarked | 1, or 0 |
+/// | `retire` | handle, until | lowers the entry's deadline to `until` (a rotated-away id) | 1 |
+/// | `members` | | | every member, marked ones with their `!` |
+/// | `mark` | `all`, `except` + handles, or `these` + handles | marks them (`except`: unmarks the kept ones) | every marked member it names, without the `!` |
+/// | `drop` | handles | removes them, marked or not | 1 |
 ///
 /// Scores and TTLs are passed as decimal text and never pass through a Lua
 /// number where precision could be lost (`string.format('%d')` for the TTL).
@@ -188,6 +197,13 @@ local function hold(deadline)
   local left = tonumber(deadline) - now
   if redis.call('PTTL', idx) < left then
     redis.call('PEXPIRE', idx, string.format('%d', left))
+  end
+end
+local function mark(m)
+  local score = redis.call('ZSCORE', idx, m)
+  if score then
+    redis.call('ZREM', idx, m)
+    redis.call('ZADD', idx, score, '!' .. m)
   end
 end
 if op == 'add' then
@@ -204,43 +220,67 @@ elseif op == 'refresh' then
   redis.call('ZADD', idx, 'XX', 'GT', ARGV[4], ARGV[3])
   hold(ARGV[4])
   return 1
+elseif op == 'retire' then
+  redis.call('ZADD', idx, 'XX', 'LT', ARGV[4], ARGV[3])
+  redis.call('ZADD', idx, 'XX', 'LT', ARGV[4], '!' .. ARGV[3])
+  return 1
 elseif op == 'members' then
   return redis.call('ZRANGE', idx, 0, -1)
-elseif op == 'take' then
-  local taken = {}
+elseif op == 'mark' then
+  local marked = {}
   if ARGV[3] == 'these' then
     for j = 4, #ARGV do
-      if redis.call('ZREM', idx, ARGV[j]) == 1 then taken[#taken + 1] = ARGV[j] end
+      mark(ARGV[j])
+      if redis.call('ZSCORE', idx, '!' .. ARGV[j]) then marked[#marked + 1] = ARGV[j] end
     end
-    return taken
+    return marked
+  end
+  local keep = {}
+  if ARGV[3] == 'except' then
+    for j = 4, #ARGV do
+      keep[ARGV[j]] = true
+      local score = redis.call('ZSCORE', idx, '!' .. ARGV[j])
+      if score then
+        redis.call('ZREM', idx, '!' .. ARGV[j])
+        redis.call('ZADD', idx, score, ARGV[j])
+      end
+    end
   end
   for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    if ARGV[3] == 'all' or m ~= ARGV[4] then taken[#taken + 1] = m end
+    local plain = m
+    if string.sub(m, 1, 1) == '!' then plain = string.sub(m, 2) end
+    if not keep[plain] then
+      if plain == m then mark(m) end
+      marked[#marked + 1] = plain
+    end
   end
-  for j = 1, #taken, 200 do
-    redis.call('ZREM', idx, unpack(taken, j, math.min(j + 199, #taken)))
-  end
-  return taken
+  return marked
 elseif op == 'drop' then
-  for j = 3, #ARGV, 200 do
-    redis.call('ZREM', idx, unpack(ARGV, j, math.min(j + 199, #ARGV)))
+  for j = 3, #ARGV do
+    redis.call('ZREM', idx, ARGV[j], '!' .. ARGV[j])
   end
   return 1
 end
 return redis.error_reply('sessionkit index: unknown operation ' .. tostring(op))
 ";
 
-/// `delete owned`: KEYS = [key]; ARGV = [principal hash, hops]. Deletes the
-/// session under the key if its `$px` is the principal hash, following
-/// rotation tombstones (`$to`) for up to `hops` keys (a cluster passes 1:
-/// the next key is in another slot). Replies 1 (deleted), 0 (not a live
-/// session of that principal), or the next key still to look at.
+/// `delete owned`: KEYS = [key]; ARGV = [principal hash, hops, kept
+/// keys…]. Deletes the session under the key if its `$px` is the principal
+/// hash, following rotation tombstones (`$to`) for up to `hops` keys (a
+/// cluster passes 1: the next key is in another slot), but never into a
+/// kept key (the caller's own session, for "log out other sessions").
+/// Replies 1 (deleted), 0 (not a live session of that principal, or a kept
+/// one), or the next key still to look at.
 pub(crate) const DELETE_OWNED: &str = r"
 local key = KEYS[1]
 local hops = tonumber(ARGV[2])
+local kept = {}
+for j = 3, #ARGV do kept[ARGV[j]] = true end
+if kept[key] then return 0 end
 for n = 1, hops do
   local h = redis.call('HMGET', key, '$px', '$to', '$meta')
   if h[2] then
+    if kept[h[2]] then return 0 end
     if n == hops then return h[2] end
     key = h[2]
   elseif h[3] and h[1] == ARGV[1] then
