@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 //!
+//! The guides are in [`guide`], one topic each.
+//!
 //! ## Configuration
 //!
 //! See [`Config`] for every key and its default.
@@ -46,6 +48,7 @@ mod degraded;
 mod error;
 pub mod events;
 mod extractor;
+pub mod guide;
 mod header_map;
 mod id;
 mod manager;
