@@ -61,3 +61,9 @@ pub fn config_file_from_env() -> std::io::Result<Option<String>> {
         .map(Some)
         .map_err(|e| std::io::Error::new(e.kind(), format!("SESSIONKIT_CONFIG {path}: {e}")))
 }
+
+/// The root README's examples, compiled (`no_run`) as doctests of this
+/// crate, which has both adapters: they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

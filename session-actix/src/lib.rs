@@ -1,48 +1,4 @@
-//! # sessionkit-actix
-//!
-//! [actix-web](https://actix.rs) integration for [`sessionkit`]: typed
-//! sessions where a session is a Rust struct.
-//!
-//! - [`SessionMiddleware<T>`] loads the session lazily (a route that never
-//!   touches it costs nothing), saves what changed after the handler, renews
-//!   and rotates ids, and writes the id back as cookie and/or header.
-//! - [`Session<T>`] is the handler argument; it derefs to
-//!   [`sessionkit::Session<T>`], so the accessors from `#[derive(SessionData)]`
-//!   and `regenerate` / `reset` / `destroy` work on it.
-//! - [`SessionExt`] gives `req.session::<T>()` to guards and other middleware.
-//! - [`MapSessionToHeader<T>`] turns session fields into request headers for
-//!   downstream services, after removing any client-supplied copies.
-//!
-//! ## Quick start
-//!
-//! ```no_run
-//! use actix_web::{web, App, HttpResponse, HttpServer};
-//! use sessionkit::{MemoryStore, SessionData, SessionManager};
-//! use sessionkit_actix::{Session, SessionMiddleware};
-//!
-//! #[derive(SessionData, Default)]
-//! struct Counter {
-//!     visits: u32,
-//! }
-//!
-//! async fn index(session: Session<Counter>) -> HttpResponse {
-//!     let visits = session.update_visits(|v| { *v += 1; *v });
-//!     HttpResponse::Ok().body(format!("Visits: {visits}"))
-//! }
-//!
-//! #[actix_web::main]
-//! async fn main() -> std::io::Result<()> {
-//!     let manager = SessionManager::<Counter>::new(MemoryStore::new());
-//!     HttpServer::new(move || {
-//!         App::new()
-//!             .wrap(SessionMiddleware::new(manager.clone()))
-//!             .route("/", web::get().to(index))
-//!     })
-//!     .bind(("127.0.0.1", 8080))?
-//!     .run()
-//!     .await
-//! }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! ## Middleware order
 //!

@@ -1,8 +1,6 @@
-//! `#[derive(SessionData)]` for [sessionkit](https://docs.rs/sessionkit): a
-//! plain struct becomes typed session data.
+#![doc = include_str!("../README.md")]
 //!
-//! Use it through `sessionkit` (its default `derive` feature re-exports the
-//! macro); see [`SessionData`](macro@SessionData) for the attributes.
+//! See [`SessionData`](macro@SessionData) for the attributes and checks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,39 +1,6 @@
-//! # sessionkit
+#![doc = include_str!("../README.md")]
 //!
-//! Typed, derive-driven session management. A session is a Rust struct; each
-//! field is stored on its own (MessagePack), so only what changed is written,
-//! and a misspelled field or a wrong type is a compile error, not a runtime bug.
-//!
-//! This crate is the framework-agnostic runtime: the session handle and its
-//! lifecycle (idle and absolute timeouts, auto-renew, regenerate / reset /
-//! destroy), id extractors, id generation and validation, the
-//! [`SessionStore`] trait with the in-memory [`MemoryStore`], and the
-//! [`Config`] that deserializes from YAML or TOML. `sessionkit-actix` plugs
-//! it into actix-web, `sessionkit-axum` into axum and tower; both are built
-//! on [`adapter`], the module for adapter authors.
-//!
-//! ## Quick start (store pattern)
-//!
-//! ```
-//! use serde::{Deserialize, Serialize};
-//! use sessionkit::{MemoryStore, SessionData, SessionManager};
-//!
-//! #[derive(SessionData, Default, Serialize, Deserialize)]
-//! struct Cart {
-//!     items: Vec<String>,
-//!     visits: u32,
-//! }
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let manager = SessionManager::<Cart>::new(MemoryStore::new());
-//! let session = manager.create()?;
-//! session.update_items(|items| items.push("apple".into()));
-//! session.save().await?;
-//!
-//! let loaded = manager.load_by_id(session.id().as_str()).await?.expect("stored");
-//! assert_eq!(loaded.items(), ["apple"]);
-//! # Ok::<(), sessionkit::SessionError>(()) }).unwrap();
-//! ```
+//! The guides are in [`guide`], one topic each.
 //!
 //! ## Configuration
 //!
@@ -69,6 +36,7 @@
 //!   ([`ErrorChain`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapter;
 mod breaker;
@@ -80,6 +48,7 @@ mod degraded;
 mod error;
 pub mod events;
 mod extractor;
+pub mod guide;
 mod header_map;
 mod id;
 mod manager;

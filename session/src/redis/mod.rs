@@ -88,8 +88,8 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 /// field per struct field (its MessagePack bytes) and one metadata field,
 /// `$meta`, decimal text
 /// `<version>:<created>:<issued>:<access>:<idle>:<deadline>`: the stored
-/// format ([`FORMAT_VERSION`](crate::FORMAT_VERSION)), then
-/// [`Meta`]'s timestamps and idle timeout in milliseconds, the deadline empty
+/// format ([`FORMAT_VERSION`](crate::store::FORMAT_VERSION)), then
+/// [`Meta`](crate::store::Meta)'s timestamps and idle timeout in milliseconds, the deadline empty
 /// when the session has no absolute timeout (e.g.
 /// `1:1767225600000:1767225600000:1767225600000:1800000:`). Struct field
 /// names starting with `$` are refused.
