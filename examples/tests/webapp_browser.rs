@@ -324,8 +324,7 @@ async fn a_plain_sign_in_after_remember_me_is_not_remembered() {
                     .await
                     .unwrap()
                     .as_str()
-                    .unwrap()
-                    .to_owned(),
+                    .unwrap(),
             )
             .unwrap();
             assert_eq!(me["remember"], false, "{me}");
