@@ -316,7 +316,7 @@ async fn a_plain_sign_in_after_remember_me_is_not_remembered() {
                 "a plain sign-in is a browser-session cookie, remembered before or not"
             );
             let me: serde_json::Value = serde_json::from_str(
-                &browser
+                browser
                     .execute(
                         "return await (await fetch('/api/me', {credentials: 'same-origin'})).text()",
                         vec![],
