@@ -10,7 +10,7 @@ use std::time::Instant;
 use self::body::Body;
 use self::index::PrincipalIndex;
 use self::key::Key;
-use self::policy::Bound;
+use self::policy::{Bound, Class};
 use self::table::Table;
 use crate::id::SessionId;
 use crate::principal::{Principal, PrincipalWrite, SessionHandle, Take};
@@ -36,9 +36,12 @@ mod table;
 /// several workers sharing the store never lose each other's updates.
 ///
 /// Bound it by count ([`MemoryStore::with_capacity`]) or, better for memory
-/// planning, by bytes ([`MemoryStore::with_max_bytes`]). Past the bound, the
-/// sessions closest to expiry are evicted first (with one idle timeout for
-/// all, the least recently written), a batch at a time.
+/// planning, by bytes ([`MemoryStore::with_max_bytes`]). Past the bound,
+/// sessions without a principal (anonymous) are evicted before any session
+/// with one (signed in), so a flood of cookieless requests cannot sign
+/// users out; within each class the sessions closest to expiry go first
+/// (with one idle timeout for all, the least recently written), a batch at
+/// a time.
 ///
 /// Good for development, tests, and single-instance apps; sessions are lost
 /// on restart and not shared between processes (use the Redis store for that).
@@ -61,6 +64,16 @@ pub struct MemoryStore {
     table: Arc<Table>,
     index: Arc<PrincipalIndex>,
     ticks: Ticks,
+}
+
+/// The eviction class of what `write` stores: signed-in when the session
+/// has a principal after it (see `policy`: anonymous entries are evicted
+/// first).
+fn class_of(write: &Write) -> Class {
+    match write.principal {
+        Some(PrincipalWrite::Join(_) | PrincipalWrite::Keep(_)) => Class::SignedIn,
+        Some(PrincipalWrite::Leave) | None => Class::Anonymous,
+    }
 }
 
 /// How many rotation tombstones a load, write or delete follows at most.
@@ -99,7 +112,8 @@ impl MemoryStore {
     }
 
     /// A store holding at most `max_sessions` entries (rotation tombstones
-    /// included); past that the sessions closest to expiry are evicted.
+    /// included); past that anonymous sessions are evicted first, then the
+    /// signed-in sessions closest to expiry (see the type docs).
     ///
     /// ```
     /// let store = sessionkit::MemoryStore::with_capacity(100_000);
@@ -110,8 +124,9 @@ impl MemoryStore {
         Self::build(Bound::Entries(max_sessions))
     }
 
-    /// A store holding at most about `max_bytes` of sessions; past that the
-    /// sessions closest to expiry are evicted. An entry counts its packed
+    /// A store holding at most about `max_bytes` of sessions; past that
+    /// anonymous sessions are evicted first, then the signed-in sessions
+    /// closest to expiry (see the type docs). An entry counts its packed
     /// metadata and fields, its id when the id is not in one of the built-in
     /// generators' forms (those are held as 16 bytes), and 100 bytes for its
     /// slot in the table, so the bound tracks what the sessions really cost.
@@ -366,7 +381,10 @@ impl MemoryStore {
                 let mut fields = Fields::default();
                 apply_change(&mut fields, write);
                 let stored = body::live(&write.meta, &fields);
-                self.table.lock(&key).put(key, stored, ticks, write.ttl_ms);
+                let class = class_of(write);
+                self.table
+                    .lock(&key)
+                    .put(key, stored, ticks, write.ttl_ms, class);
                 Written::Done
             }
             WriteKind::Update => self.update(write, &key, ticks),
@@ -421,7 +439,8 @@ impl MemoryStore {
         };
         let meta = next_meta(stored, write);
         let ttl = meta.ttl_ms(write.now);
-        shard.put(key.clone(), body::live(&meta, &fields), ticks, ttl);
+        let stored = body::live(&meta, &fields);
+        shard.put(key.clone(), stored, ticks, ttl, class_of(write));
         Written::Done
     }
 
@@ -440,13 +459,15 @@ impl MemoryStore {
             Err(written) => return written,
         };
         let moved = body::live(&write.meta, &fields);
+        let class = class_of(write);
         match other.as_deref_mut() {
-            Some(target) => target.put(to_key, moved, ticks, write.ttl_ms),
-            None => shard.put(to_key, moved, ticks, write.ttl_ms),
+            Some(target) => target.put(to_key, moved, ticks, write.ttl_ms, class),
+            None => shard.put(to_key, moved, ticks, write.ttl_ms, class),
         }
         if grace_ms > 0 {
             let until = write.now.saturating_add(grace_ms);
-            shard.put(key.clone(), body::moved(to, until), ticks, grace_ms);
+            let tombstone = body::moved(to, until);
+            shard.put(key.clone(), tombstone, ticks, grace_ms, class);
         } else {
             shard.remove(key);
         }

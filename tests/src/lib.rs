@@ -18,5 +18,6 @@ pub mod browser;
 pub mod conformance;
 pub mod per_user;
 pub mod redis_server;
+pub mod resp_proxy;
 pub mod store_contract;
 pub mod support;

@@ -515,3 +515,56 @@ async fn nothing_listening_fails_fast() {
         .build()
         .is_err());
 }
+
+/// Issue 20, reproduction 4: ten renewals of one signed-in session, and no
+/// listing. Before, the user's index ZSET held 11 entries (one per id ever
+/// used) until something listed it; now each rotated-away id's entry lapses
+/// with its grace period and the next index step drops it, so the ZSET
+/// holds the live id and at most the one still in its grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_leave_the_index_bounded_without_a_listing() {
+    use sessionkit::store::PrincipalWrite;
+    use sessionkit_tests::store_contract::{principal, rotate, with};
+    let server = RedisServer::shared();
+    let prefix = unique_prefix("bounded-index");
+    let store = RedisStore::builder(server.url())
+        .prefix(prefix.clone())
+        .build()
+        .expect("store");
+    let p = principal("bounded");
+    let t = now();
+    let mut current = id(700);
+    let first = with(
+        create(&current, t, &[("name", b"\xa1a")]),
+        PrincipalWrite::Join(p.clone()),
+    );
+    assert_eq!(
+        store.write(&first).await.expect("login"),
+        sessionkit::store::Written::Done
+    );
+    let loaded = [("name", Some(&b"\xa1a"[..]))];
+    let pattern = format!("{prefix}principal:*");
+    let index = lines(&server.cli(&["--scan", "--pattern", &pattern]));
+    assert_eq!(index.len(), 1, "{index:?}");
+    let zcard = || -> u64 { server.cli(&["ZCARD", &index[0]]).parse().expect("ZCARD") };
+    assert_eq!(zcard(), 1);
+    let mut most = 0;
+    for n in 1..=10u64 {
+        let next = id(700 + u32::try_from(n).expect("small"));
+        // Renewal with a 5 ms grace period, 10 ms apart.
+        let renew = with(
+            rotate(&current, &next, t + n * 10, 5, &loaded, &[]),
+            PrincipalWrite::Keep(p.clone()),
+        );
+        assert_eq!(
+            store.write(&renew).await.expect("renewal"),
+            sessionkit::store::Written::Done
+        );
+        current = next;
+        most = most.max(zcard());
+    }
+    assert!(
+        most <= 2,
+        "at most the live id and one in its grace period, saw {most}"
+    );
+}

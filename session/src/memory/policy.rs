@@ -1,31 +1,71 @@
 //! The memory store's expiry and eviction decisions, as pure functions:
 //! entry deadlines and their order, how a bound is split over the shards,
 //! and which entries a full shard evicts.
+//!
+//! # Why anonymous sessions are evicted first
+//!
+//! A bounded store under pressure must drop someone. Anonymous sessions
+//! (no principal: a cart, a counter) cost a client nothing to create: one
+//! cookieless request each. Signed-in sessions (a principal is set) cost a
+//! password, and `maxSessionsPerUser` caps how many one account holds. If
+//! eviction looked at deadlines only, a flood of fresh anonymous sessions
+//! would push out every older signed-in one, so anyone could sign every
+//! user out. Hence the order: every anonymous entry goes before any
+//! signed-in one; within a class, the closest to expiry first, and among
+//! equal deadlines the least recently written. Losing an anonymous cart
+//! under a flood is the price; a user's login never is while anonymous
+//! entries remain. When signed-in sessions alone exceed the bound, the
+//! same deadline order applies among them.
 
 /// Ms of monotonic time (since the store's epoch) a deadline can name;
-/// later deadlines are clamped to it (about 34 years).
-pub(crate) const MAX_DEADLINE: u64 = (1 << 40) - 1;
+/// later deadlines are clamped to it (about 17 years).
+pub(crate) const MAX_DEADLINE: u64 = (1 << 39) - 1;
 
 /// Bits of the write sequence in a [`Stamp`].
 const SEQ_BITS: u32 = 24;
+/// The bit of a [`Stamp`] that marks a signed-in entry.
+const SIGNED_IN: u64 = 1 << 63;
 
-/// An entry's deadline (monotonic ms) and, below it, its shard's write
-/// sequence number, in one `u64`: ordering stamps orders entries by
+/// Which entries of a full shard go first (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Class {
+    /// A session without a principal (or its rotation tombstone): evicted first.
+    Anonymous,
+    /// A session with a principal (or its rotation tombstone).
+    SignedIn,
+}
+
+/// An entry's eviction [`Class`] (top bit), its deadline (monotonic ms) and,
+/// below it, its shard's write sequence number, in one `u64`: ordering
+/// stamps is the eviction order: anonymous before signed-in, then by
 /// deadline, and among equal deadlines by write order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(u64);
 
 impl Stamp {
-    /// The stamp of an entry written at `now` (monotonic ms) with `ttl_ms`
-    /// to live, as the shard's `seq`-th write.
-    pub(crate) fn new(now: u64, ttl_ms: u64, seq: u32) -> Self {
+    /// The stamp of a `class` entry written at `now` (monotonic ms) with
+    /// `ttl_ms` to live, as the shard's `seq`-th write.
+    pub(crate) fn new(now: u64, ttl_ms: u64, seq: u32, class: Class) -> Self {
         let deadline = now.saturating_add(ttl_ms).min(MAX_DEADLINE);
-        Self(deadline << SEQ_BITS | u64::from(seq & ((1 << SEQ_BITS) - 1)))
+        let class = match class {
+            Class::Anonymous => 0,
+            Class::SignedIn => SIGNED_IN,
+        };
+        Self(class | deadline << SEQ_BITS | u64::from(seq & ((1 << SEQ_BITS) - 1)))
     }
 
     /// When the entry expires (monotonic ms).
     pub(crate) fn deadline(self) -> u64 {
-        self.0 >> SEQ_BITS
+        (self.0 & !SIGNED_IN) >> SEQ_BITS
+    }
+
+    /// The entry's eviction class.
+    pub(crate) fn class(self) -> Class {
+        if self.0 & SIGNED_IN == 0 {
+            Class::Anonymous
+        } else {
+            Class::SignedIn
+        }
     }
 
     /// Whether the entry is expired at `now` (monotonic ms).
@@ -111,8 +151,9 @@ pub(crate) fn to_free(held: u64, share: u64) -> u64 {
 /// The eviction rule: given a full shard's entries as (stamp, cost) — cost 1
 /// for an entry bound, the weight for a byte bound — the greatest stamp to
 /// evict so that evicting every entry stamped at or below it frees at least
-/// `need`. Entries closest to their deadline go first, and among equal
-/// deadlines the least recently written; `None` when nothing needs to go.
+/// `need`. Anonymous entries go before signed-in ones; within a class the
+/// closest to their deadline first, and among equal deadlines the least
+/// recently written; `None` when nothing needs to go.
 /// Sorts `entries`.
 pub(crate) fn eviction_threshold(entries: &mut [(Stamp, u64)], need: u64) -> Option<Stamp> {
     if need == 0 {
@@ -137,20 +178,62 @@ mod tests {
 
     #[test]
     fn stamps_order_by_deadline_then_write() {
-        let early = Stamp::new(1_000, 500, 9);
-        let late = Stamp::new(1_000, 600, 1);
+        let a = Class::Anonymous;
+        let early = Stamp::new(1_000, 500, 9, a);
+        let late = Stamp::new(1_000, 600, 1, a);
         assert!(early < late);
         assert!(
-            Stamp::new(1_000, 500, 1) < early,
+            Stamp::new(1_000, 500, 1, a) < early,
             "same deadline: write order"
         );
         assert_eq!(early.deadline(), 1_500);
         assert!(!early.expired(1_499));
         assert!(early.expired(1_500));
         // A deadline past the range is clamped, never wrapped.
-        let never = Stamp::new(u64::MAX - 1, u64::MAX, 0);
+        let never = Stamp::new(u64::MAX - 1, u64::MAX, 0, a);
         assert_eq!(never.deadline(), MAX_DEADLINE);
         assert!(late < never);
+        assert_eq!(never.class(), Class::Anonymous);
+    }
+
+    #[test]
+    fn signed_in_entries_order_after_every_anonymous_one() {
+        let (a, s) = (Class::Anonymous, Class::SignedIn);
+        let soon_signed_in = Stamp::new(0, 10, 0, s);
+        let last_anonymous = Stamp::new(u64::MAX - 1, u64::MAX, u32::MAX, a);
+        assert!(last_anonymous < soon_signed_in);
+        assert_eq!(soon_signed_in.class(), Class::SignedIn);
+        assert_eq!(
+            soon_signed_in.deadline(),
+            10,
+            "the class bit is not the deadline"
+        );
+        let never = Stamp::new(u64::MAX - 1, u64::MAX, 0, s);
+        assert_eq!(never.deadline(), MAX_DEADLINE);
+        assert!(!never.expired(MAX_DEADLINE - 1));
+        assert!(
+            Stamp::new(0, 20, 0, s) > soon_signed_in,
+            "deadline order within a class"
+        );
+        // A flood: 1,000 anonymous entries written after 3 signed-in ones
+        // with earlier deadlines; freeing 1,000 takes every anonymous entry
+        // and no signed-in one.
+        let mut entries: Vec<(Stamp, u64)> = (0..3u32)
+            .map(|seq| (Stamp::new(0, 100, seq, s), 1))
+            .chain((0..1_000u32).map(|seq| (Stamp::new(50, 1_000, seq, a), 1)))
+            .collect();
+        let threshold = eviction_threshold(&mut entries, 1_000).unwrap();
+        assert_eq!(threshold.class(), Class::Anonymous);
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|(stamp, _)| *stamp <= threshold)
+                .count(),
+            1_000
+        );
+        // One more and the signed-in entry closest to expiry goes.
+        let threshold = eviction_threshold(&mut entries, 1_001).unwrap();
+        assert_eq!(threshold, Stamp::new(0, 100, 0, s));
     }
 
     #[test]
@@ -183,7 +266,7 @@ mod tests {
 
     #[test]
     fn the_soonest_to_expire_go_first() {
-        let s = |deadline: u64, seq: u32| Stamp::new(0, deadline, seq);
+        let s = |deadline: u64, seq: u32| Stamp::new(0, deadline, seq, Class::Anonymous);
         let mut entries = vec![(s(30, 0), 1), (s(10, 1), 1), (s(20, 2), 1), (s(10, 0), 1)];
         assert_eq!(eviction_threshold(&mut entries, 0), None);
         assert_eq!(eviction_threshold(&mut entries, 1), Some(s(10, 0)));

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::index::PrincipalIndex;
 use super::key::Key;
-use super::policy::{eviction_threshold, shard_count, share, to_free, weight, Bound, Stamp};
+use super::policy::{eviction_threshold, shard_count, share, to_free, weight, Bound, Class, Stamp};
 
 /// Keys are server-generated random ids (a lookup of an unknown id inserts
 /// nothing), so a fast seeded hash is enough.
@@ -43,7 +43,7 @@ pub(crate) struct Shard {
     listener: Arc<PrincipalIndex>,
 }
 
-/// An entry: when it expires and what it holds.
+/// An entry: its eviction class, when it expires, and what it holds.
 struct Slot {
     stamp: Stamp,
     body: Box<[u8]>,
@@ -158,12 +158,12 @@ impl Shard {
             .map(|slot| &*slot.body)
     }
 
-    /// Stores `body` under `key`, to expire `ttl_ms` after `now`, replacing
-    /// what was there; then sweeps (at most every [`SWEEP_INTERVAL_MS`]) and
-    /// evicts past the bound.
-    pub(crate) fn put(&mut self, key: Key, body: Box<[u8]>, now: u64, ttl_ms: u64) {
+    /// Stores `body` under `key` as a `class` entry, to expire `ttl_ms`
+    /// after `now`, replacing what was there; then sweeps (at most every
+    /// [`SWEEP_INTERVAL_MS`]) and evicts past the bound.
+    pub(crate) fn put(&mut self, key: Key, body: Box<[u8]>, now: u64, ttl_ms: u64, class: Class) {
         self.seq = self.seq.wrapping_add(1);
-        let stamp = Stamp::new(now, ttl_ms, self.seq);
+        let stamp = Stamp::new(now, ttl_ms, self.seq, class);
         let text = text_len(&key);
         self.bytes = self.bytes.saturating_add(weight(body.len(), text));
         if let Some(old) = self.map.insert(key, Slot { stamp, body }) {
@@ -175,7 +175,7 @@ impl Shard {
 
     /// Changes a live entry's buffer in place with `change` and moves its
     /// deadline to `ttl_ms` after `now` (`change` must keep the buffer's
-    /// length, so its weight holds); then sweeps when due. `false` when `key`
+    /// length, so its weight holds; the class stays); then sweeps when due. `false` when `key`
     /// holds nothing live.
     pub(crate) fn touch(
         &mut self,
@@ -192,7 +192,7 @@ impl Shard {
         if slot.stamp.expired(now) || !change(&mut slot.body) {
             return false;
         }
-        slot.stamp = Stamp::new(now, ttl_ms, seq);
+        slot.stamp = Stamp::new(now, ttl_ms, seq, slot.stamp.class());
         self.sweep_if_due(now);
         true
     }
@@ -296,9 +296,13 @@ mod tests {
     }
 
     fn put(table: &Table, n: u32, now: u64, ttl: u64, len: usize) {
+        put_as(table, n, now, ttl, len, Class::Anonymous);
+    }
+
+    fn put_as(table: &Table, n: u32, now: u64, ttl: u64, len: usize, class: Class) {
         table
             .lock(&key(n))
-            .put(key(n), vec![0; len].into_boxed_slice(), now, ttl);
+            .put(key(n), vec![0; len].into_boxed_slice(), now, ttl, class);
     }
 
     fn held(table: &Table, n: u32, now: u64) -> bool {
@@ -368,6 +372,40 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_anonymous_entries_never_evicts_a_signed_in_one() {
+        let bound = 64 * 1024;
+        let table = table(Bound::Bytes(bound));
+        // Ten signed-in sessions, about to expire; then a flood of fresh
+        // anonymous ones, each far heavier, 50 times the bound.
+        for n in 0..10 {
+            put_as(&table, n, 0, 1_000, 100, Class::SignedIn);
+        }
+        for n in 100..3_300 {
+            put(&table, n, 10, 60_000, 1_000);
+        }
+        assert!(table.bytes() <= bound, "{}", table.bytes());
+        assert!((0..10).all(|n| held(&table, n, 11)), "every signed-in kept");
+        assert!(held(&table, 3_299, 11), "the newest anonymous kept too");
+        // A touch keeps the class: the signed-in entries still outlast a
+        // second flood.
+        for n in 0..10 {
+            assert!(table.lock(&key(n)).touch(&key(n), 20, 1_000, |_| true));
+        }
+        for n in 4_000..7_200 {
+            put(&table, n, 30, 60_000, 1_000);
+        }
+        assert!((0..10).all(|n| held(&table, n, 31)));
+        // With no anonymous entry left to go, signed-in ones are evicted by
+        // deadline like any other.
+        let small = self::table(Bound::Entries(3));
+        for n in 0..5 {
+            put_as(&small, n, 0, 1_000 + u64::from(n), 1, Class::SignedIn);
+        }
+        assert_eq!(small.len(), 3);
+        assert!(!held(&small, 0, 1) && held(&small, 4, 1));
+    }
+
+    #[test]
     fn touch_moves_the_deadline_of_live_entries_only() {
         let table = table(Bound::Unbounded);
         put(&table, 1, 0, 100, 4);
@@ -391,7 +429,9 @@ mod tests {
         let principal = crate::principal::Principal::of("p").unwrap();
         index.lock_for_insert().insert(principal, id.clone());
         let k = Key::of(&id);
-        table.lock(&k).put(k.clone(), Box::new([1]), 0, 10);
+        table
+            .lock(&k)
+            .put(k.clone(), Box::new([1]), 0, 10, Class::SignedIn);
         assert_eq!(index.lock().len(), 1);
         table.sweep(10);
         assert_eq!(index.lock().len(), 0, "expiry forgets the session");
