@@ -29,8 +29,12 @@
 //!   (`ZREMRANGEBYSCORE`): their sessions have certainly expired, so an
 //!   abandoned principal's index shrinks to nothing and the key's own TTL
 //!   (the latest deadline) removes it: no keyspace notifications needed;
-//! - entries of deleted sessions are dropped when the index is listed, and
-//!   in any case by their deadline.
+//! - an entry is otherwise removed only by whoever knows its session is
+//!   gone: the session's delete, its revocation (`drop` after the deletes),
+//!   the rotation that moved it (`retire`: the old entry lapses with the
+//!   grace period), or a listing that read the record and found it expired.
+//!   A listing never drops an entry whose record it did not find: that may
+//!   be a login or rotation whose record step has not run yet.
 //!
 //! # Round trips
 //!
@@ -44,12 +48,15 @@
 //!
 //! Listing is one `members` call plus the sessions' `HGETALL`s, sent
 //! concurrently (pipelined on the multiplexed connections; in a cluster
-//! the nodes work in parallel). Revocation is one `take` plus two concurrent
-//! batches of conditional deletes.
+//! the nodes work in parallel). Revocation is one `mark`, two concurrent
+//! batches of conditional deletes, and one `drop` (see `revoke`).
 //!
-//! In a cluster the index and its sessions live in different slots: each
-//! step above is its own round trip and the ordering (index first, then the
-//! session) is what keeps the index a superset of the live sessions.
+//! The index step and the session step are separate round trips (in a
+//! cluster also different slots): the ordering (index first, then the
+//! session) and "only who knows a session is gone removes its entry" are
+//! what keep every live session listed. `examples/tests/gateway_index_races.rs`
+//! holds a login between the two steps and cuts a revocation between its
+//! steps, over HTTP.
 
 use std::future::Future;
 use std::pin::Pin;
