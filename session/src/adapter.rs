@@ -60,7 +60,9 @@
 pub use crate::extractor::{find_cookie, find_urlencoded, Location, RequestView, SourceKind};
 pub use crate::manager::{Incoming, PendingSession, ResponseUpdate};
 
-pub use crate::csrf::{decide as decide_csrf, verify as verify_csrf, CsrfRequest, Step as CsrfStep};
+pub use crate::csrf::{
+    decide as decide_csrf, verify as verify_csrf, CsrfRequest, Step as CsrfStep,
+};
 
 use crate::csrf::CsrfRejection;
 use crate::data::SessionData;

@@ -90,7 +90,10 @@ impl Csrf {
     #[must_use]
     pub fn is_exempt(&self, path: &str) -> bool {
         self.exempt.iter().any(|p| p == path)
-            || self.exempt_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+            || self
+                .exempt_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
     }
 
     /// Checks Fetch Metadata (`Sec-Fetch-Site: cross-site` is refused) and,

@@ -475,6 +475,10 @@ impl<T: SessionData> Session<T> {
     /// tabs), one gets `Some` and the other `None`; a concurrent change of
     /// another field is kept (only this field is removed).
     ///
+    /// The field is written as `None` rather than deleted, so taking the
+    /// last value of a session never deletes the session under a
+    /// concurrent request's write.
+    ///
     /// Costs nothing when the field is not set: no write, no store access
     /// beyond the session's load. A value set earlier in this request is
     /// taken in memory. Other changes pending in this request are written
@@ -500,6 +504,9 @@ impl<T: SessionData> Session<T> {
                 return Ok(None);
             }
             state.decode(index);
+            if field.get(&state.data).is_none() {
+                return Ok(None);
+            }
             let mut seen = Vec::new();
             let seen = state
                 .data
@@ -1008,7 +1015,10 @@ impl<T: SessionData> State<T> {
         let (target, reads, removes) = match op {
             Op::Apply { target, reads, .. } => (*target, *reads, false),
             Op::Remove(index) => (Some(*index), false, true),
-            Op::Take { index, .. } => (Some(*index), true, true),
+            // A `take_once` writes the field's default (`None`) rather than
+            // removing it: a removal that empties the session deletes it,
+            // unconditionally, which would lose a concurrent write.
+            Op::Take { index, once, .. } => (Some(*index), true, !*once),
         };
         let range = match target {
             Some(index) => index..index + 1,

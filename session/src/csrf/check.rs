@@ -213,7 +213,10 @@ mod tests {
             form_token: Some("t"),
             ..post()
         };
-        assert_eq!(decide(&csrf, &cross), Step::Reject(CsrfRejection::CrossSite));
+        assert_eq!(
+            decide(&csrf, &cross),
+            Step::Reject(CsrfRejection::CrossSite)
+        );
         for site in ["same-origin", "same-site", "none"] {
             let req = CsrfRequest {
                 sec_fetch_site: Some(site),
@@ -279,6 +282,9 @@ mod tests {
             verify(&good, Some(&[4u8; token::SECRET_LEN])),
             Err(CsrfRejection::BadToken)
         );
-        assert_eq!(verify("garbage", Some(&secret)), Err(CsrfRejection::BadToken));
+        assert_eq!(
+            verify("garbage", Some(&secret)),
+            Err(CsrfRejection::BadToken)
+        );
     }
 }
