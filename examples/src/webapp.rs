@@ -31,8 +31,13 @@
 //! - **Cross-site forms are refused** (`403`) by the Fetch-metadata / `Origin`
 //!   check of [`page::cross_site`], on top of `SameSite=Lax`: no token in
 //!   every form, and plain `curl -d` still works.
-//! - **Every page is `Cache-Control: no-store`** when it carries a session
-//!   cookie (sessionkit-actix adds it), and pages cannot be framed.
+//! - **Every page and API answer is `Cache-Control: no-store`** (signed-in
+//!   pages such as `/devices` and `/api/me` included, whether or not they
+//!   send a cookie); only the static script may be cached. Pages cannot be
+//!   framed.
+//! - **A plain sign-in forgets "remember me"**: the session goes back to the
+//!   configured idle timeout and a browser-session cookie, even on a browser
+//!   that was remembered before.
 //! - **At most 10 sessions per user** (`maxSessionsPerUser`): signing in on
 //!   an 11th device signs out the least recently used one.
 //! - **Passwords** are compared in constant time against a fixed demo table;
@@ -171,6 +176,9 @@ pub fn webapp_app(
         .wrap(from_fn(refuse_cross_site))
         .wrap(
             DefaultHeaders::new()
+                // Every page and API answer is per-user: never cached.
+                // sessionkit-actix also sets it whenever it sends a cookie.
+                .add((header::CACHE_CONTROL, "no-store"))
                 .add((header::X_FRAME_OPTIONS, "DENY"))
                 .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .add((
@@ -338,6 +346,9 @@ async fn login(
     session.set_remember(remember);
     if remember {
         session.set_idle_timeout(REMEMBER_FOR);
+    } else {
+        // A browser remembered at an earlier sign-in is not remembered now.
+        session.use_configured_idle_timeout();
     }
     session.set_notice(Some(format!("Signed in as {}.", form.username)));
     see_other("/")
@@ -541,6 +552,8 @@ const PARALLEL_JS: &str = r#"(async () => {
 async fn parallel_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
+        // The same for everyone: a cache may keep it for a while.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(PARALLEL_JS)
 }
 

@@ -286,6 +286,62 @@ async fn remember_me_survives_a_browser_restart_and_a_plain_sign_in_does_not() {
     site.stop().await;
 }
 
+/// A plain sign-in on a browser that was remembered before forgets it: the
+/// cookie becomes a browser-session cookie again and a restart signs out.
+#[actix_web::test]
+async fn a_plain_sign_in_after_remember_me_is_not_remembered() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("a_plain_sign_in_after_remember_me", TMP);
+    let profile = flow.profile("browser");
+    flow.clone()
+        .run(async {
+            let browser = flow.open(&driver, "browser", &profile).await;
+            sign_in(&browser, &site, "alice", "wonderland", true).await;
+            assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+            let cookies = session_cookies(&browser).await;
+            assert!(cookies[0].expires_datetime().is_some(), "remembered");
+
+            // Sign in again on the sign-in page, without "remember me".
+            browser.goto(&site.url("/login")).await.unwrap();
+            type_into(&browser, "#username", "bob").await;
+            type_into(&browser, "#password", "builder").await;
+            click(&browser, "#sign-in").await;
+            assert_eq!(signed_in_as(&browser).await.as_deref(), Some("bob"));
+            let cookies = session_cookies(&browser).await;
+            assert_eq!(cookies.len(), 1);
+            assert_eq!(
+                cookies[0].expires_datetime(),
+                None,
+                "a plain sign-in is a browser-session cookie, remembered before or not"
+            );
+            let me: serde_json::Value = serde_json::from_str(
+                browser
+                    .execute(
+                        "return await (await fetch('/api/me', {credentials: 'same-origin'})).text()",
+                        vec![],
+                    )
+                    .await
+                    .unwrap()
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(me["remember"], false, "{me}");
+
+            flow.close("browser").await;
+            let browser = flow.open(&driver, "browser-again", &profile).await;
+            browser.goto(&site.url("/")).await.unwrap();
+            assert_eq!(
+                signed_in_as(&browser).await,
+                None,
+                "the plain sign-in ended with the browser"
+            );
+        })
+        .await;
+    site.stop().await;
+}
+
 /// Two browsers are two devices: both listed, one signs the other out.
 async fn two_devices(site: Site, name: &str) {
     let driver = Chromedriver::start();

@@ -160,6 +160,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
             touch_after_ms: config.touch_after.map(duration_ms),
             cookie_ms: duration_ms(config.cookie_expiration),
             cookie_session_only: config.cookie_session_only,
+            idle_ms: duration_ms(config.idle_timeout),
             max_bytes: config.max_session_bytes,
         };
         let observer = Arc::new(crate::observe::Observer::new(

@@ -23,6 +23,8 @@ pub(crate) struct Policy {
     pub(crate) cookie_ms: u64,
     /// `cookieSessionOnly`.
     pub(crate) cookie_session_only: bool,
+    /// The configured idle timeout (a session's own may be longer: remember-me).
+    pub(crate) idle_ms: u64,
     /// `maxSessionBytes`.
     pub(crate) max_bytes: usize,
 }
@@ -60,11 +62,13 @@ pub(crate) fn touch_due(policy: &Policy, stored: &Meta, now: u64) -> bool {
 /// The cookie lives at least `cookieExpiration`, and at least as long as the
 /// session's own idle timeout (remember-me), never past the absolute
 /// deadline. Under `cookieSessionOnly` the cookie is a session cookie unless
-/// the session's idle timeout is longer than `cookieExpiration`.
+/// the session's own idle timeout was set longer than the configured one (a
+/// per-session override such as remember-me): a long configured idle timeout
+/// alone never makes cookies persistent.
 pub(crate) fn cookie_max_age(policy: &Policy, meta: &Meta, now: u64) -> Option<u64> {
     let idle = meta.idle_timeout_ms;
     let life = if policy.cookie_session_only {
-        (idle > policy.cookie_ms).then_some(idle)
+        (idle > policy.idle_ms).then_some(idle.max(policy.cookie_ms))
     } else {
         Some(policy.cookie_ms.max(idle))
     }?;
@@ -299,6 +303,7 @@ mod tests {
             touch_after_ms: None,
             cookie_ms: 120 * MIN,
             cookie_session_only: false,
+            idle_ms: 30 * MIN,
             max_bytes: 100,
         }
     }
@@ -554,6 +559,20 @@ mod tests {
         };
         assert_eq!(cookie_max_age(&only, &plain, 0), None);
         assert_eq!(cookie_max_age(&only, &remember, 0), Some(30 * 24 * 3600));
+        // A configured idle timeout longer than cookieExpiration is no
+        // override: every session keeps a session cookie…
+        let long_idle = Policy {
+            idle_ms: 8 * 60 * MIN,
+            ..only
+        };
+        let configured = Meta::new(0, 8 * 60 * MIN, None);
+        assert_eq!(cookie_max_age(&long_idle, &configured, 0), None);
+        // …a shorter per-session one too; only a longer one persists, for at
+        // least cookieExpiration.
+        let shorter = Meta::new(0, 10 * MIN, None);
+        assert_eq!(cookie_max_age(&only, &shorter, 0), None);
+        let a_bit_longer = Meta::new(0, 40 * MIN, None);
+        assert_eq!(cookie_max_age(&only, &a_bit_longer, 0), Some(120 * 60));
         // Never past the absolute deadline.
         let bounded = Meta::new(0, 30 * MIN, Some(60 * MIN));
         assert_eq!(cookie_max_age(&p, &bounded, 50 * MIN), Some(10 * 60));

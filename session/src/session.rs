@@ -727,6 +727,38 @@ impl<T: SessionData> Session<T> {
         state.meta_changed = true;
     }
 
+    /// Drops a per-session idle timeout set by [`Session::set_idle_timeout`]:
+    /// the session goes back to the configured `idleTimeout`, and its cookie
+    /// to the configured lifetime (a browser-session cookie again under
+    /// `cookieSessionOnly`). Call it at a sign-in without "remember me", so a
+    /// browser that was remembered before is not remembered again.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use sessionkit::*;
+    /// # #[derive(Default)] struct Data;
+    /// # impl SessionData for Data {
+    /// #   const FIELDS: &'static [FieldInfo] = &[];
+    /// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+    /// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+    /// #   fn reset_field(&mut self, _: usize) {}
+    /// # }
+    /// let manager = SessionManager::<Data>::new(MemoryStore::new());
+    /// let session = manager.create()?;
+    /// session.set_idle_timeout(Duration::from_secs(30 * 24 * 3600));
+    /// session.use_configured_idle_timeout();
+    /// assert_eq!(session.idle_timeout(), manager.config().idle_timeout);
+    /// # Ok::<(), SessionError>(())
+    /// ```
+    pub fn use_configured_idle_timeout(&self) {
+        let idle_ms = self.shared.ctx.idle_ms;
+        let mut state = self.lock();
+        if state.meta.idle_timeout_ms != idle_ms {
+            state.meta.idle_timeout_ms = idle_ms;
+            state.meta_changed = true;
+        }
+    }
+
     /// This session's idle timeout.
     #[must_use]
     pub fn idle_timeout(&self) -> Duration {

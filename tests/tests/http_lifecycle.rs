@@ -226,6 +226,7 @@ macro_rules! all_http_cases {
             a_blind_set_then_an_update_compose,
             cookie_lives_as_long_as_the_session,
             remember_me_outlives_a_session_only_cookie,
+            a_long_configured_idle_timeout_keeps_session_only_cookies,
             stale_ids_get_a_removal_cookie,
             failed_requests_persist_nothing,
             a_no_op_update_creates_nothing,
@@ -403,6 +404,41 @@ pub async fn remember_me_outlives_a_session_only_cookie(store: Arc<dyn DynSessio
         let res = test::call_service(&app, req("GET", "/me", Some(&a))).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
+}
+
+/// Under cookieSessionOnly, a configured idle timeout longer than
+/// cookieExpiration is no reason for a persistent cookie: plain sessions
+/// keep browser-session cookies at login and at every renewal, and only a
+/// per-session override (remember-me) persists.
+pub async fn a_long_configured_idle_timeout_keeps_session_only_cookies(
+    store: Arc<dyn DynSessionStore>,
+) {
+    let config = Config::builder()
+        .cookie_session_only(true)
+        .idle_timeout(Duration::from_secs(8 * 3600))
+        .cookie_expiration(Duration::from_secs(3600))
+        .auto_renew_after(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let (_, clock, manager) = setup(Arc::clone(&store), config);
+    let app = app!(manager);
+    let res = test::call_service(&app, req("POST", "/login", None)).await;
+    let plain = cookie(&res).unwrap();
+    assert_eq!(plain.max_age(), None, "a plain login ends with the browser");
+    assert_eq!(plain.expires(), None);
+    let a = sid(&res);
+    // A renewal re-sends the cookie: still a browser-session one.
+    clock.advance(11 * MIN);
+    let res = test::call_service(&app, req("GET", "/visit", Some(&a))).await;
+    let renewed = cookie(&res).expect("the renewal sends the new id");
+    assert_ne!(renewed.value(), a, "the id was renewed");
+    assert_eq!(renewed.max_age(), None, "a renewal keeps it session-only");
+    // Remember-me (30 days, longer than the configured 8 h) persists.
+    let res = test::call_service(&app, req("POST", "/remember", None)).await;
+    assert_eq!(
+        cookie(&res).unwrap().max_age(),
+        Some(actix_web::cookie::time::Duration::days(30))
+    );
 }
 
 /// Malformed, unknown and expired ids, and a session emptied by removing
