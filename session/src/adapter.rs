@@ -304,37 +304,67 @@ pub fn csrf_needs_form(
 /// when a token must be compared with its secret; a request that is not
 /// checked or is refused on its headers costs no store access.
 ///
-/// `req` must show the buffered form when [`csrf_needs_form`] said so.
+/// The request is read before this returns, so the future borrows only
+/// `pending` (and is `Send`). `req` must show the buffered form when
+/// [`csrf_needs_form`] said so.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use sessionkit::adapter::{check_csrf, RequestView};
+/// use sessionkit::{Csrf, CsrfRejection, MemoryStore, SessionManager};
+/// # #[derive(sessionkit::SessionData, Default)] struct Data { visits: u32 }
+/// struct Req(BTreeMap<&'static str, &'static str>);
+/// impl RequestView for Req {
+///     fn header(&self, name: &str) -> Option<&str> { self.0.get(name).copied() }
+/// }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
+/// let pending = manager.begin();
+/// let bare = Req(BTreeMap::new());
+/// assert_eq!(check_csrf(&pending, &bare, "POST", "/cart").await?, Err(CsrfRejection::MissingToken));
+/// assert_eq!(check_csrf(&pending, &bare, "GET", "/cart").await?, Ok(()));
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
 ///
 /// # Errors
 /// [`SessionError`] when the session cannot be loaded.
-pub async fn check_csrf<T: SessionData>(
-    pending: &PendingSession<T>,
+pub fn check_csrf<'p, T: SessionData>(
+    pending: &'p PendingSession<T>,
     req: &dyn RequestView,
     method: &str,
     path: &str,
-) -> Result<Result<(), CsrfRejection>, SessionError> {
-    let Some(csrf) = pending.manager.csrf() else {
-        return Ok(Ok(()));
-    };
-    let form = req.form(csrf.form_field_name());
-    let request = CsrfRequest {
-        method,
-        path,
-        host: req.header("host"),
-        origin: req.header("origin"),
-        sec_fetch_site: req.header("sec-fetch-site"),
-        header_token: req.header(csrf.header_name()),
-        form_token: form.as_deref(),
-    };
-    match crate::csrf::decide(csrf, &request) {
-        CsrfStep::Pass => Ok(Ok(())),
-        CsrfStep::Reject(rejection) => Ok(Err(rejection)),
-        CsrfStep::Verify(token) => {
-            let session = pending.load(req).await?;
-            let secret = session.csrf_secret();
-            Ok(crate::csrf::verify(token, secret.as_deref()))
+) -> impl std::future::Future<Output = Result<Result<(), CsrfRejection>, SessionError>> + Send + 'p
+{
+    let step = match pending.manager.csrf() {
+        None => Ok(None),
+        Some(csrf) => {
+            let form = req.form(csrf.form_field_name());
+            let request = CsrfRequest {
+                method,
+                path,
+                host: req.header("host"),
+                origin: req.header("origin"),
+                sec_fetch_site: req.header("sec-fetch-site"),
+                header_token: req.header(csrf.header_name()),
+                form_token: form.as_deref(),
+            };
+            match crate::csrf::decide(csrf, &request) {
+                CsrfStep::Pass => Ok(None),
+                CsrfStep::Reject(rejection) => Err(rejection),
+                CsrfStep::Verify(token) => Ok(Some(token.to_owned())),
+            }
         }
+    };
+    let next = step.map(|token| token.map(|token| (token, pending.load(req))));
+    async move {
+        let (token, load) = match next {
+            Ok(Some(verify)) => verify,
+            Ok(None) => return Ok(Ok(())),
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let session = load.await?;
+        let secret = session.csrf_secret();
+        Ok(crate::csrf::verify(&token, secret.as_deref()))
     }
 }
 
