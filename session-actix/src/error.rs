@@ -10,8 +10,8 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use sessionkit::adapter::{default_error_response, log_session_error};
-use sessionkit::SessionError;
+use sessionkit::adapter::{default_csrf_response, default_error_response, log_session_error};
+use sessionkit::{CsrfRejection, SessionError};
 
 /// The signature of an error handler: turns a [`SessionError`] into the
 /// response the client gets. See [`SessionMiddlewareBuilder::error_handler`](crate::SessionMiddlewareBuilder::error_handler).
@@ -42,6 +42,33 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 pub fn default_error_handler(error: &SessionError, _req: &HttpRequest) -> HttpResponse {
     let (status, body) = default_error_response(error);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+/// The signature of a CSRF rejection handler: turns a [`CsrfRejection`]
+/// into the response the client gets. See
+/// [`SessionMiddlewareBuilder::csrf_rejection_handler`](crate::SessionMiddlewareBuilder::csrf_rejection_handler).
+pub type CsrfHandlerFn = dyn Fn(&CsrfRejection, &HttpRequest) -> HttpResponse + Send + Sync;
+
+/// The default answer to a request refused by the CSRF check: `403
+/// Forbidden`, `Cache-Control: no-store`, and the rejection's message as
+/// `text/plain` (it says what to change: add the token, reload the page,
+/// submit from this site).
+///
+/// ```
+/// use actix_web::{http::StatusCode, test::TestRequest};
+/// use sessionkit::CsrfRejection;
+/// let req = TestRequest::post().to_http_request();
+/// let res = sessionkit_actix::default_csrf_handler(&CsrfRejection::MissingToken, &req);
+/// assert_eq!(res.status(), StatusCode::FORBIDDEN);
+/// ```
+#[must_use]
+pub fn default_csrf_handler(rejection: &CsrfRejection, _req: &HttpRequest) -> HttpResponse {
+    let (status, body) = default_csrf_response(rejection);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .content_type("text/plain; charset=utf-8")

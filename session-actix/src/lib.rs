@@ -41,6 +41,44 @@
 //! | [`error_handler`](SessionMiddlewareBuilder::error_handler) | [`default_error_handler`] | response for a [`sessionkit::SessionError`] |
 //! | [`form_limit`](SessionMiddlewareBuilder::form_limit) | [`DEFAULT_FORM_LIMIT`] (64 KiB) | largest urlencoded body buffered for a `form:` id lookup |
 //! | [`on_store_failure`](SessionMiddlewareBuilder::on_store_failure) | `FailurePolicy::Fail` | `Anonymous`: a store failure gives the request an anonymous, never-saved session instead of the error handler's answer |
+//! | [`csrf_rejection_handler`](SessionMiddlewareBuilder::csrf_rejection_handler) | [`default_csrf_handler`] (`403`, the reason as text) | response for a request refused by the CSRF check |
+//!
+//! ## CSRF
+//!
+//! When the manager was built with [`SessionManagerBuilder::csrf`](sessionkit::SessionManagerBuilder::csrf),
+//! the middleware checks every `POST`, `PUT`, `PATCH` and `DELETE` before
+//! the handler runs: Fetch Metadata / `Origin` first (on by default), then
+//! the token from the `csrf_token` field of a urlencoded form (buffered up
+//! to the form limit and handed on to the handler) or the `X-CSRF-Token`
+//! header. Handlers put `session.csrf_token()?` in their forms. A refused
+//! request never reaches the handler; it is logged at `warn` (method, path,
+//! reason; never a token) and answered by the CSRF rejection handler.
+//!
+//! ```
+//! use actix_web::{test, web, App, HttpResponse};
+//! use sessionkit::{Csrf, MemoryStore, SessionManager};
+//! use sessionkit_actix::{Session, SessionMiddleware};
+//! # #[derive(sessionkit::SessionData, Default)] struct Data { visits: u32 }
+//! # actix_web::rt::System::new().block_on(async {
+//! let manager = SessionManager::<Data>::builder(MemoryStore::new())
+//!     .csrf(Csrf::default().exempt("/webhook"))
+//!     .build()?;
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(SessionMiddleware::new(manager))
+//!         .route("/form", web::get().to(|session: Session<Data>| async move {
+//!             let token = session.csrf_token().map_err(actix_web::error::ErrorInternalServerError)?;
+//!             Ok::<_, actix_web::Error>(HttpResponse::Ok().body(format!(
+//!                 r#"<form method="post" action="/cart"><input type="hidden" name="csrf_token" value="{token}"></form>"#
+//!             )))
+//!         }))
+//!         .route("/cart", web::post().to(HttpResponse::Ok)),
+//! )
+//! .await;
+//! let res = test::call_service(&app, test::TestRequest::post().uri("/cart").to_request()).await;
+//! assert_eq!(res.status(), 403, "no token");
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -50,7 +88,9 @@ mod header_map;
 mod middleware;
 mod view;
 
-pub use crate::error::{default_error_handler, ErrorHandlerFn, SessionRejection};
+pub use crate::error::{
+    default_csrf_handler, default_error_handler, CsrfHandlerFn, ErrorHandlerFn, SessionRejection,
+};
 pub use crate::extract::{Session, SessionExt};
 pub use crate::header_map::{MapSessionToHeader, MapSessionToHeaderService};
 pub use crate::middleware::{

@@ -18,14 +18,17 @@ use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::stream::{self, StreamExt};
 use sessionkit::adapter::{
-    end_request, should_buffer_form, write_response, Outcome, PendingSession, ResponseHeaders,
-    StripPlan,
+    check_csrf, csrf_needs_form, end_request, log_csrf_rejection, should_buffer_form,
+    write_response, Outcome, PendingSession, ResponseHeaders, StripPlan,
 };
 use sessionkit::{
-    Config, ConfigError, FailurePolicy, SessionData, SessionError, SessionManager, SessionStore,
+    Config, ConfigError, CsrfRejection, FailurePolicy, SessionData, SessionError, SessionManager,
+    SessionStore,
 };
 
-use crate::error::{default_error_handler, handle, ErrorHandlerFn};
+use crate::error::{
+    default_csrf_handler, default_error_handler, handle, CsrfHandlerFn, ErrorHandlerFn,
+};
 use crate::view::{ActixView, BufferedForm};
 
 /// The largest urlencoded body buffered by default to find a `form:` session id (64 KiB).
@@ -68,6 +71,11 @@ pub(crate) struct Slot<T: SessionData> {
 /// session. When saving fails after the handler ran, the handler's
 /// response is replaced: the client must not believe a change was kept.
 ///
+/// With CSRF on (the manager was built with
+/// [`SessionManagerBuilder::csrf`](sessionkit::SessionManagerBuilder::csrf)),
+/// every `POST`, `PUT`, `PATCH` and `DELETE` is checked before the handler
+/// runs and a refused one is answered `403` (see the crate docs, "CSRF").
+///
 /// `disableSessionForward: true` reads the id eagerly and removes it from the
 /// request before any inner service sees it: the session cookie(s) from the
 /// `Cookie` header (other cookies stay), the session header(s) (also their
@@ -101,6 +109,7 @@ pub struct SessionMiddleware<T: SessionData> {
 struct Inner<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
+    csrf_rejections: Arc<CsrfHandlerFn>,
     form_limit: usize,
     on_store_failure: FailurePolicy,
 }
@@ -153,6 +162,7 @@ impl<T: SessionData> SessionMiddleware<T> {
         SessionMiddlewareBuilder {
             manager,
             errors: Arc::new(default_error_handler),
+            csrf_rejections: Arc::new(default_csrf_handler),
             form_limit: DEFAULT_FORM_LIMIT,
             on_store_failure: FailurePolicy::Fail,
         }
@@ -188,6 +198,7 @@ impl<T: SessionData> SessionMiddleware<T> {
 pub struct SessionMiddlewareBuilder<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
+    csrf_rejections: Arc<CsrfHandlerFn>,
     form_limit: usize,
     on_store_failure: FailurePolicy,
 }
@@ -213,10 +224,39 @@ impl<T: SessionData> SessionMiddlewareBuilder<T> {
         self
     }
 
+    /// Answers requests refused by the CSRF check (the manager's
+    /// [`Csrf`](sessionkit::Csrf)) with `handler` instead of
+    /// [`default_csrf_handler`]. The refusal is logged at `warn` before
+    /// `handler` runs; the handler of the route never runs.
+    ///
+    /// ```
+    /// use actix_web::HttpResponse;
+    /// use sessionkit::{Csrf, MemoryStore, SessionManager};
+    /// use sessionkit_actix::SessionMiddleware;
+    /// # #[derive(sessionkit::SessionData, Default)]
+    /// # struct Data { visits: u32 }
+    /// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
+    /// let middleware = SessionMiddleware::builder(manager)
+    ///     .csrf_rejection_handler(|rejection, _req| {
+    ///         HttpResponse::Forbidden().body(format!("<p>{rejection}</p>"))
+    ///     })
+    ///     .build();
+    /// # let _ = middleware;
+    /// # Ok::<(), sessionkit::ConfigError>(())
+    /// ```
+    pub fn csrf_rejection_handler(
+        mut self,
+        handler: impl Fn(&CsrfRejection, &HttpRequest) -> HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.csrf_rejections = Arc::new(handler);
+        self
+    }
+
     /// The largest urlencoded body buffered to find a `form:` session id
-    /// (default [`DEFAULT_FORM_LIMIT`]). A larger body is passed to the
-    /// handler untouched and the form source finds nothing. Bodies are
-    /// buffered only when the extractor reads a form field.
+    /// or the CSRF token's form field (default [`DEFAULT_FORM_LIMIT`]). A
+    /// larger body is passed to the handler untouched and the form source
+    /// finds nothing. Bodies are buffered only when the extractor reads a
+    /// form field, or the CSRF check needs the token from the form.
     pub fn form_limit(mut self, bytes: usize) -> Self {
         self.form_limit = bytes;
         self
@@ -250,6 +290,7 @@ impl<T: SessionData> SessionMiddlewareBuilder<T> {
             inner: Arc::new(Inner {
                 manager: self.manager,
                 errors: self.errors,
+                csrf_rejections: self.csrf_rejections,
                 form_limit: self.form_limit,
                 on_store_failure: self.on_store_failure,
             }),
@@ -312,12 +353,19 @@ where
                 return service.call(req).await.map(|res| res.map_into_left_body());
             }
             let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-            if should_buffer_form(
+            let buffer = should_buffer_form(
                 inner.manager.extractor(),
                 header(CONTENT_TYPE),
                 header(CONTENT_LENGTH),
                 inner.form_limit,
-            ) {
+            ) || csrf_needs_form(
+                inner.manager.csrf(),
+                req.method().as_str(),
+                req.path(),
+                &ActixView::new(req.request()),
+                inner.form_limit,
+            );
+            if buffer {
                 buffer_form(&mut req, inner.form_limit).await;
             }
             let slot = Rc::new(Slot {
@@ -328,6 +376,26 @@ where
                 errors: Arc::clone(&inner.errors),
             });
             req.extensions_mut().insert(Rc::clone(&slot));
+            let checked = check_csrf(
+                &slot.pending,
+                &ActixView::new(req.request()),
+                req.method().as_str(),
+                req.path(),
+            )
+            .await;
+            match checked {
+                Ok(Ok(())) => {}
+                Ok(Err(rejection)) => {
+                    log_csrf_rejection(&rejection, req.method().as_str(), req.path());
+                    let response = (inner.csrf_rejections)(&rejection, req.request());
+                    let res = req.into_response(response);
+                    return finish_refused(&slot, &inner, res).await;
+                }
+                Err(error) => {
+                    let response = handle(&inner.errors, &error, req.request());
+                    return Ok(req.into_response(response).map_into_right_body());
+                }
+            }
             if inner.manager.config().disable_session_forward {
                 let incoming = slot.pending.capture(&ActixView::new(req.request()));
                 let plan = StripPlan::new(inner.manager.extractor(), incoming);
@@ -366,6 +434,26 @@ where
                 }
             }
         })
+    }
+}
+
+/// Ends the request of a response the middleware made itself (a CSRF
+/// refusal): the session, if the check loaded it, is committed as for any
+/// answer, so a stale id still gets its removal cookie.
+async fn finish_refused<T: SessionData, B>(
+    slot: &Slot<T>,
+    inner: &Inner<T>,
+    mut res: ServiceResponse,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    match end_request(&slot.pending, Outcome::Response(res.status().as_u16())).await {
+        Ok(update) => {
+            write_response(update, &mut Headers(res.headers_mut()));
+            Ok(res.map_into_right_body())
+        }
+        Err(error) => {
+            let response = handle(&inner.errors, &error, res.request());
+            Ok(res.into_response(response).map_into_right_body())
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode, Uri};
-use sessionkit::adapter::{default_error_response, log_session_error};
-use sessionkit::SessionError;
+use sessionkit::adapter::{default_csrf_response, default_error_response, log_session_error};
+use sessionkit::{CsrfRejection, SessionError};
 
 /// The signature of an error handler: turns a [`SessionError`] into the
 /// response the client gets. See [`SessionLayerBuilder::error_handler`](crate::SessionLayerBuilder::error_handler).
@@ -74,6 +74,33 @@ pub fn default_error_handler(error: &SessionError, _req: &ErrorContext) -> Respo
     plain(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         body.to_owned(),
+    )
+}
+
+/// The signature of a CSRF rejection handler: turns a [`CsrfRejection`]
+/// into the response the client gets. See
+/// [`SessionLayerBuilder::csrf_rejection_handler`](crate::SessionLayerBuilder::csrf_rejection_handler).
+pub type CsrfHandlerFn = dyn Fn(&CsrfRejection, &ErrorContext) -> Response + Send + Sync;
+
+/// The default answer to a request refused by the CSRF check: `403
+/// Forbidden`, `Cache-Control: no-store`, and the rejection's message as
+/// `text/plain` (it says what to change: add the token, reload the page,
+/// submit from this site).
+///
+/// ```
+/// use http::{Method, StatusCode, Uri};
+/// use sessionkit::CsrfRejection;
+/// use sessionkit_axum::ErrorContext;
+/// let ctx = ErrorContext::new(Method::POST, Uri::from_static("/cart"));
+/// let res = sessionkit_axum::default_csrf_handler(&CsrfRejection::BadToken, &ctx);
+/// assert_eq!(res.status(), StatusCode::FORBIDDEN);
+/// ```
+#[must_use]
+pub fn default_csrf_handler(rejection: &CsrfRejection, _req: &ErrorContext) -> Response {
+    let (status, body) = default_csrf_response(rejection);
+    plain(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+        body,
     )
 }
 

@@ -15,16 +15,20 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::BodyExt;
 use sessionkit::adapter::{
-    end_request, should_buffer_form, write_response, Outcome, PendingSession, ResponseHeaders,
-    StripPlan,
+    check_csrf, csrf_needs_form, end_request, log_csrf_rejection, should_buffer_form,
+    write_response, Outcome, PendingSession, ResponseHeaders, StripPlan,
 };
 use sessionkit::{
-    Config, ConfigError, FailurePolicy, SessionData, SessionError, SessionManager, SessionStore,
+    Config, ConfigError, CsrfRejection, FailurePolicy, SessionData, SessionError, SessionManager,
+    SessionStore,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{default_error_handler, handle, ErrorContext, ErrorHandlerFn};
+use crate::error::{
+    default_csrf_handler, default_error_handler, handle, CsrfHandlerFn, ErrorContext,
+    ErrorHandlerFn,
+};
 use crate::view::{AxumView, BufferedForm};
 
 /// The largest urlencoded body buffered by default to find a `form:` session id (64 KiB).
@@ -66,6 +70,11 @@ pub(crate) struct Slot<T: SessionData> {
 /// session. When saving fails after the handler ran, the handler's
 /// response is replaced: the client must not believe a change was kept.
 ///
+/// With CSRF on (the manager was built with
+/// [`SessionManagerBuilder::csrf`](sessionkit::SessionManagerBuilder::csrf)),
+/// every `POST`, `PUT`, `PATCH` and `DELETE` is checked before the inner service
+/// runs and a refused one is answered `403` (see the crate docs, "CSRF").
+///
 /// `disableSessionForward: true` reads the id eagerly and removes it from the
 /// request before the inner service sees it: the session cookie(s) from the
 /// `Cookie` header (other cookies stay), the session header(s) (also their
@@ -98,6 +107,7 @@ pub struct SessionLayer<T: SessionData> {
 struct Shared<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
+    csrf_rejections: Arc<CsrfHandlerFn>,
     form_limit: usize,
     on_store_failure: FailurePolicy,
 }
@@ -152,6 +162,7 @@ impl<T: SessionData> SessionLayer<T> {
         SessionLayerBuilder {
             manager,
             errors: Arc::new(default_error_handler),
+            csrf_rejections: Arc::new(default_csrf_handler),
             form_limit: DEFAULT_FORM_LIMIT,
             on_store_failure: FailurePolicy::Fail,
         }
@@ -189,6 +200,7 @@ impl<T: SessionData> SessionLayer<T> {
 pub struct SessionLayerBuilder<T: SessionData> {
     manager: SessionManager<T>,
     errors: Arc<ErrorHandlerFn>,
+    csrf_rejections: Arc<CsrfHandlerFn>,
     form_limit: usize,
     on_store_failure: FailurePolicy,
 }
@@ -215,10 +227,40 @@ impl<T: SessionData> SessionLayerBuilder<T> {
         self
     }
 
+    /// Answers requests refused by the CSRF check (the manager's
+    /// [`Csrf`](sessionkit::Csrf)) with `handler` instead of
+    /// [`default_csrf_handler`]. The refusal is logged at `warn` before
+    /// `handler` runs; the inner service never runs.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use http::StatusCode;
+    /// use sessionkit::{Csrf, MemoryStore, SessionManager};
+    /// use sessionkit_axum::SessionLayer;
+    /// # #[derive(sessionkit::SessionData, Default)]
+    /// # struct Data { visits: u32 }
+    /// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
+    /// let layer = SessionLayer::builder(manager)
+    ///     .csrf_rejection_handler(|rejection, _req| {
+    ///         (StatusCode::FORBIDDEN, format!("<p>{rejection}</p>")).into_response()
+    ///     })
+    ///     .build();
+    /// # let _ = layer;
+    /// # Ok::<(), sessionkit::ConfigError>(())
+    /// ```
+    pub fn csrf_rejection_handler(
+        mut self,
+        handler: impl Fn(&CsrfRejection, &ErrorContext) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.csrf_rejections = Arc::new(handler);
+        self
+    }
+
     /// The largest urlencoded body buffered to find a `form:` session id
-    /// (default [`DEFAULT_FORM_LIMIT`]). A larger body is passed to the
-    /// handler untouched and the form source finds nothing. Bodies are
-    /// buffered only when the extractor reads a form field.
+    /// or the CSRF token's form field (default [`DEFAULT_FORM_LIMIT`]). A
+    /// larger body is passed to the handler untouched and the form source
+    /// finds nothing. Bodies are buffered only when the extractor reads a
+    /// form field, or the CSRF check needs the token from the form.
     pub fn form_limit(mut self, bytes: usize) -> Self {
         self.form_limit = bytes;
         self
@@ -265,6 +307,7 @@ impl<T: SessionData> SessionLayerBuilder<T> {
             shared: Arc::new(Shared {
                 manager: self.manager,
                 errors: self.errors,
+                csrf_rejections: self.csrf_rejections,
                 form_limit: self.form_limit,
                 on_store_failure: self.on_store_failure,
             }),
@@ -342,6 +385,12 @@ where
                     header(CONTENT_TYPE),
                     header(CONTENT_LENGTH),
                     shared.form_limit,
+                ) || csrf_needs_form(
+                    manager.csrf(),
+                    req.method().as_str(),
+                    req.uri().path(),
+                    &AxumView::of_request(&req),
+                    shared.form_limit,
                 )
             };
             if buffer {
@@ -352,6 +401,34 @@ where
                 errors: Arc::clone(&shared.errors),
             });
             req.extensions_mut().insert(Arc::clone(&slot));
+            let checked = check_csrf(
+                &slot.pending,
+                &AxumView::of_request(&req),
+                req.method().as_str(),
+                req.uri().path(),
+            )
+            .await;
+            match checked {
+                Ok(Ok(())) => {}
+                Ok(Err(rejection)) => {
+                    log_csrf_rejection(&rejection, req.method().as_str(), req.uri().path());
+                    let context = ErrorContext::new(req.method().clone(), req.uri().clone());
+                    let mut res = (shared.csrf_rejections)(&rejection, &context);
+                    let ended =
+                        end_request(&slot.pending, Outcome::Response(res.status().as_u16()));
+                    return Ok(match ended.await {
+                        Ok(update) => {
+                            write_response(update, &mut Headers(res.headers_mut()));
+                            res
+                        }
+                        Err(error) => handle(&shared.errors, &error, &context),
+                    });
+                }
+                Err(error) => {
+                    let context = ErrorContext::new(req.method().clone(), req.uri().clone());
+                    return Ok(handle(&shared.errors, &error, &context));
+                }
+            }
             if manager.config().disable_session_forward {
                 let incoming = slot.pending.capture(&AxumView::of_request(&req));
                 let plan = StripPlan::new(manager.extractor(), incoming);

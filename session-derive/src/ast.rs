@@ -35,6 +35,9 @@ pub(crate) struct Field<'a> {
     pub(crate) index: Option<usize>,
     /// Whether the accessors can be generated (no name clash); set by validation.
     pub(crate) accessors: bool,
+    /// For a valid `#[session(flash)]` field, `T` of its `Option<T>` type
+    /// (with `Self` replaced); set by validation.
+    pub(crate) flash: Option<TokenStream>,
 }
 
 /// Whether the input's shape allows a stub `SessionData` impl when there are
@@ -157,6 +160,7 @@ impl<'a> Container<'a> {
                     stored_name,
                     index: position,
                     accessors: true,
+                    flash: None,
                 })
             })
             .collect();
@@ -170,7 +174,7 @@ impl<'a> Container<'a> {
 }
 
 /// `tokens` with every `Self` replaced by `ident` (keeping the span).
-fn replace_self(tokens: TokenStream, ident: &Ident) -> TokenStream {
+pub(crate) fn replace_self(tokens: TokenStream, ident: &Ident) -> TokenStream {
     tokens
         .into_iter()
         .map(|tree| match tree {

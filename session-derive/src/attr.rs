@@ -29,6 +29,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) skip: Option<Span>,
     /// `#[session(principal)]`, the `principal` keyword (for its span).
     pub(crate) principal: Option<syn::Path>,
+    /// `#[session(flash)]`, the `flash` keyword (for its span).
+    pub(crate) flash: Option<syn::Path>,
     /// Every `#[header(...)]`, in order.
     pub(crate) headers: Vec<HeaderAttr>,
 }
@@ -78,6 +80,7 @@ impl ContainerAttrs {
                     } else if meta.path.is_ident("rename")
                         || meta.path.is_ident("skip")
                         || meta.path.is_ident("principal")
+                        || meta.path.is_ident("flash")
                     {
                         let key = path_name(&meta.path);
                         cx.syn_error(meta.error(format_args!(
@@ -178,6 +181,15 @@ impl FieldAttrs {
             } else {
                 self.principal = Some(meta.path.clone());
             }
+        } else if meta.path.is_ident("flash") {
+            if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                return Err(meta.error("`flash` takes no value: write `#[session(flash)]`"));
+            }
+            if self.flash.is_some() {
+                cx.error_spanned_by(&meta.path, "duplicate `flash` attribute");
+            } else {
+                self.flash = Some(meta.path.clone());
+            }
         } else if meta.path.is_ident("crate") {
             cx.syn_error(meta.error(
                 "`crate` is a struct attribute: put `#[session(crate = \"...\")]` on the struct",
@@ -186,7 +198,7 @@ impl FieldAttrs {
         } else {
             let key = path_name(&meta.path);
             cx.syn_error(meta.error(format_args!(
-                "unknown session attribute `{key}`; expected `rename = \"...\"`, `skip` or `principal`"
+                "unknown session attribute `{key}`; expected `rename = \"...\"`, `skip`, `principal` or `flash`"
             )));
             skip_value(meta)?;
         }

@@ -275,6 +275,34 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
         let doc_remove = format!(
             "Removes `{name}` from the session; it reads as its default afterwards and is deleted from the store at the next commit."
         );
+        if let Some(inner) = &field.flash {
+            let flash = valid::flash_setter(field.ident);
+            let doc_flash = format!(
+                "Sets the flash message `{name}` for the next request that takes it (a blind write: the last message set wins)."
+            );
+            let doc_take = format!(
+                "Takes the flash message `{name}`: returns it and removes it from the store now, so exactly one \
+                 request gets it (of two concurrent requests, the other gets `None`; see `Session::take_once`). \
+                 When no message is set this costs no write."
+            );
+            return quote! {
+                #[doc = #doc_get]
+                #[must_use]
+                fn #get(&self) -> #ty;
+                #[doc = #doc_with]
+                fn #with<#ret>(&self, f: impl #p::FnOnce(&#ty) -> #ret) -> #ret;
+                #[doc = #doc_set]
+                fn #set(&self, value: #ty);
+                #[doc = #doc_update]
+                fn #update<#ret>(&self, f: impl #p::Fn(&mut #ty) -> #ret + #p::Send + #p::Sync + 'static) -> #ret;
+                #[doc = #doc_flash]
+                fn #flash(&self, value: #inner);
+                #[doc = #doc_take]
+                fn #take(&self) -> impl #p::Future<Output = #p::Result<#ty, #p::SessionError>> + #p::Send + '_;
+                #[doc = #doc_remove]
+                fn #remove(&self);
+            };
+        }
         quote! {
             #[doc = #doc_get]
             #[must_use]
@@ -299,6 +327,32 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
         let key = quote! {
             #p::Field::<#ident, #ty>::new(#index, |data| &data.#member, |data| &mut data.#member)
         };
+        if let Some(inner) = &field.flash {
+            let flash = valid::flash_setter(field.ident);
+            return quote! {
+                fn #get(&self) -> #ty {
+                    #p::Session::get(self, #key)
+                }
+                fn #with<#ret>(&self, f: impl #p::FnOnce(&#ty) -> #ret) -> #ret {
+                    #p::Session::with(self, #key, f)
+                }
+                fn #set(&self, value: #ty) {
+                    #p::Session::set(self, #key, value);
+                }
+                fn #update<#ret>(&self, f: impl #p::Fn(&mut #ty) -> #ret + #p::Send + #p::Sync + 'static) -> #ret {
+                    #p::Session::update(self, #key, f)
+                }
+                fn #flash(&self, value: #inner) {
+                    #p::Session::set(self, #key, #p::Some(value));
+                }
+                fn #take(&self) -> impl #p::Future<Output = #p::Result<#ty, #p::SessionError>> + #p::Send + '_ {
+                    #p::Session::take_once(self, #key)
+                }
+                fn #remove(&self) {
+                    #p::Session::remove(self, #key);
+                }
+            };
+        }
         quote! {
             fn #get(&self) -> #ty {
                 #p::Session::get(self, #key)
@@ -325,7 +379,11 @@ fn accessor_trait(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
     // `Clone + Default` is reported once, at the field (`field_assertions`).
     let bounds = fields.iter().map(|(_, field)| {
         let ty = &field.ty;
-        quote!(for<'__sessionkit> #ty: #p::FieldValue,)
+        let inner = field
+            .flash
+            .as_ref()
+            .map(|inner| quote!(for<'__sessionkit> #inner: #p::Send + 'static,));
+        quote!(for<'__sessionkit> #ty: #p::FieldValue, #inner)
     });
 
     let trait_doc = format!(
@@ -384,7 +442,7 @@ fn field_assertions(krate: &TokenStream, cont: &Container<'_>) -> TokenStream {
     });
     let reserved = stored(cont).filter(|(_, f)| f.accessors).flat_map(|(_, field)| {
         let p = &p;
-        valid::accessor_names(field.ident).map(move |accessor| {
+        valid::all_accessor_names(field).into_iter().map(move |accessor| {
             let name = accessor.unraw().to_string();
             let message = format!(
                 "field `{}` would get the accessor `{name}()`, which clashes with `Session::{name}`; rename the Rust field and keep the stored name with `#[session(rename = {:?})]`",

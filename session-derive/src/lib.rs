@@ -37,6 +37,12 @@ use syn::{parse_macro_input, DeriveInput};
 ///   | `take_x(&self) -> V` | removes it and returns the old value |
 ///   | `remove_x(&self)` | removes it (it reads as its default again) |
 ///
+///   A `#[session(flash)]` field `x: Option<V>` also gets `flash_x(&self,
+///   value: V)`, and its `take_x` is
+///   `async fn take_x(&self) -> Result<Option<V>, SessionError>`
+///   (`Session::take_once`): the message is removed from the store at once,
+///   by a write conditional on what was read, so exactly one request gets it.
+///
 ///   Skipped fields get no accessors: they are not stored, so the session has
 ///   nothing to track for them. Reach them with `Session::read` / `Session::modify`.
 ///
@@ -47,6 +53,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `#[session(rename = "name")]` | field | store the field as `name` (keeps stored data when the Rust field is renamed) |
 /// | `#[session(skip)]` | field | keep the field out of the store; it is always its default after a load |
 /// | `#[session(principal)]` | field (at most one) | whose session it is, e.g. `user_id: Option<u64>`: sessions are indexed by it so a user's sessions can be listed and revoked (`SessionManager::list_sessions`); `None` is anonymous and not indexed; the type implements `sessionkit::ToPrincipalKey` |
+/// | `#[session(flash)]` | `Option<T>` field | a one-time message ("Item added"): set with `flash_x(value)`, shown once with `take_x().await`; not with `skip`, `principal` or `#[header]` |
 /// | `#[header("Name")]` | field | map the field onto request header `Name` for downstream services; repeat for several headers |
 /// | `#[header("Name", prefix = "Bearer ")]` | field | the same, with text put before the value |
 /// | `#[session(crate = "path")]` | struct | where to find `sessionkit` when the dependency is renamed |
@@ -55,7 +62,8 @@ use syn::{parse_macro_input, DeriveInput};
 /// (ignoring case and punctuation, as the runtime strips them: `X-User-Id`
 /// and `x.user_id` are one header); a `#[header]` field's type implements
 /// `sessionkit::ToHeaderValue`; stored names are unique, non-empty and do not
-/// start with `$`; at most one field is the principal, it is stored, and its
+/// start with `$` or `@` (reserved for metadata and the runtime's own
+/// fields, such as the CSRF secret `@csrf`); at most one field is the principal, it is stored, and its
 /// type implements `sessionkit::ToPrincipalKey`; accessor names do not clash
 /// with each other or with `Session`'s own methods (so a field cannot be
 /// called `id`, `save` or `manager`: rename the Rust field and keep the

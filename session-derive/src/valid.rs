@@ -16,6 +16,74 @@ pub(crate) fn check(cx: &mut Ctxt, cont: &mut Container<'_>) {
     check_stored_names(cx, cont);
     check_accessors(cx, cont);
     check_principal(cx, cont);
+    check_flash(cx, cont);
+}
+
+/// `#[session(flash)]`: on a stored `Option<T>` field without `#[header]`
+/// or `principal` (a one-time message is neither forwarded nor an owner).
+/// Problems of the attribute combination are reported at `flash`, a wrong
+/// type at the type.
+fn check_flash(cx: &mut Ctxt, cont: &mut Container<'_>) {
+    let struct_ident = cont.ident;
+    for field in &mut cont.fields {
+        let Some(path) = &field.attrs.flash else {
+            continue;
+        };
+        if field.attrs.skip.is_some() {
+            cx.error_spanned_by(
+                path,
+                "`flash` on a skipped field: a flash message is stored so the next request can show it; remove `skip`",
+            );
+            continue;
+        }
+        if field.attrs.principal.is_some() {
+            cx.error_spanned_by(
+                path,
+                "`flash` on the principal field: a flash message is removed once shown, a principal must stay; use two fields",
+            );
+            continue;
+        }
+        if !field.attrs.headers.is_empty() {
+            cx.error_spanned_by(
+                path,
+                "`flash` on a field with `#[header]`: a flash message is for the page that shows it, not for upstream services; remove one of the two",
+            );
+            continue;
+        }
+        match option_inner(&field.original.ty) {
+            Some(inner) => {
+                field.flash = Some(crate::ast::replace_self(
+                    quote::ToTokens::to_token_stream(inner),
+                    struct_ident,
+                ));
+            }
+            None => cx.error_spanned_by(
+                &field.original.ty,
+                "`#[session(flash)]` needs an `Option<T>` field: `None` is \"no message\", and `take_x().await` returns the message once",
+            ),
+        }
+    }
+}
+
+/// `T` when `ty` is written `Option<T>` (also `std::option::Option<T>`).
+fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>()[..] {
+        [syn::GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
+    }
 }
 
 /// At most one principal field (reported at the second `principal`).
@@ -131,6 +199,13 @@ fn check_stored_names(cx: &mut Ctxt, cont: &Container<'_>) {
                 );
                 continue;
             }
+            if name.starts_with('@') {
+                cx.error_spanned_by(
+                    rename,
+                    "stored names starting with `@` are reserved for the runtime's own fields (`@csrf` holds the CSRF secret)",
+                );
+                continue;
+            }
         }
         if let Some(first) = seen.get(name) {
             let message = format!(
@@ -145,6 +220,21 @@ fn check_stored_names(cx: &mut Ctxt, cont: &Container<'_>) {
             seen.insert(name, field);
         }
     }
+}
+
+/// The setter of a `#[session(flash)]` field, `flash_x`.
+pub(crate) fn flash_setter(ident: &Ident) -> Ident {
+    format_ident!("flash_{}", ident.unraw())
+}
+
+/// Every accessor a field gets: [`accessor_names`], and `flash_x` for a
+/// flash field.
+pub(crate) fn all_accessor_names(field: &Field<'_>) -> Vec<Ident> {
+    let mut names = accessor_names(field.ident).to_vec();
+    if field.attrs.flash.is_some() {
+        names.push(flash_setter(field.ident));
+    }
+    names
 }
 
 /// The accessor method names for a field, getter first.
@@ -168,7 +258,10 @@ fn check_accessors(cx: &mut Ctxt, cont: &mut Container<'_>) {
     // accessor name -> field that generates it
     let mut seen: HashMap<String, String> = HashMap::new();
     for field in cont.fields.iter_mut().filter(|f| f.index.is_some()) {
-        let names = accessor_names(field.ident).map(|n| n.unraw().to_string());
+        let names: Vec<String> = all_accessor_names(field)
+            .iter()
+            .map(|n| n.unraw().to_string())
+            .collect();
         if let Some((method, other)) = names
             .iter()
             .find_map(|n| seen.get(n).map(|other| (n, other)))

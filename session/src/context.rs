@@ -31,6 +31,8 @@ pub(crate) struct Context {
     /// The session cookie's attributes as `Set-Cookie` renders them after
     /// `name=value` (`; HttpOnly; SameSite=Lax; Path=/`), rendered once.
     pub(crate) cookie_attributes: Box<str>,
+    /// CSRF protection, when the application turned it on.
+    pub(crate) csrf: Option<crate::csrf::Csrf>,
 }
 
 /// Striped locks serializing the commits of one session within this

@@ -8,6 +8,7 @@
 //! | [`concurrency`] | what holds when requests of one session run at once: no lost updates, no resurrection, converging renewal |
 //! | [`sessions_per_user`] | listing and revoking a user's sessions, `maxSessionsPerUser` |
 //! | [`headers`] | session fields as request headers for downstream services |
+//! | [`csrf`] | forms: CSRF tokens tied to the session (adapters check them), typed one-time flash messages |
 //! | [`store_pattern`] | loading and saving sessions outside a request |
 //! | [`stores`] | memory, Redis, Redis Cluster: what each guarantees and how to configure it; writing a store |
 //! | [`errors`] | what a client sees when something fails, and what is logged |
@@ -42,3 +43,6 @@ pub mod errors {}
 
 #[doc = include_str!("guide/operability.md")]
 pub mod operability {}
+
+#[doc = include_str!("guide/csrf.md")]
+pub mod csrf {}

@@ -43,6 +43,7 @@ mod breaker;
 mod clock;
 mod config;
 mod context;
+mod csrf;
 mod data;
 mod degraded;
 mod error;
@@ -74,6 +75,7 @@ pub use crate::breaker::{
 };
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
+pub use crate::csrf::{Csrf, CsrfRejection};
 pub use crate::data::{
     decode_value, encode_value, CodecCause, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
     SessionData, ToHeaderValue,

@@ -75,6 +75,7 @@ pub struct SessionManagerBuilder<T> {
     clock: Arc<dyn Clock>,
     /// The lifecycle event listener's queue (`events.rs`).
     pub(crate) events: Option<Arc<dyn crate::events::Sink>>,
+    csrf: Option<crate::csrf::Csrf>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -102,6 +103,13 @@ impl<T: SessionData> SessionManagerBuilder<T> {
     /// Uses `ids` to make session ids (default [`UuidV4`]).
     pub fn id_generator(mut self, ids: impl IdGenerator) -> Self {
         self.ids = Arc::new(ids);
+        self
+    }
+
+    /// Turns on CSRF protection: the adapters' session middleware checks
+    /// every unsafe request against its session's token (see [`Csrf`](crate::Csrf)).
+    pub fn csrf(mut self, csrf: crate::csrf::Csrf) -> Self {
+        self.csrf = Some(csrf);
         self
     }
 
@@ -171,6 +179,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 ids: self.ids,
                 clock: self.clock,
                 cookie_attributes: cookie_attributes(&config).into(),
+                csrf: self.csrf,
                 config,
             }),
             _data: PhantomData,
@@ -203,6 +212,7 @@ impl<T: SessionData> SessionManager<T> {
             ids: Arc::new(UuidV4),
             clock: Arc::new(SystemClock),
             events: None,
+            csrf: None,
             _data: PhantomData,
         }
     }
@@ -211,6 +221,12 @@ impl<T: SessionData> SessionManager<T> {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.ctx.config
+    }
+
+    /// The CSRF protection, if it is on ([`SessionManagerBuilder::csrf`]).
+    #[must_use]
+    pub fn csrf(&self) -> Option<&crate::csrf::Csrf> {
+        self.ctx.csrf.as_ref()
     }
 
     /// The id extractor in use.

@@ -5,11 +5,14 @@
 pub use std::borrow::Cow;
 pub use std::clone::Clone;
 pub use std::default::Default;
+pub use std::future::Future;
 pub use std::marker::{PhantomData, Send, Sync};
 pub use std::ops::{Fn, FnOnce};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
 pub use std::vec::Vec;
+
+pub use crate::error::SessionError;
 
 pub use crate::data::{
     decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,

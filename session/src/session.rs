@@ -90,6 +90,7 @@ pub const RESERVED_NAMES: &[&str] = &[
     "set",
     "update",
     "take",
+    "take_once",
     "remove",
     "remove_key",
     "read",
@@ -99,6 +100,7 @@ pub const RESERVED_NAMES: &[&str] = &[
     "regenerate",
     "reset",
     "destroy",
+    "csrf_token",
     "set_idle_timeout",
     "idle_timeout",
     "save",
@@ -168,8 +170,38 @@ enum Op<T> {
     },
     /// The field is removed.
     Remove(usize),
-    /// The field is removed if it still holds what was taken (encoded).
-    Take { index: usize, seen: Option<Vec<u8>> },
+    /// The field is removed if it still holds what was taken (encoded);
+    /// `once`: a [`Session::take_once`], whose value the handler gets only
+    /// if this removal is the one that applies.
+    Take {
+        index: usize,
+        seen: Option<Vec<u8>>,
+        once: bool,
+    },
+}
+
+/// The session's CSRF secret, kept beside the fields as the reserved
+/// stored field `@csrf` (`csrf.rs`).
+#[derive(Clone, Default)]
+struct SecretSlot {
+    /// The bytes in the store.
+    stored: Option<Bytes>,
+    /// What the session should hold after the commit, when `changed`.
+    want: Option<Bytes>,
+    /// Created or dropped in this request.
+    changed: bool,
+    /// The change count when it was last changed.
+    changed_at: u64,
+}
+
+impl SecretSlot {
+    fn current(&self) -> Option<&Bytes> {
+        if self.changed {
+            self.want.as_ref()
+        } else {
+            self.stored.as_ref()
+        }
+    }
 }
 
 struct State<T> {
@@ -201,6 +233,11 @@ struct State<T> {
     /// Made because the store failed, under `FailurePolicy::Anonymous`:
     /// never written, never sends an id (`degraded.rs`).
     degraded: bool,
+    /// The CSRF secret.
+    secret: SecretSlot,
+    /// Fields whose `take_once` lost to a concurrent request (found changed
+    /// at a replay, or the session gone).
+    lost_takes: Vec<usize>,
 }
 
 /// What the session knows about one field.
@@ -245,6 +282,8 @@ impl<T: SessionData> Session<T> {
                 renew_checked: false,
                 version: 0,
                 degraded: false,
+                secret: SecretSlot::default(),
+                lost_takes: Vec::new(),
             },
         )
     }
@@ -266,6 +305,10 @@ impl<T: SessionData> Session<T> {
         redirected: bool,
     ) -> Self {
         let fields = stored_fields::<T>(&record.fields);
+        let secret = SecretSlot {
+            stored: record.fields.get(crate::csrf::CSRF_FIELD).cloned(),
+            ..SecretSlot::default()
+        };
         Self::from_state(
             ctx,
             State {
@@ -285,6 +328,8 @@ impl<T: SessionData> Session<T> {
                 renew_checked: redirected,
                 version: 0,
                 degraded: false,
+                secret,
+                lost_takes: Vec::new(),
             },
         )
     }
@@ -414,8 +459,84 @@ impl<T: SessionData> Session<T> {
             .map(|()| seen);
         let value = std::mem::take(field.get_mut(&mut state.data));
         state.data.reset_field(index);
-        state.log(Op::Take { index, seen });
+        state.log(Op::Take {
+            index,
+            seen,
+            once: false,
+        });
         value
+    }
+
+    /// Takes a one-time value (a flash message) so that exactly one request
+    /// gets it: removes the field from the store **now**, with a write
+    /// conditional on the field still holding the bytes this request
+    /// loaded, and returns the value only if that write is the one that
+    /// applied. Of two requests taking the same message concurrently (two
+    /// tabs), one gets `Some` and the other `None`; a concurrent change of
+    /// another field is kept (only this field is removed).
+    ///
+    /// The field is written as `None` rather than deleted, so taking the
+    /// last value of a session never deletes the session under a
+    /// concurrent request's write.
+    ///
+    /// Costs nothing when the field is not set: no write, no store access
+    /// beyond the session's load. A value set earlier in this request is
+    /// taken in memory. Other changes pending in this request are written
+    /// with it (as by [`Session::save`]); the response still carries what
+    /// the client must be told. `#[session(flash)]` fields get this as
+    /// `take_x().await`.
+    ///
+    /// # Errors
+    /// [`SessionError`] when the write fails; the value stays in the store.
+    pub async fn take_once<V>(&self, field: Field<T, Option<V>>) -> Result<Option<V>, SessionError>
+    where
+        V: Send + 'static,
+    {
+        let index = field.index();
+        let value = {
+            let mut state = self.lock();
+            let f = &state.fields[index];
+            if f.touched || state.degraded {
+                drop(state);
+                return Ok(self.take(field));
+            }
+            if f.stored.is_none() {
+                return Ok(None);
+            }
+            state.decode(index);
+            if field.get(&state.data).is_none() {
+                return Ok(None);
+            }
+            let mut seen = Vec::new();
+            let seen = state
+                .data
+                .encode_field(index, &mut seen)
+                .ok()
+                .map(|()| seen);
+            let value = field.get_mut(&mut state.data).take();
+            state.data.reset_field(index);
+            state.lost_takes.retain(|i| *i != index);
+            state.log(Op::Take {
+                index,
+                seen,
+                once: true,
+            });
+            value
+        };
+        let told = self.commit(false).await?;
+        let mut state = self.lock();
+        // What this commit would have told the client is told by the
+        // request's own commit.
+        match told {
+            IdWrite::Set(..) => state.id_news = true,
+            IdWrite::Clear => state.stale = true,
+            IdWrite::Nothing => {}
+        }
+        if state.lost_takes.contains(&index) {
+            state.lost_takes.retain(|i| *i != index);
+            return Ok(None);
+        }
+        Ok(value)
     }
 
     /// Removes one field from the session (it reads as its default
@@ -515,6 +636,17 @@ impl<T: SessionData> Session<T> {
         state.meta.id_issued_at = now;
         state.id_news = true;
         state.renew_checked = true;
+        // Tokens issued before a sign-in stop working: the next token asked
+        // for makes a new secret.
+        if state.secret.current().is_some() {
+            state.version += 1;
+            state.secret = SecretSlot {
+                stored: state.secret.stored.take(),
+                want: None,
+                changed: true,
+                changed_at: state.version,
+            };
+        }
         Ok(())
     }
 
@@ -545,6 +677,45 @@ impl<T: SessionData> Session<T> {
         let id = state.id.clone();
         state.forget(id, meta);
         state.needs_id = true;
+    }
+
+    /// A CSRF token for this session, to put in a form's hidden
+    /// `csrf_token` field or a `<meta name="csrf-token">` tag. Every call
+    /// returns a different string (the secret masked with a fresh one-time
+    /// pad), and all of them stay valid until the session's next
+    /// [`Session::regenerate`] or [`Session::reset`].
+    ///
+    /// The first call on a session without a secret creates one, which is
+    /// stored at commit: a page that shows a form therefore starts a
+    /// session (and sets its cookie); a page without forms does not.
+    ///
+    /// # Errors
+    /// [`SessionError::Generate`] when the OS random source fails.
+    pub fn csrf_token(&self) -> Result<String, SessionError> {
+        let mut state = self.lock();
+        let secret = match state.secret.current() {
+            Some(bytes) => <crate::csrf::token::Secret>::try_from(&bytes[..]).ok(),
+            None => None,
+        };
+        let secret = match secret {
+            Some(secret) => secret,
+            None => {
+                // None stored, or one of another length (never written by
+                // this runtime): a new one.
+                let secret = crate::csrf::token::new_secret()?;
+                state.version += 1;
+                state.secret.want = Some(Bytes::copy_from_slice(&secret));
+                state.secret.changed = true;
+                state.secret.changed_at = state.version;
+                secret
+            }
+        };
+        Ok(crate::csrf::token::issue(&secret)?)
+    }
+
+    /// The CSRF secret, if the session has one (for the request check).
+    pub(crate) fn csrf_secret(&self) -> Option<Bytes> {
+        self.lock().secret.current().cloned()
     }
 
     /// Overrides the idle timeout for this session only (e.g. "remember
@@ -849,7 +1020,7 @@ impl<T: SessionData> State<T> {
         match op {
             Op::Apply { f, .. } => f(&mut self.data),
             Op::Remove(index) => self.data.reset_field(*index),
-            Op::Take { index, seen } => {
+            Op::Take { index, seen, once } => {
                 let mut now = Vec::new();
                 let unchanged = match seen {
                     Some(seen) => self
@@ -859,7 +1030,11 @@ impl<T: SessionData> State<T> {
                     None => true,
                 };
                 if !unchanged {
-                    // A concurrent request put a newer value there: keep it.
+                    // A concurrent request put a newer value there (or
+                    // took it): keep it.
+                    if *once {
+                        self.lost_takes.push(*index);
+                    }
                     return;
                 }
                 self.data.reset_field(*index);
@@ -872,7 +1047,10 @@ impl<T: SessionData> State<T> {
         let (target, reads, removes) = match op {
             Op::Apply { target, reads, .. } => (*target, *reads, false),
             Op::Remove(index) => (Some(*index), false, true),
-            Op::Take { index, .. } => (Some(*index), true, true),
+            // A `take_once` writes the field's default (`None`) rather than
+            // removing it: a removal that empties the session deletes it,
+            // unconditionally, which would lose a concurrent write.
+            Op::Take { index, once, .. } => (Some(*index), true, !*once),
         };
         let range = match target {
             Some(index) => index..index + 1,
@@ -897,7 +1075,7 @@ impl<T: SessionData> State<T> {
     }
 
     fn has_changes(&self) -> bool {
-        self.fields.iter().any(|f| f.touched)
+        self.secret.changed || self.fields.iter().any(|f| f.touched)
     }
 
     /// A read-only commit that needs no write (see
@@ -910,7 +1088,7 @@ impl<T: SessionData> State<T> {
                 &self.standing,
                 self.stored_meta.as_ref(),
                 self.meta_changed,
-                self.fields.iter().any(|f| f.stored.is_some()),
+                self.secret.stored.is_some() || self.fields.iter().any(|f| f.stored.is_some()),
                 now,
             )
     }
@@ -925,6 +1103,7 @@ impl<T: SessionData> State<T> {
         }
         self.data = T::default();
         self.fields = vec![FieldState::default(); T::FIELDS.len()];
+        self.secret = SecretSlot::default();
         self.ops.clear();
         self.id = id;
         self.meta = meta;
@@ -968,6 +1147,16 @@ impl<T: SessionData> State<T> {
                 expect: state.expect,
             });
         }
+        // The secret, last (fields keep their `T::FIELDS` positions). A new
+        // secret is written only where none is stored yet, so tokens handed
+        // out by a concurrent request stay valid.
+        let secret = &self.secret;
+        fields.push(FieldPlan {
+            name: crate::csrf::CSRF_FIELD,
+            stored: secret.stored.clone(),
+            want: secret.current().cloned(),
+            expect: secret.changed && secret.stored.is_none() && secret.want.is_some(),
+        });
         Ok(Input {
             id: self.id.clone(),
             standing: self.standing.clone(),
@@ -981,8 +1170,17 @@ impl<T: SessionData> State<T> {
     /// The write applied: the store now holds `fields`' wanted bytes.
     /// Changes made by other tasks after the plan (`planned`: the change
     /// count and number of operations then) stay pending.
-    fn written(&mut self, write: &Write, fields: Vec<FieldPlan>, planned: (u64, usize)) {
+    fn written(&mut self, write: &Write, mut fields: Vec<FieldPlan>, planned: (u64, usize)) {
         let (version, ops) = planned;
+        if fields.len() > self.fields.len() {
+            if let Some(secret) = fields.pop() {
+                self.secret.stored = secret.want;
+                if self.secret.changed_at <= version {
+                    self.secret.changed = false;
+                    self.secret.want = None;
+                }
+            }
+        }
         for (state, plan) in self.fields.iter_mut().zip(fields) {
             state.stored = plan.want;
             if state.touched_at <= version {
@@ -1032,6 +1230,7 @@ impl<T: SessionData> State<T> {
         for field in &mut self.fields {
             *field = FieldState::default();
         }
+        self.secret = SecretSlot::default();
         self.stale = false;
         self.id_news = false;
         if had {
@@ -1049,6 +1248,14 @@ impl<T: SessionData> State<T> {
     /// cookie here would overwrite); a client still holding the dead id gets
     /// a removal cookie on its next request.
     fn gone(&mut self) -> IdWrite {
+        for op in &self.ops {
+            if let Op::Take {
+                index, once: true, ..
+            } = op
+            {
+                self.lost_takes.push(*index);
+            }
+        }
         self.data = T::default();
         self.standing = Standing::Fresh;
         self.emptied();
@@ -1075,6 +1282,15 @@ impl<T: SessionData> State<T> {
     fn replay(&mut self, record: Record) {
         self.data = T::default();
         self.fields = stored_fields::<T>(&record.fields);
+        self.lost_takes.clear();
+        let stored_secret = record.fields.get(crate::csrf::CSRF_FIELD).cloned();
+        if self.secret.changed && self.secret.stored.is_none() && stored_secret.is_some() {
+            // A concurrent request created the secret first: keep theirs
+            // (tokens it handed out stay valid; this request's do not).
+            self.secret.changed = false;
+            self.secret.want = None;
+        }
+        self.secret.stored = stored_secret;
         let idle = self.meta.idle_timeout_ms;
         let issued = self.meta.id_issued_at;
         self.meta = record.meta;
@@ -1096,6 +1312,8 @@ impl<T: SessionData> State<T> {
     fn drop_pending(&mut self) {
         self.ops.clear();
         self.deletes.clear();
+        self.secret.changed = false;
+        self.secret.want = None;
         for field in &mut self.fields {
             field.touched = false;
             field.removed = false;

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use cookie::Cookie;
 use sessionkit::{
-    BreakerConfig, BreakerState, CircuitBreaker, Config, Extractor, FailurePolicy, HeaderMapConfig,
-    HeaderMapError, HeaderMapping, ManualClock, SameSite, SessionData, SessionManager, SourceKind,
+    BreakerConfig, BreakerState, CircuitBreaker, Config, Csrf, Extractor, FailurePolicy,
+    HeaderMapConfig, HeaderMapError, HeaderMapping, ManualClock, SameSite, SessionData,
+    SessionManager, SourceKind,
 };
 
 use crate::support::{Call, RecordingStore};
@@ -32,6 +33,9 @@ pub struct User {
     pub name: Option<String>,
     /// Set by `POST /login`.
     pub authenticated: bool,
+    /// Set by `POST /flash`, shown once by `GET /notice`.
+    #[session(flash)]
+    pub notice: Option<String>,
 }
 
 /// The routes of an app, and where the session layer sits.
@@ -55,6 +59,9 @@ pub enum Layout {
     /// | `POST /bump/{field}` | `visits += 1`, `user_id += 1` or `name += "x"` (`field` = `visits`, `user_id`, `name`) | empty |
     /// | `GET /all` | reads the three | `{visits},{user_id or 0},{name or ""}` |
     /// | `GET /degraded` | `visits += 1` | `{count} degraded` when the session is an anonymous stand-in (`session.degraded()`), else `{count} normal` |
+    /// | `GET /token` | `session.csrf_token()` | the token |
+    /// | `POST /flash` | `flash_notice("saved")` | empty |
+    /// | `GET /notice` | `take_notice().await` | the notice, or `none` |
     Standard,
     /// The [`Layout::Standard`] routes without any session layer.
     NoSession,
@@ -88,7 +95,8 @@ pub struct AppSpec {
     /// The layer's form limit, when not the default.
     pub form_limit: Option<usize>,
     /// Use the test error handler: `503`, `Retry-After: 7`, body
-    /// `down for {path} (store: {is a store error})`.
+    /// `down for {path} (store: {is a store error})`; and the test CSRF
+    /// rejection handler: `418`, body `refused: {reason}`.
     pub custom_errors: bool,
     /// The (outer) layer's policy on store failures (default
     /// [`FailurePolicy::Fail`]).
@@ -351,6 +359,20 @@ macro_rules! conformance_suite {
             anonymous_policy_never_hides_other_errors,
             anonymous_policy_maps_no_session_headers_while_the_store_is_down,
             anonymous_policy_behind_an_open_breaker_asks_the_store_nothing,
+            csrf_a_post_without_a_token_is_refused_before_the_handler,
+            csrf_a_form_token_passes_and_the_body_reaches_the_handler,
+            csrf_a_token_of_another_session_is_refused,
+            csrf_a_token_from_before_sign_in_is_refused_after_it,
+            csrf_a_replayed_masked_token_is_accepted,
+            csrf_the_header_token_is_accepted,
+            csrf_exempt_routes_are_not_checked,
+            csrf_safe_methods_are_never_checked,
+            csrf_cross_site_and_foreign_origin_are_refused_even_with_a_token,
+            csrf_a_page_without_forms_starts_no_session,
+            csrf_a_refusal_on_headers_costs_no_store_call,
+            csrf_custom_rejection_handler_answers,
+            flash_a_notice_shows_once,
+            flash_two_concurrent_readers_never_both_get_it,
         );
     };
     (@cases $adapter:ty, $store:expr; $($case:ident),* $(,)?) => {$(
@@ -1726,4 +1748,307 @@ pub async fn anonymous_policy_behind_an_open_breaker_asks_the_store_nothing<A: A
     assert_eq!(breaker.state(), BreakerState::Closed);
     let res = A::call(&public, degraded()).await;
     assert_eq!(res.body, "2 normal");
+}
+
+// ---------------------------------------------------------------- CSRF
+
+fn csrf_manager(store: Store) -> SessionManager<User> {
+    SessionManager::builder(store)
+        .csrf(Csrf::default().exempt_prefix("/bump/"))
+        .build()
+        .expect("valid config")
+}
+
+/// A new session with a CSRF secret: its id and a token.
+async fn csrf_session<A: Adapter>(app: &A::App) -> (String, String) {
+    let res = A::call(app, Req::get("/token")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    (res.sid(), res.body)
+}
+
+/// `POST /form` of session `sid` with the urlencoded `body`.
+fn form_of(sid: &str, body: &str) -> Req {
+    Req::post("/form").cookie("session_id", sid).form(body)
+}
+
+async fn visits_of<A: Adapter>(app: &A::App, sid: &str) -> String {
+    A::call(app, Req::get("/read").cookie("session_id", sid))
+        .await
+        .body
+}
+
+/// No token: `403` with a message that says what to add, `no-store`, and
+/// the handler never ran.
+pub async fn csrf_a_post_without_a_token_is_refused_before_the_handler<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, _) = csrf_session::<A>(&app).await;
+    let res = A::call(&app, form_of(&sid, "item=apple")).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("csrf_token"), "{}", res.body);
+    assert!(res.body.contains("X-CSRF-Token"), "{}", res.body);
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert_eq!(visits_of::<A>(&app, &sid).await, "0", "the handler ran");
+    let res = A::call(&app, Req::post("/logout").cookie("session_id", &sid)).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.set_cookies().is_empty(), "the reset never happened");
+}
+
+pub async fn csrf_a_form_token_passes_and_the_body_reaches_the_handler<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, token) = csrf_session::<A>(&app).await;
+    let res = A::call(
+        &app,
+        form_of(&sid, &format!("item=apple&csrf_token={token}")),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "1 apple");
+}
+
+pub async fn csrf_a_token_of_another_session_is_refused<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (_, theirs) = csrf_session::<A>(&app).await;
+    let (mine, _) = csrf_session::<A>(&app).await;
+    let res = A::call(&app, form_of(&mine, &format!("item=x&csrf_token={theirs}"))).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("does not match"), "{}", res.body);
+    // Nor a token for a session that has no secret yet, or none at all.
+    let plain = A::call(&app, Req::get("/visit")).await.sid();
+    let res = A::call(
+        &app,
+        form_of(&plain, &format!("item=x&csrf_token={theirs}")),
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    let res = A::call(
+        &app,
+        Req::post("/form").form(&format!("item=x&csrf_token={theirs}")),
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert_eq!(visits_of::<A>(&app, &mine).await, "0");
+}
+
+/// Sign-in (`regenerate`) replaces the secret: a page from before it no
+/// longer posts, a page from after it does.
+pub async fn csrf_a_token_from_before_sign_in_is_refused_after_it<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, before) = csrf_session::<A>(&app).await;
+    let login = Req::post("/login")
+        .cookie("session_id", &sid)
+        .header("X-CSRF-Token", &before);
+    let res = A::call(&app, login).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let signed_in = res.sid();
+    assert_ne!(signed_in, sid);
+    let res = A::call(
+        &app,
+        form_of(&signed_in, &format!("item=x&csrf_token={before}")),
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    let res = A::call(&app, Req::get("/token").cookie("session_id", &signed_in)).await;
+    assert_eq!(res.status, 200);
+    let after = res.body;
+    let res = A::call(
+        &app,
+        form_of(&signed_in, &format!("item=x&csrf_token={after}")),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // Sign-out (`reset`) too.
+    let res = A::call(
+        &app,
+        Req::post("/logout")
+            .cookie("session_id", &signed_in)
+            .header("X-CSRF-Token", &after),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = A::call(
+        &app,
+        form_of(&signed_in, &format!("item=x&csrf_token={after}")),
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.body);
+}
+
+/// Masking is not one-time: a token works as often as it is sent, and
+/// every token handed out works.
+pub async fn csrf_a_replayed_masked_token_is_accepted<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, first) = csrf_session::<A>(&app).await;
+    let second = A::call(&app, Req::get("/token").cookie("session_id", &sid))
+        .await
+        .body;
+    assert_ne!(first, second, "masked per call");
+    for token in [&first, &first, &second, &first] {
+        let res = A::call(&app, form_of(&sid, &format!("item=x&csrf_token={token}"))).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    assert_eq!(visits_of::<A>(&app, &sid).await, "4");
+}
+
+pub async fn csrf_the_header_token_is_accepted<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, token) = csrf_session::<A>(&app).await;
+    let res = A::call(
+        &app,
+        form_of(&sid, "item=pear").header("X-CSRF-Token", &token),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "1 pear");
+    // Any case of the header name; no body at all.
+    let res = A::call(
+        &app,
+        Req::post("/logout")
+            .cookie("session_id", &sid)
+            .header("x-csrf-token", &token),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // A wrong header is not rescued by a right form field.
+    let (sid, token) = csrf_session::<A>(&app).await;
+    let res = A::call(
+        &app,
+        form_of(&sid, &format!("item=x&csrf_token={token}")).header("X-CSRF-Token", "nope"),
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.body);
+}
+
+pub async fn csrf_exempt_routes_are_not_checked<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, _) = csrf_session::<A>(&app).await;
+    let res = A::call(
+        &app,
+        Req::post("/bump/visits")
+            .cookie("session_id", &sid)
+            .header("Sec-Fetch-Site", "cross-site"),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(visits_of::<A>(&app, &sid).await, "1");
+}
+
+pub async fn csrf_safe_methods_are_never_checked<A: Adapter>(store: Store) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, _) = csrf_session::<A>(&app).await;
+    let res = A::call(
+        &app,
+        Req::get("/visit")
+            .cookie("session_id", &sid)
+            .header("Sec-Fetch-Site", "cross-site")
+            .header("Origin", "http://evil.example"),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "1");
+}
+
+/// Fetch Metadata and `Origin` are checked before the token (on by default).
+pub async fn csrf_cross_site_and_foreign_origin_are_refused_even_with_a_token<A: Adapter>(
+    store: Store,
+) {
+    let app = app::<A>(csrf_manager(store)).await;
+    let (sid, token) = csrf_session::<A>(&app).await;
+    let post = || form_of(&sid, &format!("item=x&csrf_token={token}"));
+    let res = A::call(&app, post().header("Sec-Fetch-Site", "cross-site")).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("cross-site"), "{}", res.body);
+    let foreign = post()
+        .header("Host", "shop.example")
+        .header("Origin", "http://evil.example");
+    let res = A::call(&app, foreign).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("another origin"), "{}", res.body);
+    let own = post()
+        .header("Host", "shop.example")
+        .header("Origin", "http://shop.example")
+        .header("Sec-Fetch-Site", "same-origin");
+    let res = A::call(&app, own).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(visits_of::<A>(&app, &sid).await, "1");
+}
+
+/// A page without forms stays free: no secret, no session; the first token
+/// asked for starts one.
+pub async fn csrf_a_page_without_forms_starts_no_session<A: Adapter>(store: Store) {
+    let (recording, manager) = {
+        let recording = RecordingStore::new(store);
+        let manager = csrf_manager(Arc::new(recording.clone()));
+        (recording, manager)
+    };
+    let app = app::<A>(manager).await;
+    let res = A::call(&app, Req::get("/read")).await;
+    assert_eq!(res.status, 200);
+    assert!(res.set_cookies().is_empty(), "{:?}", res.headers);
+    assert_eq!(recording.take_calls(), []);
+    let res = A::call(&app, Req::get("/token")).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.set_cookie("session_id").is_some(),
+        "the secret is stored"
+    );
+}
+
+/// Refused on its headers (no token, cross-site): the store is never asked.
+pub async fn csrf_a_refusal_on_headers_costs_no_store_call<A: Adapter>(store: Store) {
+    let recording = RecordingStore::new(store);
+    let app = app::<A>(csrf_manager(Arc::new(recording.clone()))).await;
+    let (sid, token) = csrf_session::<A>(&app).await;
+    recording.take_calls();
+    let res = A::call(&app, form_of(&sid, "item=x")).await;
+    assert_eq!(res.status, 403);
+    let cross =
+        form_of(&sid, &format!("item=x&csrf_token={token}")).header("Sec-Fetch-Site", "cross-site");
+    assert_eq!(A::call(&app, cross).await.status, 403);
+    assert_eq!(recording.take_calls(), []);
+}
+
+/// With [`AppSpec::custom_errors`], the CSRF rejection handler answers
+/// `418` and `refused: {reason}`.
+pub async fn csrf_custom_rejection_handler_answers<A: Adapter>(store: Store) {
+    let mut spec = AppSpec::new(csrf_manager(store));
+    spec.custom_errors = true;
+    let app = A::build(spec).await;
+    let res = A::call(&app, Req::post("/logout")).await;
+    assert_eq!(res.status, 418, "{}", res.body);
+    assert!(res.body.starts_with("refused: "), "{}", res.body);
+    assert!(res.body.contains("CSRF token missing"), "{}", res.body);
+}
+
+// ---------------------------------------------------------------- flash
+
+pub async fn flash_a_notice_shows_once<A: Adapter>(store: Store) {
+    let app = app::<A>(manager(store, Config::default())).await;
+    let res = A::call(&app, Req::post("/flash")).await;
+    assert_eq!(res.status, 200);
+    let sid = res.sid();
+    let notice = || Req::get("/notice").cookie("session_id", &sid);
+    assert_eq!(A::call(&app, notice()).await.body, "saved");
+    assert_eq!(A::call(&app, notice()).await.body, "none");
+    // Reading no notice costs a load and no write.
+    let res = A::call(&app, notice()).await;
+    assert_eq!(res.body, "none");
+    assert!(res.set_cookies().is_empty(), "{:?}", res.headers);
+}
+
+/// Two tabs load the page with the notice at once: one shows it.
+pub async fn flash_two_concurrent_readers_never_both_get_it<A: Adapter>(store: Store) {
+    let config = Config::builder()
+        .disable_auto_renew(true)
+        .build()
+        .expect("config");
+    let app = app::<A>(manager(store, config)).await;
+    for _ in 0..5 {
+        let res = A::call(&app, Req::post("/flash")).await;
+        let sid = res.sid();
+        let notice = || A::call(&app, Req::get("/notice").cookie("session_id", &sid));
+        let (a, b) = futures_util::future::join(notice(), notice()).await;
+        assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+        let shown = [&a.body, &b.body].iter().filter(|b| **b == "saved").count();
+        assert_eq!(shown, 1, "{} / {}", a.body, b.body);
+    }
 }

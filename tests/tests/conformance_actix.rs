@@ -48,6 +48,10 @@ impl Adapter for Actix {
                         matches!(error, sessionkit::SessionError::Store(_))
                     ))
             });
+            builder = builder.csrf_rejection_handler(|rejection, _req| {
+                HttpResponse::build(actix_web::http::StatusCode::IM_A_TEAPOT)
+                    .body(format!("refused: {rejection}"))
+            });
         }
         let session = builder.build();
         match layout {
@@ -160,6 +164,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/plain", web::get().to(plain))
         .route("/visit", web::get().to(visit))
         .route("/read", web::get().to(read))
+        .route("/token", web::get().to(token))
+        .route("/flash", web::post().to(flash))
+        .route("/notice", web::get().to(notice))
         .route("/id", web::get().to(id))
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout))
@@ -220,6 +227,25 @@ async fn visit(session: Session<User>) -> HttpResponse {
 
 async fn read(session: Session<User>) -> HttpResponse {
     HttpResponse::Ok().body(session.visits().to_string())
+}
+
+async fn token(session: Session<User>) -> HttpResponse {
+    match session.csrf_token() {
+        Ok(token) => HttpResponse::Ok().body(token),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+async fn flash(session: Session<User>) -> HttpResponse {
+    session.flash_notice("saved".to_owned());
+    HttpResponse::Ok().finish()
+}
+
+async fn notice(session: Session<User>) -> HttpResponse {
+    match session.take_notice().await {
+        Ok(notice) => HttpResponse::Ok().body(notice.unwrap_or_else(|| "none".to_owned())),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
 }
 
 async fn id(session: Session<User>) -> HttpResponse {

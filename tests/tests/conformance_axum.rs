@@ -43,19 +43,23 @@ impl Adapter for Axum {
             builder = builder.form_limit(limit);
         }
         if custom_errors {
-            builder = builder.error_handler(|error, req| {
-                let body = format!(
-                    "down for {} (store: {})",
-                    req.path(),
-                    matches!(error, sessionkit::SessionError::Store(_))
-                );
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [("Retry-After", "7")],
-                    body,
-                )
-                    .into_response()
-            });
+            builder = builder
+                .error_handler(|error, req| {
+                    let body = format!(
+                        "down for {} (store: {})",
+                        req.path(),
+                        matches!(error, sessionkit::SessionError::Store(_))
+                    );
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [("Retry-After", "7")],
+                        body,
+                    )
+                        .into_response()
+                })
+                .csrf_rejection_handler(|rejection, _req| {
+                    (StatusCode::IM_A_TEAPOT, format!("refused: {rejection}")).into_response()
+                });
         }
         let session = builder.build();
         match layout {
@@ -131,6 +135,9 @@ fn routes() -> Router {
         .route("/plain", get(plain))
         .route("/visit", get(visit))
         .route("/read", get(read))
+        .route("/token", get(token))
+        .route("/flash", post(flash))
+        .route("/notice", get(notice))
         .route("/id", get(id))
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -192,6 +199,24 @@ async fn visit(session: Session<User>) -> String {
 
 async fn read(session: Session<User>) -> String {
     session.visits().to_string()
+}
+
+async fn token(session: Session<User>) -> Response {
+    match session.csrf_token() {
+        Ok(token) => token.into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn flash(session: Session<User>) {
+    session.flash_notice("saved".to_owned());
+}
+
+async fn notice(session: Session<User>) -> Response {
+    match session.take_notice().await {
+        Ok(notice) => notice.unwrap_or_else(|| "none".to_owned()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn id(session: Session<User>) -> String {

@@ -6,6 +6,8 @@ struct User {
     meta: u32,
     #[session(rename = "")]
     nameless: u32,
+    #[session(rename = "@csrf")]
+    secret: u32,
 }
 
 fn main() {}
