@@ -102,6 +102,7 @@ pub const RESERVED_NAMES: &[&str] = &[
     "destroy",
     "csrf_token",
     "set_idle_timeout",
+    "use_configured_idle_timeout",
     "idle_timeout",
     "save",
     // `Clone`, `ToOwned`, `Into`, `TryInto`.

@@ -27,6 +27,7 @@ struct Clashes {
     destroy: u8,
     csrf_token: u8,
     idle_timeout: u8,
+    use_configured_idle_timeout: u8,
     save: u8,
     clone: u8,
     clone_from: u8,
