@@ -48,6 +48,8 @@ mod degraded;
 mod error;
 pub mod events;
 mod extractor;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod forward;
 pub mod guide;
 mod header_map;
 mod id;
