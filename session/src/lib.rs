@@ -58,6 +58,8 @@ mod memory;
 pub mod metrics;
 mod observe;
 mod plan;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod principal;
 mod record;
 #[cfg(feature = "redis")]
@@ -97,6 +99,10 @@ pub use crate::manager::{
     Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
 };
 pub use crate::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use crate::postgres::{
+    PostgresConfigError, PostgresStore, PostgresStoreBuilder, PostgresSweep,
+};
 pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipalKey};
 #[cfg(feature = "redis")]
 pub use crate::redis::{
