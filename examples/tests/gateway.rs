@@ -33,6 +33,7 @@ both!(
     auto_renew_rotates_the_id_behind_the_gateway,
     gateway_on_redis_from_redis_url,
     gateway_on_postgres_from_database_url,
+    postgres_killed_is_a_fast_503_then_recovers,
     config_errors_are_start_up_errors,
     dot_segments_are_refused_before_routing_and_never_reach_downstream,
     backslashes_are_refused_as_sent_on_the_wire,
@@ -436,6 +437,50 @@ async fn gateway_on_postgres_from_database_url(kind: Kind) {
         browser.get("/dashboard").await.status,
         StatusCode::UNAUTHORIZED
     );
+    servers.stop().await;
+}
+
+/// PostgreSQL killed under the gateway: requests get a 503 at once (store
+/// errors, then the open circuit breaker), `/public/*` stays anonymous, and
+/// once the server is back the same gateway serves the stored session.
+async fn postgres_killed_is_a_fast_503_then_recovers(kind: Kind) {
+    let mut pg = sessionkit_tests::postgres_server::PostgresServer::start();
+    let store = store_from_env_values(None, Some(&pg.url()))
+        .await
+        .expect("DATABASE_URL picks PostgreSQL");
+    let config = GatewayConfig::default();
+    let servers = start_with(kind, manager_for(&config, store), &config.headers).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    pg.psql("CHECKPOINT");
+    pg.stop();
+    for _ in 0..8 {
+        let started = std::time::Instant::now();
+        let answer = browser.get("/").await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "fails fast: {:?}",
+            started.elapsed()
+        );
+    }
+    pg.restart();
+    // The breaker lets a probe through after its cool-down (1 s): poll,
+    // bounded, until the store answers again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let back = loop {
+        let answer = browser.get("/").await;
+        if answer.status == StatusCode::OK {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not recover: {}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(back.body, "Visits: 2", "the session survived the outage");
     servers.stop().await;
 }
 
