@@ -6,9 +6,10 @@
 //! PostgreSQL's server binaries they fail with the command that installs
 //! them. As root, `initdb` and `postgres` run as the unprivileged
 //! `postgres` user (PostgreSQL refuses to run as root). Every wait is
-//! bounded. The server leads its own process group, so stopping, freezing
-//! and the watchdog (which kills it when the test process exits, for
-//! servers shared through a `static`) reach every backend.
+//! bounded. Stopping is an immediate shutdown (every connection dropped at
+//! once, as in a crash); a watchdog stops the server and removes its
+//! directory when the test process exits, for servers shared through a
+//! `static`.
 
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt as _;
@@ -148,10 +149,9 @@ impl PostgresServer {
             .args(["-c", "pg_stat_statements.track=top"])
             .stdout(log)
             .stderr(err)
-            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run postgres: {e}"))?;
-        watchdog_group(child.id(), &self.dir);
+        watchdog(child.id(), &self.dir);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if self.ready() {
@@ -166,7 +166,7 @@ impl PostgresServer {
                 ));
             }
             if Instant::now() > deadline {
-                kill_group(child.id(), "-KILL");
+                let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
                     "postgres on port {} did not accept connections within {START_TIMEOUT:?}; its log:\n{}",
@@ -200,16 +200,23 @@ impl PostgresServer {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// Kills the server and every backend (SIGKILL to its process group,
-    /// as in a crash) and waits for it to exit.
+    /// Stops the server abruptly, as a crash would for its clients: an
+    /// immediate shutdown (SIGQUIT: every backend is killed at once, no
+    /// checkpoint, crash recovery on the next start), SIGKILL if it takes
+    /// more than 10 s; waits until the postmaster has exited, which it does
+    /// only after every backend (each in its own session, out of reach of
+    /// a group signal) is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            kill_group(child.id(), "-KILL");
-            let _ = child.wait();
-            // Backends may outlive the postmaster for a moment.
+            signal(child.id(), "-QUIT");
             let deadline = Instant::now() + Duration::from_secs(10);
-            while group_alive(child.id()) && Instant::now() < deadline {
-                sleep(Duration::from_millis(20));
+            while matches!(child.try_wait(), Ok(None)) {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                sleep(Duration::from_millis(10));
             }
         }
     }
@@ -223,21 +230,6 @@ impl PostgresServer {
         self.stop();
         if let Err(error) = self.spawn() {
             panic!("could not restart postgres: {error}");
-        }
-    }
-
-    /// Freezes the server and every backend (SIGSTOP to the group): it keeps
-    /// its connections but answers nothing, like a hung host.
-    pub fn pause(&self) {
-        if let Some(child) = &self.child {
-            kill_group(child.id(), "-STOP");
-        }
-    }
-
-    /// Lets a [`PostgresServer::pause`]d server run again (SIGCONT).
-    pub fn resume(&self) {
-        if let Some(child) = &self.child {
-            kill_group(child.id(), "-CONT");
         }
     }
 
@@ -395,21 +387,12 @@ fn wait_output(mut child: Child, timeout: Duration, what: &str) -> std::process:
         .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-fn kill_group(pgid: u32, signal: &str) {
+fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
-        .args([signal, "--", &format!("-{pgid}")])
+        .args([signal, &pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-}
-
-fn group_alive(pgid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", "--", &format!("-{pgid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A port nothing listens on.
@@ -428,14 +411,15 @@ fn temp_dir() -> PathBuf {
     ))
 }
 
-/// Once this test process is gone (statics are never dropped), kills the
-/// server's process group and removes its directory; exits by itself when
-/// the server stops first (a stop or restart, which cleans up on its own).
-fn watchdog_group(pgid: u32, dir: &Path) {
+/// Once this test process is gone (statics are never dropped), shuts the
+/// server down (immediate, then SIGKILL) and removes its directory; exits
+/// by itself when the server stops first (a stop or restart, which cleans
+/// up on its own).
+fn watchdog(pid: u32, dir: &Path) {
     let me = std::process::id();
     let script = format!(
-        "while kill -0 {me} 2>/dev/null; do kill -0 {pgid} 2>/dev/null || exit 0; sleep 1; done; \
-         kill -9 -{pgid} 2>/dev/null; sleep 1; rm -rf '{}'",
+        "while kill -0 {me} 2>/dev/null; do kill -0 {pid} 2>/dev/null || exit 0; sleep 1; done; \
+         kill -QUIT {pid} 2>/dev/null; sleep 2; kill -9 {pid} 2>/dev/null; sleep 1; rm -rf '{}'",
         dir.display()
     );
     let _ = Command::new("sh")

@@ -260,7 +260,8 @@ async fn sweep_deletes_expired_rows_in_batches() {
     assert_eq!(again.sessions, 0);
 }
 
-/// PostgreSQL killed while serving: every operation fails fast with a
+/// PostgreSQL stopped abruptly (immediate shutdown: every connection
+/// dropped) while serving: every operation fails fast with a
 /// store error; started again on the same port, the same store works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_then_back() {
@@ -301,4 +302,142 @@ async fn postgres_down_then_back() {
         .expect("works again after the restart")
         .expect("the session survived (PostgreSQL keeps its data)");
     assert_eq!(loaded.get(NAME), "ada");
+}
+
+/// A sweep reports what it deleted in the metrics
+/// (`sessionkit_store_swept_total`, the sweep histogram); the background
+/// sweeper runs on its interval.
+#[test]
+fn sweeps_report_their_figures_and_run_in_the_background() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = PostgresServer::shared();
+    let expired = |table: String, n: u32| async move {
+        let store = PostgresStore::builder(server.url())
+            .table(table)
+            .sweep_interval(None)
+            .connect()
+            .await
+            .expect("store");
+        for i in 0..n {
+            let id = SessionId::parse(&format!("postgres-sweeps-session-{i:04}")).expect("id");
+            let mut w = create(&id, 1_000, &[("a", b"\x01")]);
+            w.ttl_ms = 1;
+            store.write(&w).await.expect("write");
+        }
+        server.psql("SELECT pg_sleep(0.02)");
+        store
+    };
+    let table = unique_table("sweep_metrics");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let store = expired(table.clone(), 2).await;
+            assert_eq!(store.sweep().await.expect("sweep").sessions, 2);
+        });
+    });
+    let mut swept = 0;
+    let mut sweeps = 0;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let kind = key
+            .labels()
+            .find(|l| l.key() == "kind")
+            .map(|l| l.value().to_owned());
+        match (key.name(), value) {
+            ("sessionkit_store_swept_total", DebugValue::Counter(n))
+                if kind.as_deref() == Some("session") =>
+            {
+                swept += n;
+            }
+            ("sessionkit_store_sweep_duration_seconds", DebugValue::Histogram(v)) => {
+                sweeps += v.len();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(swept, 2, "both expired sessions counted");
+    assert_eq!(sweeps, 1, "the sweep timed");
+
+    // In the background, every 20 ms: the rows go without a call.
+    let table = unique_table("sweep_background");
+    runtime.block_on(async {
+        drop(expired(table.clone(), 2).await);
+        let store = PostgresStore::builder(server.url())
+            .table(table.clone())
+            .sweep_interval(Some(Duration::from_millis(20)))
+            .connect()
+            .await
+            .expect("store");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.psql(&format!("SELECT count(*) FROM \"{table}\"")) != "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sweeper did not run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(store);
+    });
+}
+
+/// A connection killed by the server (`pg_terminate_backend`) costs at most
+/// the operation in flight: a load is retried on a new connection, and the
+/// store goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_connection_costs_at_most_one_operation() {
+    let server = PostgresServer::shared();
+    // Its own application name: only this test's connection is killed.
+    let store = PostgresStore::builder(format!("{}?application_name=sk_terminate", server.url()))
+        .table(unique_table("terminate"))
+        .pool_size(1)
+        .connect()
+        .await
+        .expect("store");
+    let id = SessionId::parse("postgres-terminate-session-0001").expect("id");
+    store
+        .write(&create(&id, 1_000, &[("a", b"\x01")]))
+        .await
+        .expect("write");
+    let killed = |server: &PostgresServer| {
+        server.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'sk_terminate'",
+        )
+    };
+    let names = server
+        .psql("SELECT string_agg(coalesce(application_name, '?'), ',') FROM pg_stat_activity");
+    assert!(
+        killed(server).parse::<u32>().expect("a count") >= 1,
+        "{names}"
+    );
+    assert!(
+        matches!(store.load(&id, 1_001).await, Ok(Loaded::Session(_))),
+        "a load on a killed connection is retried on a new one"
+    );
+    killed(server);
+    let write = store
+        .write(&sessionkit_tests::store_contract::update(
+            &id,
+            1_002,
+            &[("a", b"\x02")],
+            &[],
+            &[],
+        ))
+        .await;
+    // A write is never retried (it may have applied): it may fail, alone.
+    if let Err(error) = &write {
+        assert!(
+            matches!(error, sessionkit::StoreError::Unavailable(_)),
+            "{error:?}"
+        );
+    }
+    let Ok(Loaded::Session(record)) = store.load(&id, 1_003).await else {
+        panic!("the store works again")
+    };
+    assert!(record.fields.get("a").is_some());
 }
