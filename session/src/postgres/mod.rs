@@ -1,5 +1,35 @@
 //! The PostgreSQL store (feature `postgres`); the guide is on
-//! [`PostgresStore`].
+//! [`PostgresStore`], the tables and functions in `schema.rs`.
+//!
+//! # Design notes (for maintainers)
+//!
+//! - **One module per idea**: `config.rs` (the builder, the pool), `schema.rs`
+//!   (the SQL, its versions, the migration under an advisory lock),
+//!   `statements.rs` (statement texts, write arguments and row decoding: pure,
+//!   unit-tested without a database), `error.rs` (SQLSTATE → [`StoreError`]
+//!   with a hint), `sweep.rs` (the sweeper and its metrics), this file (the
+//!   store contract on top).
+//! - **A surrogate `sid` that survives rotations.** A rotation renames the
+//!   session row (`handle` := hash of the new id) instead of copying fields,
+//!   so it keeps concurrent changes to other fields and costs one row
+//!   update. Everything that must still find a session after a concurrent
+//!   rotation goes by `sid`: fields, tombstones, and the delete statement
+//!   (its `sid IN (…)` still matches the renamed row when it waited for the
+//!   rotation's lock, where `handle = $1` would not).
+//! - **Writes are one plpgsql call** (`<table>_write`): in READ COMMITTED each
+//!   statement inside takes a fresh snapshot, so after `FOR UPDATE` waited
+//!   for a concurrent rotation the tombstone lookup sees it and answers
+//!   `Moved`. Liveness is `expires_at > now()` on the database's clock; the
+//!   runtime checks the timestamps in [`Meta`](crate::store::Meta) on its own.
+//! - **The principal index is a column** (`principal`, partial index), exact
+//!   and changed in the same transaction as the session: no index entries to
+//!   prune. Revocation takes `pg_advisory_xact_lock(class, hashtext(px))`,
+//!   rotations keeping the principal take it shared before locking their
+//!   row, so no revoked session moves to an id the revocation did not see.
+//!   Lock order is advisory lock, then row: no cycle.
+//! - **Schema changes** are a new entry in `schema::MIGRATIONS` (never an edit
+//!   of a released one) and `LATEST` bumped; `full_sql` is what
+//!   [`PostgresStore::schema_sql`] hands to teams that migrate themselves.
 
 mod config;
 mod error;
