@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionkit::{
     CircuitBreaker, Config, ConfigError, DynSessionStore, FailurePolicy, HeaderMapConfig,
-    HeaderMapError, MemoryStore, RedisConfigError, RedisStore, SameSite, SessionData,
-    SessionManager, SessionStore,
+    HeaderMapError, MemoryStore, PostgresConfigError, PostgresStore, RedisConfigError, RedisStore,
+    SameSite, SessionData, SessionManager, SessionStore,
 };
 use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
 use tracing::Instrument;
@@ -68,6 +68,14 @@ pub enum GatewayError {
     /// `REDIS_URL` does not describe a usable Redis (or Cluster).
     #[error("REDIS_URL")]
     Redis(#[from] RedisConfigError),
+    /// `DATABASE_URL` does not describe a usable PostgreSQL, or its schema
+    /// could not be created.
+    #[error("DATABASE_URL")]
+    Postgres(#[from] PostgresConfigError),
+    /// Both `REDIS_URL` and `DATABASE_URL` are set: which store to use is
+    /// not guessed.
+    #[error("both REDIS_URL and DATABASE_URL are set; unset one of them (REDIS_URL keeps sessions in Redis, DATABASE_URL in PostgreSQL)")]
+    TwoStores,
     /// The Prometheus recorder of `GET /metrics` could not be set up
     /// (the exporter's error prints its own cause, so it is kept as text).
     #[error("GET /metrics: {0}")]
@@ -222,13 +230,63 @@ pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, Ga
     Ok(Arc::new(CircuitBreaker::new(store)))
 }
 
+/// The session store the environment asks for: PostgreSQL when
+/// `database_url` (`DATABASE_URL`, e.g. `postgres://app@127.0.0.1/app`) is
+/// set, else what [`store_for`] makes of `redis_url` (`REDIS_URL`).
+///
+/// PostgreSQL is connected at once: its tables are created or upgraded and
+/// the sweeper of expired sessions starts, so a database that cannot be
+/// reached is a start-up error. Like Redis, it is wrapped in a
+/// [`CircuitBreaker`].
+///
+/// ```no_run
+/// # async fn start() -> Result<(), sessionkit_examples::gateway::GatewayError> {
+/// let store = sessionkit_examples::gateway::store_from_env_values(
+///     None,
+///     Some("postgres://postgres@127.0.0.1:5432/postgres"),
+/// )
+/// .await?;
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`GatewayError::TwoStores`] when both are set; [`GatewayError::Postgres`]
+/// or [`GatewayError::Redis`] when the chosen store is refused.
+pub async fn store_from_env_values(
+    redis_url: Option<&str>,
+    database_url: Option<&str>,
+) -> Result<Arc<dyn DynSessionStore>, GatewayError> {
+    fn set(value: Option<&str>) -> Option<&str> {
+        value.map(str::trim).filter(|u| !u.is_empty())
+    }
+    match (set(redis_url), set(database_url)) {
+        (Some(_), Some(_)) => Err(GatewayError::TwoStores),
+        (_, Some(url)) => {
+            let store = PostgresStore::connect(url).await?;
+            Ok(Arc::new(CircuitBreaker::new(store)))
+        }
+        (redis, None) => store_for(redis),
+    }
+}
+
+/// [`store_from_env_values`] of `REDIS_URL` and `DATABASE_URL`.
+///
+/// # Errors
+/// What [`store_from_env_values`] returns.
+pub async fn store_from_env() -> Result<Arc<dyn DynSessionStore>, GatewayError> {
+    let redis = std::env::var("REDIS_URL").ok();
+    let database = std::env::var("DATABASE_URL").ok();
+    store_from_env_values(redis.as_deref(), database.as_deref()).await
+}
+
 /// Says at start-up that a `storage:` named in the config is not what picks
 /// the store (both gateway examples build their store from `REDIS_URL`).
 pub(crate) fn note_named_storage(config: &Config) {
     if config.storage.is_some() {
         tracing::info!(
             storage = config.storage.as_deref(),
-            "storage is named in the config; the store is chosen by REDIS_URL"
+            "storage is named in the config; the store is chosen by REDIS_URL or DATABASE_URL"
         );
     }
 }
@@ -893,7 +951,7 @@ pub struct GatewayEnv {
     pub downstream_port: u16,
     /// The YAML file `SESSIONKIT_CONFIG` names, or [`GatewayConfig::default`].
     pub config: GatewayConfig,
-    /// The store `REDIS_URL` names ([`store_for`]).
+    /// The store `REDIS_URL` or `DATABASE_URL` names ([`store_from_env`]).
     pub store: Arc<dyn DynSessionStore>,
 }
 
@@ -908,18 +966,20 @@ impl std::fmt::Debug for GatewayEnv {
 }
 
 impl GatewayEnv {
-    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG` and `REDIS_URL`.
+    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG`, `REDIS_URL` and
+    /// `DATABASE_URL` (and connects to PostgreSQL when it is set).
     ///
     /// # Errors
-    /// [`GatewayError`] when a value is malformed or the config is refused.
-    pub fn read() -> Result<Self, GatewayError> {
+    /// [`GatewayError`] when a value is malformed, the config is refused or
+    /// the store cannot be set up.
+    pub async fn read() -> Result<Self, GatewayError> {
         let port_value = port("PORT", 8080)?;
         let downstream_port = port("DOWNSTREAM_PORT", 8081)?;
         let config = match crate::config_file_from_env()? {
             Some(yaml) => GatewayConfig::from_yaml(&yaml)?,
             None => GatewayConfig::default(),
         };
-        let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
+        let store = store_from_env().await?;
         Ok(Self {
             port: port_value,
             downstream_port,
@@ -938,12 +998,12 @@ impl GatewayEnv {
 /// Runs the gateway on `127.0.0.1:$PORT` (8080) and the dashboard service on
 /// `127.0.0.1:$DOWNSTREAM_PORT` (8081), configured by the YAML file named by
 /// `SESSIONKIT_CONFIG` (else [`GatewayConfig::default`]), with the store
-/// `REDIS_URL` names (else in memory).
+/// `REDIS_URL` or `DATABASE_URL` names (else in memory; both is an error).
 ///
 /// # Errors
 /// [`GatewayError`] when the configuration is refused or a port cannot be bound.
 pub async fn run_from_env() -> Result<(), GatewayError> {
-    let env = GatewayEnv::read()?;
+    let env = GatewayEnv::read().await?;
     let (gateway_port, downstream_port) = (env.port, env.downstream_port);
     let downstream_url = env.downstream_url();
     let gateway =

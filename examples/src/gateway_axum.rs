@@ -452,12 +452,13 @@ async fn echo(uri: Uri, headers: HeaderMap) -> Response {
 
 /// Runs the axum gateway as [`crate::gateway::run_from_env`] runs the actix
 /// one: `127.0.0.1:$PORT` (8080), the dashboard service on
-/// `127.0.0.1:$DOWNSTREAM_PORT` (8081), `SESSIONKIT_CONFIG`, `REDIS_URL`.
+/// `127.0.0.1:$DOWNSTREAM_PORT` (8081), `SESSIONKIT_CONFIG`, `REDIS_URL`,
+/// `DATABASE_URL`.
 ///
 /// # Errors
 /// [`GatewayError`] when the configuration is refused or a port cannot be bound.
 pub async fn run_from_env() -> Result<(), GatewayError> {
-    let env = GatewayEnv::read()?;
+    let env = GatewayEnv::read().await?;
     let downstream_url = env.downstream_url();
     let gateway =
         Gateway::new(&env.config, env.store, downstream_url)?.with_metrics(install_prometheus()?);

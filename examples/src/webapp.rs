@@ -63,7 +63,7 @@ use sessionkit::{
 };
 use sessionkit_actix::{Session, SessionMiddleware};
 
-use crate::gateway::{store_for, GatewayError};
+use crate::gateway::{store_from_env, GatewayError};
 
 /// The web app's session. `user` is the principal: a user's sessions are
 /// listed on "your devices" and can be revoked there.
@@ -580,7 +580,8 @@ async fn me(session: Session<WebSession>) -> HttpResponse {
 /// Runs the web app on `127.0.0.1:$PORT` (8080) with the sessionkit config
 /// in the YAML file `SESSIONKIT_CONFIG` names (the keys of
 /// [`sessionkit::Config`]) (else
-/// [`default_config`]) and the store `REDIS_URL` names (else in memory).
+/// [`default_config`]) and the store `REDIS_URL` or `DATABASE_URL` names
+/// (else in memory; both is an error).
 ///
 /// # Errors
 /// [`GatewayError`] when the configuration is refused or the port cannot be bound.
@@ -594,7 +595,7 @@ pub async fn run_from_env() -> Result<(), GatewayError> {
         }
         None => default_config(),
     };
-    let store = store_for(std::env::var("REDIS_URL").ok().as_deref())?;
+    let store = store_from_env().await?;
     let app = Webapp::with_store(config, store)?;
     let server = HttpServer::new(move || webapp_app(app.clone()))
         .workers(2)

@@ -17,7 +17,7 @@ use common::{
 };
 use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
 use sessionkit_examples::gateway::{
-    store_for, Gateway, GatewayConfig, GatewayError, GatewaySession,
+    store_for, store_from_env_values, Gateway, GatewayConfig, GatewayError, GatewaySession,
 };
 use sessionkit_examples::gateway_axum;
 use sessionkit_tests::support::RecordingStore;
@@ -32,6 +32,8 @@ both!(
     disable_session_forward_keeps_the_token_from_downstream,
     auto_renew_rotates_the_id_behind_the_gateway,
     gateway_on_redis_from_redis_url,
+    gateway_on_postgres_from_database_url,
+    postgres_killed_is_a_fast_503_then_recovers,
     config_errors_are_start_up_errors,
     dot_segments_are_refused_before_routing_and_never_reach_downstream,
     backslashes_are_refused_as_sent_on_the_wire,
@@ -391,6 +393,113 @@ async fn gateway_on_redis_from_redis_url(kind: Kind) {
         StatusCode::UNAUTHORIZED
     );
     servers.stop().await;
+}
+
+async fn gateway_on_postgres_from_database_url(kind: Kind) {
+    let pg = sessionkit_tests::postgres_server::PostgresServer::start();
+    let store = store_from_env_values(None, Some(&pg.url()))
+        .await
+        .expect("DATABASE_URL picks PostgreSQL");
+    let config = GatewayConfig::default();
+    let servers = start_with(kind, manager_for(&config, store), &config.headers).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    assert_eq!(browser.get("/").await.body, "Visits: 2");
+    browser.post("/cart/add", &[("item_id", "42")]).await;
+    let before = browser.sid();
+    assert_eq!(browser.login().await.status, StatusCode::OK);
+    assert_ne!(browser.sid(), before, "login rotates the id");
+    let dash = browser.get("/dashboard").await;
+    assert_eq!(dash.status, StatusCode::OK);
+    assert_eq!(dash.json()["headers"]["x-user-id"], "1");
+    assert_eq!(browser.get("/cart").await.json()["items"][0], "42");
+    // The session really is in PostgreSQL, under its hash, indexed by a
+    // hashed principal; no id in any row.
+    let handle = sessionkit::PostgresStore::key_for(
+        &sessionkit::SessionId::parse(&browser.sid()).expect("id"),
+    );
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*) FROM sessionkit WHERE handle = '{handle}' AND principal IS NOT NULL \
+             AND (SELECT count(*) FROM sessionkit) = 1"
+        )),
+        "1"
+    );
+    assert!(!pg
+        .psql("SELECT string_agg(handle || coalesce(principal, ''), ',') FROM sessionkit")
+        .contains(&browser.sid()));
+    let mut other = Browser::new(&servers);
+    other.login().await;
+    assert_eq!(handles_of(&browser.get("/sessions").await).len(), 2);
+    let everywhere = other.post("/logout-everywhere", &[]).await;
+    assert_eq!(everywhere.json(), serde_json::json!({"revoked": 2}));
+    assert_eq!(
+        browser.get("/dashboard").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    servers.stop().await;
+}
+
+/// PostgreSQL killed under the gateway: requests get a 503 at once (store
+/// errors, then the open circuit breaker), `/public/*` stays anonymous, and
+/// once the server is back the same gateway serves the stored session.
+async fn postgres_killed_is_a_fast_503_then_recovers(kind: Kind) {
+    let mut pg = sessionkit_tests::postgres_server::PostgresServer::start();
+    let store = store_from_env_values(None, Some(&pg.url()))
+        .await
+        .expect("DATABASE_URL picks PostgreSQL");
+    let config = GatewayConfig::default();
+    let servers = start_with(kind, manager_for(&config, store), &config.headers).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.get("/").await.body, "Visits: 1");
+    pg.psql("CHECKPOINT");
+    pg.stop();
+    for _ in 0..8 {
+        let started = std::time::Instant::now();
+        let answer = browser.get("/").await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "fails fast: {:?}",
+            started.elapsed()
+        );
+    }
+    pg.restart();
+    // The breaker lets a probe through after its cool-down (1 s): poll,
+    // bounded, until the store answers again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let back = loop {
+        let answer = browser.get("/").await;
+        if answer.status == StatusCode::OK {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not recover: {}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(back.body, "Visits: 2", "the session survived the outage");
+    servers.stop().await;
+}
+
+#[tokio::test]
+async fn both_store_urls_are_a_start_up_error() {
+    let both = store_from_env_values(
+        Some("redis://127.0.0.1:6379"),
+        Some("postgres://postgres@127.0.0.1:5432/postgres"),
+    )
+    .await;
+    let Err(error) = both else {
+        panic!("both set must be refused")
+    };
+    assert!(matches!(error, GatewayError::TwoStores));
+    assert!(error.to_string().contains("unset one"), "{error}");
+    assert!(matches!(
+        store_from_env_values(Some(" "), Some("not a url")).await,
+        Err(GatewayError::Postgres(_))
+    ));
 }
 
 /// One scripted visit, every answer normalized.

@@ -49,6 +49,8 @@ mod degraded;
 mod error;
 pub mod events;
 mod extractor;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod forward;
 pub mod guide;
 mod header_map;
 mod id;
@@ -57,6 +59,8 @@ mod memory;
 pub mod metrics;
 mod observe;
 mod plan;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod principal;
 mod record;
 #[cfg(feature = "redis")]
@@ -97,6 +101,10 @@ pub use crate::manager::{
     Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
 };
 pub use crate::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use crate::postgres::{
+    PostgresConfigError, PostgresStore, PostgresStoreBuilder, PostgresSweep,
+};
 pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipalKey};
 #[cfg(feature = "redis")]
 pub use crate::redis::{

@@ -27,6 +27,9 @@
 //! | `sessionkit_circuit_breaker_state` | gauge | `store`, `state` = `closed` \| `open` \| `half_open` | a [`CircuitBreaker`](crate::CircuitBreaker) changes state (1 for the current state, 0 for the others) |
 //! | `sessionkit_circuit_breaker_transitions_total` | counter | `store`, `state` | a breaker enters `state` |
 //! | `sessionkit_circuit_breaker_rejected_total` | counter | `store` | a breaker fails an operation fast |
+//! | `sessionkit_store_swept_total` | counter | `store`, `kind` = `session` \| `tombstone` | a store's sweeper deletes expired rows (PostgreSQL) |
+//! | `sessionkit_store_sweep_duration_seconds` | histogram | `store` | a sweep ends |
+//! | `sessionkit_store_sweep_failures_total` | counter | `store` | a sweep fails (the next one retries) |
 //! | `sessionkit_events_dropped_total` | counter | | a lifecycle event is dropped because the listener's queue is full |
 //! | `sessionkit_event_listener_panics_total` | counter | | a lifecycle event listener panics |
 //!
@@ -74,6 +77,12 @@ pub const BREAKER_STATE: &str = "sessionkit_circuit_breaker_state";
 pub const BREAKER_TRANSITIONS: &str = "sessionkit_circuit_breaker_transitions_total";
 /// Counter: operations a circuit breaker failed fast.
 pub const BREAKER_REJECTED: &str = "sessionkit_circuit_breaker_rejected_total";
+/// Counter: expired rows a store's sweeper deleted, by `store` and `kind`.
+pub const STORE_SWEPT: &str = "sessionkit_store_swept_total";
+/// Histogram: how long a store's sweep took, in seconds, by `store`.
+pub const STORE_SWEEP_DURATION: &str = "sessionkit_store_sweep_duration_seconds";
+/// Counter: failed sweeps, by `store`.
+pub const STORE_SWEEP_FAILURES: &str = "sessionkit_store_sweep_failures_total";
 /// Counter: lifecycle events dropped on a full queue.
 pub const EVENTS_DROPPED: &str = "sessionkit_events_dropped_total";
 /// Counter: lifecycle event listener panics.
@@ -129,6 +138,16 @@ pub fn describe() {
         BREAKER_REJECTED,
         "Store operations failed fast by an open circuit breaker."
     );
+    describe_counter!(
+        STORE_SWEPT,
+        "Expired rows deleted by a store's sweeper: sessions and rotation tombstones."
+    );
+    describe_histogram!(
+        STORE_SWEEP_DURATION,
+        Unit::Seconds,
+        "Duration of a store's sweep of expired rows."
+    );
+    describe_counter!(STORE_SWEEP_FAILURES, "Failed sweeps of expired rows.");
     describe_counter!(
         EVENTS_DROPPED,
         "Lifecycle events dropped on a full listener queue."
@@ -313,6 +332,18 @@ pub(crate) fn store_operation(
         counter!(STORE_ERRORS, "operation" => operation, "store" => store, "kind" => kind)
             .increment(1);
     }
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) fn swept(store: &'static str, sessions: u64, tombstones: u64, took: Duration) {
+    counter!(STORE_SWEPT, "store" => store, "kind" => "session").increment(sessions);
+    counter!(STORE_SWEPT, "store" => store, "kind" => "tombstone").increment(tombstones);
+    histogram!(STORE_SWEEP_DURATION, "store" => store).record(took.as_secs_f64());
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) fn sweep_failed(store: &'static str) {
+    counter!(STORE_SWEEP_FAILURES, "store" => store).increment(1);
 }
 
 pub(crate) fn events_dropped() {

@@ -175,6 +175,14 @@ impl Principal {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// base64url(SHA-256(key)): how stores name a principal, so no user id
+    /// or e-mail address appears in their keys or rows.
+    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn hashed(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
 }
 
 impl fmt::Debug for Principal {

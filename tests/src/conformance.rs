@@ -258,9 +258,10 @@ impl Res {
 }
 
 /// The conformance suite for adapter `$adapter` on every store: modules
-/// `memory`, `redis` (one server per test process) and `cluster` (the
-/// three-master Redis Cluster), the Redis keys under prefixes made from
-/// `$prefix`.
+/// `memory`, `redis` (one server per test process), `cluster` (the
+/// three-master Redis Cluster) and `postgres` (one PostgreSQL server per
+/// test process), the Redis keys under prefixes and the PostgreSQL tables
+/// under names made from `$prefix`.
 #[macro_export]
 macro_rules! conformance_suites {
     ($adapter:ident, $prefix:literal) => {
@@ -284,6 +285,18 @@ macro_rules! conformance_suites {
                 )
                 .prefix($crate::redis_server::unique_prefix($prefix))
                 .build()
+                .expect("store")
+            });
+        }
+
+        mod postgres {
+            $crate::conformance_suite!(super::$adapter, async {
+                ::sessionkit::PostgresStore::builder(
+                    $crate::postgres_server::PostgresServer::shared().url(),
+                )
+                .table($crate::postgres_server::unique_table($prefix))
+                .connect()
+                .await
                 .expect("store")
             });
         }

@@ -17,6 +17,7 @@ pub mod acceptance;
 pub mod browser;
 pub mod conformance;
 pub mod per_user;
+pub mod postgres_server;
 pub mod redis_server;
 pub mod resp_proxy;
 pub mod store_contract;

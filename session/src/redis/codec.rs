@@ -23,10 +23,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
+pub(crate) use crate::forward::{open_forward, seal_forward};
 use crate::id::SessionId;
 use crate::principal::SessionHandle;
 use crate::record::{Fields, Meta, Record, FORMAT_VERSION};
@@ -58,47 +57,6 @@ pub(crate) fn handle_key(prefix: &str, handle: &SessionHandle) -> String {
     key.push_str(prefix);
     key.push_str(handle.as_str());
     key
-}
-
-/// `len` bytes of key stream for the forward of `old`: SHA-256 in counter
-/// mode over the old id, which only its holders know (Redis has its hash).
-fn key_stream(old: &SessionId, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 32);
-    let mut counter = 0u32;
-    while out.len() < len {
-        let mut hash = Sha256::new();
-        hash.update(b"sessionkit forward\0");
-        hash.update(old.as_str().as_bytes());
-        hash.update(counter.to_le_bytes());
-        out.extend_from_slice(&hash.finalize());
-        counter += 1;
-    }
-    out.truncate(len);
-    out
-}
-
-/// The `$fwd` text: `new` encrypted for the holders of `old`.
-pub(crate) fn seal_forward(old: &SessionId, new: &SessionId) -> String {
-    let plain = new.as_str().as_bytes();
-    let sealed: Vec<u8> = plain
-        .iter()
-        .zip(key_stream(old, plain.len()))
-        .map(|(p, k)| p ^ k)
-        .collect();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
-}
-
-/// Opens [`seal_forward`]'s text with `old`; `None` if it is not one.
-pub(crate) fn open_forward(old: &SessionId, text: &[u8]) -> Option<SessionId> {
-    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    let plain: Vec<u8> = sealed
-        .iter()
-        .zip(key_stream(old, sealed.len()))
-        .map(|(s, k)| s ^ k)
-        .collect();
-    SessionId::parse(std::str::from_utf8(&plain).ok()?).ok()
 }
 
 /// The write script's mode.

@@ -62,9 +62,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use base64::Engine as _;
 use deadpool_redis::redis::Value;
-use sha2::{Digest, Sha256};
 
 use super::codec::{self, Arg, Mode, PrincipalArgs, Stored, MAX_TTL_MS};
 use super::scripts::Which;
@@ -78,8 +76,7 @@ const BATCH: usize = 64;
 
 /// The principal hash: what `$px` holds and the index key ends with.
 pub(super) fn principal_hash(principal: &Principal) -> String {
-    let digest = Sha256::digest(principal.as_str().as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    principal.hashed()
 }
 
 /// The index key of a principal hash.
