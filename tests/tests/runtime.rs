@@ -169,7 +169,8 @@ async fn a_store_without_an_index_says_so() {
 }
 
 /// The memory store forgets the index entries of sessions the cache drops
-/// (deleted, evicted), so abandoned users leave nothing behind.
+/// (deleted, evicted), so abandoned users leave nothing behind; anonymous
+/// sessions are evicted before signed-in ones.
 #[tokio::test]
 async fn memory_index_forgets_dropped_sessions() {
     use sessionkit_tests::support::{Account, USER};
@@ -190,14 +191,29 @@ async fn memory_index_forgets_dropped_sessions() {
     m.delete_by_id(ids[0].as_str()).await.unwrap();
     store.sweep();
     assert_eq!(store.indexed_sessions(), 2, "deleted");
-    // Anonymous sessions push the indexed ones out of the bounded cache.
+    // Anonymous sessions never push signed-in ones out (they go first)…
     for _ in 0..20 {
         let s = m.create().unwrap();
         s.set(sessionkit_tests::support::DEVICE, "x".into());
         s.save().await.unwrap();
         store.sweep();
     }
-    assert_eq!(store.indexed_sessions(), 0, "evicted");
+    assert_eq!(store.indexed_sessions(), 2, "signed-in sessions kept");
+    // …but newer signed-in sessions of other users do, and the evicted
+    // ones leave the index.
+    for user in 100..120u64 {
+        let s = m.create().unwrap();
+        s.set(USER, Some(user));
+        s.save().await.unwrap();
+        store.sweep();
+    }
+    for user in [1u64, 2] {
+        assert!(
+            m.list_sessions(&user, None).await.unwrap().is_empty(),
+            "evicted, so no longer listed"
+        );
+    }
+    assert!(store.indexed_sessions() <= 4, "{}", store.indexed_sessions());
 }
 
 /// How many `Tracked` values were deserialized (one test uses it).
