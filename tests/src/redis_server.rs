@@ -625,11 +625,11 @@ pub(crate) fn watchdog_group(pgid: u32) {
     watch(pgid, &format!("-- -{pgid}"));
 }
 
-/// A shell loop that runs `kill -9 {target}` once this process or `pid` is gone.
+/// A shell loop that runs `kill -s KILL {target}` (a form dash accepts too, with `-- -pgid`) once this process or `pid` is gone.
 fn watch(pid: u32, target: &str) {
     let me = std::process::id();
     let script = format!(
-        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -9 {target} 2>/dev/null; exit 0"
+        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -s KILL {target} 2>/dev/null; exit 0"
     );
     let _ = Command::new("sh")
         .args(["-c", &script])

@@ -213,7 +213,11 @@ async fn memory_index_forgets_dropped_sessions() {
             "evicted, so no longer listed"
         );
     }
-    assert!(store.indexed_sessions() <= 4, "{}", store.indexed_sessions());
+    assert!(
+        store.indexed_sessions() <= 4,
+        "{}",
+        store.indexed_sessions()
+    );
 }
 
 /// How many `Tracked` values were deserialized (one test uses it).
