@@ -1,5 +1,6 @@
 //! The web app example: a small server-rendered shop on sessionkit-actix,
-//! plain HTML forms, for people (and the browser tests) to use.
+//! plain HTML forms with CSRF tokens, one-time notices from a flash field,
+//! and a small stylesheet, for people (and the browser tests) to use.
 //!
 //! `cargo run --example webapp` runs [`run_from_env`] on
 //! <http://127.0.0.1:8080>. Sign in as `alice` / `wonderland` or
@@ -13,7 +14,8 @@
 //! | `GET /cart`, `POST /cart/add`, `POST /cart/remove` | the cart (`product`), kept across sign-in; adds and removes are `303` to `/cart` |
 //! | `GET /devices` | signed in: the user's sessions ("your devices"), each with a revoke button; signed out: `303` to `/login` |
 //! | `POST /devices/revoke` (`handle`), `POST /devices/sign-out-others`, `POST /devices/sign-out-everywhere` | sessions per user; `303` to `/devices` (to `/` after signing out everywhere) |
-//! | `GET /parallel` | a page whose script fires 8 `fetch()` calls at once to `POST /api/ping` |
+//! | `GET /parallel` | a page whose script fires 8 `fetch()` calls at once to `POST /api/ping` (token in `X-CSRF-Token`) |
+//! | `GET /parallel.js`, `GET /style.css` | the page script and the stylesheet, `Cache-Control: public, max-age=300` |
 //! | `POST /api/ping` | counts a ping in the session: `{"user", "pings"}` |
 //! | `GET /api/me` | `{"user", "device", "remember", "cart", "pings"}` |
 //!
@@ -28,13 +30,28 @@
 //!   plain `http://`; set `cookieSecure: true` in the config file behind TLS.
 //! - **Sign-in** rotates the session id (a planted pre-login id is worth
 //!   nothing) and keeps the cart. Sign-out deletes the session.
-//! - **Cross-site forms are refused** (`403`) by the Fetch-metadata / `Origin`
-//!   check of [`page::cross_site`], on top of `SameSite=Lax`: no token in
-//!   every form, and plain `curl -d` still works.
+//! - **CSRF: a token in every form.** The manager has sessionkit's
+//!   [`Csrf`] ([`csrf`]), so the session middleware refuses (`403`, a page
+//!   saying why) every `POST` without the session's token: each form has it
+//!   in a hidden `csrf_token` field (the navigation's sign-out form too),
+//!   and every page has it in `<meta name="csrf-token">`, which
+//!   `parallel.js` sends as `X-CSRF-Token`. Tokens are masked per page and
+//!   stay valid until the next sign-in or sign-out. With `curl`, read the
+//!   token from a page first. Because the sign-in form needs a token, the
+//!   home and sign-in pages start an anonymous session (and set its cookie).
+//! - **Cross-site forms are refused first** (`403`) by the Fetch-metadata /
+//!   `Origin` check of [`page::cross_site`], kept in front of the token
+//!   check as defence in depth, on top of `SameSite=Lax`.
+//! - **Notices are flash messages**: `notice` is a `#[session(flash)]` field,
+//!   set after sign-in, sign-out, cart changes and device revocation, and
+//!   taken by the next page rendered (`take_notice().await` in every page's
+//!   frame): shown once, and in only one tab when two load at once. API
+//!   answers never take it.
 //! - **Every page and API answer is `Cache-Control: no-store`** (signed-in
 //!   pages such as `/devices` and `/api/me` included, whether or not they
-//!   send a cookie); only the static script may be cached. Pages cannot be
-//!   framed.
+//!   send a cookie); only the static script and stylesheet may be cached.
+//!   Pages cannot be framed, and the CSP (`default-src 'self'`) allows no
+//!   inline script or style: layout is by class, in `/style.css`.
 //! - **A plain sign-in forgets "remember me"**: the session goes back to the
 //!   configured idle timeout and a browser-session cookie, even on a browser
 //!   that was remembered before.
