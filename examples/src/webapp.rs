@@ -1,5 +1,6 @@
 //! The web app example: a small server-rendered shop on sessionkit-actix,
-//! plain HTML forms, for people (and the browser tests) to use.
+//! plain HTML forms with CSRF tokens, one-time notices from a flash field,
+//! and a small stylesheet, for people (and the browser tests) to use.
 //!
 //! `cargo run --example webapp` runs [`run_from_env`] on
 //! <http://127.0.0.1:8080>. Sign in as `alice` / `wonderland` or
@@ -13,7 +14,8 @@
 //! | `GET /cart`, `POST /cart/add`, `POST /cart/remove` | the cart (`product`), kept across sign-in; adds and removes are `303` to `/cart` |
 //! | `GET /devices` | signed in: the user's sessions ("your devices"), each with a revoke button; signed out: `303` to `/login` |
 //! | `POST /devices/revoke` (`handle`), `POST /devices/sign-out-others`, `POST /devices/sign-out-everywhere` | sessions per user; `303` to `/devices` (to `/` after signing out everywhere) |
-//! | `GET /parallel` | a page whose script fires 8 `fetch()` calls at once to `POST /api/ping` |
+//! | `GET /parallel` | a page whose script fires 8 `fetch()` calls at once to `POST /api/ping` (token in `X-CSRF-Token`) |
+//! | `GET /parallel.js`, `GET /style.css` | the page script and the stylesheet, `Cache-Control: public, max-age=300` |
 //! | `POST /api/ping` | counts a ping in the session: `{"user", "pings"}` |
 //! | `GET /api/me` | `{"user", "device", "remember", "cart", "pings"}` |
 //!
@@ -28,13 +30,28 @@
 //!   plain `http://`; set `cookieSecure: true` in the config file behind TLS.
 //! - **Sign-in** rotates the session id (a planted pre-login id is worth
 //!   nothing) and keeps the cart. Sign-out deletes the session.
-//! - **Cross-site forms are refused** (`403`) by the Fetch-metadata / `Origin`
-//!   check of [`page::cross_site`], on top of `SameSite=Lax`: no token in
-//!   every form, and plain `curl -d` still works.
+//! - **CSRF: a token in every form.** The manager has sessionkit's
+//!   [`Csrf`] ([`csrf`]), so the session middleware refuses (`403`, a page
+//!   saying why) every `POST` without the session's token: each form has it
+//!   in a hidden `csrf_token` field (the navigation's sign-out form too),
+//!   and every page has it in `<meta name="csrf-token">`, which
+//!   `parallel.js` sends as `X-CSRF-Token`. Tokens are masked per page and
+//!   stay valid until the next sign-in or sign-out. With `curl`, read the
+//!   token from a page first. Because the sign-in form needs a token, the
+//!   home and sign-in pages start an anonymous session (and set its cookie).
+//! - **Cross-site forms are refused first** (`403`) by the Fetch-metadata /
+//!   `Origin` check of [`page::cross_site`], kept in front of the token
+//!   check as defence in depth, on top of `SameSite=Lax`.
+//! - **Notices are flash messages**: `notice` is a `#[session(flash)]` field,
+//!   set after sign-in, sign-out, cart changes and device revocation, and
+//!   taken by the next page rendered (`take_notice().await` in every page's
+//!   frame): shown once, and in only one tab when two load at once. API
+//!   answers never take it.
 //! - **Every page and API answer is `Cache-Control: no-store`** (signed-in
 //!   pages such as `/devices` and `/api/me` included, whether or not they
-//!   send a cookie); only the static script may be cached. Pages cannot be
-//!   framed.
+//!   send a cookie); only the static script and stylesheet may be cached.
+//!   Pages cannot be framed, and the CSP (`default-src 'self'`) allows no
+//!   inline script or style: layout is by class, in `/style.css`.
 //! - **A plain sign-in forgets "remember me"**: the session goes back to the
 //!   configured idle timeout and a browser-session cookie, even on a browser
 //!   that was remembered before.
@@ -58,8 +75,8 @@ use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionkit::{
-    Config, ConfigError, DynSessionStore, ErrorChain, SameSite, SessionData, SessionHandle,
-    SessionManager,
+    Config, ConfigError, Csrf, CsrfRejection, DynSessionStore, ErrorChain, SameSite, SessionData,
+    SessionError, SessionHandle, SessionManager, SessionManagerBuilder,
 };
 use sessionkit_actix::{Session, SessionMiddleware};
 
@@ -82,7 +99,9 @@ pub struct WebSession {
     /// computed; when pings race, the store keeps every one of them, and
     /// `GET /api/me` shows the total.)
     pub pings: u64,
-    /// A one-time message for the next page.
+    /// A one-time message for the next page ("Signed in as alice."): set
+    /// with `flash_notice`, taken (shown once) by the next page rendered.
+    #[session(flash)]
     pub notice: Option<String>,
 }
 
@@ -116,6 +135,16 @@ pub fn default_config() -> Config {
         .unwrap_or_default()
 }
 
+/// The largest form the app accepts (and the CSRF check buffers).
+const FORM_LIMIT: usize = 16 * 1024;
+
+/// The web app's CSRF protection: sessionkit's defaults (token in the
+/// `csrf_token` form field or the `X-CSRF-Token` header, Fetch Metadata /
+/// `Origin` checked first), no exempt route.
+pub fn csrf() -> Csrf {
+    Csrf::default()
+}
+
 /// Everything the app needs; cheap to clone into every worker.
 #[derive(Clone, Debug)]
 pub struct Webapp {
@@ -123,12 +152,18 @@ pub struct Webapp {
 }
 
 impl Webapp {
-    /// The app over `manager` (tests build it with their own clock and store).
-    #[must_use]
-    pub fn new(manager: SessionManager<WebSession>) -> Self {
-        Self {
-            session: SessionMiddleware::new(manager),
-        }
+    /// The app over the manager `builder` makes, with [`csrf`] turned on
+    /// (tests pass a builder with their own clock and store).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the configuration cannot work.
+    pub fn new(builder: SessionManagerBuilder<WebSession>) -> Result<Self, ConfigError> {
+        let manager = builder.csrf(csrf()).build()?;
+        let session = SessionMiddleware::builder(manager)
+            .form_limit(FORM_LIMIT)
+            .csrf_rejection_handler(csrf_refused)
+            .build();
+        Ok(Self { session })
     }
 
     /// The app with `config` over `store`.
@@ -139,8 +174,7 @@ impl Webapp {
         config: Config,
         store: Arc<dyn DynSessionStore>,
     ) -> Result<Self, ConfigError> {
-        let manager = SessionManager::builder(store).config(config).build()?;
-        Ok(Self::new(manager))
+        Self::new(SessionManager::builder(store).config(config))
     }
 }
 
@@ -160,12 +194,11 @@ pub fn webapp_app(
     App::new()
         .app_data(
             web::FormConfig::default()
-                .limit(16 * 1024)
+                .limit(FORM_LIMIT)
                 .error_handler(|error, _req| {
                     let body = page::layout(
                         "Bad request",
-                        None,
-                        None,
+                        &page::Frame::default(),
                         "<p>The form was incomplete or too large. <a href=\"/\">Back home</a></p>",
                     );
                     let res = html(StatusCode::BAD_REQUEST, body);
@@ -203,6 +236,7 @@ pub fn webapp_app(
         )
         .route("/parallel", web::get().to(parallel))
         .route("/parallel.js", web::get().to(parallel_js))
+        .route("/style.css", web::get().to(style_css))
         .route("/api/ping", web::post().to(ping))
         .route("/api/me", web::get().to(me))
 }
@@ -228,8 +262,7 @@ async fn refuse_cross_site(
                 StatusCode::FORBIDDEN,
                 page::layout(
                     "Forbidden",
-                    None,
-                    None,
+                    &page::Frame::default(),
                     "<p>This form was sent from another site.</p>",
                 ),
             );
@@ -237,6 +270,19 @@ async fn refuse_cross_site(
         }
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The answer to a request sessionkit's CSRF check refused (no token, or
+/// not this session's): `403` with the reason, as a page.
+fn csrf_refused(rejection: &CsrfRejection, _req: &HttpRequest) -> HttpResponse {
+    let body = format!(
+        "<p id=\"refused\">{}</p><p><a href=\"/\">Back home</a></p>",
+        page::escape(&rejection.to_string())
+    );
+    html(
+        StatusCode::FORBIDDEN,
+        page::layout("Forbidden", &page::Frame::default(), &body),
+    )
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {
@@ -259,46 +305,61 @@ fn unavailable(error: &sessionkit::SessionError) -> HttpResponse {
         StatusCode::SERVICE_UNAVAILABLE,
         page::layout(
             "Unavailable",
-            None,
-            None,
+            &page::Frame::default(),
             "<p>Sessions are unavailable. Try again in a moment.</p>",
         ),
     )
 }
 
-/// The page for `session`: its user in the navigation, its notice (taken).
-fn render(session: &Session<WebSession>, title: &str, body: &str) -> String {
-    let notice = session
-        .with_notice(Option::is_some)
-        .then(|| session.take_notice());
-    page::layout(
-        title,
-        session.user().as_deref(),
-        notice.flatten().as_deref(),
-        body,
-    )
+/// The frame of a page for `session`: its user, its notice (taken now, so
+/// it shows on this page only, and on no other tab's), and a CSRF token for
+/// its forms and scripts. Awaited by every page before it renders.
+async fn frame(session: &Session<WebSession>) -> Result<page::Frame, SessionError> {
+    let notice = session.take_notice().await?;
+    Ok(page::Frame {
+        user: session.user(),
+        notice,
+        csrf_token: Some(session.csrf_token()?),
+    })
+}
+
+/// The page `title` for `session`, `body` made with its frame's CSRF token.
+async fn render(
+    session: &Session<WebSession>,
+    status: StatusCode,
+    title: &str,
+    body: impl FnOnce(&str) -> String,
+) -> HttpResponse {
+    match frame(session).await {
+        Ok(frame) => {
+            let body = body(frame.csrf_token.as_deref().unwrap_or_default());
+            html(status, page::layout(title, &frame, &body))
+        }
+        Err(error) => unavailable(&error),
+    }
 }
 
 async fn home(session: Session<WebSession>) -> HttpResponse {
     let items: u32 = session.with_cart(|cart| cart.values().sum());
-    let body = match session.user() {
+    let user = session.user();
+    render(&session, StatusCode::OK, "Home", |token| match user {
         Some(user) => format!(
             "<p id=\"welcome\">Welcome back, {}.</p><p>Your cart holds <span id=\"cart-count\">{items}</span> item(s).</p>",
             page::escape(&user)
         ),
         None => format!(
             "<p>Your cart holds <span id=\"cart-count\">{items}</span> item(s).</p>{}",
-            page::login_form(None)
+            page::login_form(token, None)
         ),
-    };
-    html(StatusCode::OK, render(&session, "Home", &body))
+    })
+    .await
 }
 
 async fn login_page(session: Session<WebSession>) -> HttpResponse {
-    html(
-        StatusCode::OK,
-        render(&session, "Sign in", &page::login_form(None)),
-    )
+    render(&session, StatusCode::OK, "Sign in", |token| {
+        page::login_form(token, None)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -328,8 +389,10 @@ async fn login(
 ) -> HttpResponse {
     let form = form.into_inner();
     if !password_ok(&form.username, &form.password) {
-        let body = page::login_form(Some("Wrong user name or password."));
-        return html(StatusCode::UNAUTHORIZED, render(&session, "Sign in", &body));
+        return render(&session, StatusCode::UNAUTHORIZED, "Sign in", |token| {
+            page::login_form(token, Some("Wrong user name or password."))
+        })
+        .await;
     }
     // A new id at sign-in: a pre-login id (maybe planted) is worthless now.
     if let Err(error) = session.regenerate() {
@@ -350,36 +413,44 @@ async fn login(
         // A browser remembered at an earlier sign-in is not remembered now.
         session.use_configured_idle_timeout();
     }
-    session.set_notice(Some(format!("Signed in as {}.", form.username)));
+    session.flash_notice(format!("Signed in as {}.", form.username));
     see_other("/")
 }
 
 async fn logout(session: Session<WebSession>) -> HttpResponse {
     session.destroy();
+    // A new, anonymous session carries the notice to the next page.
+    session.flash_notice("Signed out.".to_owned());
     see_other("/")
 }
 
 async fn cart(session: Session<WebSession>) -> HttpResponse {
-    let mut body =
-        String::from("<table id=\"cart\"><tr><th>Product</th><th>Quantity</th><th></th></tr>");
-    session.with_cart(|cart| {
-        for (product, quantity) in cart {
+    let cart = session.cart();
+    render(&session, StatusCode::OK, "Your cart", |token| {
+        let field = page::token_field(token);
+        let mut body = String::from(
+            "<table id=\"cart\"><tr><th>Product</th><th>Quantity</th><th></th></tr>",
+        );
+        for (product, quantity) in &cart {
             let product = page::escape(product);
             body.push_str(&format!(
                 "<tr data-product=\"{product}\"><td>{product}</td><td class=\"quantity\">{quantity}</td><td>\
-                 <form method=\"post\" action=\"/cart/remove\"><input type=\"hidden\" name=\"product\" value=\"{product}\">\
-                 <button type=\"submit\">Remove one</button></form></td></tr>"
+                 <form method=\"post\" action=\"/cart/remove\">{field}<input type=\"hidden\" name=\"product\" value=\"{product}\">\
+                 <button class=\"secondary\" type=\"submit\">Remove one</button></form></td></tr>"
             ));
         }
-    });
-    body.push_str("</table><form id=\"add\" method=\"post\" action=\"/cart/add\"><select id=\"product\" name=\"product\">");
-    for product in PRODUCTS {
-        body.push_str(&format!("<option value=\"{product}\">{product}</option>"));
-    }
-    body.push_str(
-        "</select> <button id=\"add-button\" type=\"submit\">Add to cart</button></form>",
-    );
-    html(StatusCode::OK, render(&session, "Your cart", &body))
+        body.push_str(&format!(
+            "</table><form id=\"add\" method=\"post\" action=\"/cart/add\">{field}<select id=\"product\" name=\"product\">"
+        ));
+        for product in PRODUCTS {
+            body.push_str(&format!("<option value=\"{product}\">{product}</option>"));
+        }
+        body.push_str(
+            "</select> <button id=\"add-button\" type=\"submit\">Add to cart</button></form>",
+        );
+        body
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -391,11 +462,12 @@ async fn cart_add(session: Session<WebSession>, form: web::Form<ProductForm>) ->
     let product = form.into_inner().product;
     if !PRODUCTS.contains(&product.as_str()) {
         let body = "<p>No such product.</p><p><a href=\"/cart\">Back to the cart</a></p>";
-        return html(
-            StatusCode::BAD_REQUEST,
-            render(&session, "Unknown product", body),
-        );
+        return render(&session, StatusCode::BAD_REQUEST, "Unknown product", |_| {
+            body.to_owned()
+        })
+        .await;
     }
+    session.flash_notice(format!("Added one {product} to your cart."));
     // A closure, so concurrent adds from two tabs are both kept (it may run
     // again on a fresher cart at commit).
     session.update_cart(move |cart| {
@@ -406,6 +478,9 @@ async fn cart_add(session: Session<WebSession>, form: web::Form<ProductForm>) ->
 
 async fn cart_remove(session: Session<WebSession>, form: web::Form<ProductForm>) -> HttpResponse {
     let product = form.into_inner().product;
+    if session.with_cart(|cart| cart.contains_key(&product)) {
+        session.flash_notice(format!("Removed one {product} from your cart."));
+    }
     session.update_cart(move |cart| {
         if let Some(quantity) = cart.get_mut(&product) {
             *quantity -= 1;
@@ -429,41 +504,45 @@ async fn devices(session: Session<WebSession>) -> HttpResponse {
         Ok(list) => list,
         Err(error) => return unavailable(&error),
     };
-    let mut body = format!(
-        "<p>You are signed in on <span id=\"device-count\">{}</span> device(s).</p>\
-         <table id=\"devices\"><tr><th>Device</th><th>Signed in</th><th>Last active</th><th></th></tr>",
-        list.len()
-    );
-    for info in &list {
-        let action = if info.current {
-            "<b class=\"current\">this device</b>".to_owned()
-        } else {
-            format!(
-                "<form method=\"post\" action=\"/devices/revoke\"><input type=\"hidden\" name=\"handle\" value=\"{}\">\
-                 <button class=\"revoke\" type=\"submit\">Sign out this device</button></form>",
-                info.handle.as_str()
-            )
-        };
-        body.push_str(&format!(
-            "<tr class=\"device{}\"><td>{}{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-            if info.current { " current" } else { "" },
-            page::escape(&info.data.device),
-            if info.data.remember {
-                " (remembered)"
+    render(&session, StatusCode::OK, "Your devices", |token| {
+        let field = page::token_field(token);
+        let mut body = format!(
+            "<p>You are signed in on <span id=\"device-count\">{}</span> device(s).</p>\
+             <table id=\"devices\"><tr><th>Device</th><th>Signed in</th><th>Last active</th><th></th></tr>",
+            list.len()
+        );
+        for info in &list {
+            let action = if info.current {
+                "<b class=\"current\">this device</b>".to_owned()
             } else {
-                ""
-            },
-            page::utc(info.created_at),
-            page::utc(info.last_access),
+                format!(
+                    "<form method=\"post\" action=\"/devices/revoke\">{field}<input type=\"hidden\" name=\"handle\" value=\"{}\">\
+                     <button class=\"revoke secondary\" type=\"submit\">Sign out this device</button></form>",
+                    info.handle.as_str()
+                )
+            };
+            body.push_str(&format!(
+                "<tr class=\"device{}\"><td>{}{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+                if info.current { " current" } else { "" },
+                page::escape(&info.data.device),
+                if info.data.remember {
+                    " (remembered)"
+                } else {
+                    ""
+                },
+                page::utc(info.created_at),
+                page::utc(info.last_access),
+            ));
+        }
+        body.push_str(&format!(
+            "</table><div class=\"actions\"><form method=\"post\" action=\"/devices/sign-out-others\">{field}\
+             <button id=\"sign-out-others\" type=\"submit\">Sign out all other devices</button></form>\
+             <form method=\"post\" action=\"/devices/sign-out-everywhere\">{field}\
+             <button id=\"sign-out-everywhere\" type=\"submit\">Sign out everywhere</button></form></div>"
         ));
-    }
-    body.push_str(
-        "</table><form method=\"post\" action=\"/devices/sign-out-others\">\
-         <button id=\"sign-out-others\" type=\"submit\">Sign out all other devices</button></form>\
-         <form method=\"post\" action=\"/devices/sign-out-everywhere\">\
-         <button id=\"sign-out-everywhere\" type=\"submit\">Sign out everywhere</button></form>",
-    );
-    html(StatusCode::OK, render(&session, "Your devices", &body))
+        body
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -483,7 +562,7 @@ async fn revoke(session: Session<WebSession>, form: web::Form<RevokeForm>) -> Ht
             Err(error) => return unavailable(&error),
         },
     };
-    session.set_notice(Some(notice.to_owned()));
+    session.flash_notice(notice.to_owned());
     see_other("/devices")
 }
 
@@ -497,7 +576,7 @@ async fn sign_out_others(session: Session<WebSession>) -> HttpResponse {
         .await
     {
         Ok(n) => {
-            session.set_notice(Some(format!("Signed out {n} other device(s).")));
+            session.flash_notice(format!("Signed out {n} other device(s)."));
             see_other("/devices")
         }
         Err(error) => unavailable(&error),
@@ -509,8 +588,9 @@ async fn sign_out_everywhere(session: Session<WebSession>) -> HttpResponse {
         return see_other("/login");
     };
     match session.manager().revoke_all_sessions(&user).await {
-        Ok(_) => {
+        Ok(n) => {
             session.destroy();
+            session.flash_notice(format!("Signed out everywhere ({n} device(s))."));
             see_other("/")
         }
         Err(error) => unavailable(&error),
@@ -521,17 +601,27 @@ async fn parallel(session: Session<WebSession>) -> HttpResponse {
     let body = "<p>This page sends 8 requests at once, each counting a ping in your session.</p>\
                 <p>Status: <span id=\"status\">running</span></p><ol id=\"results\"></ol>\
                 <script src=\"/parallel.js\"></script>";
-    html(StatusCode::OK, render(&session, "Parallel requests", body))
+    render(&session, StatusCode::OK, "Parallel requests", |_| {
+        body.to_owned()
+    })
+    .await
 }
 
 /// The script of `/parallel` (served as a file: the page's CSP allows no
-/// inline script).
+/// inline script). Its `POST`s carry the page's CSRF token (from the
+/// `csrf-token` meta tag) in the `X-CSRF-Token` header.
 const PARALLEL_JS: &str = r#"(async () => {
   const status = document.getElementById('status');
   const list = document.getElementById('results');
+  const token = document.querySelector('meta[name="csrf-token"]')?.content ?? '';
   try {
     const answers = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
-      const res = await fetch('/api/ping', { method: 'POST', credentials: 'same-origin', cache: 'no-store' });
+      const res = await fetch('/api/ping', {
+        method: 'POST',
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: { 'X-CSRF-Token': token },
+      });
       return { i, status: res.status, body: await res.json() };
     }));
     for (const a of answers) {
@@ -555,6 +645,14 @@ async fn parallel_js() -> HttpResponse {
         // The same for everyone: a cache may keep it for a while.
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(PARALLEL_JS)
+}
+
+async fn style_css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        // Like the script: the same for everyone, cacheable for a while.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(page::STYLE_CSS)
 }
 
 async fn ping(session: Session<WebSession>) -> HttpResponse {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::HttpServer;
 use sessionkit::{Config, DynSessionStore, ManualClock, MemoryStore, RedisStore, SessionManager};
-use sessionkit_examples::webapp::{default_config, webapp_app, WebSession, Webapp, COOKIE};
+use sessionkit_examples::webapp::{
+    default_config, webapp_app, WebSession, Webapp, COOKIE, PRODUCTS,
+};
 use sessionkit_tests::browser::fantoccini::{Client, Locator};
 use sessionkit_tests::browser::{
     click, exists, text_of, type_into, wait_for, Chromedriver, Flow, WAIT,
@@ -41,10 +43,8 @@ impl Site {
         let clock = ManualClock::new(u64::try_from(now.as_millis()).unwrap());
         let manager = SessionManager::<WebSession>::builder(store)
             .config(config)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        let app = Webapp::new(manager);
+            .clock(clock.clone());
+        let app = Webapp::new(manager).unwrap();
         let server = HttpServer::new(move || webapp_app(app.clone()))
             .workers(2)
             .bind(("127.0.0.1", 0))
@@ -89,6 +89,18 @@ impl Site {
     }
 }
 
+/// Clicks the button `css` selects and waits for the page it leads to
+/// (not just for the click: the old page may still be showing).
+async fn submit(browser: &Client, css: &str) {
+    wait_for(browser, css).await;
+    browser
+        .execute("document.body.dataset.old = 'yes'", vec![])
+        .await
+        .unwrap();
+    click(browser, css).await;
+    wait_for(browser, "body:not([data-old])").await;
+}
+
 /// Signs in on the home page's form.
 async fn sign_in(browser: &Client, site: &Site, user: &str, password: &str, remember: bool) {
     browser.goto(&site.url("/")).await.unwrap();
@@ -97,7 +109,7 @@ async fn sign_in(browser: &Client, site: &Site, user: &str, password: &str, reme
     if remember {
         click(browser, "#remember").await;
     }
-    click(browser, "#sign-in").await;
+    submit(browser, "#sign-in").await;
 }
 
 /// Who the page says is signed in (`None`: the sign-in link shows).
@@ -173,14 +185,21 @@ async fn sign_in_cart_and_sign_out() {
         assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
         assert!(!exists(&browser, "#notice").await);
 
-        click(&browser, "#sign-out").await;
+        submit(&browser, "#sign-out").await;
         assert_eq!(signed_in_as(&browser).await, None);
+        assert_eq!(text_of(&browser, "#notice").await, "Signed out.");
+        // The signed-in cookie is gone; the page's sign-in form (its CSRF
+        // token) started a new anonymous session.
+        let after = session_cookies(&browser).await;
         assert!(
-            session_cookies(&browser).await.is_empty(),
-            "signing out removes the cookie"
+            after.iter().all(|c| c.value() != signed_in[0].value()),
+            "signing out removes the signed-in cookie"
         );
         // The old id is dead: planting it back gives nobody's session.
-        // (Set from a script: WebDriver cannot add a cookie for an IP host.)
+        // (Set from a script: WebDriver cannot add a cookie for an IP host;
+        // the HttpOnly anonymous cookie is deleted first, as a script
+        // cannot overwrite it.)
+        browser.delete_cookie(COOKIE).await.unwrap();
         let plant = format!(
             "document.cookie = '{COOKIE}={}; path=/'",
             signed_in[0].value()
@@ -306,7 +325,7 @@ async fn a_plain_sign_in_after_remember_me_is_not_remembered() {
             browser.goto(&site.url("/login")).await.unwrap();
             type_into(&browser, "#username", "bob").await;
             type_into(&browser, "#password", "builder").await;
-            click(&browser, "#sign-in").await;
+            submit(&browser, "#sign-in").await;
             assert_eq!(signed_in_as(&browser).await.as_deref(), Some("bob"));
             let cookies = session_cookies(&browser).await;
             assert_eq!(cookies.len(), 1);
@@ -352,6 +371,7 @@ async fn two_devices(site: Site, name: &str) {
         sign_in(&laptop, &site, "alice", "wonderland", false).await;
         sign_in(&phone, &site, "alice", "wonderland", true).await;
         assert_eq!(signed_in_as(&phone).await.as_deref(), Some("alice"));
+        let phone_id = session_cookies(&phone).await[0].value().to_owned();
 
         laptop.goto(&site.url("/devices")).await.unwrap();
         assert_eq!(text_of(&laptop, "#device-count").await, "2");
@@ -385,21 +405,25 @@ async fn two_devices(site: Site, name: &str) {
         }
 
         // The laptop signs the phone out.
-        click(&laptop, "tr.device:not(.current) button.revoke").await;
+        submit(&laptop, "tr.device:not(.current) button.revoke").await;
         assert_eq!(text_of(&laptop, "#notice").await, "Signed out that device.");
         assert_eq!(text_of(&laptop, "#device-count").await, "1");
 
-        // The phone's next page: signed out, its cookie removed.
+        // The phone's next page: signed out, its cookie replaced (the
+        // page's forms start a new anonymous session).
         phone.goto(&site.url("/cart")).await.unwrap();
         assert_eq!(signed_in_as(&phone).await, None);
-        assert!(session_cookies(&phone).await.is_empty());
+        assert!(session_cookies(&phone)
+            .await
+            .iter()
+            .all(|c| c.value() != phone_id));
 
         // The phone signs in again, then the laptop signs out everywhere.
         sign_in(&phone, &site, "alice", "wonderland", false).await;
         assert_eq!(signed_in_as(&phone).await.as_deref(), Some("alice"));
         laptop.goto(&site.url("/devices")).await.unwrap();
         assert_eq!(text_of(&laptop, "#device-count").await, "2");
-        click(&laptop, "#sign-out-everywhere").await;
+        submit(&laptop, "#sign-out-everywhere").await;
         assert_eq!(signed_in_as(&laptop).await, None);
         phone.goto(&site.url("/devices")).await.unwrap();
         // Signed out: the devices page sends the phone to the sign-in form.
@@ -515,6 +539,220 @@ async fn a_form_posted_from_another_site_is_refused() {
             Some("alice"),
             "the forged sign-out did nothing"
         );
+    })
+    .await;
+    site.stop().await;
+}
+
+/// Another site: one page whose form posts `fields` to `action`.
+async fn other_site(action: &str, fields: &str) -> (String, ServerHandle) {
+    let page = format!(
+        "<!doctype html><title>elsewhere</title><form method=post action='{action}'>{fields}\
+         <button id=go>Win a prize</button></form>"
+    );
+    let server = HttpServer::new(move || {
+        let page = page.clone();
+        actix_web::App::new().route(
+            "/",
+            actix_web::web::get().to(move || {
+                let page = page.clone();
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("text/html; charset=utf-8")
+                        .body(page)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    // `localhost`, not `127.0.0.1`: another host, so another site.
+    (format!("http://localhost:{port}/"), handle)
+}
+
+/// The cart's quantity of `product` as the signed-in page shows it.
+async fn quantity(browser: &Client, site: &Site, product: &str) -> Option<String> {
+    browser.goto(&site.url("/cart")).await.unwrap();
+    wait_for(browser, "#cart").await;
+    let css = format!("tr[data-product={product}] .quantity");
+    if exists(browser, &css).await {
+        Some(text_of(browser, &css).await)
+    } else {
+        None
+    }
+}
+
+#[actix_web::test]
+async fn a_form_posted_from_another_origin_is_refused() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    // The forger copies the form, with a token it made up (it cannot read
+    // the victim's).
+    let (elsewhere, other) = other_site(
+        &site.url("/cart/add"),
+        "<input type=hidden name=product value=fig>\
+         <input type=hidden name=csrf_token value=forged-token-forged-token-forged>",
+    )
+    .await;
+    let flow = Flow::new("a_form_posted_from_another_origin_is_refused", TMP);
+    let browser = flow
+        .open(&driver, "browser", &flow.profile("browser"))
+        .await;
+    flow.run(async {
+        sign_in(&browser, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        browser.goto(&elsewhere).await.unwrap();
+        submit(&browser, "#go").await;
+        assert_eq!(text_of(&browser, "h1").await, "Forbidden");
+        assert_eq!(
+            quantity(&browser, &site, "fig").await,
+            None,
+            "nothing added"
+        );
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+    })
+    .await;
+    other.stop(false).await;
+    site.stop().await;
+}
+
+#[actix_web::test]
+async fn a_form_with_its_token_works_and_without_it_is_refused() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("a_form_with_its_token_works", TMP);
+    let browser = flow
+        .open(&driver, "browser", &flow.profile("browser"))
+        .await;
+    flow.run(async {
+        sign_in(&browser, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+
+        // The same page's form, its token field taken out: sessionkit's
+        // check refuses it (the Origin check alone would let it through).
+        browser.goto(&site.url("/cart")).await.unwrap();
+        wait_for(&browser, "#add").await;
+        browser
+            .execute(
+                "document.querySelector('#add input[name=csrf_token]').remove()",
+                vec![],
+            )
+            .await
+            .unwrap();
+        submit(&browser, "#add-button").await;
+        assert_eq!(text_of(&browser, "h1").await, "Forbidden");
+        assert!(
+            text_of(&browser, "#refused")
+                .await
+                .contains("CSRF token missing"),
+            "the page says why"
+        );
+        assert_eq!(quantity(&browser, &site, "fig").await, None);
+
+        // With its token, as served.
+        browser
+            .find(Locator::Css("#product"))
+            .await
+            .unwrap()
+            .select_by_value("fig")
+            .await
+            .unwrap();
+        submit(&browser, "#add-button").await;
+        assert_eq!(
+            text_of(&browser, "#notice").await,
+            "Added one fig to your cart."
+        );
+        assert_eq!(
+            text_of(&browser, "tr[data-product=fig] .quantity").await,
+            "1"
+        );
+        // The sign-out form in the navigation carries one too.
+        submit(&browser, "#sign-out").await;
+        assert_eq!(text_of(&browser, "#notice").await, "Signed out.");
+        assert_eq!(signed_in_as(&browser).await, None);
+    })
+    .await;
+    site.stop().await;
+}
+
+/// Two windows of one browser load the next page at the same moment after
+/// a cart change: the notice shows in exactly one of them.
+#[actix_web::test]
+async fn a_flash_notice_shows_once_with_two_tabs_open() {
+    let driver = Chromedriver::start();
+    let site = Site::memory().await;
+    let flow = Flow::new("a_flash_notice_shows_once_with_two_tabs", TMP);
+    let browser = flow
+        .open(&driver, "browser", &flow.profile("browser"))
+        .await;
+    flow.run(async {
+        sign_in(&browser, &site, "alice", "wonderland", false).await;
+        assert_eq!(signed_in_as(&browser).await.as_deref(), Some("alice"));
+        let first = browser.window().await.unwrap();
+        let second = browser.new_window(false).await.unwrap().handle;
+        browser.switch_to_window(second.clone()).await.unwrap();
+        browser.goto(&site.url("/devices")).await.unwrap();
+        wait_for(&browser, "#devices").await;
+        browser.switch_to_window(first.clone()).await.unwrap();
+
+        for (round, product) in PRODUCTS.iter().enumerate() {
+            // The first window adds to the cart as its form would, without
+            // following the redirect: the notice waits in the session.
+            browser.goto(&site.url("/cart")).await.unwrap();
+            wait_for(&browser, "#cart").await;
+            let status = browser
+                .execute(
+                    "const token = document.querySelector('meta[name=\"csrf-token\"]').content;\
+                     const body = new URLSearchParams({ product: arguments[0], csrf_token: token });\
+                     const res = await fetch('/cart/add', { method: 'POST', body, redirect: 'manual' });\
+                     return res.type;",
+                    vec![serde_json::json!(product)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, "opaqueredirect", "the add was answered 303");
+
+            // Both windows open /cart at the same moment.
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 700;
+            for window in [&first, &second] {
+                browser.switch_to_window(window.clone()).await.unwrap();
+                browser
+                    .execute(
+                        "document.body.dataset.old = 'yes';\
+                         setTimeout(() => location.assign('/cart'), Math.max(0, arguments[0] - Date.now()));",
+                        vec![serde_json::json!(u64::try_from(at).unwrap())],
+                    )
+                    .await
+                    .unwrap();
+            }
+            let mut shown = Vec::new();
+            for window in [&first, &second] {
+                browser.switch_to_window(window.clone()).await.unwrap();
+                wait_for(&browser, "body:not([data-old]) #cart").await;
+                assert_eq!(
+                    text_of(&browser, &format!("tr[data-product={product}] .quantity")).await,
+                    "1"
+                );
+                if exists(&browser, "#notice").await {
+                    shown.push(text_of(&browser, "#notice").await);
+                }
+            }
+            assert_eq!(
+                shown,
+                vec![format!("Added one {product} to your cart.")],
+                "round {round}: the notice shows in exactly one window"
+            );
+            browser.switch_to_window(first.clone()).await.unwrap();
+        }
     })
     .await;
     site.stop().await;

@@ -1,6 +1,7 @@
-//! The web app's pure parts: HTML rendering with escaping, the device label
-//! shown on "your devices", the time format, and the cross-site check of
-//! state-changing requests. No I/O here; the handlers in `webapp.rs` call it.
+//! The web app's pure parts: HTML rendering with escaping (the page frame
+//! with its CSRF token, the hidden token field, the stylesheet), the device
+//! label shown on "your devices", the time format, and the cross-site check
+//! of state-changing requests. No I/O here; the handlers in `webapp.rs` call it.
 
 use std::fmt::Write as _;
 
@@ -115,8 +116,9 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 /// browser) must be `same-origin` or `none` (typed in the address bar);
 /// without it, an `Origin` header must name this host. A request with
 /// neither (curl, scripts) is no forgery: no browser sent it with the
-/// victim's cookie. With `SameSite=Lax` cookies this is the second line of
-/// defence; it needs no token in every form.
+/// victim's cookie. It runs before sessionkit's own CSRF check (the
+/// session's token in every form, and the same Fetch Metadata rule), as
+/// defence in depth on top of `SameSite=Lax` cookies and the token.
 ///
 /// ```
 /// use sessionkit_examples::webapp::page::cross_site;
@@ -143,38 +145,109 @@ pub fn cross_site(sec_fetch_site: Option<&str>, origin: Option<&str>, host: Opti
     }
 }
 
-/// A whole page: the layout, the navigation for `user` (signed in or not),
-/// an optional notice, and `body` (already HTML).
+/// What every page shows around its body: who is signed in (the
+/// navigation, with its sign-out form), the one-time notice taken for this
+/// page, and the session's CSRF token (in a `<meta name="csrf-token">` tag
+/// for scripts, and in the sign-out form). Error pages use the default:
+/// nobody, no notice, no token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// The signed-in user.
+    pub user: Option<String>,
+    /// The flash notice for this page.
+    pub notice: Option<String>,
+    /// A CSRF token of the session (`Session::csrf_token`).
+    pub csrf_token: Option<String>,
+}
+
+/// The hidden form field carrying `token`, for every form that posts.
+///
+/// ```
+/// use sessionkit_examples::webapp::page::token_field;
+/// assert_eq!(token_field("a<b"), r#"<input type="hidden" name="csrf_token" value="a&lt;b">"#);
+/// ```
 #[must_use]
-pub fn layout(title: &str, user: Option<&str>, notice: Option<&str>, body: &str) -> String {
+pub fn token_field(token: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
+        escape(token)
+    )
+}
+
+/// The stylesheet every page links (`GET /style.css`): the CSP allows no
+/// inline style, so layout is by class.
+pub const STYLE_CSS: &str = r#":root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #0b5cad; --ok: #1a7f37; --bad: #b3261e; }
+* { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 52rem; padding: 0 1rem 3rem; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); }
+nav { display: flex; flex-wrap: wrap; gap: .25rem 1rem; align-items: center; padding: .75rem 0; border-bottom: 1px solid var(--line); }
+nav a { color: var(--accent); text-decoration: none; }
+nav a:hover { text-decoration: underline; }
+nav .user { margin-left: auto; color: var(--muted); }
+form.inline { display: inline; margin: 0; }
+h1 { font-size: 1.5rem; margin: 1.25rem 0 .75rem; }
+.notice { padding: .5rem .75rem; border-left: 4px solid var(--ok); background: #dafbe1; margin: 1rem 0 0; }
+.error { padding: .5rem .75rem; border-left: 4px solid var(--bad); background: #ffebe9; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; }
+th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); }
+th { color: var(--muted); font-weight: 600; }
+label { margin-right: .75rem; }
+input, select, button { font: inherit; }
+input:not([type]), input[type=password], select { padding: .25rem .4rem; border: 1px solid var(--line); border-radius: 4px; }
+button { padding: .3rem .8rem; border: 1px solid var(--accent); border-radius: 4px; background: var(--accent); color: #fff; cursor: pointer; }
+button.secondary, form.inline button { background: #fff; color: var(--accent); }
+.actions form { display: inline-block; margin: 0 .5rem .5rem 0; }
+.current { color: var(--ok); }
+code { background: #f6f8fa; padding: 0 .25rem; border-radius: 3px; }
+"#;
+
+/// A whole page: the layout, the navigation for `frame`'s user (signed in
+/// or not), its notice, and `body` (already HTML).
+#[must_use]
+pub fn layout(title: &str, frame: &Frame, body: &str) -> String {
     let mut html = String::with_capacity(body.len() + 1024);
     let _ = write!(
         html,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    );
+    if let Some(token) = &frame.csrf_token {
+        let _ = write!(
+            html,
+            "<meta name=\"csrf-token\" content=\"{}\">",
+            escape(token)
+        );
+    }
+    let _ = write!(
+        html,
+        "<link rel=\"stylesheet\" href=\"/style.css\">\
          <title>{} · sessionkit shop</title></head><body>\n<nav>\
-         <a href=\"/\">Home</a> · <a href=\"/cart\">Cart</a> · \
+         <a href=\"/\">Home</a> <a href=\"/cart\">Cart</a> \
          <a href=\"/parallel\">Parallel requests</a>",
         escape(title)
     );
-    match user {
+    match &frame.user {
         Some(user) => {
             let _ = write!(
                 html,
-                " · <a href=\"/devices\">Your devices</a> · \
-                 <span id=\"user\">Signed in as <b>{}</b></span> \
-                 <form method=\"post\" action=\"/logout\" style=\"display:inline\">\
+                " <a href=\"/devices\">Your devices</a> \
+                 <span id=\"user\" class=\"user\">Signed in as <b>{}</b></span> \
+                 <form class=\"inline\" method=\"post\" action=\"/logout\">{}\
                  <button id=\"sign-out\" type=\"submit\">Sign out</button></form>",
-                escape(user)
+                escape(user),
+                frame
+                    .csrf_token
+                    .as_deref()
+                    .map(token_field)
+                    .unwrap_or_default()
             );
         }
-        None => html.push_str(" · <a id=\"sign-in-link\" href=\"/login\">Sign in</a>"),
+        None => html.push_str(" <a id=\"sign-in-link\" class=\"user\" href=\"/login\">Sign in</a>"),
     }
     html.push_str("</nav>\n");
-    if let Some(notice) = notice {
+    if let Some(notice) = &frame.notice {
         let _ = writeln!(
             html,
-            "<p id=\"notice\" role=\"status\">{}</p>",
+            "<p id=\"notice\" class=\"notice\" role=\"status\">{}</p>",
             escape(notice)
         );
     }
@@ -182,20 +255,27 @@ pub fn layout(title: &str, user: Option<&str>, notice: Option<&str>, body: &str)
     html
 }
 
-/// The sign-in form, with `error` above it when the last attempt failed.
+/// The sign-in form (posting `token`), with `error` above it when the last
+/// attempt failed.
 #[must_use]
-pub fn login_form(error: Option<&str>) -> String {
+pub fn login_form(token: &str, error: Option<&str>) -> String {
     let mut html = String::new();
     if let Some(error) = error {
-        let _ = write!(html, "<p id=\"error\" role=\"alert\">{}</p>", escape(error));
+        let _ = write!(
+            html,
+            "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
+            escape(error)
+        );
     }
-    html.push_str(
-        "<form id=\"login\" method=\"post\" action=\"/login\">\
+    let _ = write!(
+        html,
+        "<form id=\"login\" method=\"post\" action=\"/login\">{}\
          <label>User <input id=\"username\" name=\"username\" autocomplete=\"username\" required></label> \
          <label>Password <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label> \
          <label><input id=\"remember\" name=\"remember\" type=\"checkbox\" value=\"on\"> Remember me for 30 days</label> \
          <button id=\"sign-in\" type=\"submit\">Sign in</button></form>\
          <p>Demo accounts: <code>alice</code> / <code>wonderland</code>, <code>bob</code> / <code>builder</code>.</p>",
+        token_field(token)
     );
     html
 }
@@ -259,12 +339,38 @@ mod tests {
 
     #[test]
     fn layout_escapes_what_it_is_given() {
-        let html = layout("<t>", Some("<u>"), Some("<n>"), "<p>body</p>");
-        assert!(
-            html.contains("&lt;t&gt;") && html.contains("&lt;u&gt;") && html.contains("&lt;n&gt;")
-        );
+        let frame = Frame {
+            user: Some("<u>".to_owned()),
+            notice: Some("<n>".to_owned()),
+            csrf_token: Some("<k>".to_owned()),
+        };
+        let html = layout("<t>", &frame, "<p>body</p>");
+        for escaped in ["&lt;t&gt;", "&lt;u&gt;", "&lt;n&gt;", "&lt;k&gt;"] {
+            assert!(html.contains(escaped), "{escaped}");
+        }
         assert!(html.contains("<p>body</p>"));
-        assert!(!html.contains("<t>") && !html.contains("<u>") && !html.contains("<n>"));
-        assert!(layout("x", None, None, "").contains("id=\"sign-in-link\""));
+        for raw in ["<t>", "<u>", "<n>", "<k>"] {
+            assert!(!html.contains(raw), "{raw}");
+        }
+        assert!(layout("x", &Frame::default(), "").contains("id=\"sign-in-link\""));
+    }
+
+    #[test]
+    fn every_form_posts_the_token_and_no_element_has_inline_style() {
+        let frame = Frame {
+            user: Some("alice".to_owned()),
+            notice: None,
+            csrf_token: Some("tok".to_owned()),
+        };
+        let html = layout("x", &frame, &login_form("tok", Some("e")));
+        assert_eq!(
+            html.matches("<form").count(),
+            html.matches(&token_field("tok")).count(),
+            "{html}"
+        );
+        assert!(html.contains("<meta name=\"csrf-token\" content=\"tok\">"));
+        assert!(html.contains("<link rel=\"stylesheet\" href=\"/style.css\">"));
+        assert!(!html.contains("style=\""), "the CSP allows no inline style");
+        assert!(!layout("x", &Frame::default(), "").contains("csrf-token"));
     }
 }
