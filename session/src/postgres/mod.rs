@@ -396,7 +396,10 @@ impl Inner {
                     Err(error) => {
                         if connection_lost(&error) && retry == Retry::Once && attempt == 1 {
                             tracing::debug!("PostgreSQL connection was lost; retrying on another");
-                            drop(client);
+                            // Out of the pool for good: its task may not
+                            // have seen the close yet, so the pool's check
+                            // could hand the same dead connection back.
+                            drop(deadpool_postgres::Object::take(client));
                             continue;
                         }
                         return Err(pg_error(error, &self.target, self.statement_timeout));
