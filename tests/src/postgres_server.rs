@@ -43,6 +43,9 @@ pub struct PostgresServer {
     bin: PathBuf,
     /// The user the server runs as when the tests run as root.
     user: Option<(u32, u32)>,
+    /// Whether the server also speaks TLS (`ssl=on`, a certificate for
+    /// 127.0.0.1 signed by a throwaway CA).
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -55,6 +58,31 @@ impl PostgresServer {
     /// server does not come up in time.
     #[must_use]
     pub fn start() -> Self {
+        Self::start_kind(false)
+    }
+
+    /// As [`PostgresServer::start`], with TLS on (`ssl=on`) and a
+    /// certificate for `127.0.0.1` signed by a throwaway CA made with
+    /// `openssl` ([`PostgresServer::ca_pem`]); clients may still connect in
+    /// the clear.
+    ///
+    /// # Panics
+    /// As [`PostgresServer::start`], or when `openssl` is missing.
+    #[must_use]
+    pub fn start_tls() -> Self {
+        Self::start_kind(true)
+    }
+
+    /// The PEM of the CA that signed a TLS server's certificate.
+    ///
+    /// # Panics
+    /// When the server was not started with TLS.
+    #[must_use]
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("a TLS server has a CA certificate")
+    }
+
+    fn start_kind(tls: bool) -> Self {
         let bin = bin_dir();
         let user = run_as();
         let dir = temp_dir();
@@ -66,11 +94,24 @@ impl PostgresServer {
                     .unwrap_or_else(|e| panic!("cannot give {} to postgres: {e}", path.display()));
             }
         }
+        if tls {
+            crate::redis_server::make_certificates(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let key = dir.join("server.key");
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("cannot restrict {}: {e}", key.display()));
+            if let Some((uid, gid)) = user {
+                for name in ["server.key", "server.crt"] {
+                    chown(dir.join(name), Some(uid), Some(gid))
+                        .unwrap_or_else(|e| panic!("cannot give {name} to postgres: {e}"));
+                }
+            }
+        }
         let mut server = Self {
             port: 0,
             dir,
             bin,
             user,
+            tls,
             child: None,
         };
         server.initdb();
@@ -136,8 +177,22 @@ impl PostgresServer {
             .try_clone()
             .map_err(|e| format!("cannot share the log file: {e}"))?;
         let port = self.port.to_string();
-        let mut child = self
-            .command("postgres")
+        let mut command = self.command("postgres");
+        if self.tls {
+            command
+                .args(["-c", "ssl=on"])
+                .arg("-c")
+                .arg(format!(
+                    "ssl_cert_file={}",
+                    self.dir.join("server.crt").display()
+                ))
+                .arg("-c")
+                .arg(format!(
+                    "ssl_key_file={}",
+                    self.dir.join("server.key").display()
+                ));
+        }
+        let mut child = command
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-p", &port])

@@ -441,7 +441,7 @@ fn check_installed() {
 }
 
 /// A CA and a server certificate for `127.0.0.1` signed by it, in `dir`.
-fn make_certificates(dir: &std::path::Path) -> Result<(), String> {
+pub(crate) fn make_certificates(dir: &std::path::Path) -> Result<(), String> {
     if dir.join("server.crt").is_file() {
         return Ok(());
     }

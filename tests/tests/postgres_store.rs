@@ -441,3 +441,53 @@ async fn a_terminated_connection_costs_at_most_one_operation() {
     };
     assert!(record.fields.get("a").is_some());
 }
+
+/// `sslmode=require` (feature `postgres-tls`): the store talks TLS to a
+/// server whose certificate is signed by the CA it was given, and the
+/// server sees an encrypted connection; without that CA the certificate is
+/// refused (the system's roots do not sign it), and a server without TLS
+/// is refused rather than used in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_talks_tls_and_verifies_the_certificate() {
+    let server = PostgresServer::start_tls();
+    let url = format!("{}?sslmode=require&application_name=sk_tls", server.url());
+    let store = PostgresStore::builder(url.clone())
+        .table(unique_table("tls"))
+        .tls_root_certificate(server.ca_pem())
+        .connect()
+        .await
+        .expect("a TLS store");
+    let id = SessionId::parse("postgres-tls-session-00000001").expect("id");
+    store
+        .write(&create(&id, 1_000, &[("a", b"\x01")]))
+        .await
+        .expect("write over TLS");
+    assert!(matches!(
+        store.load(&id, 1_001).await,
+        Ok(Loaded::Session(_))
+    ));
+    let encrypted = server.psql(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'sk_tls'",
+    );
+    assert_eq!(encrypted, "t", "the store's connections use TLS");
+
+    let untrusted = PostgresStore::builder(url)
+        .table(unique_table("tls-untrusted"))
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    let refused = untrusted.expect_err("a certificate the system's roots do not sign is refused");
+    let why = sessionkit::ErrorChain(&refused).to_string();
+    assert!(why.contains("certificate"), "{why}");
+
+    let plain = PostgresServer::shared();
+    let cleartext_only = PostgresStore::builder(format!("{}?sslmode=require", plain.url()))
+        .table(unique_table("tls-plain"))
+        .tls_root_certificate(server.ca_pem())
+        .connect()
+        .await;
+    let refused = cleartext_only.expect_err("sslmode=require never falls back to the clear");
+    let why = sessionkit::ErrorChain(&refused).to_string();
+    assert!(why.contains("does not support TLS"), "{why}");
+}

@@ -34,6 +34,8 @@ pub struct PostgresStoreBuilder {
     sweep_interval: Option<Duration>,
     sweep_batch: u32,
     migrate: bool,
+    #[cfg(feature = "postgres-tls")]
+    tls_root_certificate: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -66,7 +68,25 @@ impl PostgresStoreBuilder {
             sweep_interval: Some(Duration::from_secs(60)),
             sweep_batch: 1_000,
             migrate: true,
+            #[cfg(feature = "postgres-tls")]
+            tls_root_certificate: None,
         }
+    }
+
+    /// Trusts only this root certificate (PEM) for `sslmode=require`
+    /// connections, instead of the system's trust store: for a PostgreSQL
+    /// whose certificate is signed by a private CA. Feature `postgres-tls`.
+    ///
+    /// ```
+    /// # let pem = b"-----BEGIN CERTIFICATE-----".to_vec();
+    /// let builder = sessionkit::PostgresStore::builder("postgres://app@db/app?sslmode=require")
+    ///     .tls_root_certificate(pem);
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "postgres-tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
+        self
     }
 
     /// The schema the tables live in (default `public`); created if
@@ -194,7 +214,9 @@ impl PostgresStoreBuilder {
         let names = self.names()?;
         let mut config =
             tokio_postgres::Config::from_str(&self.url).map_err(PostgresConfigError::Url)?;
-        if config.get_ssl_mode() == SslMode::Require {
+        let require_tls = config.get_ssl_mode() == SslMode::Require;
+        #[cfg(not(feature = "postgres-tls"))]
+        if require_tls {
             return Err(PostgresConfigError::TlsUnsupported);
         }
         let target = target(&config);
@@ -211,15 +233,22 @@ impl PostgresStoreBuilder {
         if config.get_application_name().is_none() {
             config.application_name("sessionkit");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // A closed connection is dropped on checkout; a live one is
-                // handed out without a round trip.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            // A closed connection is dropped on checkout; a live one is
+            // handed out without a round trip.
+            recycling_method: RecyclingMethod::Fast,
+        };
+        // TLS only when the URL requires it (`prefer` and `disable` connect
+        // in the clear): a server certificate is then always verified.
+        #[cfg(feature = "postgres-tls")]
+        let manager = if require_tls {
+            let tls = super::tls::connector(self.tls_root_certificate.as_deref())?;
+            Manager::from_config(config, tls, manager_config)
+        } else {
+            Manager::from_config(config, NoTls, manager_config)
+        };
+        #[cfg(not(feature = "postgres-tls"))]
+        let manager = Manager::from_config(config, NoTls, manager_config);
         let pool = Pool::builder(manager)
             .max_size(self.pool_size)
             .wait_timeout(Some(self.wait_timeout))
@@ -320,9 +349,17 @@ mod tests {
             PostgresStoreBuilder::new("nonsense=::".into()).build(),
             Err(PostgresConfigError::Url(_))
         ));
+        #[cfg(not(feature = "postgres-tls"))]
         assert!(matches!(
             PostgresStoreBuilder::new("postgres://127.0.0.1/app?sslmode=require".into()).build(),
             Err(PostgresConfigError::TlsUnsupported)
+        ));
+        #[cfg(feature = "postgres-tls")]
+        assert!(matches!(
+            PostgresStoreBuilder::new("postgres://127.0.0.1/app?sslmode=require".into())
+                .tls_root_certificate(b"not a certificate".to_vec())
+                .build(),
+            Err(PostgresConfigError::Tls(_))
         ));
         assert!(!format!("{:?}", b()).contains("secret"));
         let store = b().build().expect("a store");

@@ -21,9 +21,14 @@ pub enum PostgresConfigError {
     /// A setting is out of range.
     #[error("invalid PostgreSQL store setting: {0}")]
     Setting(&'static str),
-    /// The URL asks for TLS (`sslmode=require`), which this build does not have.
-    #[error("the PostgreSQL URL requires TLS (sslmode=require), which this build of sessionkit does not support yet: use sslmode=disable or prefer on a trusted network")]
+    /// The URL asks for TLS (`sslmode=require`) but the `postgres-tls`
+    /// feature is off.
+    #[error("the PostgreSQL URL requires TLS (sslmode=require): enable sessionkit's `postgres-tls` feature, or use sslmode=disable on a trusted network")]
     TlsUnsupported,
+    /// The TLS set-up failed: the root certificate given is not PEM, or
+    /// no root certificate could be loaded.
+    #[error("cannot set up TLS for PostgreSQL: {0}")]
+    Tls(String),
     /// The pool could not be built.
     #[error("could not build the PostgreSQL connection pool: {0}")]
     Pool(String),

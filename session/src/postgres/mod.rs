@@ -36,6 +36,8 @@ mod error;
 mod schema;
 mod statements;
 mod sweep;
+#[cfg(feature = "postgres-tls")]
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;
