@@ -39,6 +39,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapter;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod backend_failure;
 mod breaker;
 mod clock;
 mod config;

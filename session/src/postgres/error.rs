@@ -1,13 +1,12 @@
 //! PostgreSQL failures as [`StoreError`]s, each with what the operator
 //! should check, and the errors of building a store.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::time::Duration;
 
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
+use crate::backend_failure::BackendFailure;
 use crate::store::StoreError;
 
 /// Why a [`PostgresStore`](super::PostgresStore) could not be built or its
@@ -35,45 +34,6 @@ pub enum PostgresConfigError {
     /// The schema could not be created or upgraded.
     #[error("could not create or upgrade the session tables in PostgreSQL; check that the user may create tables and functions in the schema, or run PostgresStore::schema_sql yourself and call skip_migration")]
     Migration(#[source] StoreError),
-}
-
-/// A PostgreSQL failure with what the operator should check.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    target: String,
-    hint: &'static str,
-    source: PgCause,
-}
-
-/// A `tokio_postgres::Error` as a cause: its message already includes its
-/// cause's text, so the chain stops here when it does (each cause once).
-#[derive(Debug)]
-struct PgCause(tokio_postgres::Error);
-
-impl fmt::Display for PgCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl StdError for PgCause {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        let inner = self.0.source()?;
-        let printed = self.0.to_string();
-        (!printed.contains(&inner.to_string())).then_some(inner)
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PostgreSQL at {} failed; {}", self.target, self.hint)
-    }
-}
-
-impl StdError for Failure {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.source)
-    }
 }
 
 /// What kind of failure an error is, decided from its SQLSTATE and whether
@@ -145,11 +105,7 @@ pub(crate) fn pg_error(
         Kind::Denied => "check the user name, password and grants in the store URL",
         Kind::Other => "check the PostgreSQL server log",
     };
-    let failure = Failure {
-        target: target.to_owned(),
-        hint,
-        source: PgCause(error),
-    };
+    let failure = BackendFailure::new("PostgreSQL", target.to_owned(), hint, error);
     if kind == Kind::Unreachable {
         StoreError::unavailable(failure)
     } else {

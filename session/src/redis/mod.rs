@@ -6,7 +6,6 @@ mod index;
 mod pool;
 mod scripts;
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use deadpool_redis::Runtime;
 use self::codec::{Arg, Mode, PrincipalArgs, Stored, Tomb, Unreadable};
 use self::pool::{Connect, Manager, Single, Tracked};
 use self::scripts::Which;
+use crate::backend_failure::BackendFailure;
 use crate::id::SessionId;
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::{Record, FORMAT_VERSION};
@@ -626,46 +626,6 @@ fn flat_bytes(value: Value) -> Result<Vec<Vec<u8>>, StoreError> {
     }
 }
 
-/// A Redis failure with what the operator should check.
-#[derive(Debug)]
-struct Failure {
-    target: String,
-    hint: &'static str,
-    source: RedisCause,
-}
-
-/// A `RedisError` as a cause: `redis` prints an I/O error's message in its
-/// own and also returns the I/O error as its `source`, so the chain stops
-/// here when the message already says it (each cause once).
-#[derive(Debug)]
-struct RedisCause(RedisError);
-
-impl fmt::Display for RedisCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl StdError for RedisCause {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        let inner = self.0.source()?;
-        let printed = self.0.to_string();
-        (!printed.contains(&inner.to_string())).then_some(inner)
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redis at {} failed; {}", self.target, self.hint)
-    }
-}
-
-impl StdError for Failure {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.source)
-    }
-}
-
 /// What a command on a key of another type than a hash fails with.
 const WRONG_TYPE: &str = "a session key holds another type than a hash";
 
@@ -688,11 +648,7 @@ fn redis_error(error: RedisError, inner: &Inner) -> StoreError {
     } else {
         "check the Redis server log and its configuration (memory limit, ACLs, scripting allowed)"
     };
-    let failure = Failure {
-        target: inner.target.clone(),
-        hint,
-        source: RedisCause(error),
-    };
+    let failure = BackendFailure::new("Redis", inner.target.clone(), hint, error);
     if unreachable {
         StoreError::unavailable(failure)
     } else {
