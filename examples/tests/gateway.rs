@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use common::{
-    assert_alike, both, manager_for, start, start_with, Answer, Browser, Kind, Step, Transcript,
+    assert_alike, both, handles_of, manager_for, start, start_with, Browser, Kind, Step, Transcript,
 };
 use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
 use sessionkit_examples::gateway::{
@@ -714,20 +714,6 @@ fn no_ids_in(body: &str, browsers: &[&Browser]) {
             "a session id leaked: {body}"
         );
     }
-}
-
-fn handles_of(answer: &Answer) -> Vec<(String, bool)> {
-    answer.json()["sessions"]
-        .as_array()
-        .expect("a sessions array")
-        .iter()
-        .map(|s| {
-            (
-                s["handle"].as_str().expect("a handle").to_owned(),
-                s["current"].as_bool().expect("current"),
-            )
-        })
-        .collect()
 }
 
 async fn per_user_routes_need_a_login(kind: Kind) {

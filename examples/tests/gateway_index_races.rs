@@ -35,15 +35,6 @@ both!(
     a_revocation_cut_between_its_steps_finishes_on_retry,
 );
 
-fn handles_of(answer: &Answer) -> Vec<String> {
-    answer.json()["sessions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a listing: {}", answer.body))
-        .iter()
-        .map(|s| s["handle"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Gateway A (through `proxy`) and gateway B (straight to `redis`).
 async fn two_gateways(kind: Kind, redis: &RedisServer, proxy: &RespProxy) -> (Servers, Servers) {
     let config = GatewayConfig::default();

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,7 +59,7 @@ struct Shared {
     /// One permit per release.
     release: Semaphore,
     /// How many commands matched a cut rule.
-    cut_count: Mutex<usize>,
+    cut_count: AtomicUsize,
 }
 
 impl Shared {
@@ -92,7 +93,7 @@ impl RespProxy {
             held_count: Mutex::new(0),
             arrived: Notify::new(),
             release: Semaphore::new(0),
-            cut_count: Mutex::new(0),
+            cut_count: AtomicUsize::new(0),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -204,11 +205,7 @@ impl RespProxy {
     /// How many connections the cut rules closed.
     #[must_use]
     pub fn cuts(&self) -> usize {
-        *self
-            .shared
-            .cut_count
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.cut_count.load(Ordering::SeqCst)
     }
 }
 
@@ -272,10 +269,7 @@ async fn pump(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
                     }
                 }
                 Some(Action::Cut) => {
-                    *shared
-                        .cut_count
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) += 1;
+                    shared.cut_count.fetch_add(1, Ordering::SeqCst);
                     down.abort();
                     // Dropping both halves of both sockets closes them.
                     return;

@@ -358,3 +358,18 @@ pub fn assert_alike(actix: &Transcript, axum: &Transcript) {
     }
     assert_eq!(actix.answers.len(), axum.answers.len());
 }
+
+/// The sessions of a `GET /sessions` answer: handle and whether it is the caller's.
+pub fn handles_of(answer: &Answer) -> Vec<(String, bool)> {
+    answer.json()["sessions"]
+        .as_array()
+        .expect("a sessions array")
+        .iter()
+        .map(|s| {
+            (
+                s["handle"].as_str().expect("a handle").to_owned(),
+                s["current"].as_bool().expect("current"),
+            )
+        })
+        .collect()
+}
