@@ -58,7 +58,7 @@
 //! ```
 
 pub use crate::extractor::{find_cookie, find_urlencoded, Location, RequestView, SourceKind};
-pub use crate::manager::{Incoming, PendingSession, ResponseUpdate};
+pub use crate::lifecycle::manager::{Incoming, PendingSession, ResponseUpdate};
 
 pub use crate::csrf::{
     decide as decide_csrf, verify as verify_csrf, CsrfRequest, Step as CsrfStep,

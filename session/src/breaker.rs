@@ -574,7 +574,7 @@ mod tests {
         let error = StoreError::unavailable(CircuitOpen { retry_in: COOL });
         assert!(error.is_circuit_open());
         assert!(!StoreError::Timeout(COOL).is_circuit_open());
-        assert_eq!(crate::metrics::error_kind(&error), "circuit_open");
+        assert_eq!(crate::observe::error_kind(&error), "circuit_open");
         let chain = crate::ErrorChain(&error).to_string();
         assert_eq!(chain.matches("circuit breaker").count(), 1, "{chain}");
     }

@@ -3,20 +3,16 @@
 //!
 //! The policy is chosen per request by the adapter (per middleware, so one
 //! application can keep public pages up while pages that need a login fail):
-//! adapters call [`PendingSession::with_failure_policy`] on what
-//! [`SessionManager::begin`](crate::SessionManager::begin) returns and
-//! otherwise use [`PendingSession::load`] and [`PendingSession::finish`] as
-//! usual; the policy is applied inside them.
-
-use std::sync::Arc;
+//! adapters call
+//! [`PendingSession::with_failure_policy`](crate::adapter::PendingSession::with_failure_policy)
+//! on what [`SessionManager::begin`](crate::SessionManager::begin) returns and
+//! otherwise use `load` and `finish` as usual; the policy is applied inside
+//! them (`lifecycle/manager/pending.rs`). This module holds the policy and
+//! its one decision.
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::SessionData;
-use crate::error::{ErrorChain, SessionError};
-use crate::manager::PendingSession;
-use crate::plan::IdWrite;
-use crate::session::Session;
+use crate::error::SessionError;
 
 /// What a request gets when loading or saving its session fails because
 /// the store failed ([`SessionError::Store`]). Other errors always fail
@@ -48,60 +44,25 @@ pub enum FailurePolicy {
     Anonymous,
 }
 
-impl<T: SessionData> PendingSession<T> {
-    /// Applies `policy` to this request's store failures (default
-    /// [`FailurePolicy::Fail`]). The call adapters make once per request,
-    /// right after [`SessionManager::begin`](crate::SessionManager::begin).
-    #[must_use]
-    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The policy for this request's store failures.
-    #[must_use]
-    pub fn failure_policy(&self) -> FailurePolicy {
-        self.policy
+impl FailurePolicy {
+    /// Whether this policy lets the request go on despite `error`: only a
+    /// store failure, and only under [`FailurePolicy::Anonymous`].
+    pub(crate) fn absorbs(self, error: &SessionError) -> bool {
+        self == Self::Anonymous && matches!(error, SessionError::Store(_))
     }
 }
 
-/// A load's result under the request's policy: under `Anonymous` a store
-/// failure becomes a degraded session, kept for the rest of the request.
-pub(crate) fn on_load<T: SessionData>(
-    pending: &PendingSession<T>,
-    result: Result<Session<T>, SessionError>,
-) -> Result<Session<T>, SessionError> {
-    let error = match result {
-        Err(SessionError::Store(error)) if pending.policy == FailurePolicy::Anonymous => error,
-        other => return other,
-    };
-    tracing::warn!(
-        error = %ErrorChain(&error),
-        "the session store failed; this request runs with an anonymous session that is not saved"
-    );
-    let ctx = &pending.manager.ctx;
-    ctx.observer.degraded();
-    let id = ctx.ids.generate()?;
-    let session = Session::new_degraded(Arc::clone(ctx), id, ctx.clock.now_ms());
-    // A concurrent load of the same request may have set the cell first.
-    let _ = pending.session.set(session.clone());
-    Ok(pending.session.get().cloned().unwrap_or(session))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
 
-/// A commit's result under the request's policy: under `Anonymous` a store
-/// failure is logged and the response goes out without any id change.
-pub(crate) fn on_commit<T: SessionData>(
-    pending: &PendingSession<T>,
-    result: Result<IdWrite, SessionError>,
-) -> Result<IdWrite, SessionError> {
-    match result {
-        Err(SessionError::Store(error)) if pending.policy == FailurePolicy::Anonymous => {
-            tracing::warn!(
-                error = %ErrorChain(&error),
-                "the session store failed; this request's session changes were not saved"
-            );
-            Ok(IdWrite::Nothing)
-        }
-        other => other,
+    #[test]
+    fn only_store_failures_under_anonymous_are_absorbed() {
+        let store = SessionError::Store(StoreError::Unsupported("x".into()));
+        let conflict = SessionError::Conflict { retries: 1 };
+        assert!(FailurePolicy::Anonymous.absorbs(&store));
+        assert!(!FailurePolicy::Anonymous.absorbs(&conflict));
+        assert!(!FailurePolicy::Fail.absorbs(&store));
     }
 }

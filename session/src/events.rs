@@ -45,9 +45,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::data::SessionData;
 use crate::id::SessionId;
-use crate::manager::{SessionManager, SessionManagerBuilder};
 use crate::metrics::StoreOperation;
 
 /// How many events wait for a slow listener before new ones are dropped.
@@ -249,7 +247,7 @@ pub(crate) trait Sink: Send + Sync + 'static {
 }
 
 /// The sending end of one listener's queue.
-struct Queue<T> {
+pub(crate) struct Queue<T> {
     tx: SyncSender<SessionEvent<T>>,
     counts: Arc<Counts>,
 }
@@ -282,7 +280,7 @@ impl<T: Clone + Send + 'static> Sink for Queue<T> {
 
 /// Starts the event thread for `listener`; it ends when the last manager
 /// holding the queue is dropped.
-fn spawn<T, L>(mut listener: L, capacity: usize) -> std::io::Result<Queue<T>>
+pub(crate) fn spawn<T, L>(mut listener: L, capacity: usize) -> std::io::Result<Queue<T>>
 where
     T: Clone + Send + 'static,
     L: SessionListener<T>,
@@ -309,42 +307,6 @@ where
             }
         })?;
     Ok(Queue { tx, counts })
-}
-
-impl<T: SessionData + Clone> SessionManagerBuilder<T> {
-    /// Delivers lifecycle events to `listener` on a thread of its own, with a
-    /// queue of [`DEFAULT_QUEUE_CAPACITY`] events (see the [module
-    /// docs](crate::events)). A second call replaces the first listener.
-    pub fn on_event(self, listener: impl SessionListener<T>) -> Self {
-        self.on_event_with_capacity(listener, DEFAULT_QUEUE_CAPACITY)
-    }
-
-    /// [`on_event`](Self::on_event) with a queue of `capacity` events
-    /// (at least 1): when the listener falls this far behind, new events
-    /// are dropped and counted.
-    pub fn on_event_with_capacity(
-        mut self,
-        listener: impl SessionListener<T>,
-        capacity: usize,
-    ) -> Self {
-        match spawn(listener, capacity) {
-            Ok(queue) => self.events = Some(Arc::new(queue)),
-            Err(error) => tracing::error!(
-                error = %crate::ErrorChain(&error),
-                "could not start the session event thread; lifecycle events are not delivered"
-            ),
-        }
-        self
-    }
-}
-
-impl<T: SessionData> SessionManager<T> {
-    /// How many lifecycle events were delivered, dropped on a full queue,
-    /// or lost to a panicking listener; `None` without a listener.
-    #[must_use]
-    pub fn event_stats(&self) -> Option<EventStats> {
-        self.ctx.observer.event_stats()
-    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ mod forward;
 pub mod guide;
 mod header_map;
 mod id;
-mod manager;
+mod lifecycle;
 mod memory;
 pub mod metrics;
 mod observe;
@@ -67,7 +67,7 @@ mod principal;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
-mod session;
+mod revocation;
 pub mod store;
 mod timeout;
 
@@ -99,9 +99,10 @@ pub use crate::header_map::{
 pub use crate::id::{
     Base64Url128, GenerateError, IdGenerator, InvalidId, SessionId, UuidV4, MAX_ID_LEN, MIN_ID_LEN,
 };
-pub use crate::manager::{
+pub use crate::lifecycle::manager::{
     Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
 };
+pub use crate::lifecycle::session::Session;
 pub use crate::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::{
@@ -112,7 +113,6 @@ pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipa
 pub use crate::redis::{
     RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
 };
-pub use crate::session::Session;
 pub use crate::store::{DynSessionStore, SessionStore, StoreError};
 pub use crate::timeout::TimeoutStore;
 

@@ -47,8 +47,6 @@ use ::metrics::{
     Metadata, Unit,
 };
 
-use crate::store::StoreError;
-
 /// Counter: sessions first stored.
 pub const SESSIONS_CREATED: &str = "sessionkit_sessions_created_total";
 /// Counter: id rotations, by `cause`.
@@ -352,20 +350,6 @@ pub(crate) fn events_dropped() {
 
 pub(crate) fn listener_panicked() {
     counter!(LISTENER_PANICS).increment(1);
-}
-
-/// The `kind` label of a store error.
-pub(crate) fn error_kind(error: &StoreError) -> &'static str {
-    match error {
-        StoreError::Unavailable(cause) if cause.is::<crate::breaker::CircuitOpen>() => {
-            "circuit_open"
-        }
-        StoreError::Unavailable(_) => "unavailable",
-        StoreError::Timeout(_) => "timeout",
-        StoreError::Corrupt(_) => "corrupt",
-        StoreError::Backend(_) => "backend",
-        StoreError::Unsupported(_) => "unsupported",
-    }
 }
 
 #[cfg(test)]

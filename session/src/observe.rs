@@ -17,7 +17,6 @@ use crate::metrics::{self, Outcome, StoreOperation};
 use crate::plan::FieldPlan;
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::Record;
-use crate::session::Session;
 use crate::store::{DynSessionStore, Loaded, SessionStore, StoreError, Write, WriteKind, Written};
 
 /// A manager's metrics and event hooks.
@@ -123,7 +122,7 @@ impl Observer {
         id: &SessionId,
         error: Option<&StoreError>,
     ) {
-        let kind = error.map(metrics::error_kind);
+        let kind = error.map(error_kind);
         metrics::store_operation(keys, operation, started.elapsed(), kind);
         if let Some(kind) = kind {
             self.emit(EventKind::StoreError { operation, kind }, id, None);
@@ -164,18 +163,29 @@ pub(crate) fn rotation_cause(grace_ms: u64) -> RotationCause {
     }
 }
 
+/// The `kind` label of a store error.
+pub(crate) fn error_kind(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Unavailable(cause) if cause.is::<crate::breaker::CircuitOpen>() => {
+            "circuit_open"
+        }
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Timeout(_) => "timeout",
+        StoreError::Corrupt(_) => "corrupt",
+        StoreError::Backend(_) => "backend",
+        StoreError::Unsupported(_) => "unsupported",
+    }
+}
+
 /// Records the session's id fingerprint in the current `tracing` span's
 /// `session` field, if the span declares one (see the crate docs).
-pub(crate) fn record_span<T: SessionData>(session: &Session<T>) {
+pub(crate) fn record_span(id: &SessionId) {
     let span = tracing::Span::current();
     // The fingerprint hashes the id: only when a span wants it.
     if span.is_disabled() || !span.has_field("session") {
         return;
     }
-    span.record(
-        "session",
-        tracing::field::display(session.id().fingerprint()),
-    );
+    span.record("session", tracing::field::display(id.fingerprint()));
 }
 
 /// Every store a manager uses, measured: latency by operation and store,

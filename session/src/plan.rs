@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use crate::id::SessionId;
+use crate::principal::PrincipalWrite;
 use crate::record::Meta;
 use crate::store::{Write, WriteKind, Written};
 
@@ -114,6 +115,17 @@ pub(crate) struct Input {
     /// The metadata other than `last_access` changed in this request.
     pub(crate) meta_changed: bool,
     pub(crate) fields: Vec<FieldPlan>,
+    /// What the write does to the session's principal (`None`: it has none
+    /// before or after).
+    pub(crate) principal: Option<PrincipalPart>,
+}
+
+/// The principal decision of a commit (`principal::principal_write`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PrincipalPart {
+    pub(crate) write: PrincipalWrite,
+    /// The principal field's index in [`Input::fields`].
+    pub(crate) field: usize,
 }
 
 /// What a commit does with the store.
@@ -179,7 +191,7 @@ pub(crate) fn plan_write(policy: &Policy, input: &Input, now: u64) -> Plan {
             limit: policy.max_bytes,
         };
     }
-    let expect = input
+    let mut expect: Vec<_> = input
         .fields
         .iter()
         .filter(|f| f.expect)
@@ -219,6 +231,24 @@ pub(crate) fn plan_write(policy: &Policy, input: &Input, now: u64) -> Plan {
             (input.id.clone(), WriteKind::Update, input.meta_changed)
         }
     };
+    // A rotation that keeps the principal expects the principal field, so a
+    // concurrent change of the principal turns the rotation into a conflict
+    // (replayed with the new principal) instead of moving the session under
+    // the index of the old one.
+    if let (
+        Some(PrincipalPart {
+            write: PrincipalWrite::Keep(_),
+            field,
+        }),
+        WriteKind::Rotate { .. },
+    ) = (&input.principal, &kind)
+    {
+        if let Some(field) = input.fields.get(*field) {
+            if !expect.iter().any(|(name, _)| *name == field.name) {
+                expect.push((field.name, field.stored.clone()));
+            }
+        }
+    }
     Plan::Write(Box::new(Write {
         id,
         kind,
@@ -229,7 +259,7 @@ pub(crate) fn plan_write(policy: &Policy, input: &Input, now: u64) -> Plan {
         set,
         remove,
         expect,
-        principal: None,
+        principal: input.principal.as_ref().map(|p| p.write.clone()),
     }))
 }
 
@@ -334,6 +364,7 @@ mod tests {
             meta,
             meta_changed: false,
             fields,
+            principal: None,
         }
     }
 
@@ -632,5 +663,43 @@ mod tests {
             client_write(&p, &id("a"), &meta, 0, false, true),
             IdWrite::Set(id("a"), Some(7200))
         );
+    }
+
+    #[test]
+    fn a_rotation_that_keeps_the_principal_expects_it() {
+        let p = crate::principal::Principal::of("1").unwrap();
+        let user = field("user", Some(b"\x01"), Some(b"\x01"));
+        let other = field("n", None, Some(b"\x02"));
+        let mut rotating = input(
+            Standing::Rotating {
+                from: id("old"),
+                grace_ms: 0,
+            },
+            vec![user, other],
+        );
+        rotating.principal = Some(PrincipalPart {
+            write: PrincipalWrite::Keep(p.clone()),
+            field: 0,
+        });
+        let write = write(plan_write(&policy(), &rotating, MIN));
+        assert_eq!(write.principal, Some(PrincipalWrite::Keep(p.clone())));
+        assert_eq!(
+            write.expect,
+            vec![("user", Some(Bytes::from_static(b"\x01")))]
+        );
+        // An update keeps it without an expectation; a join expects nothing.
+        let mut updating = rotating.clone();
+        updating.standing = Standing::Stored;
+        let write = write_of(&updating);
+        assert!(write.expect.is_empty());
+        rotating.principal = Some(PrincipalPart {
+            write: PrincipalWrite::Join(p),
+            field: 0,
+        });
+        assert!(write_of(&rotating).expect.is_empty());
+    }
+
+    fn write_of(input: &Input) -> Write {
+        write(plan_write(&policy(), input, MIN))
     }
 }

@@ -64,14 +64,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::context::Context;
 use crate::data::SessionData;
-use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::SessionManager;
-use crate::plan::FieldPlan;
-use crate::record::Record;
-use crate::store::{Write, WriteKind};
 
 /// Renders a principal field's value as the key of its index: the derive
 /// requires it of a `#[session(principal)]` field's type.
@@ -331,172 +325,6 @@ pub struct SessionInfo<T> {
     pub data: T,
 }
 
-impl<T: SessionData> SessionManager<T> {
-    /// The live sessions of `principal` (a value of the principal field,
-    /// e.g. the user id), oldest first, each with a snapshot of its data;
-    /// `current` marks the caller's own session. Entries of sessions that
-    /// expired, were deleted or now belong to someone else are dropped from
-    /// the index as a side effect.
-    ///
-    /// ```
-    /// use serde::{Deserialize, Serialize};
-    /// use sessionkit::{MemoryStore, SessionData, SessionManager};
-    ///
-    /// #[derive(SessionData, Default, Clone, Serialize, Deserialize)]
-    /// struct Account {
-    ///     #[session(principal)]
-    ///     user_id: Option<u64>,
-    ///     device: String,
-    /// }
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let manager = SessionManager::<Account>::new(MemoryStore::new());
-    /// for device in ["phone", "laptop"] {
-    ///     let session = manager.create()?;
-    ///     session.set_user_id(Some(7));
-    ///     session.set_device(device.into());
-    ///     session.save().await?;
-    /// }
-    /// let sessions = manager.list_sessions(&7u64, None).await?;
-    /// assert_eq!(sessions.len(), 2);
-    /// assert_eq!(manager.revoke_all_sessions(&7u64).await?, 2);
-    /// assert!(manager.list_sessions(&7u64, None).await?.is_empty());
-    /// # Ok::<(), sessionkit::SessionError>(()) }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// [`SessionError::Store`] when the store fails or keeps no principal
-    /// index ([`StoreError::Unsupported`](crate::StoreError::Unsupported)).
-    pub async fn list_sessions<K: ToPrincipalKey + ?Sized>(
-        &self,
-        principal: &K,
-        current: Option<&SessionId>,
-    ) -> Result<Vec<SessionInfo<T>>, SessionError> {
-        let Some(principal) = Principal::of(principal) else {
-            return Ok(Vec::new());
-        };
-        let current = current.map(SessionHandle::of);
-        let now = self.ctx.clock.now_ms();
-        let mut found = live_sessions::<T>(&self.ctx, &principal, now).await?;
-        found.sort_by_key(|(handle, record, _)| (record.meta.created_at, handle.clone()));
-        Ok(found
-            .into_iter()
-            .map(|(handle, record, data)| SessionInfo {
-                current: current.as_ref() == Some(&handle),
-                handle,
-                created_at: record.meta.created_at,
-                last_access: record.meta.last_access,
-                expires_at: record.meta.expires_at(),
-                data,
-            })
-            .collect())
-    }
-
-    /// Revokes one session of `principal` by its handle; `Ok(false)` when
-    /// the handle names no live session of `principal` (another user's
-    /// session, an expired one, or an old handle of a session whose id has
-    /// rotated since it was listed). Revocation is immediate: the next
-    /// request with its id gets a fresh, anonymous session; see the
-    /// module's guarantee for requests in flight.
-    ///
-    /// # Errors
-    /// [`SessionError::Store`].
-    pub async fn revoke_session<K: ToPrincipalKey + ?Sized>(
-        &self,
-        principal: &K,
-        handle: &SessionHandle,
-    ) -> Result<bool, SessionError> {
-        let Some(principal) = Principal::of(principal) else {
-            return Ok(false);
-        };
-        let handles = std::slice::from_ref(handle);
-        Ok(revoke(&self.ctx, &principal, Take::These(handles)).await? > 0)
-    }
-
-    /// Revokes every session of `principal`, the caller's own included, and
-    /// returns how many were live. After it returns, none of them is served
-    /// again (see the module's guarantee).
-    ///
-    /// # Errors
-    /// [`SessionError::Store`]; some sessions may have been revoked then.
-    pub async fn revoke_all_sessions<K: ToPrincipalKey + ?Sized>(
-        &self,
-        principal: &K,
-    ) -> Result<usize, SessionError> {
-        let Some(principal) = Principal::of(principal) else {
-            return Ok(0);
-        };
-        revoke(&self.ctx, &principal, Take::All).await
-    }
-
-    /// Revokes every session of `principal` except `current` ("log out
-    /// everywhere else") and returns how many were revoked. Pass the id the
-    /// request loaded (`session.id()` before any `regenerate` in the same
-    /// request).
-    ///
-    /// # Errors
-    /// [`SessionError::Store`].
-    pub async fn revoke_other_sessions<K: ToPrincipalKey + ?Sized>(
-        &self,
-        principal: &K,
-        current: &SessionId,
-    ) -> Result<usize, SessionError> {
-        let Some(principal) = Principal::of(principal) else {
-            return Ok(0);
-        };
-        let keep = SessionHandle::of(current);
-        revoke(&self.ctx, &principal, Take::AllExcept(&keep)).await
-    }
-}
-
-/// The live sessions of `principal`, decoded, each checked to still have it.
-async fn live_sessions<T: SessionData>(
-    ctx: &Context,
-    principal: &Principal,
-    now: u64,
-) -> Result<Vec<(SessionHandle, Record, T)>, SessionError> {
-    let found = ctx.store.principal_sessions_boxed(principal, now).await?;
-    Ok(found
-        .into_iter()
-        .filter(|(_, record)| !record.meta.is_expired(now))
-        .filter_map(|(handle, record)| {
-            let data = decode::<T>(&record);
-            let owner = data.principal_key().and_then(|key| Principal::of(&*key));
-            (owner.as_ref() == Some(principal)).then_some((handle, record, data))
-        })
-        .collect())
-}
-
-/// Revokes the sessions `take` names: one store call, which the store
-/// makes retry-safe (see [`SessionStore::revoke_principal_sessions`]).
-///
-/// [`SessionStore::revoke_principal_sessions`]: crate::store::SessionStore::revoke_principal_sessions
-async fn revoke(
-    ctx: &Context,
-    principal: &Principal,
-    take: Take<'_>,
-) -> Result<usize, SessionError> {
-    let now = ctx.clock.now_ms();
-    Ok(ctx
-        .store
-        .revoke_principal_sessions_boxed(principal, take, now)
-        .await?)
-}
-
-/// A record's fields decoded into `T`; a field that no longer decodes is
-/// its default (as when a session is loaded).
-fn decode<T: SessionData>(record: &Record) -> T {
-    let mut data = T::default();
-    for (index, info) in T::FIELDS.iter().enumerate() {
-        if let Some(bytes) = record.fields.get(info.name) {
-            if data.decode_field(index, bytes).is_err() {
-                data.reset_field(index);
-            }
-        }
-    }
-    data
-}
-
 /// The principal that the principal field's stored bytes render to.
 fn principal_in<T: SessionData>(index: usize, bytes: Option<&[u8]>) -> Option<Principal> {
     let bytes = bytes?;
@@ -510,17 +338,19 @@ fn principal_in<T: SessionData>(index: usize, bytes: Option<&[u8]>) -> Option<Pr
 /// before (`stored`) and after (`want`) the commit. `None` when the session
 /// has no principal either way, which is decided without decoding anything
 /// for a session that never had one.
-pub(crate) fn principal_write<T: SessionData>(fields: &[FieldPlan]) -> Option<PrincipalWrite> {
-    let index = T::PRINCIPAL?;
-    let field = fields.get(index)?;
-    if field.stored.is_none() && field.want.is_none() {
+pub(crate) fn principal_write<T: SessionData>(
+    index: usize,
+    stored: Option<&[u8]>,
+    want: Option<&[u8]>,
+) -> Option<PrincipalWrite> {
+    if stored.is_none() && want.is_none() {
         return None;
     }
-    let before = principal_in::<T>(index, field.stored.as_deref());
-    let after = if field.want == field.stored {
+    let before = principal_in::<T>(index, stored);
+    let after = if want == stored {
         before.clone()
     } else {
-        principal_in::<T>(index, field.want.as_deref())
+        principal_in::<T>(index, want)
     };
     decide(before, after)
 }
@@ -532,26 +362,6 @@ fn decide(before: Option<Principal>, after: Option<Principal>) -> Option<Princip
         (Some(_), None) => Some(PrincipalWrite::Leave),
         (Some(b), Some(a)) if a == b => Some(PrincipalWrite::Keep(a)),
         (_, Some(a)) => Some(PrincipalWrite::Join(a)),
-    }
-}
-
-/// Adds the principal part to a planned write: what happens to the
-/// principal, and, for a rotation that keeps it, an expectation on the
-/// principal field, so a concurrent change of the principal turns the
-/// rotation into a conflict (replayed with the new principal) instead of
-/// moving the session under the index of the old one.
-pub(crate) fn annotate<T: SessionData>(write: &mut Write, fields: &[FieldPlan]) {
-    write.principal = principal_write::<T>(fields);
-    let (Some(PrincipalWrite::Keep(_)), WriteKind::Rotate { .. }, Some(index)) =
-        (&write.principal, &write.kind, T::PRINCIPAL)
-    else {
-        return;
-    };
-    let Some(field) = fields.get(index) else {
-        return;
-    };
-    if !write.expect.iter().any(|(name, _)| *name == field.name) {
-        write.expect.push((field.name, field.stored.clone()));
     }
 }
 
@@ -576,51 +386,9 @@ pub(crate) fn evictions(
         .collect()
 }
 
-/// After a write applied: when it gave the session a principal and
-/// `maxSessionsPerUser` is set, revokes that principal's least recently
-/// used sessions beyond the cap. Failures are logged, not returned: the
-/// login itself succeeded.
-pub(crate) async fn after_write<T: SessionData>(ctx: &Context, write: &Write) {
-    let (Some(cap), Some(PrincipalWrite::Join(principal))) =
-        (ctx.config.max_sessions_per_user, write.principal.as_ref())
-    else {
-        return;
-    };
-    let current = match &write.kind {
-        WriteKind::Rotate { to, .. } => SessionHandle::of(to),
-        WriteKind::Create | WriteKind::Update => SessionHandle::of(&write.id),
-    };
-    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-    let result = async {
-        let live = live_sessions::<T>(ctx, principal, write.now).await?;
-        if live.len() <= cap {
-            return Ok(0);
-        }
-        let sessions: Vec<_> = live
-            .iter()
-            .map(|(h, r, _)| (h.clone(), r.meta.last_access, r.meta.created_at))
-            .collect();
-        let evict = evictions(cap, &current, &sessions);
-        revoke(ctx, principal, Take::These(&evict)).await
-    }
-    .await;
-    match result {
-        Ok(0) => {}
-        Ok(evicted) => tracing::debug!(
-            evicted,
-            "maxSessionsPerUser: revoked the least recently used sessions"
-        ),
-        Err(error) => tracing::warn!(
-            error = %crate::error::chain(&error),
-            "maxSessionsPerUser: could not revoke the least recently used sessions; the login succeeded"
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn p(key: &str) -> Option<Principal> {
         Principal::of(key)
@@ -692,114 +460,53 @@ mod tests {
     #[derive(Default)]
     struct Acct {
         user: Option<u64>,
-        n: u32,
     }
 
     impl SessionData for Acct {
-        const FIELDS: &'static [crate::FieldInfo] = &[
-            crate::FieldInfo::new("user", "user"),
-            crate::FieldInfo::new("n", "n"),
-        ];
+        const FIELDS: &'static [crate::FieldInfo] = &[crate::FieldInfo::new("user", "user")];
         const PRINCIPAL: Option<usize> = Some(0);
-        fn encode_field(&self, i: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
-            match i {
-                0 => crate::encode_value(&self.user, out),
-                _ => crate::encode_value(&self.n, out),
-            }
+        fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+            crate::encode_value(&self.user, out)
         }
-        fn decode_field(&mut self, i: usize, b: &[u8]) -> Result<(), crate::DecodeError> {
-            match i {
-                0 => self.user = crate::decode_value(b)?,
-                _ => self.n = crate::decode_value(b)?,
-            }
+        fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), crate::DecodeError> {
+            self.user = crate::decode_value(b)?;
             Ok(())
         }
-        fn reset_field(&mut self, i: usize) {
-            match i {
-                0 => self.user = None,
-                _ => self.n = 0,
-            }
+        fn reset_field(&mut self, _: usize) {
+            self.user = None;
         }
         fn principal_key(&self) -> Option<Cow<'_, str>> {
             self.user.to_principal_key()
         }
     }
 
-    fn bytes(v: Option<u64>) -> Option<Bytes> {
+    fn bytes(v: Option<u64>) -> Option<Vec<u8>> {
         v.map(|v| {
             let mut out = Vec::new();
             crate::encode_value(&Some(v), &mut out).unwrap();
-            Bytes::from(out)
+            out
         })
     }
 
-    fn plan(stored: Option<u64>, want: Option<u64>) -> Vec<FieldPlan> {
-        vec![
-            FieldPlan {
-                name: "user",
-                stored: bytes(stored),
-                want: bytes(want),
-                expect: false,
-            },
-            FieldPlan {
-                name: "n",
-                stored: None,
-                want: Some(Bytes::from_static(b"\x01")),
-                expect: false,
-            },
-        ]
-    }
-
     #[test]
-    fn writes_are_annotated_from_the_principal_bytes() {
-        assert_eq!(principal_write::<Acct>(&plan(None, None)), None);
+    fn writes_are_classified_from_the_principal_bytes() {
+        let write = |stored: Option<u64>, want: Option<u64>| {
+            principal_write::<Acct>(0, bytes(stored).as_deref(), bytes(want).as_deref())
+        };
+        assert_eq!(write(None, None), None);
         assert_eq!(
-            principal_write::<Acct>(&plan(None, Some(1))),
+            write(None, Some(1)),
             Some(PrincipalWrite::Join(p("1").unwrap()))
         );
         assert_eq!(
-            principal_write::<Acct>(&plan(Some(1), Some(1))),
+            write(Some(1), Some(1)),
             Some(PrincipalWrite::Keep(p("1").unwrap()))
         );
-        assert_eq!(
-            principal_write::<Acct>(&plan(Some(1), None)),
-            Some(PrincipalWrite::Leave)
-        );
+        assert_eq!(write(Some(1), None), Some(PrincipalWrite::Leave));
         // Bytes that no longer decode: no principal.
-        let mut garbage = plan(None, None);
-        garbage[0].stored = Some(Bytes::from_static(b"\xc1"));
-        garbage[0].want = garbage[0].stored.clone();
-        assert_eq!(principal_write::<Acct>(&garbage), None);
-    }
-
-    #[test]
-    fn a_rotation_that_keeps_the_principal_expects_it() {
-        let fields = plan(Some(1), Some(1));
-        let id = SessionId::parse("abcdefghijklmnopqrstuvwxyz").unwrap();
-        let mut write = Write {
-            id: id.clone(),
-            kind: WriteKind::Rotate {
-                to: id,
-                grace_ms: 0,
-                full: vec![],
-                loaded: vec![],
-            },
-            now: 0,
-            meta: crate::record::Meta::new(0, 1, None),
-            meta_changed: true,
-            ttl_ms: 1,
-            set: vec![],
-            remove: vec![],
-            expect: vec![],
-            principal: None,
-        };
-        annotate::<Acct>(&mut write, &fields);
-        assert_eq!(write.principal, Some(PrincipalWrite::Keep(p("1").unwrap())));
-        assert_eq!(write.expect, vec![("user", bytes(Some(1)))]);
-        // An update keeps it without an expectation.
-        write.kind = WriteKind::Update;
-        write.expect.clear();
-        annotate::<Acct>(&mut write, &fields);
-        assert!(write.expect.is_empty());
+        assert_eq!(
+            principal_write::<Acct>(0, Some(b"\xc1"), Some(b"\xc1")),
+            None
+        );
     }
 }

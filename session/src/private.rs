@@ -18,8 +18,8 @@ pub use crate::data::{
     decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
     SessionData, ToHeaderValue,
 };
+pub use crate::lifecycle::session::{is_reserved_name, Session, RESERVED_NAMES};
 pub use crate::principal::ToPrincipalKey;
-pub use crate::session::{is_reserved_name, Session, RESERVED_NAMES};
 
 /// What the accessors need of a stored field's type: a getter clones, and
 /// `take_*` / `remove_*` put the default back.

@@ -3,8 +3,13 @@
 //! and turns a commit into what the response must carry.
 
 use std::fmt::{self, Write as _};
+
+mod pending;
+mod per_user;
+
+pub use pending::{Incoming, PendingSession, ResponseUpdate};
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use cookie::Cookie;
 
@@ -13,10 +18,10 @@ use crate::config::{Config, ConfigError, SameSite};
 use crate::context::Context;
 use crate::data::SessionData;
 use crate::error::SessionError;
-use crate::extractor::{Extractor, Location, RequestView, SourceKind};
+use crate::extractor::Extractor;
 use crate::id::{IdGenerator, SessionId, UuidV4};
-use crate::plan::{IdWrite, Policy};
-use crate::session::Session;
+use crate::lifecycle::session::Session;
+use crate::plan::Policy;
 use crate::store::{DynSessionStore, Loaded, SessionStore};
 
 /// Creates, loads and commits sessions of type `T` against one store.
@@ -245,12 +250,7 @@ impl<T: SessionData> SessionManager<T> {
     /// [`PendingSession::load`].
     #[must_use]
     pub fn begin(&self) -> PendingSession<T> {
-        PendingSession {
-            manager: self.clone(),
-            incoming: OnceLock::new(),
-            session: tokio::sync::OnceCell::new(),
-            policy: crate::FailurePolicy::Fail,
-        }
+        PendingSession::new(self.clone())
     }
 
     /// A new, empty session with a fresh id (store pattern). It is stored by
@@ -387,211 +387,39 @@ fn id_cookie(name: &str, value: &str, attributes: &str, max_age_secs: Option<u64
     out
 }
 
-/// How the id arrived in the request being served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incoming {
-    /// The id, if it passed validation. A malformed id is never used: the
-    /// request gets a fresh session instead.
-    pub id: Option<SessionId>,
-    /// The write-back kind of its source.
-    pub source: SourceKind,
-    /// Where in the request it was.
-    pub location: Location,
-    /// The cookie/header/parameter name it came from.
-    pub key: String,
-}
-
-/// One request's session, loaded on first use.
-///
-/// ```
-/// # use sessionkit::*;
-/// # #[derive(Default)] struct Data;
-/// # impl SessionData for Data {
-/// #   const FIELDS: &'static [FieldInfo] = &[];
-/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
-/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
-/// #   fn reset_field(&mut self, _: usize) {}
-/// # }
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let manager = SessionManager::<Data>::new(MemoryStore::new());
-/// let pending = manager.begin();
-/// // A handler that never touches the session: no store access, nothing to send.
-/// assert!(pending.finish(false).await?.is_empty());
-/// # Ok::<(), SessionError>(()) }).unwrap();
-/// ```
-pub struct PendingSession<T: SessionData> {
-    pub(crate) manager: SessionManager<T>,
-    incoming: OnceLock<Option<Incoming>>,
-    pub(crate) session: tokio::sync::OnceCell<Session<T>>,
-    /// What a store failure gives (`degraded.rs`).
-    pub(crate) policy: crate::FailurePolicy,
-}
-
-impl<T: SessionData> fmt::Debug for PendingSession<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingSession")
-            .field("incoming", &self.incoming.get())
-            .field("loaded", &self.session.initialized())
-            .finish()
-    }
-}
-
-impl<T: SessionData> PendingSession<T> {
-    /// Reads (once) where the request carries its id. Cheap: no store access.
-    /// Later calls return the first answer.
-    pub fn capture(&self, req: &dyn RequestView) -> Option<&Incoming> {
-        self.incoming
-            .get_or_init(|| {
-                let found = self.manager.ctx.extractor.extract(req)?;
-                let id = match SessionId::parse(&found.value) {
-                    Ok(id) => Some(id),
-                    Err(error) => {
-                        self.manager.ctx.observer.malformed(&error);
-                        tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
-                        None
-                    }
-                };
-                Some(Incoming {
-                    id,
-                    source: found.source,
-                    location: found.location,
-                    key: found.key.to_owned(),
-                })
-            })
-            .as_ref()
+impl<T: SessionData + Clone> SessionManagerBuilder<T> {
+    /// Delivers lifecycle events to `listener` on a thread of its own, with a
+    /// queue of [`DEFAULT_QUEUE_CAPACITY`](crate::events::DEFAULT_QUEUE_CAPACITY) events (see the [module
+    /// docs](crate::events)). A second call replaces the first listener.
+    pub fn on_event(self, listener: impl crate::events::SessionListener<T>) -> Self {
+        self.on_event_with_capacity(listener, crate::events::DEFAULT_QUEUE_CAPACITY)
     }
 
-    /// What [`PendingSession::capture`] found, if it ran.
-    #[must_use]
-    pub fn incoming(&self) -> Option<&Incoming> {
-        self.incoming.get().and_then(Option::as_ref)
-    }
-
-    /// The session, loading it on the first call. An id that is absent,
-    /// malformed, unknown to the store or expired yields a fresh session with
-    /// a server-generated id; a client-chosen id is never adopted.
-    ///
-    /// The id is read from `req` unless [`PendingSession::capture`] already
-    /// ran (the first view wins). `req` is not held by the returned future.
-    ///
-    /// # Errors
-    /// [`SessionError::Store`] when the store fails; [`SessionError::Generate`]
-    /// when no id can be made.
-    pub fn load(
-        &self,
-        req: &dyn RequestView,
-    ) -> impl std::future::Future<Output = Result<Session<T>, SessionError>> + Send + '_ {
-        self.capture(req);
-        self.load_captured()
-    }
-
-    async fn load_captured(&self) -> Result<Session<T>, SessionError> {
-        let loaded = self
-            .session
-            .get_or_try_init(|| async {
-                let incoming = self.incoming();
-                if let Some(id) = incoming.and_then(|i| i.id.clone()) {
-                    if let Some(session) = self.manager.load_stored(id).await? {
-                        crate::observe::record_span(&session);
-                        return Ok(session);
-                    }
-                    self.manager.ctx.observer.unknown();
-                }
-                // The client presented an id that resolves to nothing: it is
-                // cleared at commit unless a new session is stored.
-                let stale = incoming.is_some_and(|i| i.source != SourceKind::Other);
-                let ctx = &self.manager.ctx;
-                let id = ctx.ids.generate()?;
-                Ok(Session::new_fresh(
-                    Arc::clone(ctx),
-                    id,
-                    ctx.clock.now_ms(),
-                    stale,
-                ))
-            })
-            .await
-            .cloned();
-        crate::degraded::on_load(self, loaded)
-    }
-
-    /// The session if it has been loaded.
-    #[must_use]
-    pub fn loaded(&self) -> Option<&Session<T>> {
-        self.session.get()
-    }
-
-    /// Commits the session (if it was loaded) and returns what the response
-    /// must carry. Untouched sessions cost nothing.
-    ///
-    /// `failed`: the request failed (a 5xx response, or the handler or an
-    /// inner service returned an error). Then, unless `saveOnError` is set,
-    /// nothing of the request is persisted and no id is sent.
-    ///
-    /// # Errors
-    /// [`SessionError`] from the commit; nothing was saved then.
-    pub async fn finish(&self, failed: bool) -> Result<ResponseUpdate, SessionError> {
-        let Some(session) = self.session.get() else {
-            return Ok(ResponseUpdate::default());
-        };
-        let write = crate::degraded::on_commit(self, session.commit(failed).await)?;
-        Ok(self.response_update(write))
-    }
-
-    fn response_update(&self, write: IdWrite) -> ResponseUpdate {
-        let extractor = &self.manager.ctx.extractor;
-        let cookie = extractor.cookie_name();
-        let header = extractor.header_name();
-        match write {
-            IdWrite::Nothing => ResponseUpdate::default(),
-            IdWrite::Set(id, max_age) => {
-                // An id that arrived through a read-only source (query, form,
-                // path) is never promoted into a cookie or header; a new id is
-                // server-made and is sent through the writable sources.
-                if let Some(incoming) = self.incoming() {
-                    if incoming.source == SourceKind::Other && incoming.id.as_ref() == Some(&id) {
-                        return ResponseUpdate::default();
-                    }
-                }
-                ResponseUpdate {
-                    set_cookie: cookie.map(|name| self.manager.cookie_for(name, &id, max_age)),
-                    header: header.map(|name| (name.to_owned(), id.as_str().to_owned())),
-                }
-            }
-            IdWrite::Clear => ResponseUpdate {
-                set_cookie: cookie.map(|name| self.manager.removal_cookie(name)),
-                header: header.map(|name| (name.to_owned(), String::new())),
-            },
+    /// [`on_event`](Self::on_event) with a queue of `capacity` events
+    /// (at least 1): when the listener falls this far behind, new events
+    /// are dropped and counted.
+    pub fn on_event_with_capacity(
+        mut self,
+        listener: impl crate::events::SessionListener<T>,
+        capacity: usize,
+    ) -> Self {
+        match crate::events::spawn(listener, capacity) {
+            Ok(queue) => self.events = Some(Arc::new(queue)),
+            Err(error) => tracing::error!(
+                error = %crate::ErrorChain(&error),
+                "could not start the session event thread; lifecycle events are not delivered"
+            ),
         }
+        self
     }
 }
 
-/// What a response must carry after a commit.
-///
-/// Integrations append `set_cookie` as a `Set-Cookie` header, set `header`,
-/// and add `Cache-Control: no-store` when either is present and the handler
-/// set no `Cache-Control` of its own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResponseUpdate {
-    /// A `Set-Cookie` value (the id, or a removal cookie).
-    pub set_cookie: Option<String>,
-    /// A response header `(name, value)` carrying the id (empty to clear it).
-    pub header: Option<(String, String)>,
-}
-
-impl ResponseUpdate {
-    /// Whether the response needs no change.
+impl<T: SessionData> SessionManager<T> {
+    /// How many lifecycle events were delivered, dropped on a full queue,
+    /// or lost to a panicking listener; `None` without a listener.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.set_cookie.is_none() && self.header.is_none()
-    }
-}
-
-impl<T: SessionData> Session<T> {
-    /// The manager this session belongs to (Fiber's `sess.Store()`): load or
-    /// delete other sessions by id from a handler or a background task.
-    #[must_use]
-    pub fn manager(&self) -> SessionManager<T> {
-        SessionManager::from_context(self.context())
+    pub fn event_stats(&self) -> Option<crate::events::EventStats> {
+        self.ctx.observer.event_stats()
     }
 }
 

@@ -1,0 +1,283 @@
+//! One request's session as an adapter drives it: where the id arrived
+//! ([`Incoming`]), the session loaded on first use ([`PendingSession`]),
+//! and what the response must carry ([`ResponseUpdate`]). The store
+//! failure policy (`degraded.rs`) is applied here, at load and at commit.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use super::SessionManager;
+use crate::data::SessionData;
+use crate::degraded::FailurePolicy;
+use crate::error::{ErrorChain, SessionError};
+use crate::extractor::{Location, RequestView, SourceKind};
+use crate::id::SessionId;
+use crate::lifecycle::session::Session;
+use crate::plan::IdWrite;
+
+/// How the id arrived in the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The id, if it passed validation. A malformed id is never used: the
+    /// request gets a fresh session instead.
+    pub id: Option<SessionId>,
+    /// The write-back kind of its source.
+    pub source: SourceKind,
+    /// Where in the request it was.
+    pub location: Location,
+    /// The cookie/header/parameter name it came from.
+    pub key: String,
+}
+
+/// One request's session, loaded on first use.
+///
+/// ```
+/// # use sessionkit::*;
+/// # #[derive(Default)] struct Data;
+/// # impl SessionData for Data {
+/// #   const FIELDS: &'static [FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), EncodeError> { Err(EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), DecodeError> { Err(DecodeError::no_field(i)) }
+/// #   fn reset_field(&mut self, _: usize) {}
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::<Data>::new(MemoryStore::new());
+/// let pending = manager.begin();
+/// // A handler that never touches the session: no store access, nothing to send.
+/// assert!(pending.finish(false).await?.is_empty());
+/// # Ok::<(), SessionError>(()) }).unwrap();
+/// ```
+pub struct PendingSession<T: SessionData> {
+    pub(crate) manager: SessionManager<T>,
+    incoming: OnceLock<Option<Incoming>>,
+    pub(crate) session: tokio::sync::OnceCell<Session<T>>,
+    /// What a store failure gives (`degraded.rs`).
+    pub(crate) policy: FailurePolicy,
+}
+
+impl<T: SessionData> fmt::Debug for PendingSession<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSession")
+            .field("incoming", &self.incoming.get())
+            .field("loaded", &self.session.initialized())
+            .finish()
+    }
+}
+
+impl<T: SessionData> PendingSession<T> {
+    /// Nothing read or loaded yet (`SessionManager::begin`).
+    pub(crate) fn new(manager: SessionManager<T>) -> Self {
+        Self {
+            manager,
+            incoming: OnceLock::new(),
+            session: tokio::sync::OnceCell::new(),
+            policy: FailurePolicy::Fail,
+        }
+    }
+
+    /// Reads (once) where the request carries its id. Cheap: no store access.
+    /// Later calls return the first answer.
+    pub fn capture(&self, req: &dyn RequestView) -> Option<&Incoming> {
+        self.incoming
+            .get_or_init(|| {
+                let found = self.manager.ctx.extractor.extract(req)?;
+                let id = match SessionId::parse(&found.value) {
+                    Ok(id) => Some(id),
+                    Err(error) => {
+                        self.manager.ctx.observer.malformed(&error);
+                        tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
+                        None
+                    }
+                };
+                Some(Incoming {
+                    id,
+                    source: found.source,
+                    location: found.location,
+                    key: found.key.to_owned(),
+                })
+            })
+            .as_ref()
+    }
+
+    /// What [`PendingSession::capture`] found, if it ran.
+    #[must_use]
+    pub fn incoming(&self) -> Option<&Incoming> {
+        self.incoming.get().and_then(Option::as_ref)
+    }
+
+    /// The session, loading it on the first call. An id that is absent,
+    /// malformed, unknown to the store or expired yields a fresh session with
+    /// a server-generated id; a client-chosen id is never adopted.
+    ///
+    /// The id is read from `req` unless [`PendingSession::capture`] already
+    /// ran (the first view wins). `req` is not held by the returned future.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails; [`SessionError::Generate`]
+    /// when no id can be made.
+    pub fn load(
+        &self,
+        req: &dyn RequestView,
+    ) -> impl std::future::Future<Output = Result<Session<T>, SessionError>> + Send + '_ {
+        self.capture(req);
+        self.load_captured()
+    }
+
+    async fn load_captured(&self) -> Result<Session<T>, SessionError> {
+        let loaded = self
+            .session
+            .get_or_try_init(|| async {
+                let incoming = self.incoming();
+                if let Some(id) = incoming.and_then(|i| i.id.clone()) {
+                    if let Some(session) = self.manager.load_stored(id).await? {
+                        crate::observe::record_span(&session.id());
+                        return Ok(session);
+                    }
+                    self.manager.ctx.observer.unknown();
+                }
+                // The client presented an id that resolves to nothing: it is
+                // cleared at commit unless a new session is stored.
+                let stale = incoming.is_some_and(|i| i.source != SourceKind::Other);
+                let ctx = &self.manager.ctx;
+                let id = ctx.ids.generate()?;
+                Ok(Session::new_fresh(
+                    Arc::clone(ctx),
+                    id,
+                    ctx.clock.now_ms(),
+                    stale,
+                ))
+            })
+            .await
+            .cloned();
+        on_load(self, loaded)
+    }
+
+    /// The session if it has been loaded.
+    #[must_use]
+    pub fn loaded(&self) -> Option<&Session<T>> {
+        self.session.get()
+    }
+
+    /// Commits the session (if it was loaded) and returns what the response
+    /// must carry. Untouched sessions cost nothing.
+    ///
+    /// `failed`: the request failed (a 5xx response, or the handler or an
+    /// inner service returned an error). Then, unless `saveOnError` is set,
+    /// nothing of the request is persisted and no id is sent.
+    ///
+    /// # Errors
+    /// [`SessionError`] from the commit; nothing was saved then.
+    pub async fn finish(&self, failed: bool) -> Result<ResponseUpdate, SessionError> {
+        let Some(session) = self.session.get() else {
+            return Ok(ResponseUpdate::default());
+        };
+        let write = on_commit(self, session.commit(failed).await)?;
+        Ok(self.response_update(write))
+    }
+
+    fn response_update(&self, write: IdWrite) -> ResponseUpdate {
+        let extractor = &self.manager.ctx.extractor;
+        let cookie = extractor.cookie_name();
+        let header = extractor.header_name();
+        match write {
+            IdWrite::Nothing => ResponseUpdate::default(),
+            IdWrite::Set(id, max_age) => {
+                // An id that arrived through a read-only source (query, form,
+                // path) is never promoted into a cookie or header; a new id is
+                // server-made and is sent through the writable sources.
+                if let Some(incoming) = self.incoming() {
+                    if incoming.source == SourceKind::Other && incoming.id.as_ref() == Some(&id) {
+                        return ResponseUpdate::default();
+                    }
+                }
+                ResponseUpdate {
+                    set_cookie: cookie.map(|name| self.manager.cookie_for(name, &id, max_age)),
+                    header: header.map(|name| (name.to_owned(), id.as_str().to_owned())),
+                }
+            }
+            IdWrite::Clear => ResponseUpdate {
+                set_cookie: cookie.map(|name| self.manager.removal_cookie(name)),
+                header: header.map(|name| (name.to_owned(), String::new())),
+            },
+        }
+    }
+}
+
+/// What a response must carry after a commit.
+///
+/// Integrations append `set_cookie` as a `Set-Cookie` header, set `header`,
+/// and add `Cache-Control: no-store` when either is present and the handler
+/// set no `Cache-Control` of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseUpdate {
+    /// A `Set-Cookie` value (the id, or a removal cookie).
+    pub set_cookie: Option<String>,
+    /// A response header `(name, value)` carrying the id (empty to clear it).
+    pub header: Option<(String, String)>,
+}
+
+impl ResponseUpdate {
+    /// Whether the response needs no change.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.set_cookie.is_none() && self.header.is_none()
+    }
+}
+
+impl<T: SessionData> PendingSession<T> {
+    /// Applies `policy` to this request's store failures (default
+    /// [`FailurePolicy::Fail`]). The call adapters make once per request,
+    /// right after [`SessionManager::begin`](crate::SessionManager::begin).
+    #[must_use]
+    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy for this request's store failures.
+    #[must_use]
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.policy
+    }
+}
+
+/// A load's result under the request's policy: under `Anonymous` a store
+/// failure becomes a degraded session, kept for the rest of the request.
+fn on_load<T: SessionData>(
+    pending: &PendingSession<T>,
+    result: Result<Session<T>, SessionError>,
+) -> Result<Session<T>, SessionError> {
+    let error = match result {
+        Err(error) if pending.policy.absorbs(&error) => error,
+        other => return other,
+    };
+    tracing::warn!(
+        error = %ErrorChain(&error),
+        "the session store failed; this request runs with an anonymous session that is not saved"
+    );
+    let ctx = &pending.manager.ctx;
+    ctx.observer.degraded();
+    let id = ctx.ids.generate()?;
+    let session = Session::new_degraded(Arc::clone(ctx), id, ctx.clock.now_ms());
+    // A concurrent load of the same request may have set the cell first.
+    let _ = pending.session.set(session.clone());
+    Ok(pending.session.get().cloned().unwrap_or(session))
+}
+
+/// A commit's result under the request's policy: under `Anonymous` a store
+/// failure is logged and the response goes out without any id change.
+fn on_commit<T: SessionData>(
+    pending: &PendingSession<T>,
+    result: Result<IdWrite, SessionError>,
+) -> Result<IdWrite, SessionError> {
+    match result {
+        Err(error) if pending.policy.absorbs(&error) => {
+            tracing::warn!(
+                error = %ErrorChain(&error),
+                "the session store failed; this request's session changes were not saved"
+            );
+            Ok(IdWrite::Nothing)
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,97 @@
+//! Listing and revoking a principal's sessions against the store: the I/O
+//! behind [`SessionManager::list_sessions`](crate::SessionManager::list_sessions)
+//! and its `revoke_*` siblings, and behind `maxSessionsPerUser` after a
+//! login. The decisions (which sessions to evict) are pure functions in
+//! `principal.rs`; the guarantee these calls give is stated there.
+
+use crate::context::Context;
+use crate::data::SessionData;
+use crate::error::SessionError;
+use crate::principal::{evictions, Principal, SessionHandle, Take};
+use crate::record::Record;
+
+/// The live sessions of `principal`, decoded, each checked to still have it.
+pub(crate) async fn live_sessions<T: SessionData>(
+    ctx: &Context,
+    principal: &Principal,
+    now: u64,
+) -> Result<Vec<(SessionHandle, Record, T)>, SessionError> {
+    let found = ctx.store.principal_sessions_boxed(principal, now).await?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, record)| !record.meta.is_expired(now))
+        .filter_map(|(handle, record)| {
+            let data = decode::<T>(&record);
+            let owner = data.principal_key().and_then(|key| Principal::of(&*key));
+            (owner.as_ref() == Some(principal)).then_some((handle, record, data))
+        })
+        .collect())
+}
+
+/// Revokes the sessions `take` names: one store call, which the store
+/// makes retry-safe (see [`SessionStore::revoke_principal_sessions`]).
+///
+/// [`SessionStore::revoke_principal_sessions`]: crate::store::SessionStore::revoke_principal_sessions
+pub(crate) async fn revoke(
+    ctx: &Context,
+    principal: &Principal,
+    take: Take<'_>,
+) -> Result<usize, SessionError> {
+    let now = ctx.clock.now_ms();
+    Ok(ctx
+        .store
+        .revoke_principal_sessions_boxed(principal, take, now)
+        .await?)
+}
+
+/// A record's fields decoded into `T`; a field that no longer decodes is
+/// its default (as when a session is loaded).
+fn decode<T: SessionData>(record: &Record) -> T {
+    let mut data = T::default();
+    for (index, info) in T::FIELDS.iter().enumerate() {
+        if let Some(bytes) = record.fields.get(info.name) {
+            if data.decode_field(index, bytes).is_err() {
+                data.reset_field(index);
+            }
+        }
+    }
+    data
+}
+
+/// `maxSessionsPerUser`: revokes the least recently used sessions of
+/// `principal` beyond `cap`, never `current` (the commit's
+/// [`Action::Evict`](crate::lifecycle::commit::Action::Evict) after a write
+/// that gave the session its principal). Failures are logged, not returned:
+/// the login itself succeeded.
+pub(crate) async fn evict_over_cap<T: SessionData>(
+    ctx: &Context,
+    principal: &Principal,
+    current: &SessionHandle,
+    cap: usize,
+    now: u64,
+) {
+    let result = async {
+        let live = live_sessions::<T>(ctx, principal, now).await?;
+        if live.len() <= cap {
+            return Ok(0);
+        }
+        let sessions: Vec<_> = live
+            .iter()
+            .map(|(h, r, _)| (h.clone(), r.meta.last_access, r.meta.created_at))
+            .collect();
+        let evict = evictions(cap, current, &sessions);
+        revoke(ctx, principal, Take::These(&evict)).await
+    }
+    .await;
+    match result {
+        Ok(0) => {}
+        Ok(evicted) => tracing::debug!(
+            evicted,
+            "maxSessionsPerUser: revoked the least recently used sessions"
+        ),
+        Err(error) => tracing::warn!(
+            error = %crate::error::chain(&error),
+            "maxSessionsPerUser: could not revoke the least recently used sessions; the login succeeded"
+        ),
+    }
+}
