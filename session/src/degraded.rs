@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn only_store_failures_under_anonymous_are_absorbed() {
-        let store = SessionError::Store(StoreError::Unsupported("x".into()));
+        let store = SessionError::Store(StoreError::Unsupported("x"));
         let conflict = SessionError::Conflict { retries: 1 };
         assert!(FailurePolicy::Anonymous.absorbs(&store));
         assert!(!FailurePolicy::Anonymous.absorbs(&conflict));

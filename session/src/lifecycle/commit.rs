@@ -414,3 +414,576 @@ impl Commit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every transition of the commit, driven by a scripted store: no store,
+    //! no runtime. Each case sets up a session, scripts the store's answers
+    //! to writes, and checks the actions handed out and how the commit ends.
+
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::lifecycle::state::Op;
+    use crate::principal::ToPrincipalKey;
+    use crate::record::{Fields, Meta, Record};
+
+    const MIN: u64 = 60_000;
+    const NOW: u64 = 100 * MIN;
+
+    /// A session with a principal (`user`) and a counter.
+    #[derive(Default, Clone, Debug)]
+    struct Cart {
+        user: Option<u64>,
+        n: u32,
+    }
+
+    impl SessionData for Cart {
+        const FIELDS: &'static [crate::FieldInfo] = &[
+            crate::FieldInfo::new("user", "user"),
+            crate::FieldInfo::new("n", "n"),
+        ];
+        const PRINCIPAL: Option<usize> = Some(0);
+        fn encode_field(&self, i: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+            match i {
+                0 => crate::encode_value(&self.user, out),
+                _ => crate::encode_value(&self.n, out),
+            }
+        }
+        fn decode_field(&mut self, i: usize, b: &[u8]) -> Result<(), crate::DecodeError> {
+            match i {
+                0 => self.user = crate::decode_value(b)?,
+                _ => self.n = crate::decode_value(b)?,
+            }
+            Ok(())
+        }
+        fn reset_field(&mut self, i: usize) {
+            match i {
+                0 => self.user = None,
+                _ => self.n = 0,
+            }
+        }
+        fn principal_key(&self) -> Option<Cow<'_, str>> {
+            self.user.to_principal_key()
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            renew_ms: None,
+            grace_ms: 5_000,
+            touch_after_ms: None,
+            cookie_ms: 120 * MIN,
+            cookie_session_only: false,
+            idle_ms: 30 * MIN,
+            max_bytes: 4096,
+        }
+    }
+
+    fn id(s: &str) -> SessionId {
+        SessionId::parse(&format!("{s:a>22}")).unwrap()
+    }
+
+    fn enc<V: serde::Serialize>(v: &V) -> Bytes {
+        let mut out = Vec::new();
+        crate::encode_value(v, &mut out).unwrap();
+        Bytes::from(out)
+    }
+
+    /// A stored session with `n`, last used `idle_ago` ms ago.
+    fn record(n: u32, user: Option<u64>, idle_ago: u64) -> Record {
+        let mut meta = Meta::new(NOW - 60 * MIN, 30 * MIN, None);
+        meta.last_access = NOW - idle_ago;
+        meta.id_issued_at = NOW - 60 * MIN;
+        let mut fields = Fields::default();
+        fields.insert(Bytes::from_static(b"n"), enc(&n));
+        if user.is_some() {
+            fields.insert(Bytes::from_static(b"user"), enc(&user));
+        }
+        Record { meta, fields }
+    }
+
+    fn stored(n: u32) -> State<Cart> {
+        State::stored(id("cur"), record(n, None, 0), false)
+    }
+
+    fn fresh() -> State<Cart> {
+        State::fresh(id("new"), Meta::new(NOW, 30 * MIN, None), false)
+    }
+
+    fn set_n(state: &mut State<Cart>, n: u32) {
+        state.record(Op::Apply {
+            target: Some(1),
+            reads: false,
+            f: Arc::new(move |d: &mut Cart| d.n = n),
+        });
+    }
+
+    fn add_n(state: &mut State<Cart>) {
+        state.record(Op::Apply {
+            target: Some(1),
+            reads: true,
+            f: Arc::new(|d: &mut Cart| d.n += 1),
+        });
+    }
+
+    fn set_user(state: &mut State<Cart>, user: u64) {
+        state.record(Op::Apply {
+            target: Some(0),
+            reads: false,
+            f: Arc::new(move |d: &mut Cart| d.user = Some(user)),
+        });
+    }
+
+    /// How a commit went: the actions handed out, in order, and its end.
+    struct Run {
+        actions: Vec<String>,
+        writes: Vec<Write>,
+        finish: Finish,
+    }
+
+    impl Run {
+        fn ended(&self) -> String {
+            let client = |c: &IdWrite| match c {
+                IdWrite::Nothing => "nothing".to_owned(),
+                IdWrite::Clear => "clear".to_owned(),
+                IdWrite::Set(id, _) => format!("set {}", id.as_str().trim_start_matches('a')),
+            };
+            match &self.finish {
+                Finish::Wrote(c) => format!("wrote, {}", client(c)),
+                Finish::Quiet(o, c) => format!("{o:?}, {}", client(c)),
+                Finish::Refused(o, e) => format!("refused {o:?}: {e}"),
+                Finish::Failed(e) => format!("failed: {e}"),
+            }
+        }
+    }
+
+    /// Drives `commit` to its end: writes are answered from `answers` in
+    /// order (then `Done`), new ids are `id1`, `id2`..., deletes succeed
+    /// unless `fail_delete`.
+    fn drive(
+        mut commit: Commit,
+        state: &mut State<Cart>,
+        answers: Vec<Result<Written, StoreError>>,
+        fail_delete: bool,
+    ) -> Run {
+        let mut answers = answers.into_iter();
+        let (mut actions, mut writes, mut ids) = (Vec::new(), Vec::new(), 0);
+        let mut answer = Answer::Start;
+        for _ in 0..100 {
+            answer = match commit.step(state, answer) {
+                Action::Delete { id, cause } => {
+                    actions.push(format!(
+                        "delete {} ({cause:?})",
+                        id.as_str().trim_start_matches('a')
+                    ));
+                    Answer::Deleted(if fail_delete {
+                        Err(StoreError::Unsupported("down"))
+                    } else {
+                        Ok(())
+                    })
+                }
+                Action::NewId => {
+                    ids += 1;
+                    actions.push("new id".into());
+                    Answer::NewId(Ok(id(&format!("id{ids}"))))
+                }
+                Action::TakeTurn(id) => {
+                    actions.push(format!("turn {}", id.as_str().trim_start_matches('a')));
+                    Answer::TurnTaken
+                }
+                Action::Write(write) => {
+                    let kind = match &write.kind {
+                        WriteKind::Create => "create".to_owned(),
+                        WriteKind::Update => "update".to_owned(),
+                        WriteKind::Rotate { to, grace_ms, .. } => format!(
+                            "rotate to {} (grace {grace_ms})",
+                            to.as_str().trim_start_matches('a')
+                        ),
+                    };
+                    actions.push(format!(
+                        "write {} {kind}",
+                        write.id.as_str().trim_start_matches('a')
+                    ));
+                    writes.push(write.clone());
+                    Answer::Written(answers.next().unwrap_or(Ok(Written::Done)))
+                }
+                Action::Report { .. } => {
+                    actions.push("report".into());
+                    Answer::Reported
+                }
+                Action::Evict { principal, cap, .. } => {
+                    actions.push(format!("evict {principal} over {cap}"));
+                    Answer::Evicted
+                }
+                Action::Finish(finish) => {
+                    return Run {
+                        actions,
+                        writes,
+                        finish,
+                    }
+                }
+            };
+        }
+        panic!("the commit did not end: {actions:?}");
+    }
+
+    fn commit() -> Commit {
+        Commit::new(policy(), None, NOW, false)
+    }
+
+    fn set_field(write: &Write, name: &str) -> Option<Bytes> {
+        write
+            .set
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn transitions() {
+        type Setup = fn(&mut State<Cart>);
+        struct Case {
+            name: &'static str,
+            state: fn() -> State<Cart>,
+            setup: Setup,
+            commit: fn() -> Commit,
+            answers: fn() -> Vec<Result<Written, StoreError>>,
+            actions: &'static [&'static str],
+            ended: &'static str,
+        }
+        let none = Vec::new;
+        let cases = [
+            Case {
+                name: "create",
+                state: fresh,
+                setup: |s| set_n(s, 1),
+                commit,
+                answers: none,
+                actions: &["write new create", "report"],
+                ended: "wrote, set new",
+            },
+            Case {
+                name: "a fresh session that stays empty is not stored",
+                state: fresh,
+                setup: |s| set_n(s, 0),
+                commit,
+                answers: none,
+                actions: &[],
+                ended: "Empty, nothing",
+            },
+            Case {
+                name: "update takes the turn before planning",
+                state: || stored(1),
+                setup: add_n,
+                commit,
+                answers: none,
+                actions: &["turn cur", "write cur update", "report"],
+                ended: "wrote, set cur",
+            },
+            Case {
+                name: "read-only and no touch due: nothing",
+                state: || stored(1),
+                setup: |_| {},
+                commit,
+                answers: none,
+                actions: &[],
+                ended: "Unchanged, nothing",
+            },
+            Case {
+                name: "touch: the turn is taken after planning, then it plans again",
+                state: || State::stored(id("cur"), record(1, None, 10 * MIN), false),
+                setup: |_| {},
+                commit,
+                answers: none,
+                actions: &["turn cur", "write cur update", "report"],
+                ended: "wrote, set cur",
+            },
+            Case {
+                name: "renewal rotates with grace",
+                state: || stored(1),
+                setup: |_| {},
+                commit: || {
+                    let mut policy = policy();
+                    policy.renew_ms = Some(30 * MIN);
+                    Commit::new(policy, None, NOW, false)
+                },
+                answers: none,
+                actions: &[
+                    "new id",
+                    "turn cur",
+                    "write cur rotate to id1 (grace 5000)",
+                    "report",
+                ],
+                ended: "wrote, set id1",
+            },
+            Case {
+                name: "regenerate rotates without grace",
+                state: || stored(1),
+                setup: |s| {
+                    s.rotate(id("reg"), 0, NOW);
+                    set_user(s, 7);
+                },
+                commit,
+                answers: none,
+                actions: &["turn cur", "write cur rotate to reg (grace 0)", "report"],
+                ended: "wrote, set reg",
+            },
+            Case {
+                name: "a conflict replays the change on what is stored now",
+                state: || stored(1),
+                setup: add_n,
+                commit,
+                answers: || vec![Ok(Written::Conflict(record(5, None, 0)))],
+                actions: &["turn cur", "write cur update", "write cur update", "report"],
+                ended: "wrote, set cur",
+            },
+            Case {
+                name: "moved: the write follows the rotation",
+                state: || stored(1),
+                setup: add_n,
+                commit,
+                answers: || vec![Ok(Written::Moved(id("moved")))],
+                actions: &[
+                    "turn cur",
+                    "write cur update",
+                    "write moved update",
+                    "report",
+                ],
+                ended: "wrote, set moved",
+            },
+            Case {
+                name: "gone: nothing is kept and the client is told nothing",
+                state: || stored(1),
+                setup: add_n,
+                commit,
+                answers: || vec![Ok(Written::Gone)],
+                actions: &["turn cur", "write cur update"],
+                ended: "Gone, nothing",
+            },
+            Case {
+                name: "emptied: the record is deleted and the id cleared",
+                state: || stored(1),
+                setup: |s| s.record(Op::Remove(1)),
+                commit,
+                answers: none,
+                actions: &["turn cur", "delete cur (Emptied)"],
+                ended: "Empty, clear",
+            },
+            Case {
+                name: "destroy: deleted, the client's id cleared",
+                state: || stored(1),
+                setup: |s| {
+                    let meta = s.meta;
+                    let id = s.id.clone();
+                    s.forget(id, meta, true);
+                },
+                commit,
+                answers: none,
+                actions: &["delete cur (Destroy)"],
+                ended: "Empty, clear",
+            },
+            Case {
+                name: "set after destroy: a new session under a new id",
+                state: || stored(1),
+                setup: |s| {
+                    let meta = s.meta;
+                    let id = s.id.clone();
+                    s.forget(id, meta, true);
+                    set_n(s, 3);
+                },
+                commit,
+                answers: none,
+                actions: &[
+                    "delete cur (Destroy)",
+                    "new id",
+                    "write id1 create",
+                    "report",
+                ],
+                ended: "wrote, set id1",
+            },
+            Case {
+                name: "degraded: never written",
+                state: || {
+                    let mut s = fresh();
+                    s.degraded = true;
+                    s
+                },
+                setup: |s| set_n(s, 1),
+                commit,
+                answers: none,
+                actions: &[],
+                ended: "Discarded, nothing",
+            },
+            Case {
+                name: "failed request: nothing kept",
+                state: || stored(1),
+                setup: add_n,
+                commit: || Commit::new(policy(), None, NOW, true),
+                answers: none,
+                actions: &[],
+                ended: "Discarded, nothing",
+            },
+            Case {
+                name: "too large",
+                state: fresh,
+                setup: |s| set_n(s, 1),
+                commit: || {
+                    let mut policy = policy();
+                    policy.max_bytes = 1;
+                    Commit::new(policy, None, NOW, false)
+                },
+                answers: none,
+                actions: &[],
+                ended: "refused TooLarge",
+            },
+            Case {
+                name: "conflicts without end: give up",
+                state: || stored(1),
+                setup: add_n,
+                commit,
+                answers: || {
+                    (0..=plan::MAX_RETRIES)
+                        .map(|_| Ok(Written::Conflict(record(5, None, 0))))
+                        .collect()
+                },
+                actions: &[],
+                ended: "refused Conflict",
+            },
+            Case {
+                name: "a store failure keeps the changes pending",
+                state: || stored(1),
+                setup: add_n,
+                commit,
+                answers: || vec![Err(StoreError::Unsupported("down"))],
+                actions: &["turn cur", "write cur update"],
+                ended: "failed",
+            },
+            Case {
+                name: "a login over maxSessionsPerUser evicts",
+                state: fresh,
+                setup: |s| set_user(s, 7),
+                commit: || Commit::new(policy(), Some(2), NOW, false),
+                answers: none,
+                actions: &["write new create", "report", "evict 7 over 2"],
+                ended: "wrote, set new",
+            },
+            Case {
+                name: "an update that keeps the principal does not evict",
+                state: || State::stored(id("cur"), record(1, Some(7), 0), false),
+                setup: add_n,
+                commit: || Commit::new(policy(), Some(2), NOW, false),
+                answers: none,
+                actions: &["turn cur", "write cur update", "report"],
+                ended: "wrote, set cur",
+            },
+        ];
+        for case in cases {
+            let mut state = (case.state)();
+            (case.setup)(&mut state);
+            let run = drive((case.commit)(), &mut state, (case.answers)(), false);
+            if !case.actions.is_empty() || run.writes.is_empty() {
+                assert_eq!(run.actions, case.actions, "{}", case.name);
+            }
+            assert!(
+                run.ended().starts_with(case.ended),
+                "{}: ended {:?}",
+                case.name,
+                run.ended()
+            );
+        }
+    }
+
+    #[test]
+    fn a_replay_writes_the_change_on_the_stored_value() {
+        let mut state = stored(1);
+        add_n(&mut state);
+        let run = drive(
+            commit(),
+            &mut state,
+            vec![Ok(Written::Conflict(record(5, None, 0)))],
+            false,
+        );
+        assert_eq!(set_field(&run.writes[0], "n"), Some(enc(&2u32)));
+        assert_eq!(set_field(&run.writes[1], "n"), Some(enc(&6u32)));
+        assert_eq!(run.writes[1].expect, vec![("n", Some(enc(&5u32)))]);
+        assert!(!state.has_changes(), "written");
+    }
+
+    #[test]
+    fn a_failed_write_or_delete_keeps_everything_for_the_next_commit() {
+        let mut state = stored(1);
+        add_n(&mut state);
+        let run = drive(
+            commit(),
+            &mut state,
+            vec![Err(StoreError::Unsupported("down"))],
+            false,
+        );
+        assert!(matches!(run.finish, Finish::Failed(SessionError::Store(_))));
+        assert!(state.has_changes());
+        assert_eq!(state.ops.len(), 1);
+
+        let mut state = stored(1);
+        let (meta, cur) = (state.meta, state.id.clone());
+        state.forget(cur.clone(), meta, true);
+        let run = drive(commit(), &mut state, Vec::new(), true);
+        assert!(matches!(run.finish, Finish::Failed(SessionError::Store(_))));
+        assert_eq!(state.deletes, vec![cur], "the delete is retried next time");
+    }
+
+    #[test]
+    fn a_commit_after_a_failed_one_writes_what_was_pending() {
+        let mut state = stored(1);
+        add_n(&mut state);
+        let _ = drive(
+            commit(),
+            &mut state,
+            vec![Err(StoreError::Unsupported("down"))],
+            false,
+        );
+        let run = drive(commit(), &mut state, Vec::new(), false);
+        assert_eq!(run.ended(), "wrote, set cur");
+        assert_eq!(set_field(&run.writes[0], "n"), Some(enc(&2u32)));
+    }
+
+    #[test]
+    fn a_rotation_that_keeps_the_principal_expects_it() {
+        let mut state = State::<Cart>::stored(id("cur"), record(1, Some(7), 0), false);
+        state.rotate(id("reg"), 0, NOW);
+        let run = drive(commit(), &mut state, Vec::new(), false);
+        let write = &run.writes[0];
+        assert!(matches!(write.principal, Some(PrincipalWrite::Keep(_))));
+        assert_eq!(write.expect, vec![("user", Some(enc(&Some(7u64))))]);
+    }
+
+    #[test]
+    fn changes_made_while_the_write_was_in_flight_stay_pending() {
+        let mut state = stored(1);
+        add_n(&mut state);
+        let mut commit = commit();
+        let mut answer = Answer::Start;
+        loop {
+            match commit.step(&mut state, answer) {
+                Action::TakeTurn(_) => answer = Answer::TurnTaken,
+                Action::Write(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Another task of the same request changes the session now.
+        set_user(&mut state, 9);
+        match commit.step(&mut state, Answer::Written(Ok(Written::Done))) {
+            Action::Report { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            commit.step(&mut state, Answer::Reported),
+            Action::Finish(Finish::Wrote(_))
+        ));
+        assert!(state.has_changes(), "the later change is not lost");
+        assert_eq!(state.ops.len(), 1);
+    }
+}
