@@ -22,7 +22,7 @@ async fn main() -> Result<(), SessionError> {
     let task_id = id.clone();
     let found = tokio::spawn(async move { mark_report_ready(&task_manager, &task_id).await })
         .await
-        .map_err(|e| SessionError::Store(sessionkit::StoreError::backend(e)))??;
+        .map_err(|e| SessionError::Store(sessionkit::store::StoreError::backend(e)))??;
     println!("background task found the session: {found}");
 
     if let Some(again) = manager.load_by_id(&id).await? {

@@ -17,7 +17,8 @@ use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use futures_util::future::join_all;
-use sessionkit::{BreakerState, CircuitBreaker, RedisStore};
+use sessionkit::breaker::{BreakerState, CircuitBreaker};
+use sessionkit::RedisStore;
 use sessionkit_examples::gateway::{gateway_app, Gateway, GatewayConfig};
 use sessionkit_tests::redis_server::{unique_prefix, RedisServer};
 

@@ -12,7 +12,8 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, Error, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sessionkit::{Config, ConfigError, SessionData, SessionManager, SessionStore};
+use sessionkit::store::SessionStore;
+use sessionkit::{Config, ConfigError, SessionData, SessionManager};
 use sessionkit_actix::{Session, SessionMiddleware};
 
 /// An API client's session.

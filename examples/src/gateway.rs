@@ -16,10 +16,12 @@ use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer, Response
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sessionkit::breaker::CircuitBreaker;
+use sessionkit::store::{DynSessionStore, SessionStore};
 use sessionkit::{
-    CircuitBreaker, Config, ConfigError, DynSessionStore, FailurePolicy, HeaderMapConfig,
-    HeaderMapError, MemoryStore, PostgresConfigError, PostgresStore, RedisConfigError, RedisStore,
-    SameSite, SessionData, SessionManager, SessionStore,
+    Config, ConfigError, FailurePolicy, HeaderMapConfig, HeaderMapError, MemoryStore,
+    PostgresConfigError, PostgresStore, RedisConfigError, RedisStore, SameSite, SessionData,
+    SessionManager,
 };
 use sessionkit_actix::{MapSessionToHeader, Session, SessionExt, SessionMiddleware};
 use tracing::Instrument;

@@ -30,7 +30,8 @@ use hyper_util::rt::TokioExecutor;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
-use sessionkit::{FailurePolicy, HeaderMapConfig, SessionManager, SessionStore};
+use sessionkit::store::SessionStore;
+use sessionkit::{FailurePolicy, HeaderMapConfig, SessionManager};
 use sessionkit_axum::{MapSessionToHeader, Session, SessionExt, SessionLayer};
 use tracing::Instrument;
 

@@ -74,9 +74,10 @@ use actix_web::middleware::{from_fn, DefaultHeaders, Next};
 use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sessionkit::store::DynSessionStore;
 use sessionkit::{
-    Config, ConfigError, Csrf, CsrfRejection, DynSessionStore, ErrorChain, SameSite, SessionData,
-    SessionError, SessionHandle, SessionManager, SessionManagerBuilder,
+    Config, ConfigError, Csrf, CsrfRejection, ErrorChain, SameSite, SessionData, SessionError,
+    SessionHandle, SessionManager, SessionManagerBuilder,
 };
 use sessionkit_actix::{Session, SessionMiddleware};
 

@@ -15,7 +15,8 @@ use actix_web::http::StatusCode;
 use common::{
     assert_alike, both, handles_of, manager_for, start, start_with, Browser, Kind, Step, Transcript,
 };
-use sessionkit::{HeaderMapConfig, ManualClock, MemoryStore, SessionManager};
+use sessionkit::clock::ManualClock;
+use sessionkit::{HeaderMapConfig, MemoryStore, SessionManager};
 use sessionkit_examples::gateway::{
     store_for, store_from_env_values, Gateway, GatewayConfig, GatewayError, GatewaySession,
 };
@@ -359,7 +360,7 @@ fn default_config_is_the_reference_example() {
 
 async fn gateway_on_redis_from_redis_url(kind: Kind) {
     let redis = sessionkit_tests::redis_server::RedisServer::start();
-    let store: Arc<dyn sessionkit::DynSessionStore> = store_for(Some(&redis.url())).unwrap();
+    let store: Arc<dyn sessionkit::store::DynSessionStore> = store_for(Some(&redis.url())).unwrap();
     let config = GatewayConfig::default();
     let servers = start_with(kind, manager_for(&config, store), &config.headers).await;
     let mut browser = Browser::new(&servers);
@@ -416,7 +417,7 @@ async fn gateway_on_postgres_from_database_url(kind: Kind) {
     // The session really is in PostgreSQL, under its hash, indexed by a
     // hashed principal; no id in any row.
     let handle = sessionkit::PostgresStore::key_for(
-        &sessionkit::SessionId::parse(&browser.sid()).expect("id"),
+        &sessionkit::id::SessionId::parse(&browser.sid()).expect("id"),
     );
     assert_eq!(
         pg.psql(&format!(

@@ -25,7 +25,7 @@ use actix_web::http::StatusCode;
 use common::*;
 use futures_util::future::join;
 use serde_json::json;
-use sessionkit::DynSessionStore;
+use sessionkit::store::DynSessionStore;
 use sessionkit_examples::gateway::{store_for, GatewayConfig};
 use sessionkit_tests::redis_server::RedisServer;
 use sessionkit_tests::resp_proxy::{is_delete_owned, is_write, RespProxy};

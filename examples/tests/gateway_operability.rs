@@ -12,7 +12,8 @@ use common::{
     assert_alike, both, manager_for, start_full, start_with, Browser, Kind, Step, Transcript,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
-use sessionkit::{MemoryStore, SessionId};
+use sessionkit::id::SessionId;
+use sessionkit::MemoryStore;
 use sessionkit_examples::gateway::{install_prometheus, GatewayConfig, METRICS_CONTENT_TYPE};
 use sessionkit_tests::support::RecordingStore;
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::HttpServer;
-use sessionkit::{Config, DynSessionStore, ManualClock, MemoryStore, RedisStore, SessionManager};
+use sessionkit::clock::ManualClock;
+use sessionkit::store::DynSessionStore;
+use sessionkit::{Config, MemoryStore, RedisStore, SessionManager};
 use sessionkit_examples::webapp::{
     default_config, webapp_app, WebSession, Webapp, COOKIE, PRODUCTS,
 };

@@ -32,7 +32,8 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 ///
 /// ```
 /// use actix_web::{http::StatusCode, test::TestRequest};
-/// use sessionkit::{SessionError, StoreError};
+/// use sessionkit::SessionError;
+/// use sessionkit::store::StoreError;
 /// let req = TestRequest::default().to_http_request();
 /// let err = SessionError::Store(StoreError::Timeout(std::time::Duration::from_secs(1)));
 /// let res = sessionkit_actix::default_error_handler(&err, &req);

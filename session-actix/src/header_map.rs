@@ -20,7 +20,7 @@ use crate::extract::SessionExt;
 /// 1. **removes every client-supplied header whose name is mapped**, compared
 ///    by letters and digits only, ignoring case and punctuation (`X-User-Id`,
 ///    `x_user_id`, `X.User.Id`, `XUserId`, `x~user~id`, …; see
-///    [`sessionkit::normalize_header_name`]), whether or not the session has a
+///    [`sessionkit::adapter::normalize_header_name`]), whether or not the session has a
 ///    value, so a client can never spoof one to a downstream service, however
 ///    that service folds header names;
 /// 2. loads the session (this middleware always touches it);

@@ -21,9 +21,9 @@ use sessionkit::adapter::{
     check_csrf, csrf_needs_form, end_request, log_csrf_rejection, should_buffer_form,
     write_response, Outcome, PendingSession, ResponseHeaders, StripPlan,
 };
+use sessionkit::store::SessionStore;
 use sessionkit::{
     Config, ConfigError, CsrfRejection, FailurePolicy, SessionData, SessionError, SessionManager,
-    SessionStore,
 };
 
 use crate::error::{

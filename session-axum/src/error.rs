@@ -61,7 +61,8 @@ impl ErrorContext {
 ///
 /// ```
 /// use http::{Method, StatusCode, Uri};
-/// use sessionkit::{SessionError, StoreError};
+/// use sessionkit::SessionError;
+/// use sessionkit::store::StoreError;
 /// use sessionkit_axum::ErrorContext;
 /// let ctx = ErrorContext::new(Method::GET, Uri::from_static("/cart"));
 /// let err = SessionError::Store(StoreError::Timeout(std::time::Duration::from_secs(1)));
@@ -257,7 +258,7 @@ mod tests {
 
     #[test]
     fn each_cause_is_reported_once() {
-        let error = SessionError::Store(sessionkit::StoreError::unavailable("refused"));
+        let error = SessionError::Store(sessionkit::store::StoreError::unavailable("refused"));
         let rejection = SessionRejection::failed(error, Response::default());
         let source = rejection
             .source()

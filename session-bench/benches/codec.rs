@@ -4,7 +4,8 @@
 use divan::{black_box, Bencher};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use session_bench::fixture::{encoded_fields, Gateway};
-use sessionkit::{decode_value, encode_value, HeaderMapping, SessionData};
+use sessionkit::{HeaderMapping, SessionData};
+use sessionkit::codec::{decode_value, encode_value};
 
 fn main() {
     divan::main();

@@ -1,7 +1,7 @@
 //! Session id generation and validation.
 
 use divan::{black_box, Bencher};
-use sessionkit::{Base64Url128, IdGenerator, SessionId, UuidV4};
+use sessionkit::id::{Base64Url128, IdGenerator, SessionId, UuidV4};
 
 fn main() {
     divan::main();

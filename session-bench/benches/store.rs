@@ -13,7 +13,9 @@ use session_bench::fixture::{
     full_save, now_ms, visits_update, CookieRequest, Gateway, GatewaySessionExt, Picker,
 };
 use sessionkit::store::Loaded;
-use sessionkit::{IdGenerator, MemoryStore, SessionId, SessionManager, SessionStore, UuidV4};
+use sessionkit::{MemoryStore, SessionManager};
+use sessionkit::id::{IdGenerator, SessionId, UuidV4};
+use sessionkit::store::SessionStore;
 use tokio::runtime::Runtime;
 
 fn main() {

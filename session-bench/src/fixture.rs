@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sessionkit::store::{Meta, Write, WriteKind};
-use sessionkit::{RequestView, SessionData, SessionId};
+use sessionkit::SessionData;
+use sessionkit::adapter::RequestView;
+use sessionkit::id::SessionId;
 
 /// Idle timeout given to every stored session (30 minutes), long enough that
 /// nothing expires while a benchmark runs.
@@ -104,7 +106,7 @@ pub fn full_save<T: SessionData>(data: &T, now: u64) -> Write {
 #[must_use]
 pub fn visits_update(visits: u32, now: u64) -> Write {
     let mut value = Vec::new();
-    sessionkit::encode_value(&visits, &mut value).expect("a u32 always encodes");
+    sessionkit::codec::encode_value(&visits, &mut value).expect("a u32 always encodes");
     Write {
         id: SessionId::parse("placeholder-session-id").expect("a valid id"),
         kind: WriteKind::Update,
@@ -176,7 +178,7 @@ impl RequestView for CookieRequest {
     }
 
     fn cookie(&self, name: &str) -> Option<Cow<'_, str>> {
-        sessionkit::find_cookie(&self.0, name).map(Cow::Borrowed)
+        sessionkit::adapter::find_cookie(&self.0, name).map(Cow::Borrowed)
     }
 }
 

@@ -20,7 +20,7 @@ pub const DEFAULT_CONNECTIONS: [u32; 3] = [1, 32, 256];
 pub const MAX_SIZE: u64 = 10_000_000;
 
 /// The id of preloaded session `index` in the sessionkit modes: a valid
-/// [`sessionkit::SessionId`] (24 characters of `a-z 0-9 -`), distinct per
+/// [`sessionkit::id::SessionId`] (24 characters of `a-z 0-9 -`), distinct per
 /// index.
 pub fn sessionkit_id(index: u64) -> String {
     format!("bench-scale-{index:012}")
@@ -89,8 +89,8 @@ mod tests {
         let a = sessionkit_id(0);
         let b = sessionkit_id(999_999);
         assert_ne!(a, b);
-        assert!(sessionkit::SessionId::parse(&a).is_ok());
-        assert!(sessionkit::SessionId::parse(&b).is_ok());
+        assert!(sessionkit::id::SessionId::parse(&a).is_ok());
+        assert!(sessionkit::id::SessionId::parse(&b).is_ok());
         assert_eq!(a.len(), b.len());
     }
 

@@ -61,7 +61,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// Checked at compile time: header names are HTTP tokens and unique
 /// (ignoring case and punctuation, as the runtime strips them: `X-User-Id`
 /// and `x.user_id` are one header); a `#[header]` field's type implements
-/// `sessionkit::ToHeaderValue`; stored names are unique, non-empty and do not
+/// `sessionkit::codec::ToHeaderValue`; stored names are unique, non-empty and do not
 /// start with `$` or `@` (reserved for metadata and the runtime's own
 /// fields, such as the CSRF secret `@csrf`); at most one field is the principal, it is stored, and its
 /// type implements `sessionkit::ToPrincipalKey`; accessor names do not clash

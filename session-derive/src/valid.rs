@@ -174,7 +174,7 @@ fn prefix_problem(prefix: &str) -> Option<String> {
     })
 }
 
-/// The runtime's `sessionkit::normalize_header_name`: letters and digits,
+/// The runtime's `sessionkit::adapter::normalize_header_name`: letters and digits,
 /// lower case; punctuation dropped. Keep the two identical.
 fn normalize(name: &str) -> String {
     name.chars()

@@ -57,7 +57,10 @@
 //! # Ok::<(), sessionkit::SessionError>(()) }).unwrap();
 //! ```
 
-pub use crate::extractor::{find_cookie, find_urlencoded, Location, RequestView, SourceKind};
+pub use crate::extractor::{
+    find_cookie, find_urlencoded, ExtractFn, Extracted, Location, RequestView, SourceKind,
+};
+pub use crate::header_map::{is_valid_header_name, is_valid_header_value, normalize_header_name};
 pub use crate::lifecycle::manager::{Incoming, PendingSession, ResponseUpdate};
 
 pub use crate::csrf::{
@@ -68,7 +71,6 @@ use crate::csrf::CsrfRejection;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::extractor::Extractor;
-use crate::header_map::{is_valid_header_name, normalize_header_name};
 
 // ------------------------------------------------------------------ request
 
@@ -491,7 +493,8 @@ pub fn log_session_error(error: &SessionError, method: &str, path: &str) {
 ///
 /// ```
 /// use sessionkit::adapter::default_error_response;
-/// use sessionkit::{SessionError, StoreError};
+/// use sessionkit::SessionError;
+/// use sessionkit::store::StoreError;
 /// let down = SessionError::Store(StoreError::unavailable("refused"));
 /// assert_eq!(default_error_response(&down), (503, "session storage unavailable"));
 /// ```
@@ -507,7 +510,7 @@ pub fn default_error_response(error: &SessionError) -> (u16, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SessionId;
+    use crate::id::SessionId;
 
     #[test]
     fn cookie_stripping_keeps_other_cookies_in_order() {

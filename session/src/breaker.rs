@@ -2,7 +2,7 @@
 //! operations fast for a cool-down instead of letting every request wait
 //! for a dead backend, then lets one probe through and closes on success.
 //!
-//! The decisions are a pure state machine ([`Machine`]), tested transition
+//! The decisions are a pure state machine (`Machine`), tested transition
 //! by transition below; [`CircuitBreaker`] only runs it around the store.
 
 use std::fmt;
@@ -23,7 +23,7 @@ pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use std::time::Duration;
-/// use sessionkit::BreakerConfig;
+/// use sessionkit::breaker::BreakerConfig;
 /// let config = BreakerConfig::default()
 ///     .failure_threshold(3)
 ///     .cool_down(Duration::from_millis(500));
@@ -104,7 +104,8 @@ impl BreakerState {
 /// this error says only that the store was not asked.
 ///
 /// ```
-/// use sessionkit::{CircuitOpen, StoreError};
+/// use sessionkit::breaker::CircuitOpen;
+/// use sessionkit::store::StoreError;
 /// fn retry_after(error: &StoreError) -> Option<std::time::Duration> {
 ///     match error {
 ///         StoreError::Unavailable(cause) => cause.downcast_ref::<CircuitOpen>().map(CircuitOpen::retry_in),
@@ -295,13 +296,15 @@ impl Machine {
 /// successes (the store answered).
 ///
 /// Put a timeout inside it (the Redis store has its own; wrap other stores
-/// in a [`TimeoutStore`](crate::TimeoutStore)), so a hung store fails and is
+/// in a [`TimeoutStore`](crate::timeout::TimeoutStore)), so a hung store fails and is
 /// counted. Clones share one breaker. Its state is exported as the
 /// `sessionkit_circuit_breaker_*` metrics (see [`crate::metrics`]).
 ///
 /// ```
 /// use std::time::Duration;
-/// use sessionkit::{BreakerConfig, BreakerState, CircuitBreaker, MemoryStore, SessionManager, TimeoutStore};
+/// use sessionkit::{MemoryStore, SessionManager};
+/// use sessionkit::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+/// use sessionkit::timeout::TimeoutStore;
 /// # #[derive(sessionkit::SessionData, Default)] struct Data { visits: u32 }
 /// let store = TimeoutStore::new(MemoryStore::new(), Duration::from_millis(500));
 /// let breaker = CircuitBreaker::with_config(store, BreakerConfig::default().failure_threshold(5));

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// with a [`ManualClock`] instead of sleeping.
 ///
 /// ```
-/// use sessionkit::{Clock, SystemClock};
+/// use sessionkit::clock::{Clock, SystemClock};
 /// assert!(SystemClock.now_ms() > 1_600_000_000_000);
 /// ```
 pub trait Clock: Send + Sync + 'static {
@@ -37,7 +37,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sessionkit::{Clock, ManualClock};
+/// use sessionkit::clock::{Clock, ManualClock};
 /// let clock = ManualClock::new(1_000);
 /// clock.advance(Duration::from_secs(2));
 /// assert_eq!(clock.now_ms(), 3_000);

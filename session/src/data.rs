@@ -16,7 +16,8 @@ use serde::Serialize;
 ///
 /// ```
 /// use std::borrow::Cow;
-/// use sessionkit::{decode_value, encode_value, DecodeError, EncodeError, FieldInfo, SessionData};
+/// use sessionkit::SessionData;
+/// use sessionkit::codec::{decode_value, encode_value, DecodeError, EncodeError, FieldInfo};
 ///
 /// #[derive(Default)]
 /// struct Counter { visits: u32 }
@@ -143,7 +144,7 @@ impl HeaderSpec {
 ///
 /// ```
 /// # #[derive(Default)] struct Counter { visits: u32 }
-/// use sessionkit::Field;
+/// use sessionkit::codec::Field;
 /// const VISITS: Field<Counter, u32> = Field::new(0, |c| &c.visits, |c| &mut c.visits);
 /// assert_eq!(VISITS.index(), 0);
 /// ```
@@ -200,7 +201,7 @@ impl<T, V> fmt::Debug for Field<T, V> {
 /// your own types to map them with `#[header("...")]`.
 ///
 /// ```
-/// use sessionkit::ToHeaderValue;
+/// use sessionkit::codec::ToHeaderValue;
 /// assert_eq!(42u64.to_header_value().as_deref(), Some("42"));
 /// assert_eq!(None::<String>.to_header_value(), None);
 /// ```
@@ -274,8 +275,8 @@ impl<T: ToHeaderValue> ToHeaderValue for Option<T> {
 ///
 /// ```
 /// let mut out = Vec::new();
-/// sessionkit::encode_value(&7u32, &mut out).unwrap();
-/// assert_eq!(sessionkit::decode_value::<u32>(&out).unwrap(), 7);
+/// sessionkit::codec::encode_value(&7u32, &mut out).unwrap();
+/// assert_eq!(sessionkit::codec::decode_value::<u32>(&out).unwrap(), 7);
 /// ```
 pub fn encode_value<V: Serialize + ?Sized>(
     value: &V,
@@ -307,7 +308,7 @@ const ENCODE_FAILED: &str = "could not encode a session field as MessagePack";
 /// [`source`](std::error::Error::source); the message itself never holds a value.
 ///
 /// ```
-/// let error = sessionkit::EncodeError::no_field(9);
+/// let error = sessionkit::codec::EncodeError::no_field(9);
 /// assert!(error.to_string().ends_with("no session field has index 9"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -341,7 +342,7 @@ impl EncodeError {
 ///
 /// ```
 /// use std::error::Error;
-/// let error = sessionkit::decode_value::<u32>(&[0xa3, b'a', b'b', b'c']).unwrap_err();
+/// let error = sessionkit::codec::decode_value::<u32>(&[0xa3, b'a', b'b', b'c']).unwrap_err();
 /// let cause = error.source().expect("the rmp-serde cause");
 /// assert!(cause.to_string().starts_with("rmp-serde: "));
 /// assert!(!cause.to_string().contains("abc"));
@@ -401,7 +402,7 @@ impl CodecCause {
 /// reach the logs.
 ///
 /// ```
-/// let error = sessionkit::decode_value::<u32>(&[0xa3, b'a', b'b', b'c']).unwrap_err();
+/// let error = sessionkit::codec::decode_value::<u32>(&[0xa3, b'a', b'b', b'c']).unwrap_err();
 /// assert_eq!(error.kind(), "a value of another type is stored");
 /// assert!(!error.to_string().contains("abc"));
 /// ```

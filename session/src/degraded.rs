@@ -38,7 +38,7 @@ pub enum FailurePolicy {
     Fail,
     /// The request runs with a fresh, empty session that is never written
     /// to the store and never sends or clears an id
-    /// ([`Session::degraded`] says so); a failure to save after the handler
+    /// ([`Session::degraded`](crate::Session::degraded) says so); a failure to save after the handler
     /// ran is logged and the response kept. The client keeps the id it
     /// has, so its session is back once the store is.
     Anonymous,

@@ -45,7 +45,8 @@ pub enum SessionError {
 /// how sessionkit logs errors at the edge.
 ///
 /// ```
-/// use sessionkit::{ErrorChain, StoreError};
+/// use sessionkit::ErrorChain;
+/// use sessionkit::store::StoreError;
 /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
 /// let error = StoreError::unavailable(io);
 /// assert_eq!(

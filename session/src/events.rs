@@ -60,11 +60,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// it back into the id.
 ///
 /// ```
-/// let id = sessionkit::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
+/// let id = sessionkit::id::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
 /// let fp = id.fingerprint();
 /// assert_eq!(fp.to_string().len(), 12);
 /// assert!(!fp.to_string().contains("3f1c"));
-/// # Ok::<(), sessionkit::InvalidId>(())
+/// # Ok::<(), sessionkit::id::InvalidId>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint([u8; 9]);
@@ -212,7 +212,7 @@ where
     }
 }
 
-/// Counts of a manager's event delivery, from [`SessionManager::event_stats`].
+/// Counts of a manager's event delivery, from [`SessionManager::event_stats`](crate::SessionManager::event_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventStats {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// "not available".
 ///
 /// ```
-/// use sessionkit::RequestView;
+/// use sessionkit::adapter::RequestView;
 /// struct Plain<'a>(&'a [(&'a str, &'a str)]);
 /// impl RequestView for Plain<'_> {
 ///     fn header(&self, name: &str) -> Option<&str> {
@@ -66,7 +66,7 @@ pub trait RequestView {
 /// `value_trimmed`) on every header it parses (a property test checks this).
 ///
 /// ```
-/// use sessionkit::find_cookie;
+/// use sessionkit::adapter::find_cookie;
 /// assert_eq!(find_cookie("a=1; sid=\"x\"; sid2=y", "sid"), Some("x"));
 /// assert_eq!(find_cookie("sid2=y", "sid"), None);
 /// assert_eq!(find_cookie("sid=first; sid=second", "sid"), Some("first"));
@@ -210,7 +210,8 @@ impl Extractor {
     /// [`SourceKind::Other`] sets nothing.
     ///
     /// ```
-    /// use sessionkit::{Extractor, SourceKind};
+    /// use sessionkit::Extractor;
+    /// use sessionkit::adapter::SourceKind;
     /// let bearer = Extractor::custom("Authorization", SourceKind::Header, |req| {
     ///     req.header("Authorization")?.strip_prefix("Bearer ").map(str::to_owned)
     /// });

@@ -47,6 +47,7 @@ impl HeaderMapConfig {
 ///
 /// ```
 /// # use sessionkit::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct User { user_id: Option<u64> }
 /// # impl SessionData for User {
 /// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("user_id", "user_id")];
@@ -110,7 +111,7 @@ pub enum HeaderMapError {
         known: String,
     },
     /// The field's type cannot be rendered as a header value.
-    #[error("header map: {header} -> {field}: the field's type does not implement sessionkit::ToHeaderValue")]
+    #[error("header map: {header} -> {field}: the field's type does not implement sessionkit::codec::ToHeaderValue")]
     NotRenderable {
         /// The header.
         header: String,
@@ -137,7 +138,7 @@ pub enum HeaderMapError {
 /// with punctuation a downstream service ignores.
 ///
 /// ```
-/// use sessionkit::normalize_header_name;
+/// use sessionkit::adapter::normalize_header_name;
 /// for spelling in ["X-User-Id", "x_user_id", "X.User.Id", "X-USER.ID", "XUserId", "x~user~id"] {
 ///     assert_eq!(normalize_header_name(spelling), "xuserid");
 /// }
@@ -363,18 +364,26 @@ mod tests {
     impl SessionData for One {
         const FIELDS: &'static [crate::data::FieldInfo] =
             &[crate::data::FieldInfo::new("user_id", "user_id")];
-        fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
-            crate::encode_value(&self.user_id, out)
+        fn encode_field(
+            &self,
+            _: usize,
+            out: &mut Vec<u8>,
+        ) -> Result<(), crate::codec::EncodeError> {
+            crate::codec::encode_value(&self.user_id, out)
         }
-        fn decode_field(&mut self, _: usize, bytes: &[u8]) -> Result<(), crate::DecodeError> {
-            self.user_id = crate::decode_value(bytes)?;
+        fn decode_field(
+            &mut self,
+            _: usize,
+            bytes: &[u8],
+        ) -> Result<(), crate::codec::DecodeError> {
+            self.user_id = crate::codec::decode_value(bytes)?;
             Ok(())
         }
         fn reset_field(&mut self, _: usize) {
             self.user_id = None;
         }
         fn header_value(&self, _: usize) -> Option<Cow<'_, str>> {
-            crate::ToHeaderValue::to_header_value(&self.user_id)
+            crate::codec::ToHeaderValue::to_header_value(&self.user_id)
         }
         fn header_capable(_: usize) -> bool {
             true

@@ -19,7 +19,7 @@ pub const MAX_ID_LEN: usize = 128;
 /// length. Its `Debug` output is redacted so ids do not leak into logs.
 ///
 /// ```
-/// use sessionkit::SessionId;
+/// use sessionkit::id::SessionId;
 /// assert!(SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f").is_ok());
 /// assert!(SessionId::parse("{evil}/../../etc").is_err());
 /// assert!(SessionId::parse("short").is_err());
@@ -118,7 +118,7 @@ pub enum GenerateError {
 /// validated like client input before use.
 ///
 /// ```
-/// use sessionkit::{IdGenerator, UuidV4};
+/// use sessionkit::id::{IdGenerator, UuidV4};
 /// let id = UuidV4.generate().unwrap();
 /// assert_eq!(id.as_str().len(), 36);
 /// ```

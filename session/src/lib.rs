@@ -26,7 +26,7 @@
 //!   table of names and labels is in [`metrics`].
 //! - **Lifecycle events** for a listener registered with
 //!   [`SessionManagerBuilder::on_event`]; see [`events`].
-//! - **Store failures**: [`CircuitBreaker`] fails fast while a store keeps
+//! - **Store failures**: [`CircuitBreaker`](breaker::CircuitBreaker) fails fast while a store keeps
 //!   failing; [`FailurePolicy::Anonymous`] lets a request run with an
 //!   anonymous, never-saved session instead of failing.
 //! - **Tracing**: when a session is loaded inside a span that declares a
@@ -41,8 +41,9 @@
 pub mod adapter;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod backend_failure;
-mod breaker;
-mod clock;
+pub mod breaker;
+pub mod clock;
+pub mod codec;
 mod config;
 mod context;
 mod csrf;
@@ -55,7 +56,7 @@ mod extractor;
 mod forward;
 pub mod guide;
 mod header_map;
-mod id;
+pub mod id;
 mod lifecycle;
 mod memory;
 pub mod metrics;
@@ -69,39 +70,24 @@ mod record;
 mod redis;
 mod revocation;
 pub mod store;
-mod timeout;
+pub mod timeout;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use crate::breaker::{
-    BreakerConfig, BreakerState, CircuitBreaker, CircuitOpen, DEFAULT_COOL_DOWN,
-    DEFAULT_FAILURE_THRESHOLD,
-};
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+// What an application author writes. Store authors: `store`; adapter
+// authors: `adapter`; hand-written `SessionData` impls: `codec`; ids and
+// id generators: `id`; store wrappers: `breaker`, `timeout`; test clocks:
+// `clock`. Every public name has exactly one path.
 pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
 pub use crate::csrf::{Csrf, CsrfRejection};
-pub use crate::data::{
-    decode_value, encode_value, CodecCause, DecodeError, EncodeError, Field, FieldInfo, HeaderSpec,
-    SessionData, ToHeaderValue,
-};
+pub use crate::data::SessionData;
 pub use crate::degraded::FailurePolicy;
 pub use crate::error::{ErrorChain, SessionError};
-pub use crate::extractor::{
-    find_cookie, find_urlencoded, ExtractFn, Extracted, Extractor, Location, RequestView,
-    SourceKind,
-};
-pub use crate::header_map::{
-    is_valid_header_name, is_valid_header_value, normalize_header_name, HeaderMapConfig,
-    HeaderMapError, HeaderMapping,
-};
-pub use crate::id::{
-    Base64Url128, GenerateError, IdGenerator, InvalidId, SessionId, UuidV4, MAX_ID_LEN, MIN_ID_LEN,
-};
-pub use crate::lifecycle::manager::{
-    Incoming, PendingSession, ResponseUpdate, SessionManager, SessionManagerBuilder,
-};
+pub use crate::extractor::Extractor;
+pub use crate::header_map::{HeaderMapConfig, HeaderMapError, HeaderMapping};
+pub use crate::lifecycle::manager::{SessionManager, SessionManagerBuilder};
 pub use crate::lifecycle::session::Session;
 pub use crate::memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -110,11 +96,7 @@ pub use crate::postgres::{
 };
 pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipalKey};
 #[cfg(feature = "redis")]
-pub use crate::redis::{
-    RedisConfigError, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX,
-};
-pub use crate::store::{DynSessionStore, SessionStore, StoreError};
-pub use crate::timeout::TimeoutStore;
+pub use crate::redis::{RedisConfigError, RedisStore, RedisStoreBuilder};
 
 /// `#[derive(SessionData)]`: see the `sessionkit-derive` crate.
 #[cfg(feature = "derive")]

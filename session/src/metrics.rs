@@ -9,7 +9,7 @@
 //! Names and labels follow the Prometheus conventions. No label ever holds
 //! a session id, a principal or a session value: every label value is one
 //! of the few fixed words listed here, or a store's
-//! [`label`](crate::SessionStore::label).
+//! [`label`](crate::store::SessionStore::label).
 //!
 //! | name | type | labels | moves when |
 //! |---|---|---|---|
@@ -24,7 +24,7 @@
 //! | `sessionkit_session_size_bytes` | histogram | | a write stores a session (its encoded size: names and values of every field) |
 //! | `sessionkit_store_operation_duration_seconds` | histogram | `operation` = `load` \| `write` \| `delete`, `store` | a store operation ends, successfully or not |
 //! | `sessionkit_store_errors_total` | counter | `operation`, `store`, `kind` = `unavailable` \| `timeout` \| `corrupt` \| `backend` \| `circuit_open` | a store operation fails |
-//! | `sessionkit_circuit_breaker_state` | gauge | `store`, `state` = `closed` \| `open` \| `half_open` | a [`CircuitBreaker`](crate::CircuitBreaker) changes state (1 for the current state, 0 for the others) |
+//! | `sessionkit_circuit_breaker_state` | gauge | `store`, `state` = `closed` \| `open` \| `half_open` | a [`CircuitBreaker`](crate::breaker::CircuitBreaker) changes state (1 for the current state, 0 for the others) |
 //! | `sessionkit_circuit_breaker_transitions_total` | counter | `store`, `state` | a breaker enters `state` |
 //! | `sessionkit_circuit_breaker_rejected_total` | counter | `store` | a breaker fails an operation fast |
 //! | `sessionkit_store_swept_total` | counter | `store`, `kind` = `session` \| `tombstone` | a store's sweeper deletes expired rows (PostgreSQL) |
@@ -157,11 +157,11 @@ pub fn describe() {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StoreOperation {
-    /// [`SessionStore::load`](crate::SessionStore::load).
+    /// [`SessionStore::load`](crate::store::SessionStore::load).
     Load,
-    /// [`SessionStore::write`](crate::SessionStore::write).
+    /// [`SessionStore::write`](crate::store::SessionStore::write).
     Write,
-    /// [`SessionStore::delete`](crate::SessionStore::delete).
+    /// [`SessionStore::delete`](crate::store::SessionStore::delete).
     Delete,
 }
 

@@ -196,7 +196,8 @@ impl fmt::Display for Principal {
 /// safe to show to the user and to send back to revoke a session.
 ///
 /// ```
-/// use sessionkit::{SessionHandle, SessionId};
+/// use sessionkit::SessionHandle;
+/// use sessionkit::id::SessionId;
 /// let id = SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
 /// let handle = SessionHandle::of(&id);
 /// assert_eq!(handle.as_str().len(), 43);
@@ -305,7 +306,7 @@ pub enum Take<'a> {
     These(&'a [SessionHandle]),
 }
 
-/// One of a principal's live sessions, as [`SessionManager::list_sessions`]
+/// One of a principal's live sessions, as [`SessionManager::list_sessions`](crate::SessionManager::list_sessions)
 /// lists it. Carries a [`SessionHandle`], never the session id.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -463,13 +464,18 @@ mod tests {
     }
 
     impl SessionData for Acct {
-        const FIELDS: &'static [crate::FieldInfo] = &[crate::FieldInfo::new("user", "user")];
+        const FIELDS: &'static [crate::codec::FieldInfo] =
+            &[crate::codec::FieldInfo::new("user", "user")];
         const PRINCIPAL: Option<usize> = Some(0);
-        fn encode_field(&self, _: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
-            crate::encode_value(&self.user, out)
+        fn encode_field(
+            &self,
+            _: usize,
+            out: &mut Vec<u8>,
+        ) -> Result<(), crate::codec::EncodeError> {
+            crate::codec::encode_value(&self.user, out)
         }
-        fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), crate::DecodeError> {
-            self.user = crate::decode_value(b)?;
+        fn decode_field(&mut self, _: usize, b: &[u8]) -> Result<(), crate::codec::DecodeError> {
+            self.user = crate::codec::decode_value(b)?;
             Ok(())
         }
         fn reset_field(&mut self, _: usize) {
@@ -483,7 +489,7 @@ mod tests {
     fn bytes(v: Option<u64>) -> Option<Vec<u8>> {
         v.map(|v| {
             let mut out = Vec::new();
-            crate::encode_value(&Some(v), &mut out).unwrap();
+            crate::codec::encode_value(&Some(v), &mut out).unwrap();
             out
         })
     }

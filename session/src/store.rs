@@ -23,7 +23,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::id::SessionId;
-pub use crate::principal::{Principal, PrincipalWrite, SessionHandle, Take};
+use crate::principal::SessionHandle;
+pub use crate::principal::{Principal, PrincipalWrite, Take};
 pub use crate::record::{Fields, Meta, Record, FORMAT_VERSION};
 
 /// A boxed store future, as [`DynSessionStore`] returns it.

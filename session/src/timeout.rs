@@ -15,12 +15,13 @@ use crate::store::{SessionStore, StoreError};
 ///
 /// ```
 /// use std::time::Duration;
-/// use sessionkit::{MemoryStore, SessionManager, TimeoutStore};
+/// use sessionkit::{MemoryStore, SessionManager};
+/// use sessionkit::timeout::TimeoutStore;
 /// # #[derive(Default)] struct Data;
 /// # impl sessionkit::SessionData for Data {
-/// #   const FIELDS: &'static [sessionkit::FieldInfo] = &[];
-/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), sessionkit::EncodeError> { Err(sessionkit::EncodeError::no_field(i)) }
-/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), sessionkit::DecodeError> { Err(sessionkit::DecodeError::no_field(i)) }
+/// #   const FIELDS: &'static [sessionkit::codec::FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), sessionkit::codec::EncodeError> { Err(sessionkit::codec::EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), sessionkit::codec::DecodeError> { Err(sessionkit::codec::DecodeError::no_field(i)) }
 /// #   fn reset_field(&mut self, _: usize) {}
 /// # }
 /// let store = TimeoutStore::new(MemoryStore::new(), Duration::from_millis(500));

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionkit::adapter::{ResponseUpdate, SourceKind};
+use sessionkit::clock::ManualClock;
+use sessionkit::store::DynSessionStore;
 use sessionkit::store::WriteKind;
-use sessionkit::{
-    Config, DynSessionStore, Extractor, ManualClock, ResponseUpdate, Session, SessionError,
-    SessionManager, SourceKind,
-};
+use sessionkit::{Config, Extractor, Session, SessionError, SessionManager};
 
 pub use crate::per_user::{
     anonymous_sessions_never_touch_the_index, changing_or_clearing_the_principal_moves_the_entry,

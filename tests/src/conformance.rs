@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cookie::Cookie;
+use sessionkit::adapter::SourceKind;
+use sessionkit::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+use sessionkit::clock::ManualClock;
 use sessionkit::{
-    BreakerConfig, BreakerState, CircuitBreaker, Config, Csrf, Extractor, FailurePolicy,
-    HeaderMapConfig, HeaderMapError, HeaderMapping, ManualClock, SameSite, SessionData,
-    SessionManager, SourceKind,
+    Config, Csrf, Extractor, FailurePolicy, HeaderMapConfig, HeaderMapError, HeaderMapping,
+    SameSite, SessionData, SessionManager,
 };
 
 use crate::support::{Call, RecordingStore};
@@ -401,7 +403,7 @@ macro_rules! conformance_suite {
 
 // ---------------------------------------------------------------- helpers
 
-type Store = Arc<dyn sessionkit::DynSessionStore>;
+type Store = Arc<dyn sessionkit::store::DynSessionStore>;
 
 /// A well-formed id that no server issued.
 pub const FORGED: &str = "0123456789abcdef0123456789abcdef";
@@ -1202,7 +1204,8 @@ pub async fn client_supplied_mapped_headers_are_removed_in_every_spelling<A: Ada
     let user_lines: Vec<&str> = seen
         .lines()
         .filter(|l| {
-            sessionkit::normalize_header_name(l.split(':').next().unwrap_or_default()) == "xuserid"
+            sessionkit::adapter::normalize_header_name(l.split(':').next().unwrap_or_default())
+                == "xuserid"
         })
         .collect();
     assert_eq!(user_lines, ["x-user-id: 42"], "{seen}");
@@ -1560,7 +1563,7 @@ pub async fn a_late_request_racing_a_login_never_reaches_it<A: Adapter>(store: S
 /// store answers in time (the failed request changed nothing).
 pub async fn hung_store_gets_503_not_a_hang_and_recovers<A: Adapter>(store: Store) {
     let slow = RecordingStore::new(store);
-    let timed = sessionkit::TimeoutStore::new(slow.clone(), Duration::from_millis(100));
+    let timed = sessionkit::timeout::TimeoutStore::new(slow.clone(), Duration::from_millis(100));
     let app = app::<A>(SessionManager::new(timed)).await;
     let res = A::call(&app, Req::get("/visit")).await;
     assert_eq!(res.status, 200);

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionkit::adapter::ResponseUpdate;
+use sessionkit::clock::ManualClock;
+use sessionkit::id::SessionId;
+use sessionkit::store::DynSessionStore;
 use sessionkit::store::WriteKind;
-use sessionkit::{
-    Config, DynSessionStore, ManualClock, ResponseUpdate, Session, SessionHandle, SessionId,
-    SessionManager,
-};
+use sessionkit::{Config, Session, SessionHandle, SessionManager};
 
 use crate::acceptance::{cookie_value, request, T0};
 use crate::support::{Account, Call, RecordingStore, TestRequest, DEVICE, HITS, USER};

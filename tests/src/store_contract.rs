@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sessionkit::store::{
-    Loaded, Meta, Principal, PrincipalWrite, SessionHandle, Take, Write, WriteKind, Written,
-};
-use sessionkit::{DynSessionStore, SessionId};
+use sessionkit::id::SessionId;
+use sessionkit::store::DynSessionStore;
+use sessionkit::store::{Loaded, Meta, Principal, PrincipalWrite, Take, Write, WriteKind, Written};
+use sessionkit::SessionHandle;
 
 /// Generates a `#[tokio::test]` per store contract case, each on a store
 /// made by `$store` (an expression evaluating to a future of a store).

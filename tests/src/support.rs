@@ -5,11 +5,13 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sessionkit::store::{Loaded, Principal, Record, SessionHandle, Take, Write, Written};
-use sessionkit::{
-    decode_value, encode_value, find_urlencoded, DecodeError, DynSessionStore, EncodeError, Field,
-    FieldInfo, RequestView, SessionData, SessionId, SessionStore, StoreError, ToPrincipalKey,
-};
+use sessionkit::adapter::{find_urlencoded, RequestView};
+use sessionkit::codec::{decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo};
+use sessionkit::id::SessionId;
+use sessionkit::store::{DynSessionStore, SessionStore, StoreError};
+use sessionkit::store::{Loaded, Principal, Record, Take, Write, Written};
+use sessionkit::SessionHandle;
+use sessionkit::{SessionData, ToPrincipalKey};
 use tokio::sync::{Notify, Semaphore};
 
 /// A request made of headers, a query string, a form body and path params.

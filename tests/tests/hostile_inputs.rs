@@ -5,9 +5,9 @@
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
-use sessionkit::{
-    ManualClock, MemoryStore, RedisStore, SessionData, SessionError, SessionManager, StoreError,
-};
+use sessionkit::clock::ManualClock;
+use sessionkit::store::StoreError;
+use sessionkit::{MemoryStore, RedisStore, SessionData, SessionError, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::support::TestRequest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

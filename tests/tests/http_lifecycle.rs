@@ -17,8 +17,11 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use futures_util::future::join_all;
+use sessionkit::clock::ManualClock;
+use sessionkit::id::SessionId;
+use sessionkit::store::DynSessionStore;
 use sessionkit::store::Loaded;
-use sessionkit::{Config, DynSessionStore, ManualClock, SessionData, SessionId, SessionManager};
+use sessionkit::{Config, SessionData, SessionManager};
 use sessionkit_actix::{Session, SessionMiddleware};
 use sessionkit_tests::support::{Call, RecordingStore};
 
@@ -578,8 +581,9 @@ mod cluster {
 /// nothing of the request is written.
 #[actix_web::test]
 async fn exhausted_retries_answer_409_and_write_nothing() {
+    use sessionkit::store::{SessionStore, StoreError};
     use sessionkit::store::{Write, Written};
-    use sessionkit::{MemoryStore, SessionStore, StoreError};
+    use sessionkit::MemoryStore;
 
     /// Every write that expects `visits` first changes it behind its back.
     #[derive(Clone)]

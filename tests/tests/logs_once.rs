@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
-use sessionkit::{CircuitBreaker, Config, MemoryStore, RedisStore, SessionManager, SessionStore};
+use sessionkit::breaker::CircuitBreaker;
+use sessionkit::store::SessionStore;
+use sessionkit::{Config, MemoryStore, RedisStore, SessionManager};
 use sessionkit_actix::{Session, SessionMiddleware};
 use sessionkit_tests::support::{Profile, RecordingStore, VISITS};
 

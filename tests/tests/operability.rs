@@ -11,11 +11,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use sessionkit::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+use sessionkit::clock::ManualClock;
 use sessionkit::events::{DestroyCause, EventKind, RotationCause, SessionEvent};
-use sessionkit::{
-    BreakerConfig, BreakerState, CircuitBreaker, Config, FailurePolicy, ManualClock, MemoryStore,
-    SessionError, SessionManager,
-};
+use sessionkit::{Config, FailurePolicy, MemoryStore, SessionError, SessionManager};
 use sessionkit_tests::acceptance::{cookie_value, request, T0};
 use sessionkit_tests::support::{Profile, RecordingStore, TestRequest, NAME, VISITS};
 
@@ -65,7 +64,7 @@ fn cookie(id: &str) -> TestRequest {
 }
 
 fn manager_with(
-    store: impl sessionkit::SessionStore,
+    store: impl sessionkit::store::SessionStore,
     clock: &ManualClock,
     config: Config,
 ) -> SessionManager<Profile> {
@@ -375,7 +374,7 @@ fn no_label_carries_an_id_or_a_value() {
 }
 
 fn events_manager(
-    store: impl sessionkit::SessionStore,
+    store: impl sessionkit::store::SessionStore,
     clock: &ManualClock,
     capacity: usize,
     listener: impl FnMut(SessionEvent<Profile>) + Send + 'static,

@@ -30,8 +30,9 @@ mod contract {
 
 use std::time::Duration;
 
+use sessionkit::id::SessionId;
 use sessionkit::store::{Loaded, SessionStore};
-use sessionkit::{Config, PostgresStore, SessionId, SessionManager};
+use sessionkit::{Config, PostgresStore, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::postgres_server::{unique_table, PostgresServer};
 use sessionkit_tests::store_contract::create;
@@ -289,7 +290,8 @@ async fn postgres_down_then_back() {
         assert!(
             matches!(
                 result,
-                Err(sessionkit::StoreError::Unavailable(_) | sessionkit::StoreError::Timeout(_))
+                Err(sessionkit::store::StoreError::Unavailable(_)
+                    | sessionkit::store::StoreError::Timeout(_))
             ),
             "{result:?}"
         );
@@ -432,7 +434,7 @@ async fn a_terminated_connection_costs_at_most_one_operation() {
     // A write is never retried (it may have applied): it may fail, alone.
     if let Err(error) = &write {
         assert!(
-            matches!(error, sessionkit::StoreError::Unavailable(_)),
+            matches!(error, sessionkit::store::StoreError::Unavailable(_)),
             "{error:?}"
         );
     }

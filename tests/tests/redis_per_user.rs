@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
+use sessionkit::clock::ManualClock;
+use sessionkit::id::SessionId;
 use sessionkit::store::Principal;
-use sessionkit::{Config, ManualClock, RedisStore, SessionHandle, SessionId, SessionManager};
+use sessionkit::{Config, RedisStore, SessionHandle, SessionManager};
 use sessionkit_tests::acceptance::{cookie_value, request, T0};
 use sessionkit_tests::redis_server::{lines, unique_prefix, RedisCluster, RedisServer};
 use sessionkit_tests::support::{Account, TestRequest, DEVICE, HITS, USER};

@@ -10,11 +10,10 @@ use redis_common::{
     arc, assert_hashed, change, concurrent_requests_keep_every_field, cookie, create, fast, id,
     now, ttl_follows_the_session,
 };
+use sessionkit::id::SessionId;
 use sessionkit::store::Loaded;
-use sessionkit::{
-    Config, ErrorChain, RedisStore, SessionError, SessionId, SessionManager, SessionStore,
-    StoreError,
-};
+use sessionkit::store::{SessionStore, StoreError};
+use sessionkit::{Config, ErrorChain, RedisStore, SessionError, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
 use sessionkit_tests::support::{Profile, TestRequest, NAME, TAGS, VISITS};

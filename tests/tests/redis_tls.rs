@@ -4,7 +4,8 @@
 mod redis_common;
 
 use redis_common::fast;
-use sessionkit::{RedisStore, SessionError, SessionManager, StoreError};
+use sessionkit::store::StoreError;
+use sessionkit::{RedisStore, SessionError, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::redis_server::RedisServer;
 use sessionkit_tests::support::{Profile, TestRequest, NAME};

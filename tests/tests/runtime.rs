@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use sessionkit::{GenerateError, ManualClock, MemoryStore, Session, SessionError, SessionManager};
+use sessionkit::clock::ManualClock;
+use sessionkit::id::GenerateError;
+use sessionkit::{MemoryStore, Session, SessionError, SessionManager};
 use sessionkit_tests::acceptance::{request, T0};
 use sessionkit_tests::support::{Profile, TestRequest, NAME};
 
@@ -12,7 +14,7 @@ fn assert_send_sync<T: Send + Sync + 'static>() {}
 fn handles_are_send_and_sync() {
     assert_send_sync::<Session<Profile>>();
     assert_send_sync::<SessionManager<Profile>>();
-    assert_send_sync::<sessionkit::PendingSession<Profile>>();
+    assert_send_sync::<sessionkit::adapter::PendingSession<Profile>>();
 }
 
 #[tokio::test]
@@ -70,7 +72,8 @@ async fn session_moves_into_spawned_tasks() {
 async fn slow_store_times_out_and_recovers() {
     use std::time::Duration;
 
-    use sessionkit::{StoreError, TimeoutStore};
+    use sessionkit::store::StoreError;
+    use sessionkit::timeout::TimeoutStore;
     use sessionkit_tests::support::{RecordingStore, VISITS};
 
     let slow = RecordingStore::new(MemoryStore::new());
@@ -101,21 +104,24 @@ async fn slow_store_times_out_and_recovers() {
 /// A store that only implements the three required methods.
 struct Minimal(MemoryStore);
 
-impl sessionkit::SessionStore for Minimal {
+impl sessionkit::store::SessionStore for Minimal {
     async fn load(
         &self,
-        id: &sessionkit::SessionId,
+        id: &sessionkit::id::SessionId,
         now: u64,
-    ) -> Result<sessionkit::store::Loaded, sessionkit::StoreError> {
+    ) -> Result<sessionkit::store::Loaded, sessionkit::store::StoreError> {
         self.0.load(id, now).await
     }
     async fn write(
         &self,
         write: &sessionkit::store::Write,
-    ) -> Result<sessionkit::store::Written, sessionkit::StoreError> {
+    ) -> Result<sessionkit::store::Written, sessionkit::store::StoreError> {
         self.0.write(write).await
     }
-    async fn delete(&self, id: &sessionkit::SessionId) -> Result<(), sessionkit::StoreError> {
+    async fn delete(
+        &self,
+        id: &sessionkit::id::SessionId,
+    ) -> Result<(), sessionkit::store::StoreError> {
         self.0.delete(id).await
     }
 }
@@ -124,7 +130,7 @@ impl sessionkit::SessionStore for Minimal {
 /// says so clearly when asked to list or revoke a user's sessions.
 #[tokio::test]
 async fn a_store_without_an_index_says_so() {
-    use sessionkit::SessionStore as _;
+    use sessionkit::store::SessionStore as _;
     use sessionkit_tests::support::{Account, USER};
     let m = SessionManager::<Account>::builder(Minimal(MemoryStore::new()))
         .clock(ManualClock::new(T0))
@@ -141,7 +147,7 @@ async fn a_store_without_an_index_says_so() {
         assert!(
             matches!(
                 error,
-                SessionError::Store(sessionkit::StoreError::Unsupported(_))
+                SessionError::Store(sessionkit::store::StoreError::Unsupported(_))
             ),
             "{error}"
         );
@@ -152,15 +158,17 @@ async fn a_store_without_an_index_says_so() {
         assert!(error.to_string().contains("must forward them"), "{error}");
     }
     // Wrappers forward the index.
-    let wrapped =
-        sessionkit::TimeoutStore::new(MemoryStore::new(), std::time::Duration::from_secs(1));
+    let wrapped = sessionkit::timeout::TimeoutStore::new(
+        MemoryStore::new(),
+        std::time::Duration::from_secs(1),
+    );
     let principal = sessionkit::store::Principal::of(&1u64).unwrap();
     assert!(wrapped
         .principal_sessions(&principal, T0)
         .await
         .unwrap()
         .is_empty());
-    let shared: Arc<dyn sessionkit::DynSessionStore> = Arc::new(wrapped);
+    let shared: Arc<dyn sessionkit::store::DynSessionStore> = Arc::new(wrapped);
     assert!(shared
         .principal_sessions(&principal, T0)
         .await

@@ -13,7 +13,8 @@ use actix_web::http::StatusCode;
 use actix_web::HttpServer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::Value;
-use sessionkit::{HeaderMapConfig, MemoryStore, SessionManager, SessionStore};
+use sessionkit::store::SessionStore;
+use sessionkit::{HeaderMapConfig, MemoryStore, SessionManager};
 use sessionkit_examples::gateway::{
     dashboard_app, gateway_app, Gateway, GatewayConfig, GatewaySession,
 };

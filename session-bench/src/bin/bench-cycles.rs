@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use session_bench::fixture::{CookieRequest, Gateway, GatewaySessionExt as _};
-use sessionkit::{DynSessionStore, MemoryStore, RedisStore, SessionManager};
+use sessionkit::{MemoryStore, RedisStore, SessionManager};
+use sessionkit::store::DynSessionStore;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

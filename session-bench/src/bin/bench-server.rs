@@ -162,7 +162,7 @@ mod preload {
             .encode_field(0, &mut visits)
             .context("encoding visits")?;
         Ok(Write {
-            id: sessionkit::SessionId::parse(&scale::sessionkit_id(index))
+            id: sessionkit::id::SessionId::parse(&scale::sessionkit_id(index))
                 .context("a preload id is not a valid session id")?,
             kind: WriteKind::Create,
             now,
@@ -179,7 +179,7 @@ mod preload {
     /// Fills a sessionkit store.
     pub async fn sessionkit<S>(store: &S, count: u64) -> Result<()>
     where
-        S: sessionkit::SessionStore + Clone,
+        S: sessionkit::store::SessionStore + Clone,
     {
         run("sessionkit", count, |index| {
             let store = store.clone();
@@ -359,7 +359,8 @@ mod sessionkit_modes {
     use actix_web::{web, App, HttpServer};
     use anyhow::{Context, Result};
     use serde::{Deserialize, Serialize};
-    use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager, SessionStore};
+    use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager};
+    use sessionkit::store::SessionStore;
     use sessionkit_actix::{Session, SessionMiddleware};
 
     /// The whole session.
@@ -441,7 +442,8 @@ mod sessionkit_axum_modes {
     use anyhow::{Context, Result};
     use axum::routing::get;
     use axum::Router;
-    use sessionkit::{MemoryStore, RedisStore, SessionManager, SessionStore};
+    use sessionkit::{MemoryStore, RedisStore, SessionManager};
+    use sessionkit::store::SessionStore;
     use sessionkit_axum::{Session, SessionLayer};
 
     use super::sessionkit_modes::{manager, Counter, CounterSessionExt};

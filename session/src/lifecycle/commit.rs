@@ -442,21 +442,25 @@ mod tests {
     }
 
     impl SessionData for Cart {
-        const FIELDS: &'static [crate::FieldInfo] = &[
-            crate::FieldInfo::new("user", "user"),
-            crate::FieldInfo::new("n", "n"),
+        const FIELDS: &'static [crate::codec::FieldInfo] = &[
+            crate::codec::FieldInfo::new("user", "user"),
+            crate::codec::FieldInfo::new("n", "n"),
         ];
         const PRINCIPAL: Option<usize> = Some(0);
-        fn encode_field(&self, i: usize, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+        fn encode_field(
+            &self,
+            i: usize,
+            out: &mut Vec<u8>,
+        ) -> Result<(), crate::codec::EncodeError> {
             match i {
-                0 => crate::encode_value(&self.user, out),
-                _ => crate::encode_value(&self.n, out),
+                0 => crate::codec::encode_value(&self.user, out),
+                _ => crate::codec::encode_value(&self.n, out),
             }
         }
-        fn decode_field(&mut self, i: usize, b: &[u8]) -> Result<(), crate::DecodeError> {
+        fn decode_field(&mut self, i: usize, b: &[u8]) -> Result<(), crate::codec::DecodeError> {
             match i {
-                0 => self.user = crate::decode_value(b)?,
-                _ => self.n = crate::decode_value(b)?,
+                0 => self.user = crate::codec::decode_value(b)?,
+                _ => self.n = crate::codec::decode_value(b)?,
             }
             Ok(())
         }
@@ -489,7 +493,7 @@ mod tests {
 
     fn enc<V: serde::Serialize>(v: &V) -> Bytes {
         let mut out = Vec::new();
-        crate::encode_value(v, &mut out).unwrap();
+        crate::codec::encode_value(v, &mut out).unwrap();
         Bytes::from(out)
     }
 

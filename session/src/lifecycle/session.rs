@@ -51,6 +51,7 @@ use crate::store::DynSessionStore;
 ///
 /// ```
 /// # use sessionkit::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct Counter { visits: u32 }
 /// # impl SessionData for Counter {
 /// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
@@ -558,6 +559,7 @@ impl<T: SessionData> Session<T> {
     /// ```
     /// # use std::time::Duration;
     /// # use sessionkit::*;
+    /// # use sessionkit::codec::*;
     /// # #[derive(Default)] struct Data;
     /// # impl SessionData for Data {
     /// #   const FIELDS: &'static [FieldInfo] = &[];

@@ -10,8 +10,8 @@ use crate::id::SessionId;
 /// A session id as the memory store's maps hold it.
 ///
 /// The two built-in forms decode losslessly to their 16 random bytes: a
-/// lower-case hyphenated UUID ([`UuidV4`](crate::UuidV4)) and 22 characters
-/// of canonical unpadded base64url ([`Base64Url128`](crate::Base64Url128)).
+/// lower-case hyphenated UUID ([`UuidV4`](crate::id::UuidV4)) and 22 characters
+/// of canonical unpadded base64url ([`Base64Url128`](crate::id::Base64Url128)).
 /// Every other valid id (a custom generator's, or a client's upper-case
 /// UUID) is kept as its text. The three forms never equal each other, so two
 /// different ids never share a key.

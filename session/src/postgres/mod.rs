@@ -274,7 +274,7 @@ impl PostgresStore {
     /// The name of a session's row: its handle (never the id).
     ///
     /// ```
-    /// let id = sessionkit::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
+    /// let id = sessionkit::id::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
     /// let key = sessionkit::PostgresStore::key_for(&id);
     /// assert_eq!(key.len(), 43);
     /// assert!(!key.contains(id.as_str()));

@@ -23,8 +23,8 @@ use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::{Record, FORMAT_VERSION};
 use crate::store::{Loaded, SessionStore, StoreError, Write, WriteKind, Written};
 
-/// The default key prefix.
-pub const DEFAULT_PREFIX: &str = "sessionkit:";
+/// The default key prefix ([`RedisStore::DEFAULT_PREFIX`]).
+pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 
 /// Sessions in Redis or Redis Cluster, on a `deadpool-redis` pool.
 ///
@@ -38,9 +38,9 @@ pub const DEFAULT_PREFIX: &str = "sessionkit:";
 /// use sessionkit::{RedisStore, SessionManager};
 /// # #[derive(Default)] struct Data;
 /// # impl sessionkit::SessionData for Data {
-/// #   const FIELDS: &'static [sessionkit::FieldInfo] = &[];
-/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), sessionkit::EncodeError> { Err(sessionkit::EncodeError::no_field(i)) }
-/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), sessionkit::DecodeError> { Err(sessionkit::DecodeError::no_field(i)) }
+/// #   const FIELDS: &'static [sessionkit::codec::FieldInfo] = &[];
+/// #   fn encode_field(&self, i: usize, _: &mut Vec<u8>) -> Result<(), sessionkit::codec::EncodeError> { Err(sessionkit::codec::EncodeError::no_field(i)) }
+/// #   fn decode_field(&mut self, i: usize, _: &[u8]) -> Result<(), sessionkit::codec::DecodeError> { Err(sessionkit::codec::DecodeError::no_field(i)) }
 /// #   fn reset_field(&mut self, _: usize) {}
 /// # }
 /// let store = RedisStore::from_url("redis://127.0.0.1:6379")?;
@@ -238,6 +238,10 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStore {
+    /// The key prefix a store uses unless the builder or `redisPrefix` sets
+    /// another: `sessionkit:`.
+    pub const DEFAULT_PREFIX: &'static str = DEFAULT_PREFIX;
+
     /// A single-node store with the default settings, from a URL such as
     /// `redis://[user:password@]host:6379[/db]` (the `REDIS_URL` format) or,
     /// with the `redis-tls` feature, `rediss://…`.
@@ -301,7 +305,7 @@ impl RedisStore {
     ///
     /// ```
     /// # let store = sessionkit::RedisStore::from_url("redis://127.0.0.1:6379")?;
-    /// let id = sessionkit::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
+    /// let id = sessionkit::id::SessionId::parse("3f1c2a9e-6f0b-4c1e-9a57-0b7e6c1d2e4f")?;
     /// let key = store.key_for(&id);
     /// assert!(key.starts_with("sessionkit:") && !key.contains(id.as_str()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())

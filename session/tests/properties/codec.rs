@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sessionkit::{decode_value, encode_value};
+use sessionkit::codec::{decode_value, encode_value};
 
 use crate::any_text;
 

@@ -16,7 +16,7 @@
 
 use cookie::Cookie;
 use proptest::prelude::*;
-use sessionkit::find_cookie;
+use sessionkit::adapter::find_cookie;
 
 use crate::{any_text, text_from};
 

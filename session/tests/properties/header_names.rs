@@ -3,7 +3,8 @@
 //! stripped, and names with different letters or digits never collide.
 
 use proptest::prelude::*;
-use sessionkit::{normalize_header_name, HeaderMapConfig, HeaderMapping, SessionData};
+use sessionkit::adapter::normalize_header_name;
+use sessionkit::{HeaderMapConfig, HeaderMapping, SessionData};
 
 use crate::text_from;
 
@@ -75,7 +76,7 @@ fn name_and_spelling() -> impl Strategy<Value = (String, String)> {
                 })
         })
         .prop_filter("mapped name is a valid header name", |(mapped, _)| {
-            sessionkit::is_valid_header_name(mapped)
+            sessionkit::adapter::is_valid_header_name(mapped)
         })
 }
 

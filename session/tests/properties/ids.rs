@@ -2,7 +2,7 @@
 //! bytes of `A-Z a-z 0-9 - _ . ~`); generated ids always parse.
 
 use proptest::prelude::*;
-use sessionkit::{
+use sessionkit::id::{
     Base64Url128, GenerateError, IdGenerator, InvalidId, SessionId, UuidV4, MAX_ID_LEN, MIN_ID_LEN,
 };
 

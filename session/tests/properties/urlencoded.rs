@@ -2,7 +2,7 @@
 //! `form_urlencoded::Serializer` built from known pairs.
 
 use proptest::prelude::*;
-use sessionkit::find_urlencoded;
+use sessionkit::adapter::find_urlencoded;
 
 use crate::{any_text, text_from};
 

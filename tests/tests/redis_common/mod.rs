@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionkit::clock::{Clock, SystemClock};
+use sessionkit::codec::{decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo};
+use sessionkit::id::SessionId;
+use sessionkit::store::{DynSessionStore, SessionStore};
 use sessionkit::store::{Loaded, Meta, Written};
-use sessionkit::{
-    decode_value, encode_value, Clock, Config, DecodeError, DynSessionStore, EncodeError, Field,
-    FieldInfo, RedisStore, SessionData, SessionId, SessionManager, SessionStore, SystemClock,
-};
+use sessionkit::{Config, RedisStore, SessionData, SessionManager};
 use sessionkit_tests::acceptance::request;
 pub use sessionkit_tests::store_contract::{create, update as change};
 use sessionkit_tests::support::TestRequest;

@@ -33,6 +33,7 @@ pub struct Incoming {
 ///
 /// ```
 /// # use sessionkit::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct Data;
 /// # impl SessionData for Data {
 /// #   const FIELDS: &'static [FieldInfo] = &[];

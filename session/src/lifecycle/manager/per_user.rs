@@ -44,7 +44,7 @@ impl<T: SessionData> SessionManager<T> {
     ///
     /// # Errors
     /// [`SessionError::Store`] when the store fails or keeps no principal
-    /// index ([`StoreError::Unsupported`](crate::StoreError::Unsupported)).
+    /// index ([`StoreError::Unsupported`](crate::store::StoreError::Unsupported)).
     pub async fn list_sessions<K: ToPrincipalKey + ?Sized>(
         &self,
         principal: &K,
