@@ -33,7 +33,7 @@ use syn::{parse_macro_input, DeriveInput};
 ///   | `x(&self) -> V` | a clone of the value |
 ///   | `with_x(&self, f: impl FnOnce(&V) -> R) -> R` | reads without cloning |
 ///   | `set_x(&self, value: V)` | sets it; only this field is marked changed |
-///   | `update_x(&self, f: impl FnOnce(&mut V) -> R) -> R` | changes it in place |
+///   | `update_x(&self, f: impl Fn(&mut V) -> R + Send + Sync + 'static) -> R` | changes it in place; `Fn` because it is replayed on fresher data after a conflict |
 ///   | `take_x(&self) -> V` | removes it and returns the old value |
 ///   | `remove_x(&self)` | removes it (it reads as its default again) |
 ///

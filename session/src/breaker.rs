@@ -25,9 +25,9 @@ pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(1);
 /// use std::time::Duration;
 /// use sessionkit::breaker::BreakerConfig;
 /// let config = BreakerConfig::default()
-///     .failure_threshold(3)
-///     .cool_down(Duration::from_millis(500));
-/// assert_eq!(BreakerConfig::default().threshold(), 5);
+///     .with_failure_threshold(3)
+///     .with_cool_down(Duration::from_millis(500));
+/// assert_eq!(BreakerConfig::default().failure_threshold(), 5);
 /// # let _ = config;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,27 +49,27 @@ impl Default for BreakerConfig {
 impl BreakerConfig {
     /// Opens after `n` consecutive failures or timeouts (at least 1; default
     /// [`DEFAULT_FAILURE_THRESHOLD`], 5).
-    pub fn failure_threshold(mut self, n: u32) -> Self {
+    pub fn with_failure_threshold(mut self, n: u32) -> Self {
         self.failure_threshold = n.max(1);
         self
     }
 
     /// Fails fast for `cool_down` once open, then lets one probe through
     /// (default [`DEFAULT_COOL_DOWN`], 1 s).
-    pub fn cool_down(mut self, cool_down: Duration) -> Self {
+    pub fn with_cool_down(mut self, cool_down: Duration) -> Self {
         self.cool_down = cool_down;
         self
     }
 
     /// The configured failure threshold.
     #[must_use]
-    pub fn threshold(&self) -> u32 {
+    pub fn failure_threshold(&self) -> u32 {
         self.failure_threshold
     }
 
     /// The configured cool-down.
     #[must_use]
-    pub fn cool_down_period(&self) -> Duration {
+    pub fn cool_down(&self) -> Duration {
         self.cool_down
     }
 }
@@ -161,7 +161,7 @@ pub(crate) enum Admit {
 
 /// How an admitted operation ended, for the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum Attempt {
     /// The store answered (also with `Corrupt` or `Unsupported`: it is up).
     Success,
     /// Unavailable, timed out or failed.
@@ -170,7 +170,7 @@ pub(crate) enum Outcome {
     Abandoned,
 }
 
-impl Outcome {
+impl Attempt {
     fn of<T>(result: &Result<T, StoreError>) -> Self {
         match result {
             Ok(_) | Err(StoreError::Corrupt(_) | StoreError::Unsupported(_)) => Self::Success,
@@ -242,30 +242,30 @@ impl Machine {
     pub(crate) fn record(
         &mut self,
         probe: bool,
-        outcome: Outcome,
+        outcome: Attempt,
         now: Instant,
     ) -> Option<BreakerState> {
         let open = Phase::Open {
             until: now + self.config.cool_down,
         };
         match (probe, outcome, self.phase) {
-            (true, Outcome::Success, _) => {
+            (true, Attempt::Success, _) => {
                 self.phase = Phase::Closed { failures: 0 };
                 Some(BreakerState::Closed)
             }
-            (true, Outcome::Failure, _) => {
+            (true, Attempt::Failure, _) => {
                 self.phase = open;
                 Some(BreakerState::Open)
             }
-            (true, Outcome::Abandoned, _) => {
+            (true, Attempt::Abandoned, _) => {
                 self.phase = Phase::HalfOpen { probing: false };
                 None
             }
-            (false, Outcome::Success, Phase::Closed { .. }) => {
+            (false, Attempt::Success, Phase::Closed { .. }) => {
                 self.phase = Phase::Closed { failures: 0 };
                 None
             }
-            (false, Outcome::Failure, Phase::Closed { failures }) => {
+            (false, Attempt::Failure, Phase::Closed { failures }) => {
                 let failures = failures + 1;
                 if failures >= self.config.failure_threshold {
                     self.phase = open;
@@ -307,7 +307,7 @@ impl Machine {
 /// use sessionkit::timeout::TimeoutStore;
 /// # #[derive(sessionkit::SessionData, Default)] struct Data { visits: u32 }
 /// let store = TimeoutStore::new(MemoryStore::new(), Duration::from_millis(500));
-/// let breaker = CircuitBreaker::with_config(store, BreakerConfig::default().failure_threshold(5));
+/// let breaker = CircuitBreaker::with_config(store, BreakerConfig::default().with_failure_threshold(5));
 /// assert_eq!(breaker.state(), BreakerState::Closed);
 /// let manager = SessionManager::<Data>::new(breaker.clone());
 /// # let _ = manager;
@@ -427,7 +427,7 @@ impl<S: SessionStore> CircuitBreaker<S> {
         pending.armed = false;
         let entered = self
             .lock()
-            .record(probe, Outcome::of(&result), Instant::now());
+            .record(probe, Attempt::of(&result), Instant::now());
         self.entered(entered);
         result
     }
@@ -448,7 +448,7 @@ impl<S: SessionStore> Drop for Pending<'_, S> {
             let entered =
                 self.breaker
                     .lock()
-                    .record(self.probe, Outcome::Abandoned, Instant::now());
+                    .record(self.probe, Attempt::Abandoned, Instant::now());
             self.breaker.entered(entered);
         }
     }
@@ -465,14 +465,14 @@ mod tests {
     fn machine(threshold: u32) -> Machine {
         Machine::new(
             BreakerConfig::default()
-                .failure_threshold(threshold)
-                .cool_down(COOL),
+                .with_failure_threshold(threshold)
+                .with_cool_down(COOL),
         )
     }
 
     fn fail(m: &mut Machine, now: Instant) -> Option<BreakerState> {
         assert_eq!(m.admit(now).0, Admit::Pass);
-        m.record(false, Outcome::Failure, now)
+        m.record(false, Attempt::Failure, now)
     }
 
     #[test]
@@ -491,7 +491,7 @@ mod tests {
         let t = Instant::now();
         let mut m = machine(2);
         fail(&mut m, t);
-        assert_eq!(m.record(false, Outcome::Success, t), None);
+        assert_eq!(m.record(false, Attempt::Success, t), None);
         assert_eq!(fail(&mut m, t), None, "one failure after a success");
         assert_eq!(fail(&mut m, t), Some(BreakerState::Open));
     }
@@ -518,7 +518,7 @@ mod tests {
         let t1 = t + COOL;
         m.admit(t1);
         assert_eq!(
-            m.record(true, Outcome::Failure, t1),
+            m.record(true, Attempt::Failure, t1),
             Some(BreakerState::Open)
         );
         assert!(
@@ -528,7 +528,7 @@ mod tests {
         let t2 = t1 + COOL;
         assert_eq!(m.admit(t2).0, Admit::Probe);
         assert_eq!(
-            m.record(true, Outcome::Success, t2),
+            m.record(true, Attempt::Success, t2),
             Some(BreakerState::Closed)
         );
         assert_eq!(m.admit(t2).0, Admit::Pass);
@@ -540,7 +540,7 @@ mod tests {
         let mut m = machine(1);
         fail(&mut m, t);
         m.admit(t + COOL);
-        assert_eq!(m.record(true, Outcome::Abandoned, t + COOL), None);
+        assert_eq!(m.record(true, Attempt::Abandoned, t + COOL), None);
         assert_eq!(m.admit(t + COOL), (Admit::Probe, None));
     }
 
@@ -551,24 +551,24 @@ mod tests {
         m.admit(t);
         m.admit(t);
         assert_eq!(
-            m.record(false, Outcome::Failure, t),
+            m.record(false, Attempt::Failure, t),
             Some(BreakerState::Open)
         );
         // The second operation, admitted while closed, ends after it opened.
-        assert_eq!(m.record(false, Outcome::Success, t), None);
+        assert_eq!(m.record(false, Attempt::Success, t), None);
         assert_eq!(m.state(), BreakerState::Open);
-        assert_eq!(m.record(false, Outcome::Failure, t), None);
+        assert_eq!(m.record(false, Attempt::Failure, t), None);
     }
 
     #[test]
     fn corrupt_answers_are_answers() {
         assert_eq!(
-            Outcome::of::<()>(&Err(StoreError::Corrupt("x".into()))),
-            Outcome::Success
+            Attempt::of::<()>(&Err(StoreError::Corrupt("x".into()))),
+            Attempt::Success
         );
         assert_eq!(
-            Outcome::of::<()>(&Err(StoreError::Timeout(COOL))),
-            Outcome::Failure
+            Attempt::of::<()>(&Err(StoreError::Timeout(COOL))),
+            Attempt::Failure
         );
     }
 

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::extractor::Extractor;
 use crate::id::IdGenerator;
-use crate::plan::Policy;
+use crate::plan::Rules;
 use crate::record::Meta;
 use crate::store::DynSessionStore;
 
@@ -23,7 +23,7 @@ pub(crate) struct Context {
     pub(crate) idle_ms: u64,
     pub(crate) absolute_ms: Option<u64>,
     /// The commit planner's timing rules, from `config`.
-    pub(crate) policy: Policy,
+    pub(crate) policy: Rules,
     /// Commits of one session in this process take turns (see [`Stripes`]).
     pub(crate) stripes: Stripes,
     /// Metrics and lifecycle events.

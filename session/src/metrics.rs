@@ -179,7 +179,7 @@ impl StoreOperation {
 
 /// Why a commit ended as it did, the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum CommitOutcome {
     Written,
     Unchanged,
     Empty,
@@ -189,7 +189,7 @@ pub(crate) enum Outcome {
     Discarded,
 }
 
-impl Outcome {
+impl CommitOutcome {
     const fn as_str(self) -> &'static str {
         match self {
             Self::Written => "written",
@@ -207,33 +207,39 @@ impl Outcome {
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// The `outcome` labels of [`COMMITS`], in [`Outcome`]'s order.
+/// The `outcome` labels of [`COMMITS`], in [`CommitOutcome`]'s order.
 static OUTCOME_LABELS: [[Label; 1]; 7] = [
     [Label::from_static_parts(
         "outcome",
-        Outcome::Written.as_str(),
+        CommitOutcome::Written.as_str(),
     )],
     [Label::from_static_parts(
         "outcome",
-        Outcome::Unchanged.as_str(),
-    )],
-    [Label::from_static_parts("outcome", Outcome::Empty.as_str())],
-    [Label::from_static_parts("outcome", Outcome::Gone.as_str())],
-    [Label::from_static_parts(
-        "outcome",
-        Outcome::Conflict.as_str(),
+        CommitOutcome::Unchanged.as_str(),
     )],
     [Label::from_static_parts(
         "outcome",
-        Outcome::TooLarge.as_str(),
+        CommitOutcome::Empty.as_str(),
     )],
     [Label::from_static_parts(
         "outcome",
-        Outcome::Discarded.as_str(),
+        CommitOutcome::Gone.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        CommitOutcome::Conflict.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        CommitOutcome::TooLarge.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        CommitOutcome::Discarded.as_str(),
     )],
 ];
 
-/// The keys of [`COMMITS`], one per [`Outcome`]: built once, so recording
+/// The keys of [`COMMITS`], one per [`CommitOutcome`]: built once, so recording
 /// a commit allocates nothing (the macros build a key with dynamic labels
 /// on every call).
 static COMMIT_KEYS: [Key; 7] = [
@@ -246,7 +252,7 @@ static COMMIT_KEYS: [Key; 7] = [
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[6]),
 ];
 
-pub(crate) fn commit(outcome: Outcome) {
+pub(crate) fn commit(outcome: CommitOutcome) {
     let key = &COMMIT_KEYS[outcome as usize];
     ::metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(1));
 }
@@ -359,13 +365,13 @@ mod tests {
     #[test]
     fn every_outcome_has_its_own_key() {
         let outcomes = [
-            Outcome::Written,
-            Outcome::Unchanged,
-            Outcome::Empty,
-            Outcome::Gone,
-            Outcome::Conflict,
-            Outcome::TooLarge,
-            Outcome::Discarded,
+            CommitOutcome::Written,
+            CommitOutcome::Unchanged,
+            CommitOutcome::Empty,
+            CommitOutcome::Gone,
+            CommitOutcome::Conflict,
+            CommitOutcome::TooLarge,
+            CommitOutcome::Discarded,
         ];
         assert_eq!(outcomes.len(), COMMIT_KEYS.len());
         for outcome in outcomes {

@@ -13,7 +13,7 @@ use crate::events::{
     DestroyCause, EventKind, EventStats, Fingerprint, RawEvent, RotationCause, Sink,
 };
 use crate::id::{InvalidId, SessionId};
-use crate::metrics::{self, Outcome, StoreOperation};
+use crate::metrics::{self, CommitOutcome, StoreOperation};
 use crate::plan::FieldPlan;
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::Record;
@@ -52,13 +52,13 @@ impl Observer {
     }
 
     /// A commit ended without a write of its own.
-    pub(crate) fn commit(&self, outcome: Outcome) {
+    pub(crate) fn commit(&self, outcome: CommitOutcome) {
         metrics::commit(outcome);
     }
 
     /// A commit's write applied; `data` is the session's data it stored.
     pub(crate) fn written(&self, write: &Write, fields: &[FieldPlan], data: &dyn Any) {
-        metrics::commit(Outcome::Written);
+        metrics::commit(CommitOutcome::Written);
         metrics::session_size(encoded_size(fields));
         match &write.kind {
             WriteKind::Create => {

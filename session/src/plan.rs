@@ -12,7 +12,7 @@ use crate::store::{Write, WriteKind, Written};
 
 /// The timing rules of one manager, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Policy {
+pub(crate) struct Rules {
     /// Rotate the id once it is this old (`None`: never).
     pub(crate) renew_ms: Option<u64>,
     /// How long an auto-renewed id still resolves to its session.
@@ -41,7 +41,7 @@ pub(crate) enum IdWrite {
 }
 
 /// Whether the id is old enough to be rotated at this commit.
-pub(crate) fn renew_due(policy: &Policy, id_issued_at: u64, now: u64) -> bool {
+pub(crate) fn renew_due(policy: &Rules, id_issued_at: u64, now: u64) -> bool {
     policy
         .renew_ms
         .is_some_and(|after| now.saturating_sub(id_issued_at) >= after)
@@ -52,7 +52,7 @@ pub(crate) fn renew_due(policy: &Policy, id_issued_at: u64, now: u64) -> bool {
 /// The store's `last_access` moves only at writes, so between two refreshes
 /// a session can expire up to `touch_after` earlier than `idle_timeout`
 /// after its last use: the idle timeout is exact to within `touch_after`.
-pub(crate) fn touch_due(policy: &Policy, stored: &Meta, now: u64) -> bool {
+pub(crate) fn touch_due(policy: &Rules, stored: &Meta, now: u64) -> bool {
     let every = policy.touch_after_ms.unwrap_or(stored.idle_timeout_ms / 10);
     now.saturating_sub(stored.last_access) >= every
 }
@@ -66,7 +66,7 @@ pub(crate) fn touch_due(policy: &Policy, stored: &Meta, now: u64) -> bool {
 /// the session's own idle timeout was set longer than the configured one (a
 /// per-session override such as remember-me): a long configured idle timeout
 /// alone never makes cookies persistent.
-pub(crate) fn cookie_max_age(policy: &Policy, meta: &Meta, now: u64) -> Option<u64> {
+pub(crate) fn cookie_max_age(policy: &Rules, meta: &Meta, now: u64) -> Option<u64> {
     let idle = meta.idle_timeout_ms;
     let life = if policy.cookie_session_only {
         (idle > policy.idle_ms).then_some(idle.max(policy.cookie_ms))
@@ -147,7 +147,7 @@ pub(crate) enum Plan {
 /// (a test checks the two agree). A read-only request then builds no
 /// [`Input`].
 pub(crate) fn unchanged_needs_nothing(
-    policy: &Policy,
+    policy: &Rules,
     standing: &Standing,
     stored_meta: Option<&Meta>,
     meta_changed: bool,
@@ -161,7 +161,7 @@ pub(crate) fn unchanged_needs_nothing(
 }
 
 /// Decides the store write of a commit.
-pub(crate) fn plan_write(policy: &Policy, input: &Input, now: u64) -> Plan {
+pub(crate) fn plan_write(policy: &Rules, input: &Input, now: u64) -> Plan {
     let has_data = input.fields.iter().any(|f| f.want.is_some());
     if !has_data {
         return Plan::Drop(match &input.standing {
@@ -303,10 +303,10 @@ pub(crate) fn next_step(standing: &Standing, written: &Written, retries: u32, ho
 /// What the client is told after a commit that ended in `Done` (or wrote
 /// nothing). `wrote`: a write was applied; `id_news`: the client holds
 /// another id than the session's (a rotation, a redirect at load, a new
-/// session); `stale`: the client presented an id that resolves to nothing
-/// now (malformed, unknown, expired, reset, destroyed, emptied).
+/// session). A client holding an id that resolves to nothing is the
+/// caller's case (`State::finish`): this is only asked for a stored session.
 pub(crate) fn client_write(
-    policy: &Policy,
+    policy: &Rules,
     id: &SessionId,
     meta: &Meta,
     now: u64,
@@ -326,8 +326,8 @@ mod tests {
 
     const MIN: u64 = 60_000;
 
-    fn policy() -> Policy {
-        Policy {
+    fn policy() -> Rules {
+        Rules {
             renew_ms: Some(30 * MIN),
             grace_ms: 5_000,
             touch_after_ms: None,
@@ -459,7 +459,7 @@ mod tests {
         assert_eq!(w.kind, WriteKind::Update);
         assert!(w.set.is_empty() && w.remove.is_empty() && !w.meta_changed);
         assert_eq!(w.meta.last_access, 3 * MIN);
-        let every = Policy {
+        let every = Rules {
             touch_after_ms: Some(0),
             ..policy()
         };
@@ -565,7 +565,7 @@ mod tests {
     fn renewal_and_touch_timing() {
         assert!(!renew_due(&policy(), 0, 30 * MIN - 1));
         assert!(renew_due(&policy(), 0, 30 * MIN));
-        let off = Policy {
+        let off = Rules {
             renew_ms: None,
             ..policy()
         };
@@ -584,7 +584,7 @@ mod tests {
         let remember = Meta::new(0, 30 * 24 * 60 * MIN, None);
         assert_eq!(cookie_max_age(&p, &remember, 0), Some(30 * 24 * 3600));
         // …also under cookieSessionOnly, where a plain session gets a session cookie.
-        let only = Policy {
+        let only = Rules {
             cookie_session_only: true,
             ..p
         };
@@ -592,7 +592,7 @@ mod tests {
         assert_eq!(cookie_max_age(&only, &remember, 0), Some(30 * 24 * 3600));
         // A configured idle timeout longer than cookieExpiration is no
         // override: every session keeps a session cookie…
-        let long_idle = Policy {
+        let long_idle = Rules {
             idle_ms: 8 * 60 * MIN,
             ..only
         };

@@ -1726,8 +1726,8 @@ pub async fn anonymous_policy_behind_an_open_breaker_asks_the_store_nothing<A: A
     let breaker = CircuitBreaker::with_config(
         recording.clone(),
         BreakerConfig::default()
-            .failure_threshold(2)
-            .cool_down(Duration::from_millis(50)),
+            .with_failure_threshold(2)
+            .with_cool_down(Duration::from_millis(50)),
     );
     let manager = SessionManager::new(breaker.clone());
     let sid = stored_session(&manager, 1).await;

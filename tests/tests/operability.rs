@@ -294,8 +294,8 @@ fn store_errors_degraded_sessions_and_the_breaker_are_counted() {
         let breaker = CircuitBreaker::with_config(
             store.clone(),
             BreakerConfig::default()
-                .failure_threshold(2)
-                .cool_down(Duration::from_secs(60)),
+                .with_failure_threshold(2)
+                .with_cool_down(Duration::from_secs(60)),
         );
         let b = manager_with(breaker.clone(), &clock, Config::default());
         for _ in 0..2 {

@@ -88,8 +88,8 @@ async fn the_breaker_fails_fast_while_redis_is_frozen_or_down_and_closes_when_it
     let breaker = CircuitBreaker::with_config(
         recording.clone(),
         BreakerConfig::default()
-            .failure_threshold(5)
-            .cool_down(Duration::from_secs(1)),
+            .with_failure_threshold(5)
+            .with_cool_down(Duration::from_secs(1)),
     );
     let config = Config::builder().disable_auto_renew(true).build().unwrap();
     let manager = SessionManager::<Wide>::builder(breaker.clone())

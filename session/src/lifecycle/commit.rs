@@ -15,8 +15,8 @@ use crate::error::SessionError;
 use crate::events::DestroyCause;
 use crate::id::{GenerateError, SessionId};
 use crate::lifecycle::state::{Planned, State};
-use crate::metrics::Outcome;
-use crate::plan::{self, FieldPlan, IdWrite, Next, Plan, Policy, Standing};
+use crate::metrics::CommitOutcome;
+use crate::plan::{self, FieldPlan, IdWrite, Next, Plan, Rules, Standing};
 use crate::principal::{Principal, PrincipalWrite, SessionHandle};
 use crate::store::{StoreError, Write, WriteKind, Written};
 
@@ -58,9 +58,9 @@ pub(crate) enum Finish {
     Wrote(IdWrite),
     /// Nothing was written (`Discarded`, `Unchanged`, `Empty`, `Gone`);
     /// report the outcome, tell the client this.
-    Quiet(Outcome, IdWrite),
+    Quiet(CommitOutcome, IdWrite),
     /// Refused (`TooLarge`, `Conflict`): report the outcome, fail.
-    Refused(Outcome, SessionError),
+    Refused(CommitOutcome, SessionError),
     /// The store, the codec or the id generator failed; the changes stay
     /// pending.
     Failed(SessionError),
@@ -120,7 +120,7 @@ enum Phase {
 /// One commit of one session.
 #[derive(Debug)]
 pub(crate) struct Commit {
-    policy: Policy,
+    policy: Rules,
     /// `maxSessionsPerUser`.
     cap: Option<usize>,
     now: u64,
@@ -138,7 +138,7 @@ pub(crate) struct Commit {
 type Step = Option<Finish>;
 
 impl Commit {
-    pub(crate) fn new(policy: Policy, cap: Option<usize>, now: u64, discard: bool) -> Self {
+    pub(crate) fn new(policy: Rules, cap: Option<usize>, now: u64, discard: bool) -> Self {
         Self {
             policy,
             cap,
@@ -192,7 +192,7 @@ impl Commit {
             },
             // Never left in these phases with an action pending.
             Phase::Start | Phase::Done => {
-                Action::Finish(Finish::Quiet(Outcome::Unchanged, IdWrite::Nothing))
+                Action::Finish(Finish::Quiet(CommitOutcome::Unchanged, IdWrite::Nothing))
             }
         }
     }
@@ -203,12 +203,12 @@ impl Commit {
             (Phase::Start, _) => {
                 if self.discard || state.degraded {
                     state.drop_pending();
-                    return Some(Finish::Quiet(Outcome::Discarded, IdWrite::Nothing));
+                    return Some(Finish::Quiet(CommitOutcome::Discarded, IdWrite::Nothing));
                 }
                 self.next_delete(state)
             }
             (Phase::Deleting(_, DestroyCause::Emptied), Answer::Deleted(Ok(()))) => {
-                Some(Finish::Quiet(Outcome::Empty, state.emptied()))
+                Some(Finish::Quiet(CommitOutcome::Empty, state.emptied()))
             }
             (Phase::Deleting(..), Answer::Deleted(Ok(()))) => self.next_delete(state),
             (Phase::Deleting(id, cause), Answer::Deleted(Err(error))) => {
@@ -327,7 +327,7 @@ impl Commit {
             )
         {
             let client = state.finish(&self.policy, self.now, false);
-            return Some(Finish::Quiet(Outcome::Unchanged, client));
+            return Some(Finish::Quiet(CommitOutcome::Unchanged, client));
         }
         let input = match state.input() {
             Ok(input) => input,
@@ -357,17 +357,17 @@ impl Commit {
             }
             Plan::Nothing => {
                 let client = state.finish(&self.policy, self.now, false);
-                Some(Finish::Quiet(Outcome::Unchanged, client))
+                Some(Finish::Quiet(CommitOutcome::Unchanged, client))
             }
             Plan::TooLarge { size, limit } => Some(Finish::Refused(
-                Outcome::TooLarge,
+                CommitOutcome::TooLarge,
                 SessionError::TooLarge { size, limit },
             )),
             Plan::Drop(Some(id)) => {
                 self.phase = Phase::Deleting(id, DestroyCause::Emptied);
                 None
             }
-            Plan::Drop(None) => Some(Finish::Quiet(Outcome::Empty, state.emptied())),
+            Plan::Drop(None) => Some(Finish::Quiet(CommitOutcome::Empty, state.emptied())),
         }
     }
 
@@ -392,7 +392,7 @@ impl Commit {
                 };
                 None
             }
-            Next::Gone => Some(Finish::Quiet(Outcome::Gone, state.gone())),
+            Next::Gone => Some(Finish::Quiet(CommitOutcome::Gone, state.gone())),
             Next::Retarget { to, keep_rotation } => {
                 self.hops += 1;
                 state.retarget(to, keep_rotation);
@@ -406,7 +406,7 @@ impl Commit {
                 self.plan(state)
             }
             Next::GiveUp => Some(Finish::Refused(
-                Outcome::Conflict,
+                CommitOutcome::Conflict,
                 SessionError::Conflict {
                     retries: self.retries,
                 },
@@ -427,7 +427,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::lifecycle::state::Op;
+    use crate::lifecycle::state::Change;
     use crate::principal::ToPrincipalKey;
     use crate::record::{Fields, Meta, Record};
 
@@ -475,8 +475,8 @@ mod tests {
         }
     }
 
-    fn policy() -> Policy {
-        Policy {
+    fn policy() -> Rules {
+        Rules {
             renew_ms: None,
             grace_ms: 5_000,
             touch_after_ms: None,
@@ -519,7 +519,7 @@ mod tests {
     }
 
     fn set_n(state: &mut State<Cart>, n: u32) {
-        state.record(Op::Apply {
+        state.record(Change::Apply {
             target: Some(1),
             reads: false,
             f: Arc::new(move |d: &mut Cart| d.n = n),
@@ -527,7 +527,7 @@ mod tests {
     }
 
     fn add_n(state: &mut State<Cart>) {
-        state.record(Op::Apply {
+        state.record(Change::Apply {
             target: Some(1),
             reads: true,
             f: Arc::new(|d: &mut Cart| d.n += 1),
@@ -535,7 +535,7 @@ mod tests {
     }
 
     fn set_user(state: &mut State<Cart>, user: u64) {
-        state.record(Op::Apply {
+        state.record(Change::Apply {
             target: Some(0),
             reads: false,
             f: Arc::new(move |d: &mut Cart| d.user = Some(user)),
@@ -771,7 +771,7 @@ mod tests {
             Case {
                 name: "emptied: the record is deleted and the id cleared",
                 state: || stored(1),
-                setup: |s| s.record(Op::Remove(1)),
+                setup: |s| s.record(Change::Remove(1)),
                 commit,
                 answers: none,
                 actions: &["turn cur", "delete cur (Emptied)"],

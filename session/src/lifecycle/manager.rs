@@ -21,7 +21,7 @@ use crate::error::SessionError;
 use crate::extractor::Extractor;
 use crate::id::{IdGenerator, SessionId, UuidV4};
 use crate::lifecycle::session::Session;
-use crate::plan::Policy;
+use crate::plan::Rules;
 use crate::store::{DynSessionStore, Loaded, SessionStore};
 
 /// Creates, loads and commits sessions of type `T` against one store.
@@ -161,7 +161,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
     /// The manager, from a configuration already known to be valid.
     fn assemble(self, extractor: Extractor) -> SessionManager<T> {
         let config = self.config;
-        let policy = Policy {
+        let policy = Rules {
             renew_ms: (!config.disable_auto_renew).then(|| duration_ms(config.auto_renew_after)),
             grace_ms: duration_ms(config.rotation_grace_period),
             touch_after_ms: config.touch_after.map(duration_ms),

@@ -14,7 +14,7 @@ use crate::data::{Field, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::lifecycle::commit::{Action, Answer, Commit, Finish};
-use crate::lifecycle::state::{Edit, Op, State};
+use crate::lifecycle::state::{Change, Edit, State};
 use crate::plan::IdWrite;
 use crate::record::Record;
 use crate::revocation;
@@ -266,7 +266,7 @@ impl<T: SessionData> Session<T> {
         V: Clone + Send + Sync + 'static,
     {
         let op = move |data: &mut T| *field.get_mut(data) = value.clone();
-        self.lock().record(Op::Apply {
+        self.lock().record(Change::Apply {
             target: Some(field.index()),
             reads: false,
             f: Arc::new(op),
@@ -289,7 +289,7 @@ impl<T: SessionData> Session<T> {
         let replay = move |data: &mut T| {
             f(field.get_mut(data));
         };
-        state.log(Op::Apply {
+        state.log(Change::Apply {
             target: Some(field.index()),
             reads: true,
             f: Arc::new(replay),
@@ -312,7 +312,7 @@ impl<T: SessionData> Session<T> {
             .map(|()| seen);
         let value = std::mem::take(field.get_mut(&mut state.data));
         state.data.reset_field(index);
-        state.log(Op::Take {
+        state.log(Change::Take {
             index,
             seen,
             once: false,
@@ -369,7 +369,7 @@ impl<T: SessionData> Session<T> {
             let value = field.get_mut(&mut state.data).take();
             state.data.reset_field(index);
             state.lost_takes.retain(|i| *i != index);
-            state.log(Op::Take {
+            state.log(Change::Take {
                 index,
                 seen,
                 once: true,
@@ -391,7 +391,7 @@ impl<T: SessionData> Session<T> {
     /// Removes one field from the session (it reads as its default
     /// afterwards): a blind write.
     pub fn remove<V>(&self, field: Field<T, V>) {
-        self.lock().record(Op::Remove(field.index()));
+        self.lock().record(Change::Remove(field.index()));
     }
 
     /// Removes the field stored as `name` (or with that Rust name); returns
@@ -403,7 +403,7 @@ impl<T: SessionData> Session<T> {
         else {
             return false;
         };
-        self.lock().record(Op::Remove(index));
+        self.lock().record(Change::Remove(index));
         true
     }
 
@@ -433,7 +433,7 @@ impl<T: SessionData> Session<T> {
         T: Clone,
     {
         let op = move |target: &mut T| *target = data.clone();
-        self.lock().record(Op::Apply {
+        self.lock().record(Change::Apply {
             target: None,
             reads: false,
             f: Arc::new(op),
@@ -454,7 +454,7 @@ impl<T: SessionData> Session<T> {
         let replay = move |data: &mut T| {
             f(data);
         };
-        state.log(Op::Apply {
+        state.log(Change::Apply {
             target: None,
             reads: true,
             f: Arc::new(replay),

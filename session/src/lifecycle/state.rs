@@ -11,13 +11,13 @@ use bytes::Bytes;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::plan::{self, FieldPlan, IdWrite, Input, Policy, PrincipalPart, Standing};
+use crate::plan::{self, FieldPlan, IdWrite, Input, PrincipalPart, Rules, Standing};
 use crate::record::{Fields, Meta, Record};
 use crate::store::{Write, WriteKind};
 
 /// A change made in this request, kept so it can be replayed on fresher
 /// data after a conflict.
-pub(crate) enum Op<T> {
+pub(crate) enum Change<T> {
     /// A closure over one field (`Some(index)`) or the whole struct; `reads`
     /// when its result depends on the value it was given.
     Apply {
@@ -162,7 +162,7 @@ pub(crate) struct State<T> {
     /// The metadata other than `last_access` changed in this request.
     pub(crate) meta_changed: bool,
     pub(crate) fields: Vec<FieldState>,
-    pub(crate) ops: Vec<Op<T>>,
+    pub(crate) ops: Vec<Change<T>>,
     /// Ids whose records are deleted at commit (reset, destroy), oldest first.
     pub(crate) deletes: Vec<SessionId>,
     pub(crate) client: Client,
@@ -279,39 +279,39 @@ impl<T: SessionData> State<T> {
     }
 
     /// Applies a new change and keeps it for replay.
-    pub(crate) fn record(&mut self, op: Op<T>) {
+    pub(crate) fn record(&mut self, op: Change<T>) {
         self.apply(&op);
         self.ops.push(op);
     }
 
     /// Keeps a change that was already applied (its closure ran for the
     /// handler's return value).
-    pub(crate) fn log(&mut self, op: Op<T>) {
+    pub(crate) fn log(&mut self, op: Change<T>) {
         self.mark(&op);
         self.ops.push(op);
     }
 
-    fn apply(&mut self, op: &Op<T>) {
+    fn apply(&mut self, op: &Change<T>) {
         // What the change reads must be decoded first; what it overwrites
         // needs no decoding (`mark` settles it).
         match op {
-            Op::Apply {
+            Change::Apply {
                 target: Some(index),
                 reads: true,
                 ..
             }
-            | Op::Take { index, .. } => self.decode(*index),
-            Op::Apply {
+            | Change::Take { index, .. } => self.decode(*index),
+            Change::Apply {
                 target: None,
                 reads: true,
                 ..
             } => self.decode_all(),
-            Op::Apply { .. } | Op::Remove(_) => {}
+            Change::Apply { .. } | Change::Remove(_) => {}
         }
         match op {
-            Op::Apply { f, .. } => f(&mut self.data),
-            Op::Remove(index) => self.data.reset_field(*index),
-            Op::Take { index, seen, once } => {
+            Change::Apply { f, .. } => f(&mut self.data),
+            Change::Remove(index) => self.data.reset_field(*index),
+            Change::Take { index, seen, once } => {
                 let mut now = Vec::new();
                 let unchanged = match seen {
                     Some(seen) => self
@@ -334,14 +334,14 @@ impl<T: SessionData> State<T> {
         self.mark(op);
     }
 
-    fn mark(&mut self, op: &Op<T>) {
+    fn mark(&mut self, op: &Change<T>) {
         let (target, reads, removes) = match op {
-            Op::Apply { target, reads, .. } => (*target, *reads, false),
-            Op::Remove(index) => (Some(*index), false, true),
+            Change::Apply { target, reads, .. } => (*target, *reads, false),
+            Change::Remove(index) => (Some(*index), false, true),
             // A `take_once` writes the field's default (`None`) rather than
             // removing it: a removal that empties the session deletes it,
             // unconditionally, which would lose a concurrent write.
-            Op::Take { index, once, .. } => (Some(*index), true, !*once),
+            Change::Take { index, once, .. } => (Some(*index), true, !*once),
         };
         let range = match target {
             Some(index) => index..index + 1,
@@ -386,7 +386,7 @@ impl<T: SessionData> State<T> {
     }
 
     /// Whether auto-renewal rotates the id at this commit.
-    pub(crate) fn renewal_due(&self, policy: &Policy, now: u64) -> bool {
+    pub(crate) fn renewal_due(&self, policy: &Rules, now: u64) -> bool {
         self.standing == Standing::Stored
             && self.id_fate == IdFate::Unchecked
             && self
@@ -589,7 +589,7 @@ impl<T: SessionData> State<T> {
 
     /// What the client is told after a commit that wrote (`wrote`) or did
     /// not need to write.
-    pub(crate) fn finish(&mut self, policy: &Policy, now: u64, wrote: bool) -> IdWrite {
+    pub(crate) fn finish(&mut self, policy: &Rules, now: u64, wrote: bool) -> IdWrite {
         if self.standing == Standing::Fresh {
             // Nothing stored: clear an id the client holds in vain.
             if self.client == Client::HoldsDeadId {
@@ -630,7 +630,7 @@ impl<T: SessionData> State<T> {
     /// a removal cookie on its next request.
     pub(crate) fn gone(&mut self) -> IdWrite {
         for op in &self.ops {
-            if let Op::Take {
+            if let Change::Take {
                 index, once: true, ..
             } = op
             {

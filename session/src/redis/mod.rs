@@ -85,14 +85,15 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// A session lives under `prefix + base64url(SHA-256(id))`: the raw id never
 /// reaches Redis, so a dump of Redis gives no one a usable session token
 /// ([`RedisStore::key_for`] computes the key). The key is a HASH with one
-/// field per struct field (its MessagePack bytes) and one metadata field,
-/// `$meta`, decimal text
-/// `<version>:<created>:<issued>:<access>:<idle>:<deadline>`: the stored
-/// format ([`FORMAT_VERSION`](crate::store::FORMAT_VERSION)), then
-/// [`Meta`](crate::store::Meta)'s timestamps and idle timeout in milliseconds, the deadline empty
-/// when the session has no absolute timeout (e.g.
-/// `1:1767225600000:1767225600000:1767225600000:1800000:`). Struct field
-/// names starting with `$` are refused.
+/// field per struct field (its MessagePack bytes) and two metadata fields:
+/// `$meta`, decimal text `<version>:<created>:<issued>:<idle>:<deadline>`
+/// (the stored format, [`FORMAT_VERSION`](crate::store::FORMAT_VERSION),
+/// then [`Meta`](crate::store::Meta)'s creation and id-issue times and
+/// idle timeout in milliseconds, the deadline empty when the session has no
+/// absolute timeout, e.g. `2:1767225600000:1767225600000:1800000:`), and
+/// `$at`, the last access, apart so that a touch rewrites one short field.
+/// Rotated ids leave tombstones; the full table is in the store guide.
+/// Struct field names starting with `$` are refused.
 /// Every write sets the key's TTL to the time the session has left (idle
 /// timeout, or the absolute deadline if sooner), so Redis drops abandoned
 /// sessions by itself; the runtime still checks the timestamps on load.

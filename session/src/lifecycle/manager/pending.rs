@@ -207,8 +207,9 @@ impl<T: SessionData> PendingSession<T> {
 /// What a response must carry after a commit.
 ///
 /// Integrations append `set_cookie` as a `Set-Cookie` header, set `header`,
-/// and add `Cache-Control: no-store` when either is present and the handler
-/// set no `Cache-Control` of its own.
+/// and set `Cache-Control: no-store` when either is present, replacing any
+/// `Cache-Control` the handler set (a response that carries a session id
+/// must never be cached).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseUpdate {
     /// A `Set-Cookie` value (the id, or a removal cookie).
