@@ -486,6 +486,21 @@ fn decode_error_kind(error: &rmp_serde::decode::Error) -> &'static str {
     }
 }
 
+/// `T` from a record's fields, each decoded on its own; a field that no
+/// longer decodes is its default, as when a session is loaded (listings and
+/// event snapshots, which log nothing of their own).
+pub(crate) fn decode_fields<T: SessionData>(fields: &crate::record::Fields) -> T {
+    let mut data = T::default();
+    for (index, info) in T::FIELDS.iter().enumerate() {
+        if let Some(bytes) = fields.get(info.name) {
+            if data.decode_field(index, bytes).is_err() {
+                data.reset_field(index);
+            }
+        }
+    }
+    data
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

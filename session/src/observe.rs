@@ -85,7 +85,7 @@ impl Observer {
     pub(crate) fn expired<T: SessionData>(&self, id: &SessionId, record: &Record) {
         metrics::expired_on_load();
         if self.sink.is_some() {
-            let data: T = decode_snapshot(record);
+            let data: T = crate::data::decode_fields(&record.fields);
             self.emit(EventKind::ExpiredOnLoad, id, Some(&data));
         }
     }
@@ -128,21 +128,6 @@ impl Observer {
             self.emit(EventKind::StoreError { operation, kind }, id, None);
         }
     }
-}
-
-/// The session's data as stored in `record` (fields that do not decode are
-/// left at their defaults; the load that found the record logs nothing for
-/// a snapshot).
-fn decode_snapshot<T: SessionData>(record: &Record) -> T {
-    let mut data = T::default();
-    for (index, info) in T::FIELDS.iter().enumerate() {
-        if let Some(bytes) = record.fields.get(info.name) {
-            if data.decode_field(index, bytes).is_err() {
-                data.reset_field(index);
-            }
-        }
-    }
-    data
 }
 
 /// The encoded size of the session a write leaves: names and values of

@@ -21,7 +21,7 @@ pub(crate) async fn live_sessions<T: SessionData>(
         .into_iter()
         .filter(|(_, record)| !record.meta.is_expired(now))
         .filter_map(|(handle, record)| {
-            let data = decode::<T>(&record);
+            let data = crate::data::decode_fields::<T>(&record.fields);
             let owner = data.principal_key().and_then(|key| Principal::of(&*key));
             (owner.as_ref() == Some(principal)).then_some((handle, record, data))
         })
@@ -42,20 +42,6 @@ pub(crate) async fn revoke(
         .store
         .revoke_principal_sessions_boxed(principal, take, now)
         .await?)
-}
-
-/// A record's fields decoded into `T`; a field that no longer decodes is
-/// its default (as when a session is loaded).
-fn decode<T: SessionData>(record: &Record) -> T {
-    let mut data = T::default();
-    for (index, info) in T::FIELDS.iter().enumerate() {
-        if let Some(bytes) = record.fields.get(info.name) {
-            if data.decode_field(index, bytes).is_err() {
-                data.reset_field(index);
-            }
-        }
-    }
-    data
 }
 
 /// `maxSessionsPerUser`: revokes the least recently used sessions of
