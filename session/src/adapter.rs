@@ -82,7 +82,7 @@ mod request;
 mod response;
 mod slot;
 
-pub use self::builder::{Builder, Options, DEFAULT_FORM_LIMIT};
+pub use self::builder::{Builder, Options, BUILDER_OPTIONS, DEFAULT_FORM_LIMIT};
 pub use self::csrf::{check_csrf, csrf_needs_form, default_csrf_response, log_csrf_rejection};
 pub use self::framework::{
     default_csrf_handler, default_error_handler, CsrfHandler, ErrorHandler, Framework,

@@ -20,6 +20,17 @@ use crate::manager::SessionManager;
 /// id or the CSRF token's form field (64 KiB).
 pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
 
+/// The name of every option method of [`Builder`], in the order of the
+/// docs tables (the builder's and each adapter crate's). A unit test keeps
+/// it equal to the builder's methods; the workspace's tests check both
+/// adapters against it.
+pub const BUILDER_OPTIONS: &[&str] = &[
+    "error_handler",
+    "form_limit",
+    "on_store_failure",
+    "csrf_rejection_handler",
+];
+
 /// The builder of an adapter's middleware: every option, for every framework.
 ///
 /// Each adapter's builder is this type (actix:
@@ -36,8 +47,8 @@ pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
 /// | [`on_store_failure`](Builder::on_store_failure) | [`FailurePolicy::Fail`] | `Anonymous`: a store failure gives the request an anonymous, never-saved session instead of the error handler's answer |
 /// | [`csrf_rejection_handler`](Builder::csrf_rejection_handler) | [`default_csrf_handler`] (`403`, the reason as text) | response for a request refused by the CSRF check |
 ///
-/// [`Builder::OPTIONS`] lists these methods; the adapters' docs tables and
-/// the workspace's tests are checked against it.
+/// [`BUILDER_OPTIONS`] lists these methods; the adapters' docs tables are
+/// checked against it.
 #[must_use]
 pub struct Builder<T: SessionData, F: Framework> {
     manager: SessionManager<T>,
@@ -58,14 +69,6 @@ impl<T: SessionData, F: Framework> fmt::Debug for Builder<T, F> {
 }
 
 impl<T: SessionData, F: Framework> Builder<T, F> {
-    /// The name of every option method, in the order of the docs tables.
-    pub const OPTIONS: &'static [&'static str] = &[
-        "error_handler",
-        "form_limit",
-        "on_store_failure",
-        "csrf_rejection_handler",
-    ];
-
     /// A builder for `manager`'s middleware with every option at its default.
     pub fn new(manager: SessionManager<T>) -> Self {
         Self {
@@ -201,5 +204,41 @@ impl<T: SessionData, F: Framework> Options<T, F> {
                 .with_failure_policy(self.on_store_failure),
             Arc::clone(self),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option method of `Builder` (a `pub fn` taking `mut self`) is
+    /// in [`BUILDER_OPTIONS`], in order, and the docs table lists the same:
+    /// an option added without its entry fails here, and the workspace's
+    /// tests check both adapters' docs against the list.
+    #[test]
+    fn options_lists_every_option_method() {
+        let source = include_str!("builder.rs");
+        let body = source
+            .split("impl<T: SessionData, F: Framework> Builder<T, F> {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .unwrap_or_default();
+        let methods: Vec<&str> = body
+            .split("    pub fn ")
+            .skip(1)
+            .filter(|f| {
+                f.split(')')
+                    .next()
+                    .is_some_and(|args| args.contains("mut self"))
+            })
+            .filter_map(|f| f.split('(').next())
+            .collect();
+        assert_eq!(methods, BUILDER_OPTIONS);
+        let table: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("/// | [`"))
+            .filter_map(|row| row.split("`]").next())
+            .collect();
+        assert_eq!(table, BUILDER_OPTIONS);
     }
 }
