@@ -120,7 +120,8 @@ pub enum HeaderMapError {
     /// Not a valid HTTP header name.
     #[error("header map: {0:?} is not a valid HTTP header name")]
     InvalidName(String),
-    /// Two mappings for the same header (compared by [`normalize_header_name`]:
+    /// Two mappings for the same header (compared by
+    /// [`normalize_header_name`](crate::adapter::normalize_header_name):
     /// case and punctuation ignored, so `X-User-Id` and `x.user_id` clash).
     #[error("header map: header {0:?} is mapped twice")]
     Duplicate(String),
@@ -137,7 +138,7 @@ pub enum HeaderMapError {
 /// with punctuation a downstream service ignores.
 ///
 /// ```
-/// use sessionkit::normalize_header_name;
+/// use sessionkit::adapter::normalize_header_name;
 /// for spelling in ["X-User-Id", "x_user_id", "X.User.Id", "X-USER.ID", "XUserId", "x~user~id"] {
 ///     assert_eq!(normalize_header_name(spelling), "xuserid");
 /// }

@@ -1202,7 +1202,8 @@ pub async fn client_supplied_mapped_headers_are_removed_in_every_spelling<A: Ada
     let user_lines: Vec<&str> = seen
         .lines()
         .filter(|l| {
-            sessionkit::normalize_header_name(l.split(':').next().unwrap_or_default()) == "xuserid"
+            sessionkit::adapter::normalize_header_name(l.split(':').next().unwrap_or_default())
+                == "xuserid"
         })
         .collect();
     assert_eq!(user_lines, ["x-user-id: 42"], "{seen}");

@@ -12,7 +12,7 @@ fn assert_send_sync<T: Send + Sync + 'static>() {}
 fn handles_are_send_and_sync() {
     assert_send_sync::<Session<Profile>>();
     assert_send_sync::<SessionManager<Profile>>();
-    assert_send_sync::<sessionkit::PendingSession<Profile>>();
+    assert_send_sync::<sessionkit::adapter::PendingSession<Profile>>();
 }
 
 #[tokio::test]
