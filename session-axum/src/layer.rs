@@ -71,44 +71,17 @@ pub(crate) type RequestSlot<T> = Arc<Slot<T, Axum>>;
 
 /// Session layer for sessions of type `T`: a tower [`Layer`].
 ///
-/// For every request it puts a not-yet-loaded session in the request's
-/// extensions. Nothing is read from the store until the handler (or a
-/// middleware, or [`MapSessionToHeader`](crate::MapSessionToHeader)) asks
-/// for the session, so a route that never touches it costs no store access
-/// and gets no `Set-Cookie`. After the inner service, the session is
-/// committed: changed fields are saved, the idle timeout refreshed, the id
-/// rotated when auto-renew is due, and the response gets
-///
-/// - a `Set-Cookie` (every configured attribute) when the extractor has a
-///   cookie source, a response header of the same name when it has a header
-///   source, nothing for read-only sources (query, form, path, custom
-///   [`SourceKind::Other`](sessionkit::adapter::SourceKind::Other)); an id read from a read-only source is never
-///   promoted into a cookie;
-/// - a removal cookie (same name, Path, Domain, Secure) or an empty header
-///   after `reset`/`destroy`;
-/// - `Cache-Control: no-store` whenever it sets or clears a session id,
-///   replacing any `Cache-Control` the handler set.
-///
-/// A [`SessionError`] (store down, session too large, …) while loading or
-/// saving is logged with `tracing::error!` and answered by the error handler
-/// (default [`default_error_handler`]: opaque 503 for store errors, 500
-/// otherwise), unless the layer was built with
-/// [`FailurePolicy::Anonymous`](sessionkit::FailurePolicy) (see
-/// [`SessionLayerBuilder::on_store_failure`]): then a store failure is
-/// logged with `tracing::warn!` and the request runs with an anonymous
-/// session. When saving fails after the handler ran, the handler's
-/// response is replaced: the client must not believe a change was kept.
-///
-/// With CSRF on (the manager was built with
-/// [`SessionManagerBuilder::csrf`](sessionkit::SessionManagerBuilder::csrf)),
-/// every `POST`, `PUT`, `PATCH` and `DELETE` is checked before the inner service
-/// runs and a refused one is answered `403` (see the crate docs, "CSRF").
-///
-/// `disableSessionForward: true` reads the id eagerly and removes it from the
-/// request before the inner service sees it: the session cookie(s) from the
-/// `Cookie` header (other cookies stay), the session header(s) (also their
-/// `_`/case variants), and the query parameter when the id came from the
-/// query. Form and path ids cannot be removed and are left as they are.
+/// Every request gets a session that is loaded only when something inside
+/// the layer asks for it (a handler's [`Session`](crate::Session)
+/// extractor, a `from_fn` middleware,
+/// [`MapSessionToHeader`](crate::MapSessionToHeader)), and committed after
+/// the inner service, the id going back in the response (`Set-Cookie` or
+/// header, `Cache-Control: no-store`). A [`SessionError`](sessionkit::SessionError) is logged and
+/// answered by the error handler ([`default_error_handler`](crate::default_error_handler)); with CSRF on,
+/// unsafe methods are checked first (crate docs, "CSRF"). The details
+/// (headers, errors and [`on_store_failure`](SessionLayerBuilder::on_store_failure),
+/// `disableSessionForward`) are shared with the actix middleware and
+/// written once: [What the built middleware does](sessionkit::adapter::Builder#what-the-built-middleware-does).
 ///
 /// Add it with `Router::layer` (it then runs for every route, after routing,
 /// so `param:` lookups work); a layer that uses the session must be added

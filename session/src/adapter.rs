@@ -22,11 +22,11 @@
 //!
 //! | session error | status | body |
 //! |---|---|---|
-//! | [`SessionError::Store`] (backend down, timeout, corrupt record) | `503` | `session storage unavailable` |
-//! | [`SessionError::Conflict`] (concurrent requests kept changing the same fields; nothing saved) | `409` | `session changed concurrently; retry` |
+//! | [`SessionError::Store`](crate::SessionError::Store) (backend down, timeout, corrupt record) | `503` | `session storage unavailable` |
+//! | [`SessionError::Conflict`](crate::SessionError::Conflict) (concurrent requests kept changing the same fields; nothing saved) | `409` | `session changed concurrently; retry` |
 //! | any other (id generation, encoding, `maxSessionBytes`) | `500` | `session error` |
 //! | no adapter middleware for `Session<T>` (a setup bug, [`Rejection::missing`]) | `500` | what to install ([`Framework::missing_middleware`]) |
-//! | a [`CsrfRejection`] | `403` | the rejection's message |
+//! | a [`CsrfRejection`](crate::CsrfRejection) | `403` | the rejection's message |
 //!
 //! Every answer the core makes is `text/plain; charset=utf-8` with
 //! `Cache-Control: no-store` ([`Framework::plain`]).

@@ -49,6 +49,54 @@ pub const BUILDER_OPTIONS: &[&str] = &[
 ///
 /// [`BUILDER_OPTIONS`] lists these methods; the adapters' docs tables are
 /// checked against it.
+///
+/// # What the built middleware does
+///
+/// The same in every adapter (actix-web's `SessionMiddleware`, axum's
+/// `SessionLayer`), since each only runs these pieces ([`Slot`]):
+///
+/// For every request it puts a not-yet-loaded session into the request.
+/// Nothing is read from the store until a handler, a middleware inside it
+/// or `MapSessionToHeader` asks for the session, so a route that never
+/// touches it costs no store access and gets no `Set-Cookie`. After the
+/// inner service, the session is committed: changed fields are saved, the
+/// idle timeout refreshed, the id rotated when auto-renew is due, and the
+/// response gets
+///
+/// - a `Set-Cookie` (every configured attribute) when the extractor has a
+///   cookie source, a response header of the same name when it has a header
+///   source, nothing for read-only sources (query, form, path, custom
+///   [`SourceKind::Other`](crate::adapter::SourceKind::Other)); an id read
+///   from a read-only source is never promoted into a cookie;
+/// - a removal cookie (same name, Path, Domain, Secure) or an empty header
+///   after `reset`/`destroy`;
+/// - `Cache-Control: no-store` whenever it sets or clears a session id,
+///   replacing any `Cache-Control` the handler set (a shared cache must
+///   never keep a session id).
+///
+/// A [`SessionError`] (store down, session too large, concurrent changes,
+/// …) while loading or saving is logged with `tracing::error!` and answered
+/// by the error handler (default: the opaque rejection table, `503` for
+/// store errors, `409` for a conflict, `500` otherwise), unless the
+/// middleware was built with [`FailurePolicy::Anonymous`]
+/// ([`Builder::on_store_failure`]): then a store failure is logged with
+/// `tracing::warn!` and the request runs with an anonymous session. When
+/// saving fails after the handler ran, the handler's response is replaced:
+/// the client must not believe a change was kept. An inner service that
+/// fails without a response commits nothing; if it had loaded the session,
+/// that is logged at `warn` with the error.
+///
+/// With CSRF on (the manager was built with
+/// [`SessionManagerBuilder::csrf`](crate::SessionManagerBuilder::csrf)),
+/// every `POST`, `PUT`, `PATCH` and `DELETE` is checked before the inner
+/// service runs and a refused one is answered by the CSRF rejection handler
+/// (default `403`).
+///
+/// `disableSessionForward: true` reads the id eagerly and removes it from
+/// the request before any inner service sees it: the session cookie(s) from
+/// the `Cookie` header (other cookies stay), the session header(s) (in any
+/// case and punctuation), and the query parameter when the id came from the
+/// query. Form and path ids cannot be removed and are left as they are.
 #[must_use]
 pub struct Builder<T: SessionData, F: Framework> {
     manager: SessionManager<T>,

@@ -69,7 +69,7 @@ pub struct StripPlan {
 
 impl StripPlan {
     /// The plan for `extractor`, given where this request's id was found
-    /// ([`PendingSession::capture`]).
+    /// ([`PendingSession::capture`](crate::adapter::PendingSession::capture)).
     #[must_use]
     pub fn new(extractor: &Extractor, incoming: Option<&Incoming>) -> Self {
         let mut headers: Vec<String> = extractor
