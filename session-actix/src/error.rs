@@ -1,17 +1,16 @@
 //! What clients get when a session cannot be loaded or saved, and the typed
 //! rejection of the [`Session`](crate::Session) extractor.
 
-use std::any::type_name;
 use std::cell::RefCell;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use sessionkit::adapter::{default_csrf_response, default_error_response, log_session_error};
+use sessionkit::adapter::{self, Rejection};
 use sessionkit::{CsrfRejection, SessionError};
+
+use crate::middleware::Actix;
 
 /// The signature of an error handler: turns a [`SessionError`] into the
 /// response the client gets. See [`SessionMiddlewareBuilder::error_handler`](crate::SessionMiddlewareBuilder::error_handler).
@@ -22,13 +21,17 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 /// | error | status | body |
 /// |---|---|---|
 /// | [`SessionError::Store`] (backend down, timeout, corrupt record) | `503 Service Unavailable` | `session storage unavailable` |
+/// | [`SessionError::Conflict`] (concurrent requests kept changing the same fields; nothing saved) | `409 Conflict` | `session changed concurrently; retry` |
 /// | any other (id generation, encoding, `maxSessionBytes`) | `500 Internal Server Error` | `session error` |
 ///
 /// A store outage is the service being (temporarily) unable to serve, which is
-/// what 503 means to clients, load balancers and retry logic; every other
-/// error is a bug or a limit in this server, hence 500. Both carry
-/// `Cache-Control: no-store`. The cause is logged by the middleware with
-/// `tracing::error!` before any handler runs, default or not.
+/// what 503 means to clients, load balancers and retry logic; a conflict is
+/// worth retrying; every other error is a bug or a limit in this server,
+/// hence 500. All carry `Cache-Control: no-store`. The cause is logged by the
+/// middleware with `tracing::error!` before any handler runs, default or not.
+/// The table is sessionkit's
+/// [`default_error_response`](sessionkit::adapter::default_error_response),
+/// the axum layer's too.
 ///
 /// ```
 /// use actix_web::{http::StatusCode, test::TestRequest};
@@ -40,13 +43,8 @@ pub type ErrorHandlerFn = dyn Fn(&SessionError, &HttpRequest) -> HttpResponse + 
 /// assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 /// ```
 #[must_use]
-pub fn default_error_handler(error: &SessionError, _req: &HttpRequest) -> HttpResponse {
-    let (status, body) = default_error_response(error);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .content_type("text/plain; charset=utf-8")
-        .body(body)
+pub fn default_error_handler(error: &SessionError, req: &HttpRequest) -> HttpResponse {
+    adapter::default_error_handler::<Actix>(error, req)
 }
 
 /// The signature of a CSRF rejection handler: turns a [`CsrfRejection`]
@@ -67,23 +65,8 @@ pub type CsrfHandlerFn = dyn Fn(&CsrfRejection, &HttpRequest) -> HttpResponse + 
 /// assert_eq!(res.status(), StatusCode::FORBIDDEN);
 /// ```
 #[must_use]
-pub fn default_csrf_handler(rejection: &CsrfRejection, _req: &HttpRequest) -> HttpResponse {
-    let (status, body) = default_csrf_response(rejection);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .content_type("text/plain; charset=utf-8")
-        .body(body)
-}
-
-/// Logs `error` with its whole cause chain, then asks `handler` for the response.
-pub(crate) fn handle(
-    handler: &Arc<ErrorHandlerFn>,
-    error: &SessionError,
-    req: &HttpRequest,
-) -> HttpResponse {
-    log_session_error(error, req.method().as_str(), req.path());
-    handler(error, req)
+pub fn default_csrf_handler(rejection: &CsrfRejection, req: &HttpRequest) -> HttpResponse {
+    adapter::default_csrf_handler::<Actix>(rejection, req)
 }
 
 /// Why a [`Session`](crate::Session) could not be had for this request.
@@ -115,28 +98,22 @@ pub(crate) fn handle(
 /// # });
 /// ```
 pub struct SessionRejection {
-    kind: Kind,
+    rejection: Rejection<Actix>,
     response: RefCell<Option<Box<HttpResponse>>>,
-}
-
-enum Kind {
-    MissingMiddleware { data_type: &'static str },
-    Failed(Box<SessionError>),
 }
 
 impl SessionRejection {
     pub(crate) fn missing<T>() -> Self {
         Self {
-            kind: Kind::MissingMiddleware {
-                data_type: type_name::<T>(),
-            },
+            rejection: Rejection::missing::<T>(),
             response: RefCell::new(None),
         }
     }
 
-    pub(crate) fn failed(error: SessionError, response: HttpResponse) -> Self {
+    /// A failed load and the error handler's answer to it.
+    pub(crate) fn failed((rejection, response): (Rejection<Actix>, HttpResponse)) -> Self {
         Self {
-            kind: Kind::Failed(Box::new(error)),
+            rejection,
             response: RefCell::new(Some(Box::new(response))),
         }
     }
@@ -144,84 +121,49 @@ impl SessionRejection {
     /// Whether no `SessionMiddleware<T>` was installed on the route (a setup bug).
     #[must_use]
     pub fn is_missing_middleware(&self) -> bool {
-        matches!(self.kind, Kind::MissingMiddleware { .. })
+        self.rejection.is_missing()
     }
 
     /// The session error, when the session could not be loaded.
     #[must_use]
     pub fn session_error(&self) -> Option<&SessionError> {
-        match &self.kind {
-            Kind::Failed(error) => Some(error),
-            Kind::MissingMiddleware { .. } => None,
-        }
+        self.rejection.session_error()
     }
 }
 
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::MissingMiddleware { data_type } => write!(
-                f,
-                "no SessionMiddleware<{data_type}> is installed on this route: wrap the app, \
-                 scope or resource with sessionkit_actix::SessionMiddleware::<{data_type}>, \
-                 registered after (outside of) any middleware that uses the session"
-            ),
-            // The cause is `source()`, not repeated here.
-            Kind::Failed(_) => f.write_str("the session could not be loaded"),
-        }
+        self.rejection.fmt(f)
     }
 }
 
 impl fmt::Debug for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::MissingMiddleware { data_type } => f
-                .debug_struct("SessionRejection::MissingMiddleware")
-                .field("data_type", data_type)
-                .finish(),
-            Kind::Failed(error) => f
-                .debug_tuple("SessionRejection::Failed")
-                .field(error)
-                .finish(),
-        }
+        fmt::Debug::fmt(&self.rejection, f)
     }
 }
 
 impl StdError for SessionRejection {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.kind {
-            Kind::Failed(error) => Some(error),
-            Kind::MissingMiddleware { .. } => None,
-        }
+        self.rejection.source()
     }
 }
 
 impl ResponseError for SessionRejection {
     fn status_code(&self) -> StatusCode {
-        if let Some(response) = self.response.borrow().as_ref() {
-            return response.status();
-        }
-        match &self.kind {
-            Kind::Failed(error) if matches!(**error, SessionError::Store(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        match self.response.borrow().as_ref() {
+            Some(response) => response.status(),
+            None => StatusCode::from_u16(self.rejection.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 
+    /// The error handler's answer (once; the cause was logged when it
+    /// happened), else the core's default ([`Rejection::response`]).
     fn error_response(&self) -> HttpResponse {
-        if let Some(response) = self.response.borrow_mut().take() {
-            return *response;
+        match self.response.borrow_mut().take() {
+            Some(response) => *response,
+            None => self.rejection.response(),
         }
-        let body = match &self.kind {
-            // A setup bug: say how to fix it.
-            Kind::MissingMiddleware { .. } => self.to_string(),
-            // Opaque to clients; the cause was logged when it happened.
-            Kind::Failed(_) => "session error".to_owned(),
-        };
-        HttpResponse::build(self.status_code())
-            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .content_type("text/plain; charset=utf-8")
-            .body(body)
     }
 }

@@ -4,15 +4,15 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::rc::Rc;
 
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
+use sessionkit::adapter::Slot;
 use sessionkit::SessionData;
 
-use crate::error::{handle, SessionRejection};
-use crate::middleware::Slot;
+use crate::error::SessionRejection;
+use crate::middleware::{Actix, RequestSlot};
 use crate::view::ActixView;
 
 /// The session of type `T` for this request: a handler argument.
@@ -92,17 +92,10 @@ impl<T: SessionData> FromRequest for Session<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let slot = match start::<T>(req) {
-            Ok(slot) => slot,
-            Err(rejection) => return Box::pin(async move { Err(rejection) }),
-        };
-        if let Some(session) = slot.pending.loaded() {
-            let session = Self(session.clone());
-            return Box::pin(async move { Ok(session) });
-        }
-        // Held only while loading; needed to render an error response.
+        let slot = slot::<T>(req);
+        // Held while loading; needed to render an error response.
         let req = req.clone();
-        Box::pin(async move { finish_load(&slot, &req).await })
+        Box::pin(async move { load(&*slot?, &req).await })
     }
 }
 
@@ -176,8 +169,7 @@ pub trait SessionExt {
 
 impl SessionExt for HttpRequest {
     async fn session<T: SessionData>(&self) -> Result<Session<T>, SessionRejection> {
-        let slot = start::<T>(self)?;
-        finish_load(&slot, self).await
+        load(&*slot::<T>(self)?, self).await
     }
 }
 
@@ -190,23 +182,17 @@ impl SessionExt for ServiceRequest {
 }
 
 /// Finds the middleware's slot.
-fn start<T: SessionData>(req: &HttpRequest) -> Result<Rc<Slot<T>>, SessionRejection> {
+fn slot<T: SessionData>(req: &HttpRequest) -> Result<RequestSlot<T>, SessionRejection> {
     req.extensions()
-        .get::<Rc<Slot<T>>>()
+        .get::<RequestSlot<T>>()
         .cloned()
         .ok_or_else(SessionRejection::missing::<T>)
 }
 
-async fn finish_load<T: SessionData>(
-    slot: &Slot<T>,
+async fn load<T: SessionData>(
+    slot: &Slot<T, Actix>,
     req: &HttpRequest,
 ) -> Result<Session<T>, SessionRejection> {
-    let loading = slot.pending.load(&ActixView::new(req));
-    match loading.await {
-        Ok(session) => Ok(Session(session)),
-        Err(error) => {
-            let response = handle(&slot.errors, &error, req);
-            Err(SessionRejection::failed(error, response))
-        }
-    }
+    let loading = slot.load(&ActixView::new(req), || req.clone());
+    loading.await.map(Session).map_err(SessionRejection::failed)
 }

@@ -22,6 +22,7 @@
 //! |---|---|
 //! | the store fails while loading or saving | error handler; default `503`, body `session storage unavailable` |
 //! | the store fails, middleware built with `on_store_failure(FailurePolicy::Anonymous)` | the handler runs with an anonymous session (`session.degraded()`), nothing saved, no id sent |
+//! | concurrent requests kept changing the same fields ([`sessionkit::SessionError::Conflict`]; nothing saved) | error handler; default `409`, body `session changed concurrently; retry` |
 //! | other [`sessionkit::SessionError`] (id generation, encoding, `maxSessionBytes`) | error handler; default `500`, body `session error` |
 //! | `Session<T>` without `SessionMiddleware<T>` | `500`, body saying what to install |
 //! | malformed, unknown or expired session id | not an error: a fresh session with a new id |
@@ -93,6 +94,5 @@ pub use crate::error::{
 };
 pub use crate::extract::{Session, SessionExt};
 pub use crate::header_map::{MapSessionToHeader, MapSessionToHeaderService};
-pub use crate::middleware::{
-    SessionMiddleware, SessionMiddlewareBuilder, SessionService, DEFAULT_FORM_LIMIT,
-};
+pub use crate::middleware::{Actix, SessionMiddleware, SessionMiddlewareBuilder, SessionService};
+pub use sessionkit::adapter::DEFAULT_FORM_LIMIT;

@@ -9,78 +9,75 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::PayloadError;
-use actix_web::http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE,
-};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue, COOKIE};
 use actix_web::http::uri::{PathAndQuery, Uri};
+use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::stream::{self, StreamExt};
 use sessionkit::adapter::{
-    check_csrf, csrf_needs_form, end_request, log_csrf_rejection, should_buffer_form,
-    write_response, Outcome, PendingSession, ResponseHeaders, StripPlan,
+    Builder, Checked, Ending, Framework, Options, Outcome, ResponseHeaders, Slot, StripPlan,
 };
 use sessionkit::store::SessionStore;
-use sessionkit::{
-    Config, ConfigError, CsrfRejection, FailurePolicy, SessionData, SessionError, SessionManager,
-};
+use sessionkit::{Config, ConfigError, SessionData, SessionManager};
 
-use crate::error::{
-    default_csrf_handler, default_error_handler, handle, CsrfHandlerFn, ErrorHandlerFn,
-};
 use crate::view::{ActixView, BufferedForm};
 
-/// The largest urlencoded body buffered by default to find a `form:` session id (64 KiB).
-pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
+/// actix-web as sessionkit's adapter core sees it: the framework parameter
+/// of [`SessionMiddlewareBuilder`] (its handlers take an [`HttpRequest`]
+/// and return an [`HttpResponse`]). Applications never name it.
+#[derive(Debug, Clone, Copy)]
+pub enum Actix {}
+
+impl Framework for Actix {
+    type Request = HttpRequest;
+    type Response = HttpResponse;
+    type Middleware<T: SessionData> = SessionMiddleware<T>;
+
+    fn middleware<T: SessionData>(options: Arc<Options<T, Self>>) -> SessionMiddleware<T> {
+        SessionMiddleware { options }
+    }
+
+    fn plain(status: u16, body: String) -> HttpResponse {
+        HttpResponse::build(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+    }
+
+    fn method_and_path(req: &HttpRequest) -> (&str, &str) {
+        (req.method().as_str(), req.path())
+    }
+
+    fn missing_middleware(data_type: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no SessionMiddleware<{data_type}> is installed on this route: wrap the app, \
+             scope or resource with sessionkit_actix::SessionMiddleware::<{data_type}>, \
+             registered after (outside of) any middleware that uses the session"
+        )
+    }
+}
 
 /// What a request's extensions hold for the session of type `T`.
-pub(crate) struct Slot<T: SessionData> {
-    pub(crate) pending: PendingSession<T>,
-    pub(crate) errors: Arc<ErrorHandlerFn>,
-}
+pub(crate) type RequestSlot<T> = Rc<Slot<T, Actix>>;
 
 /// Session middleware for sessions of type `T`.
 ///
-/// For every request it puts a not-yet-loaded session in the request's
-/// extensions. Nothing is read from the store until the handler (or a guard,
-/// or [`MapSessionToHeader`](crate::MapSessionToHeader)) asks for the
-/// session, so a route that never touches it costs no store access and gets
-/// no `Set-Cookie`. After the handler, the session is committed: changed
-/// fields are saved, the idle timeout refreshed, the id rotated when
-/// auto-renew is due, and the response gets
-///
-/// - a `Set-Cookie` (every configured attribute) when the extractor has a
-///   cookie source, a response header of the same name when it has a header
-///   source, nothing for read-only sources (query, form, path, custom
-///   `SourceKind::Other`); an id read from a read-only source is never promoted
-///   into a cookie;
-/// - a removal cookie (same name, Path, Domain, Secure) or an empty header
-///   after `reset`/`destroy`;
-/// - `Cache-Control: no-store` whenever it sets or clears a session id,
-///   replacing any `Cache-Control` the handler set (a shared cache must
-///   never keep a session id).
-///
-/// A [`SessionError`] (store down, session too large, …) while loading or
-/// saving is logged with `tracing::error!` and answered by the error handler
-/// (default [`default_error_handler`]: opaque 503 for store errors, 500
-/// otherwise), unless the middleware was built with
-/// [`FailurePolicy::Anonymous`](sessionkit::FailurePolicy) (see
-/// [`SessionMiddlewareBuilder::on_store_failure`]): then a store failure is
-/// logged with `tracing::warn!` and the request runs with an anonymous
-/// session. When saving fails after the handler ran, the handler's
-/// response is replaced: the client must not believe a change was kept.
-///
-/// With CSRF on (the manager was built with
-/// [`SessionManagerBuilder::csrf`](sessionkit::SessionManagerBuilder::csrf)),
-/// every `POST`, `PUT`, `PATCH` and `DELETE` is checked before the handler
-/// runs and a refused one is answered `403` (see the crate docs, "CSRF").
-///
-/// `disableSessionForward: true` reads the id eagerly and removes it from the
-/// request before any inner service sees it: the session cookie(s) from the
-/// `Cookie` header (other cookies stay), the session header(s) (also their
-/// `_`/case variants), and the query parameter when the id came from the
-/// query. Form and path ids cannot be removed and are left as they are.
+/// It loads the request's session when the handler, a guard or
+/// [`MapSessionToHeader`](crate::MapSessionToHeader) first asks for it
+/// (never, on a route that does not), commits it after the handler and
+/// writes the id back into the response (`Set-Cookie` or header,
+/// `Cache-Control: no-store`); a [`SessionError`](sessionkit::SessionError) is logged and answered by
+/// the error handler ([`default_error_handler`](crate::default_error_handler)). With CSRF on, unsafe
+/// methods are checked before the handler (see the crate docs, "CSRF").
+/// In full (the response's headers, errors and
+/// [`on_store_failure`](SessionMiddlewareBuilder::on_store_failure),
+/// `disableSessionForward`), this is sessionkit's one adapter flow, the axum
+/// layer's too: [What the built middleware does](sessionkit::adapter::Builder#what-the-built-middleware-does).
 ///
 /// The middleware is `Send + Sync` and cheap to clone: build it once and
 /// clone it into `HttpServer::new`'s factory.
@@ -103,36 +100,27 @@ pub(crate) struct Slot<T: SessionData> {
 /// # Ok::<(), sessionkit::ConfigError>(())
 /// ```
 pub struct SessionMiddleware<T: SessionData> {
-    inner: Arc<Inner<T>>,
-}
-
-struct Inner<T: SessionData> {
-    manager: SessionManager<T>,
-    errors: Arc<ErrorHandlerFn>,
-    csrf_rejections: Arc<CsrfHandlerFn>,
-    form_limit: usize,
-    on_store_failure: FailurePolicy,
+    options: Arc<Options<T, Actix>>,
 }
 
 impl<T: SessionData> Clone for SessionMiddleware<T> {
     fn clone(&self) -> Self {
         Self {
-            inner: Arc::clone(&self.inner),
+            options: Arc::clone(&self.options),
         }
     }
 }
 
 impl<T: SessionData> fmt::Debug for SessionMiddleware<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionMiddleware")
-            .field("manager", &self.inner.manager)
-            .field("form_limit", &self.inner.form_limit)
-            .finish_non_exhaustive()
+        f.debug_tuple("SessionMiddleware")
+            .field(&self.options)
+            .finish()
     }
 }
 
 impl<T: SessionData> SessionMiddleware<T> {
-    /// The middleware for `manager`, with the default error handler.
+    /// The middleware for `manager`, with every option at its default.
     #[must_use]
     pub fn new(manager: SessionManager<T>) -> Self {
         Self::builder(manager).build()
@@ -157,146 +145,52 @@ impl<T: SessionData> SessionMiddleware<T> {
         Ok(Self::new(manager))
     }
 
-    /// A builder, to set the error handler or the form buffering limit.
+    /// A builder, to set the error handler, the form buffering limit, the
+    /// policy on store failures or the CSRF rejection handler.
     pub fn builder(manager: SessionManager<T>) -> SessionMiddlewareBuilder<T> {
-        SessionMiddlewareBuilder {
-            manager,
-            errors: Arc::new(default_error_handler),
-            csrf_rejections: Arc::new(default_csrf_handler),
-            form_limit: DEFAULT_FORM_LIMIT,
-            on_store_failure: FailurePolicy::Fail,
-        }
+        Builder::new(manager)
     }
 
     /// The manager (configuration, store, extractor).
     #[must_use]
     pub fn manager(&self) -> &SessionManager<T> {
-        &self.inner.manager
+        self.options.manager()
     }
 }
 
-/// Builds a [`SessionMiddleware`].
+/// Builds a [`SessionMiddleware`]: sessionkit's one adapter
+/// [`Builder`](sessionkit::adapter::Builder), for actix-web. Its options
+/// (the crate docs' table) are the axum layer's too. Handlers take the
+/// error (or [`CsrfRejection`](sessionkit::CsrfRejection)) and the
+/// [`HttpRequest`], and return an [`HttpResponse`].
 ///
 /// ```
 /// use actix_web::HttpResponse;
-/// use sessionkit::{MemoryStore, SessionError, SessionManager};
+/// use sessionkit::{Csrf, FailurePolicy, MemoryStore, SessionError, SessionManager};
 /// use sessionkit_actix::SessionMiddleware;
 /// # #[derive(sessionkit::SessionData, Default)]
 /// # struct Data { visits: u32 }
-/// let middleware = SessionMiddleware::builder(SessionManager::<Data>::new(MemoryStore::new()))
+/// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
+/// let middleware = SessionMiddleware::builder(manager.clone())
 ///     .error_handler(|error, _req| match error {
 ///         SessionError::Store(_) => HttpResponse::ServiceUnavailable()
 ///             .insert_header(("Retry-After", "5"))
 ///             .body("try again shortly"),
 ///         _ => HttpResponse::InternalServerError().finish(),
 ///     })
+///     .csrf_rejection_handler(|rejection, _req| {
+///         HttpResponse::Forbidden().body(format!("<p>{rejection}</p>"))
+///     })
 ///     .form_limit(16 * 1024)
 ///     .build();
-/// # let _ = middleware;
+/// // Public routes: an anonymous, never-saved session while the store is down.
+/// let public = SessionMiddleware::builder(manager)
+///     .on_store_failure(FailurePolicy::Anonymous)
+///     .build();
+/// # let _ = (middleware, public);
+/// # Ok::<(), sessionkit::ConfigError>(())
 /// ```
-#[must_use]
-pub struct SessionMiddlewareBuilder<T: SessionData> {
-    manager: SessionManager<T>,
-    errors: Arc<ErrorHandlerFn>,
-    csrf_rejections: Arc<CsrfHandlerFn>,
-    form_limit: usize,
-    on_store_failure: FailurePolicy,
-}
-
-impl<T: SessionData> fmt::Debug for SessionMiddlewareBuilder<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionMiddlewareBuilder")
-            .field("manager", &self.manager)
-            .field("form_limit", &self.form_limit)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: SessionData> SessionMiddlewareBuilder<T> {
-    /// Answers [`SessionError`]s with `handler` instead of [`default_error_handler`].
-    /// The error is logged with `tracing::error!` before `handler` runs.
-    /// Keep the response opaque: the client should not learn about your backend.
-    pub fn error_handler(
-        mut self,
-        handler: impl Fn(&SessionError, &HttpRequest) -> HttpResponse + Send + Sync + 'static,
-    ) -> Self {
-        self.errors = Arc::new(handler);
-        self
-    }
-
-    /// Answers requests refused by the CSRF check (the manager's
-    /// [`Csrf`](sessionkit::Csrf)) with `handler` instead of
-    /// [`default_csrf_handler`]. The refusal is logged at `warn` before
-    /// `handler` runs; the handler of the route never runs.
-    ///
-    /// ```
-    /// use actix_web::HttpResponse;
-    /// use sessionkit::{Csrf, MemoryStore, SessionManager};
-    /// use sessionkit_actix::SessionMiddleware;
-    /// # #[derive(sessionkit::SessionData, Default)]
-    /// # struct Data { visits: u32 }
-    /// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
-    /// let middleware = SessionMiddleware::builder(manager)
-    ///     .csrf_rejection_handler(|rejection, _req| {
-    ///         HttpResponse::Forbidden().body(format!("<p>{rejection}</p>"))
-    ///     })
-    ///     .build();
-    /// # let _ = middleware;
-    /// # Ok::<(), sessionkit::ConfigError>(())
-    /// ```
-    pub fn csrf_rejection_handler(
-        mut self,
-        handler: impl Fn(&CsrfRejection, &HttpRequest) -> HttpResponse + Send + Sync + 'static,
-    ) -> Self {
-        self.csrf_rejections = Arc::new(handler);
-        self
-    }
-
-    /// The largest urlencoded body buffered to find a `form:` session id
-    /// or the CSRF token's form field (default [`DEFAULT_FORM_LIMIT`]). A
-    /// larger body is passed to the handler untouched and the form source
-    /// finds nothing. Bodies are buffered only when the extractor reads a
-    /// form field, or the CSRF check needs the token from the form.
-    pub fn form_limit(mut self, bytes: usize) -> Self {
-        self.form_limit = bytes;
-        self
-    }
-
-    /// What a request gets when the store fails: the error handler's answer
-    /// ([`FailurePolicy::Fail`], the default) or an anonymous session that
-    /// is never saved and sets no id ([`FailurePolicy::Anonymous`]; handlers
-    /// can ask `session.degraded()`). Wrap public routes in a middleware with
-    /// `Anonymous` to keep them up while the store is down.
-    ///
-    /// ```
-    /// use sessionkit::{FailurePolicy, MemoryStore, SessionManager};
-    /// use sessionkit_actix::SessionMiddleware;
-    /// # #[derive(sessionkit::SessionData, Default)]
-    /// # struct Data { visits: u32 }
-    /// let manager = SessionManager::<Data>::new(MemoryStore::new());
-    /// let public = SessionMiddleware::builder(manager)
-    ///     .on_store_failure(FailurePolicy::Anonymous)
-    ///     .build();
-    /// # let _ = public;
-    /// ```
-    pub fn on_store_failure(mut self, policy: FailurePolicy) -> Self {
-        self.on_store_failure = policy;
-        self
-    }
-
-    /// The middleware.
-    pub fn build(self) -> SessionMiddleware<T> {
-        SessionMiddleware {
-            inner: Arc::new(Inner {
-                manager: self.manager,
-                errors: self.errors,
-                csrf_rejections: self.csrf_rejections,
-                form_limit: self.form_limit,
-                on_store_failure: self.on_store_failure,
-            }),
-        }
-    }
-}
+pub type SessionMiddlewareBuilder<T> = Builder<T, Actix>;
 
 impl<S, B, T> Transform<S, ServiceRequest> for SessionMiddleware<T>
 where
@@ -313,7 +207,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(SessionService {
             service: Rc::new(service),
-            inner: Arc::clone(&self.inner),
+            options: Arc::clone(&self.options),
             _data: PhantomData,
         }))
     }
@@ -322,7 +216,7 @@ where
 /// The service [`SessionMiddleware`] wraps around the inner service.
 pub struct SessionService<S, T: SessionData> {
     service: Rc<S>,
-    inner: Arc<Inner<T>>,
+    options: Arc<Options<T, Actix>>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -346,119 +240,91 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let inner = Arc::clone(&self.inner);
+        let options = Arc::clone(&self.options);
         Box::pin(async move {
-            if req.extensions().contains::<Rc<Slot<T>>>() {
+            if req.extensions().contains::<RequestSlot<T>>() {
                 // An outer SessionMiddleware<T> already manages this request.
                 return service.call(req).await.map(|res| res.map_into_left_body());
             }
-            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-            let buffer = should_buffer_form(
-                inner.manager.extractor(),
-                header(CONTENT_TYPE),
-                header(CONTENT_LENGTH),
-                inner.form_limit,
-            ) || csrf_needs_form(
-                inner.manager.csrf(),
-                req.method().as_str(),
-                req.path(),
-                &ActixView::new(req.request()),
-                inner.form_limit,
-            );
-            if buffer {
-                buffer_form(&mut req, inner.form_limit).await;
+            let view = ActixView::new(req.request());
+            if options.needs_form(&view, req.method().as_str(), req.path()) {
+                buffer_form(&mut req, options.form_limit()).await;
             }
-            let slot = Rc::new(Slot {
-                pending: inner
-                    .manager
-                    .begin()
-                    .with_failure_policy(inner.on_store_failure),
-                errors: Arc::clone(&inner.errors),
-            });
+            let slot = Rc::new(options.begin());
             req.extensions_mut().insert(Rc::clone(&slot));
-            let checked = check_csrf(
-                &slot.pending,
-                &ActixView::new(req.request()),
-                req.method().as_str(),
-                req.path(),
-            )
-            .await;
-            match checked {
-                Ok(Ok(())) => {}
-                Ok(Err(rejection)) => {
-                    log_csrf_rejection(&rejection, req.method().as_str(), req.path());
-                    let response = (inner.csrf_rejections)(&rejection, req.request());
+            let view = ActixView::new(req.request());
+            let check = slot.check(&view, req.method().as_str(), req.path(), || {
+                req.request().clone()
+            });
+            match check.await {
+                Checked::Proceed => {}
+                Checked::Refused(response) => {
                     let res = req.into_response(response);
-                    return finish_refused(&slot, &inner, res).await;
+                    let outcome = Outcome::Response(res.status().as_u16());
+                    let (Ok(res) | Err(res)) = end(&slot, res, outcome).await;
+                    return Ok(res.map_into_right_body());
                 }
-                Err(error) => {
-                    let response = handle(&inner.errors, &error, req.request());
-                    return Ok(req.into_response(response).map_into_right_body());
+                Checked::Failed(response) => {
+                    return Ok(req.into_response(response).map_into_right_body())
                 }
             }
-            if inner.manager.config().disable_session_forward {
-                let incoming = slot.pending.capture(&ActixView::new(req.request()));
-                let plan = StripPlan::new(inner.manager.extractor(), incoming);
+            if let Some(plan) = slot.strip_plan(&ActixView::new(req.request())) {
                 strip_session_id(&mut req, &plan);
             }
 
-            let res = service.call(req).await;
-            let outcome = match &res {
-                Ok(res) if res.response().error().is_some() => {
-                    Outcome::HandlerError(res.status().as_u16())
-                }
-                Ok(res) => Outcome::Response(res.status().as_u16()),
-                Err(_) => Outcome::Error,
-            };
-            let update = end_request(&slot.pending, outcome).await;
-            let mut res = match res {
+            let res = match service.call(req).await {
                 Ok(res) => res,
                 Err(error) => {
-                    if slot.pending.loaded().is_some() {
-                        tracing::warn!(
-                            %error,
-                            "an inner service failed without a response; the session was not saved"
-                        );
-                    }
+                    slot.inner_failed(&error);
                     return Err(error);
                 }
             };
-            match update {
-                Ok(update) => {
-                    write_response(update, &mut Headers(res.headers_mut()));
-                    Ok(res.map_into_left_body())
-                }
-                Err(error) => {
-                    let response = handle(&inner.errors, &error, res.request());
-                    Ok(res.into_response(response).map_into_right_body())
-                }
-            }
+            let status = res.status().as_u16();
+            let outcome = match res.response().error() {
+                Some(_) => Outcome::HandlerError(status),
+                None => Outcome::Response(status),
+            };
+            Ok(match end(&slot, res, outcome).await {
+                Ok(res) => res.map_into_left_body(),
+                Err(res) => res.map_into_right_body(),
+            })
         })
     }
 }
 
-/// Ends the request of a response the middleware made itself (a CSRF
-/// refusal): the session, if the check loaded it, is committed as for any
-/// answer, so a stale id still gets its removal cookie.
-async fn finish_refused<T: SessionData, B>(
-    slot: &Slot<T>,
-    inner: &Inner<T>,
-    mut res: ServiceResponse,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    match end_request(&slot.pending, Outcome::Response(res.status().as_u16())).await {
-        Ok(update) => {
-            write_response(update, &mut Headers(res.headers_mut()));
-            Ok(res.map_into_right_body())
+/// Ends the request after `res` ([`Slot::end`]): `Ok` the same response
+/// with the session's headers, `Err` the error handler's response instead.
+async fn end<T: SessionData, B>(
+    slot: &Slot<T, Actix>,
+    mut res: ServiceResponse<B>,
+    outcome: Outcome,
+) -> Result<ServiceResponse<B>, ServiceResponse> {
+    match slot.end(outcome, res.request()).await {
+        Ending::Write(update) => {
+            sessionkit::adapter::write_response(update, &mut Headers(res.headers_mut()));
+            Ok(res)
         }
-        Err(error) => {
-            let response = handle(&inner.errors, &error, res.request());
-            Ok(res.into_response(response).map_into_right_body())
-        }
+        Ending::Replace(response) => Err(res.into_response(response)),
     }
 }
 
-/// The response headers as [`write_response`] edits them.
-struct Headers<'a>(&'a mut HeaderMap);
+/// A request's or response's headers as the core edits them.
+pub(crate) struct Headers<'a>(pub(crate) &'a mut HeaderMap);
+
+impl Headers<'_> {
+    /// Removes every header whose name `doomed` says so.
+    pub(crate) fn remove_where(&mut self, doomed: impl Fn(&str) -> bool) {
+        let names: Vec<HeaderName> = self
+            .0
+            .keys()
+            .filter(|n| doomed(n.as_str()))
+            .cloned()
+            .collect();
+        for name in names {
+            self.0.remove(name);
+        }
+    }
+}
 
 impl ResponseHeaders for Headers<'_> {
     fn append(&mut self, name: &str, value: &str) -> bool {
@@ -530,15 +396,7 @@ fn strip_session_id(req: &mut ServiceRequest, plan: &StripPlan) {
             }
         }
     }
-    let doomed: Vec<HeaderName> = req
-        .headers()
-        .keys()
-        .filter(|name| plan.strips_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        req.headers_mut().remove(name);
-    }
+    Headers(req.headers_mut()).remove_where(|name| plan.strips_header(name));
     let target = req.uri().path_and_query().map(PathAndQuery::as_str);
     if let Some(stripped) = target.and_then(|pq| plan.path_and_query(pq)) {
         let mut parts = req.uri().clone().into_parts();

@@ -1,16 +1,15 @@
 //! What clients get when a session cannot be loaded or saved, and the typed
 //! rejection of the [`Session`](crate::Session) extractor.
 
-use std::any::type_name;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode, Uri};
-use sessionkit::adapter::{default_csrf_response, default_error_response, log_session_error};
+use http::{Method, Request, Uri};
+use sessionkit::adapter::{self, Rejection};
 use sessionkit::{CsrfRejection, SessionError};
+
+use crate::layer::Axum;
 
 /// The signature of an error handler: turns a [`SessionError`] into the
 /// response the client gets. See [`SessionLayerBuilder::error_handler`](crate::SessionLayerBuilder::error_handler).
@@ -28,6 +27,11 @@ impl ErrorContext {
     #[must_use]
     pub fn new(method: Method, uri: Uri) -> Self {
         Self { method, uri }
+    }
+
+    /// The context of `req`.
+    pub(crate) fn of<B>(req: &Request<B>) -> Self {
+        Self::new(req.method().clone(), req.uri().clone())
     }
 
     /// The request method.
@@ -54,10 +58,14 @@ impl ErrorContext {
 /// | error | status | body |
 /// |---|---|---|
 /// | [`SessionError::Store`] (backend down, timeout, corrupt record) | `503 Service Unavailable` | `session storage unavailable` |
+/// | [`SessionError::Conflict`] (concurrent requests kept changing the same fields; nothing saved) | `409 Conflict` | `session changed concurrently; retry` |
 /// | any other (id generation, encoding, `maxSessionBytes`) | `500 Internal Server Error` | `session error` |
 ///
-/// Both carry `Cache-Control: no-store`. The cause is logged by the layer
-/// with `tracing::error!` before any handler runs, default or not.
+/// All carry `Cache-Control: no-store`. The cause is logged by the layer
+/// with `tracing::error!` before any handler runs, default or not. The
+/// table is sessionkit's
+/// [`default_error_response`](sessionkit::adapter::default_error_response),
+/// the actix middleware's too.
 ///
 /// ```
 /// use http::{Method, StatusCode, Uri};
@@ -70,12 +78,8 @@ impl ErrorContext {
 /// assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 /// ```
 #[must_use]
-pub fn default_error_handler(error: &SessionError, _req: &ErrorContext) -> Response {
-    let (status, body) = default_error_response(error);
-    plain(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body.to_owned(),
-    )
+pub fn default_error_handler(error: &SessionError, req: &ErrorContext) -> Response {
+    adapter::default_error_handler::<Axum>(error, req)
 }
 
 /// The signature of a CSRF rejection handler: turns a [`CsrfRejection`]
@@ -97,33 +101,8 @@ pub type CsrfHandlerFn = dyn Fn(&CsrfRejection, &ErrorContext) -> Response + Sen
 /// assert_eq!(res.status(), StatusCode::FORBIDDEN);
 /// ```
 #[must_use]
-pub fn default_csrf_handler(rejection: &CsrfRejection, _req: &ErrorContext) -> Response {
-    let (status, body) = default_csrf_response(rejection);
-    plain(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
-        body,
-    )
-}
-
-fn plain(status: StatusCode, body: String) -> Response {
-    let mut res = (status, body).into_response();
-    let headers = res.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
-}
-
-/// Logs `error` with its whole cause chain, then asks `handler` for the response.
-pub(crate) fn handle(
-    handler: &Arc<ErrorHandlerFn>,
-    error: &SessionError,
-    ctx: &ErrorContext,
-) -> Response {
-    log_session_error(error, ctx.method.as_str(), ctx.uri.path());
-    handler(error, ctx)
+pub fn default_csrf_handler(rejection: &CsrfRejection, req: &ErrorContext) -> Response {
+    adapter::default_csrf_handler::<Axum>(rejection, req)
 }
 
 /// Why a [`Session`](crate::Session) could not be had for this request.
@@ -151,28 +130,22 @@ pub(crate) fn handle(
 /// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(handler));
 /// ```
 pub struct SessionRejection {
-    kind: Kind,
+    rejection: Rejection<Axum>,
     response: Option<Response>,
-}
-
-enum Kind {
-    MissingLayer { data_type: &'static str },
-    Failed(Box<SessionError>),
 }
 
 impl SessionRejection {
     pub(crate) fn missing<T>() -> Self {
         Self {
-            kind: Kind::MissingLayer {
-                data_type: type_name::<T>(),
-            },
+            rejection: Rejection::missing::<T>(),
             response: None,
         }
     }
 
-    pub(crate) fn failed(error: SessionError, response: Response) -> Self {
+    /// A failed load and the error handler's answer to it.
+    pub(crate) fn failed((rejection, response): (Rejection<Axum>, Response)) -> Self {
         Self {
-            kind: Kind::Failed(Box::new(error)),
+            rejection,
             response: Some(response),
         }
     }
@@ -180,75 +153,39 @@ impl SessionRejection {
     /// Whether no `SessionLayer<T>` runs outside this code (a setup bug).
     #[must_use]
     pub fn is_missing_layer(&self) -> bool {
-        matches!(self.kind, Kind::MissingLayer { .. })
+        self.rejection.is_missing()
     }
 
     /// The session error, when the session could not be loaded.
     #[must_use]
     pub fn session_error(&self) -> Option<&SessionError> {
-        match &self.kind {
-            Kind::Failed(error) => Some(error),
-            Kind::MissingLayer { .. } => None,
-        }
+        self.rejection.session_error()
     }
 }
 
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::MissingLayer { data_type } => write!(
-                f,
-                "no SessionLayer<{data_type}> is installed on this route: add \
-                 .layer(sessionkit_axum::SessionLayer::<{data_type}>::new(manager)) to the \
-                 router, outside of (added after) any layer that uses the session"
-            ),
-            // The cause is `source()`, not repeated here.
-            Kind::Failed(_) => f.write_str("the session could not be loaded"),
-        }
+        self.rejection.fmt(f)
     }
 }
 
 impl fmt::Debug for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::MissingLayer { data_type } => f
-                .debug_struct("SessionRejection::MissingLayer")
-                .field("data_type", data_type)
-                .finish(),
-            Kind::Failed(error) => f
-                .debug_tuple("SessionRejection::Failed")
-                .field(error)
-                .finish(),
-        }
+        fmt::Debug::fmt(&self.rejection, f)
     }
 }
 
 impl StdError for SessionRejection {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.kind {
-            Kind::Failed(error) => Some(error),
-            Kind::MissingLayer { .. } => None,
-        }
+        self.rejection.source()
     }
 }
 
+/// The error handler's answer (the cause was logged when it happened), else
+/// the core's default ([`Rejection::response`]).
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        if let Some(response) = self.response {
-            return response;
-        }
-        match &self.kind {
-            // A setup bug: say how to fix it.
-            Kind::MissingLayer { .. } => plain(StatusCode::INTERNAL_SERVER_ERROR, self.to_string()),
-            // Opaque to clients; the cause was logged when it happened.
-            Kind::Failed(error) => {
-                let (status, body) = default_error_response(error);
-                plain(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                    body.to_owned(),
-                )
-            }
-        }
+        self.response.unwrap_or_else(|| self.rejection.response())
     }
 }
 
@@ -259,7 +196,7 @@ mod tests {
     #[test]
     fn each_cause_is_reported_once() {
         let error = SessionError::Store(sessionkit::store::StoreError::unavailable("refused"));
-        let rejection = SessionRejection::failed(error, Response::default());
+        let rejection = SessionRejection::failed((Rejection::failed(error), Response::default()));
         let source = rejection
             .source()
             .map(ToString::to_string)

@@ -3,15 +3,14 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use http::Request;
 use sessionkit::SessionData;
 
-use crate::error::{handle, ErrorContext, SessionRejection};
-use crate::layer::Slot;
+use crate::error::{ErrorContext, SessionRejection};
+use crate::layer::RequestSlot;
 use crate::view::AxumView;
 
 /// The session of type `T` for this request: an axum extractor.
@@ -165,18 +164,9 @@ impl SessionExt for Parts {
 async fn load<T: SessionData>(view: AxumView<'_>) -> Result<Session<T>, SessionRejection> {
     let slot = view
         .extensions
-        .get::<Arc<Slot<T>>>()
+        .get::<RequestSlot<T>>()
         .ok_or_else(SessionRejection::missing::<T>)?;
-    if let Some(session) = slot.pending.loaded() {
-        return Ok(Session(session.clone()));
-    }
-    let loading = slot.pending.load(&view);
-    match loading.await {
-        Ok(session) => Ok(Session(session)),
-        Err(error) => {
-            let ctx = ErrorContext::new(view.method.clone(), view.uri.clone());
-            let response = handle(&slot.errors, &error, &ctx);
-            Err(SessionRejection::failed(error, response))
-        }
-    }
+    let context = || ErrorContext::new(view.method.clone(), view.uri.clone());
+    let loading = slot.load(&view, context);
+    loading.await.map(Session).map_err(SessionRejection::failed)
 }

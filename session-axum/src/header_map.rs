@@ -2,37 +2,32 @@
 //! handler and downstream services (the gateway's `MapSessionToHeaderMiddleware`).
 
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
-use http::{HeaderName, HeaderValue, Request};
+use http::Request;
+use sessionkit::adapter::MapHeaders;
 use sessionkit::{HeaderMapConfig, HeaderMapError, HeaderMapping, SessionData};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::extract::SessionExt;
+use crate::layer::Headers;
 
 /// Sets request headers from session fields before the inner service runs:
 /// a tower [`Layer`].
 ///
-/// For every request it
-/// 1. **removes every client-supplied header whose name is mapped**, compared
-///    case-insensitively and with `_` read as `-` (`X-User-Id`, `x-user-id`,
-///    `x_user_id`, …), whether or not the session has a value, so a client
-///    can never spoof one to a downstream service;
-/// 2. loads the session (this layer always touches it);
-/// 3. inserts one header per mapped field that has a value (`None` → the
-///    header stays absent). A value that is not a valid header value (CR/LF,
-///    control bytes, non-ASCII) is skipped and logged, never sent.
+/// For every request it removes every client-supplied header whose name is
+/// mapped (in any spelling: case and punctuation are ignored), loads the
+/// session, and sets one header per mapped field that has a value; an
+/// invalid value is logged and never sent. The steps and the mapping's
+/// rules are sessionkit's [`MapHeaders`], the actix middleware's too.
 ///
 /// The mapping comes from the struct's `#[header("...")]` attributes
-/// ([`MapSessionToHeader::from_derive`]) and/or a runtime [`HeaderMapConfig`]
-/// (`headers: {Authorization: authorization, X-User-Id: user_id}`), checked
-/// against the struct when the layer is built: an unknown field is an error
-/// at start-up, not a silent no-op.
+/// ([`MapSessionToHeader::from_derive`]) and/or a runtime [`HeaderMapConfig`],
+/// checked against the struct when the layer is built.
 ///
 /// **Order**: it needs the session, so it must run inside
 /// [`SessionLayer<T>`](crate::SessionLayer). axum runs the *last* added
@@ -61,22 +56,20 @@ use crate::extract::SessionExt;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct MapSessionToHeader<T: SessionData> {
-    mapping: Arc<HeaderMapping<T>>,
+    headers: MapHeaders<T>,
 }
 
 impl<T: SessionData> Clone for MapSessionToHeader<T> {
     fn clone(&self) -> Self {
         Self {
-            mapping: Arc::clone(&self.mapping),
+            headers: self.headers.clone(),
         }
     }
 }
 
 impl<T: SessionData> fmt::Debug for MapSessionToHeader<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MapSessionToHeader")
-            .field("headers", &self.mapping)
-            .finish()
+        self.headers.fmt(f)
     }
 }
 
@@ -84,37 +77,34 @@ impl<T: SessionData> MapSessionToHeader<T> {
     /// The mapping declared by the struct's `#[header("...")]` attributes.
     #[must_use]
     pub fn from_derive() -> Self {
-        Self::new(HeaderMapping::from_derive())
+        Self::from(MapHeaders::from_derive())
     }
 
-    /// The struct's `#[header]` mapping plus `config` (a runtime entry for a
-    /// header the struct already maps replaces it).
+    /// The struct's `#[header]` mapping plus `config` ([`MapHeaders::with_config`]).
     ///
     /// # Errors
     /// [`HeaderMapError`] when `config` names an unknown field, a field whose
     /// type cannot be a header value, or an invalid or duplicate header name.
     pub fn with_config(config: &HeaderMapConfig) -> Result<Self, HeaderMapError> {
-        Ok(Self::new(HeaderMapping::from_derive().with_config(config)?))
+        MapHeaders::with_config(config).map(Self::from)
     }
 
     /// Exactly `mapping`.
     #[must_use]
     pub fn new(mapping: HeaderMapping<T>) -> Self {
-        if mapping.is_empty() {
-            tracing::warn!(
-                data_type = std::any::type_name::<T>(),
-                "MapSessionToHeader has no header to map: add #[header] attributes or a headers map"
-            );
-        }
-        Self {
-            mapping: Arc::new(mapping),
-        }
+        Self::from(MapHeaders::new(mapping))
     }
 
     /// The mapping in use.
     #[must_use]
     pub fn mapping(&self) -> &HeaderMapping<T> {
-        &self.mapping
+        self.headers.mapping()
+    }
+}
+
+impl<T: SessionData> From<MapHeaders<T>> for MapSessionToHeader<T> {
+    fn from(headers: MapHeaders<T>) -> Self {
+        Self { headers }
     }
 }
 
@@ -124,7 +114,7 @@ impl<S, T: SessionData> Layer<S> for MapSessionToHeader<T> {
     fn layer(&self, inner: S) -> Self::Service {
         MapSessionToHeaderService {
             inner,
-            mapping: Arc::clone(&self.mapping),
+            headers: self.headers.clone(),
         }
     }
 }
@@ -132,14 +122,14 @@ impl<S, T: SessionData> Layer<S> for MapSessionToHeader<T> {
 /// The service [`MapSessionToHeader`] wraps around the inner service.
 pub struct MapSessionToHeaderService<S, T: SessionData> {
     inner: S,
-    mapping: Arc<HeaderMapping<T>>,
+    headers: MapHeaders<T>,
 }
 
 impl<S: Clone, T: SessionData> Clone for MapSessionToHeaderService<S, T> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            mapping: Arc::clone(&self.mapping),
+            headers: self.headers.clone(),
         }
     }
 }
@@ -147,7 +137,7 @@ impl<S: Clone, T: SessionData> Clone for MapSessionToHeaderService<S, T> {
 impl<S, T: SessionData> fmt::Debug for MapSessionToHeaderService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MapSessionToHeaderService")
-            .field("headers", &self.mapping)
+            .field("headers", &self.headers)
             .finish_non_exhaustive()
     }
 }
@@ -172,39 +162,14 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let mapping = Arc::clone(&self.mapping);
+        let headers = self.headers.clone();
         Box::pin(async move {
-            // 1. No client-supplied value for a mapped header survives.
-            let spoofed: Vec<HeaderName> = req
-                .headers()
-                .keys()
-                .filter(|name| mapping.is_mapped(name.as_str()))
-                .cloned()
-                .collect();
-            for name in spoofed {
-                req.headers_mut().remove(name);
-            }
-
-            // 2. The session.
+            Headers(req.headers_mut()).remove_where(|name| headers.is_spoofed(name));
             let session = match req.session::<T>().await {
                 Ok(session) => session,
                 Err(rejection) => return Ok(rejection.into_response()),
             };
-
-            // 3. The session's values, replacing (never appending).
-            let mut mapped = Vec::new();
-            session.read(|data| {
-                mapping.render(data, |name, value| {
-                    match (HeaderName::try_from(name), HeaderValue::from_str(value)) {
-                        (Ok(name), Ok(value)) => mapped.push((name, value)),
-                        _ => tracing::warn!(header = name, "mapped header not set: invalid"),
-                    }
-                });
-            });
-            for (name, value) in mapped {
-                req.headers_mut().insert(name, value);
-            }
-
+            headers.apply(&session, &mut Headers(req.headers_mut()));
             inner.call(req).await.map(|res| res.map(Body::new))
         })
     }

@@ -6,80 +6,83 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 use sessionkit::adapter::{
-    check_csrf, csrf_needs_form, end_request, log_csrf_rejection, should_buffer_form,
-    write_response, Outcome, PendingSession, ResponseHeaders, StripPlan,
+    write_response, Builder, Checked, Ending, Framework, Options, Outcome, ResponseHeaders, Slot,
+    StripPlan,
 };
 use sessionkit::store::SessionStore;
-use sessionkit::{
-    Config, ConfigError, CsrfRejection, FailurePolicy, SessionData, SessionError, SessionManager,
-};
+use sessionkit::{Config, ConfigError, SessionData, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{
-    default_csrf_handler, default_error_handler, handle, CsrfHandlerFn, ErrorContext,
-    ErrorHandlerFn,
-};
+use crate::error::ErrorContext;
 use crate::view::{AxumView, BufferedForm};
 
-/// The largest urlencoded body buffered by default to find a `form:` session id (64 KiB).
-pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
+/// axum as sessionkit's adapter core sees it: the framework parameter of
+/// [`SessionLayerBuilder`] (its handlers take an [`ErrorContext`] and
+/// return a [`Response`]). Applications never name it.
+#[derive(Debug, Clone, Copy)]
+pub enum Axum {}
+
+impl Framework for Axum {
+    type Request = ErrorContext;
+    type Response = Response;
+    type Middleware<T: SessionData> = SessionLayer<T>;
+
+    fn middleware<T: SessionData>(options: Arc<Options<T, Self>>) -> SessionLayer<T> {
+        SessionLayer { options }
+    }
+
+    fn plain(status: u16, body: String) -> Response {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = (status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        res
+    }
+
+    fn method_and_path(req: &ErrorContext) -> (&str, &str) {
+        (req.method().as_str(), req.path())
+    }
+
+    fn missing_middleware(data_type: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no SessionLayer<{data_type}> is installed on this route: add \
+             .layer(sessionkit_axum::SessionLayer::<{data_type}>::new(manager)) to the \
+             router, outside of (added after) any layer that uses the session"
+        )
+    }
+}
 
 /// What a request's extensions hold for the session of type `T`.
-pub(crate) struct Slot<T: SessionData> {
-    pub(crate) pending: PendingSession<T>,
-    pub(crate) errors: Arc<ErrorHandlerFn>,
-}
+pub(crate) type RequestSlot<T> = Arc<Slot<T, Axum>>;
 
 /// Session layer for sessions of type `T`: a tower [`Layer`].
 ///
-/// For every request it puts a not-yet-loaded session in the request's
-/// extensions. Nothing is read from the store until the handler (or a
-/// middleware, or [`MapSessionToHeader`](crate::MapSessionToHeader)) asks
-/// for the session, so a route that never touches it costs no store access
-/// and gets no `Set-Cookie`. After the inner service, the session is
-/// committed: changed fields are saved, the idle timeout refreshed, the id
-/// rotated when auto-renew is due, and the response gets
-///
-/// - a `Set-Cookie` (every configured attribute) when the extractor has a
-///   cookie source, a response header of the same name when it has a header
-///   source, nothing for read-only sources (query, form, path, custom
-///   `SourceKind::Other`); an id read from a read-only source is never
-///   promoted into a cookie;
-/// - a removal cookie (same name, Path, Domain, Secure) or an empty header
-///   after `reset`/`destroy`;
-/// - `Cache-Control: no-store` whenever it sets or clears a session id,
-///   replacing any `Cache-Control` the handler set.
-///
-/// A [`SessionError`] (store down, session too large, …) while loading or
-/// saving is logged with `tracing::error!` and answered by the error handler
-/// (default [`default_error_handler`]: opaque 503 for store errors, 500
-/// otherwise), unless the layer was built with
-/// [`FailurePolicy::Anonymous`](sessionkit::FailurePolicy) (see
-/// [`SessionLayerBuilder::on_store_failure`]): then a store failure is
-/// logged with `tracing::warn!` and the request runs with an anonymous
-/// session. When saving fails after the handler ran, the handler's
-/// response is replaced: the client must not believe a change was kept.
-///
-/// With CSRF on (the manager was built with
-/// [`SessionManagerBuilder::csrf`](sessionkit::SessionManagerBuilder::csrf)),
-/// every `POST`, `PUT`, `PATCH` and `DELETE` is checked before the inner service
-/// runs and a refused one is answered `403` (see the crate docs, "CSRF").
-///
-/// `disableSessionForward: true` reads the id eagerly and removes it from the
-/// request before the inner service sees it: the session cookie(s) from the
-/// `Cookie` header (other cookies stay), the session header(s) (also their
-/// `_`/case variants), and the query parameter when the id came from the
-/// query. Form and path ids cannot be removed and are left as they are.
+/// Every request gets a session that is loaded only when something inside
+/// the layer asks for it (a handler's [`Session`](crate::Session)
+/// extractor, a `from_fn` middleware,
+/// [`MapSessionToHeader`](crate::MapSessionToHeader)), and committed after
+/// the inner service, the id going back in the response (`Set-Cookie` or
+/// header, `Cache-Control: no-store`). A [`SessionError`](sessionkit::SessionError) is logged and
+/// answered by the error handler ([`default_error_handler`](crate::default_error_handler)); with CSRF on,
+/// unsafe methods are checked first (crate docs, "CSRF"). The details
+/// (headers, errors and [`on_store_failure`](SessionLayerBuilder::on_store_failure),
+/// `disableSessionForward`) are shared with the actix middleware and
+/// written once: [What the built middleware does](sessionkit::adapter::Builder#what-the-built-middleware-does).
 ///
 /// Add it with `Router::layer` (it then runs for every route, after routing,
 /// so `param:` lookups work); a layer that uses the session must be added
@@ -101,37 +104,25 @@ pub(crate) struct Slot<T: SessionData> {
 /// # Ok::<(), sessionkit::ConfigError>(())
 /// ```
 pub struct SessionLayer<T: SessionData> {
-    shared: Arc<Shared<T>>,
-}
-
-struct Shared<T: SessionData> {
-    manager: SessionManager<T>,
-    errors: Arc<ErrorHandlerFn>,
-    csrf_rejections: Arc<CsrfHandlerFn>,
-    form_limit: usize,
-    on_store_failure: FailurePolicy,
+    options: Arc<Options<T, Axum>>,
 }
 
 impl<T: SessionData> Clone for SessionLayer<T> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            options: Arc::clone(&self.options),
         }
     }
 }
 
 impl<T: SessionData> fmt::Debug for SessionLayer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("manager", &self.shared.manager)
-            .field("form_limit", &self.shared.form_limit)
-            .field("on_store_failure", &self.shared.on_store_failure)
-            .finish_non_exhaustive()
+        f.debug_tuple("SessionLayer").field(&self.options).finish()
     }
 }
 
 impl<T: SessionData> SessionLayer<T> {
-    /// The layer for `manager`, with the default error handler.
+    /// The layer for `manager`, with every option at its default.
     #[must_use]
     pub fn new(manager: SessionManager<T>) -> Self {
         Self::builder(manager).build()
@@ -156,35 +147,35 @@ impl<T: SessionData> SessionLayer<T> {
         Ok(Self::new(manager))
     }
 
-    /// A builder, to set the error handler, the form buffering limit or the
-    /// policy on store failures.
+    /// A builder, to set the error handler, the form buffering limit, the
+    /// policy on store failures or the CSRF rejection handler.
     pub fn builder(manager: SessionManager<T>) -> SessionLayerBuilder<T> {
-        SessionLayerBuilder {
-            manager,
-            errors: Arc::new(default_error_handler),
-            csrf_rejections: Arc::new(default_csrf_handler),
-            form_limit: DEFAULT_FORM_LIMIT,
-            on_store_failure: FailurePolicy::Fail,
-        }
+        Builder::new(manager)
     }
 
     /// The manager (configuration, store, extractor).
     #[must_use]
     pub fn manager(&self) -> &SessionManager<T> {
-        &self.shared.manager
+        self.options.manager()
     }
 }
 
-/// Builds a [`SessionLayer`].
+/// Builds a [`SessionLayer`]: sessionkit's one adapter
+/// [`Builder`](sessionkit::adapter::Builder), for axum. Its options (the
+/// crate docs' table) are the actix middleware's too. Handlers take the
+/// error (or [`CsrfRejection`](sessionkit::CsrfRejection)) and an
+/// [`ErrorContext`], and return a [`Response`].
 ///
 /// ```
 /// use axum::response::IntoResponse;
+/// use axum::{routing::get, Router};
 /// use http::StatusCode;
-/// use sessionkit::{MemoryStore, SessionError, SessionManager};
-/// use sessionkit_axum::SessionLayer;
+/// use sessionkit::{Csrf, FailurePolicy, MemoryStore, SessionError, SessionManager};
+/// use sessionkit_axum::{Session, SessionLayer};
 /// # #[derive(sessionkit::SessionData, Default)]
 /// # struct Data { visits: u32 }
-/// let layer = SessionLayer::builder(SessionManager::<Data>::new(MemoryStore::new()))
+/// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
+/// let layer = SessionLayer::builder(manager.clone())
 ///     .error_handler(|error, _req| match error {
 ///         SessionError::Store(_) => {
 ///             (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "5")], "try again shortly")
@@ -192,128 +183,26 @@ impl<T: SessionData> SessionLayer<T> {
 ///         }
 ///         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
 ///     })
+///     .csrf_rejection_handler(|rejection, _req| {
+///         (StatusCode::FORBIDDEN, format!("<p>{rejection}</p>")).into_response()
+///     })
 ///     .form_limit(16 * 1024)
 ///     .build();
-/// # let _ = layer;
+/// // Public pages: served with an anonymous session while the store is down.
+/// let public = Router::new()
+///     .route("/public", get(|session: Session<Data>| async move {
+///         if session.degraded() { "hello, stranger" } else { "hello" }
+///     }))
+///     .layer(SessionLayer::builder(manager).on_store_failure(FailurePolicy::Anonymous).build());
+/// // Everything else: the error handler's 503 while the store is down.
+/// let private = Router::new()
+///     .route("/cart", get(|session: Session<Data>| async move { session.visits().to_string() }))
+///     .layer(layer);
+/// let app: Router = public.merge(private);
+/// # let _ = app;
+/// # Ok::<(), sessionkit::ConfigError>(())
 /// ```
-#[must_use]
-pub struct SessionLayerBuilder<T: SessionData> {
-    manager: SessionManager<T>,
-    errors: Arc<ErrorHandlerFn>,
-    csrf_rejections: Arc<CsrfHandlerFn>,
-    form_limit: usize,
-    on_store_failure: FailurePolicy,
-}
-
-impl<T: SessionData> fmt::Debug for SessionLayerBuilder<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayerBuilder")
-            .field("manager", &self.manager)
-            .field("form_limit", &self.form_limit)
-            .field("on_store_failure", &self.on_store_failure)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: SessionData> SessionLayerBuilder<T> {
-    /// Answers [`SessionError`]s with `handler` instead of [`default_error_handler`].
-    /// The error is logged with `tracing::error!` before `handler` runs.
-    /// Keep the response opaque: the client should not learn about your backend.
-    pub fn error_handler(
-        mut self,
-        handler: impl Fn(&SessionError, &ErrorContext) -> Response + Send + Sync + 'static,
-    ) -> Self {
-        self.errors = Arc::new(handler);
-        self
-    }
-
-    /// Answers requests refused by the CSRF check (the manager's
-    /// [`Csrf`](sessionkit::Csrf)) with `handler` instead of
-    /// [`default_csrf_handler`]. The refusal is logged at `warn` before
-    /// `handler` runs; the inner service never runs.
-    ///
-    /// ```
-    /// use axum::response::IntoResponse;
-    /// use http::StatusCode;
-    /// use sessionkit::{Csrf, MemoryStore, SessionManager};
-    /// use sessionkit_axum::SessionLayer;
-    /// # #[derive(sessionkit::SessionData, Default)]
-    /// # struct Data { visits: u32 }
-    /// let manager = SessionManager::<Data>::builder(MemoryStore::new()).csrf(Csrf::default()).build()?;
-    /// let layer = SessionLayer::builder(manager)
-    ///     .csrf_rejection_handler(|rejection, _req| {
-    ///         (StatusCode::FORBIDDEN, format!("<p>{rejection}</p>")).into_response()
-    ///     })
-    ///     .build();
-    /// # let _ = layer;
-    /// # Ok::<(), sessionkit::ConfigError>(())
-    /// ```
-    pub fn csrf_rejection_handler(
-        mut self,
-        handler: impl Fn(&CsrfRejection, &ErrorContext) -> Response + Send + Sync + 'static,
-    ) -> Self {
-        self.csrf_rejections = Arc::new(handler);
-        self
-    }
-
-    /// The largest urlencoded body buffered to find a `form:` session id
-    /// or the CSRF token's form field (default [`DEFAULT_FORM_LIMIT`]). A
-    /// larger body is passed to the handler untouched and the form source
-    /// finds nothing. Bodies are buffered only when the extractor reads a
-    /// form field, or the CSRF check needs the token from the form.
-    pub fn form_limit(mut self, bytes: usize) -> Self {
-        self.form_limit = bytes;
-        self
-    }
-
-    /// What a request gets when the store fails: the error handler's answer
-    /// ([`FailurePolicy::Fail`], the default) or an anonymous session that
-    /// is never saved and sets no id ([`FailurePolicy::Anonymous`]; handlers
-    /// can ask `session.degraded()`). Put public routes under a layer with
-    /// `Anonymous` to keep them up while the store is down.
-    ///
-    /// ```
-    /// use axum::{routing::get, Router};
-    /// use sessionkit::{FailurePolicy, MemoryStore, SessionManager};
-    /// use sessionkit_axum::{Session, SessionLayer};
-    /// # #[derive(sessionkit::SessionData, Default)]
-    /// # struct Data { visits: u32 }
-    /// let manager = SessionManager::<Data>::new(MemoryStore::new());
-    /// // Public pages: served with an anonymous session while the store is down.
-    /// let public = Router::new()
-    ///     .route("/public", get(|session: Session<Data>| async move {
-    ///         if session.degraded() { "hello, stranger" } else { "hello" }
-    ///     }))
-    ///     .layer(
-    ///         SessionLayer::builder(manager.clone())
-    ///             .on_store_failure(FailurePolicy::Anonymous)
-    ///             .build(),
-    ///     );
-    /// // Everything else: the error handler's 503 while the store is down.
-    /// let private = Router::new()
-    ///     .route("/cart", get(|session: Session<Data>| async move { session.visits().to_string() }))
-    ///     .layer(SessionLayer::new(manager));
-    /// let app: Router = public.merge(private);
-    /// # let _ = app;
-    /// ```
-    pub fn on_store_failure(mut self, policy: FailurePolicy) -> Self {
-        self.on_store_failure = policy;
-        self
-    }
-
-    /// The layer.
-    pub fn build(self) -> SessionLayer<T> {
-        SessionLayer {
-            shared: Arc::new(Shared {
-                manager: self.manager,
-                errors: self.errors,
-                csrf_rejections: self.csrf_rejections,
-                form_limit: self.form_limit,
-                on_store_failure: self.on_store_failure,
-            }),
-        }
-    }
-}
+pub type SessionLayerBuilder<T> = Builder<T, Axum>;
 
 impl<S, T: SessionData> Layer<S> for SessionLayer<T> {
     type Service = SessionService<S, T>;
@@ -321,7 +210,7 @@ impl<S, T: SessionData> Layer<S> for SessionLayer<T> {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            shared: Arc::clone(&self.shared),
+            options: Arc::clone(&self.options),
         }
     }
 }
@@ -329,14 +218,14 @@ impl<S, T: SessionData> Layer<S> for SessionLayer<T> {
 /// The service [`SessionLayer`] wraps around the inner service.
 pub struct SessionService<S, T: SessionData> {
     inner: S,
-    shared: Arc<Shared<T>>,
+    options: Arc<Options<T, Axum>>,
 }
 
 impl<S: Clone, T: SessionData> Clone for SessionService<S, T> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            options: Arc::clone(&self.options),
         }
     }
 }
@@ -351,7 +240,7 @@ impl<S, B, ResBody, T> Service<Request<B>> for SessionService<S, T>
 where
     S: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: Send,
+    S::Error: fmt::Display + Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -370,103 +259,86 @@ where
         // The clone that was driven to readiness serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
+        let options = Arc::clone(&self.options);
         Box::pin(async move {
             let mut req = req.map(Body::new);
-            if req.extensions().get::<Arc<Slot<T>>>().is_some() {
+            if req.extensions().get::<RequestSlot<T>>().is_some() {
                 // An outer SessionLayer<T> already manages this request.
                 return inner.call(req).await.map(|res| res.map(Body::new));
             }
-            let manager = &shared.manager;
-            let buffer = {
-                let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-                should_buffer_form(
-                    manager.extractor(),
-                    header(CONTENT_TYPE),
-                    header(CONTENT_LENGTH),
-                    shared.form_limit,
-                ) || csrf_needs_form(
-                    manager.csrf(),
-                    req.method().as_str(),
-                    req.uri().path(),
+            let view = AxumView::of_request(&req);
+            if options.needs_form(&view, req.method().as_str(), req.uri().path()) {
+                buffer_form(&mut req, options.form_limit()).await;
+            }
+            let slot = Arc::new(options.begin());
+            req.extensions_mut().insert(Arc::clone(&slot));
+            let check = {
+                let (method, uri) = (req.method(), req.uri());
+                let context = move || ErrorContext::new(method.clone(), uri.clone());
+                slot.check(
                     &AxumView::of_request(&req),
-                    shared.form_limit,
+                    method.as_str(),
+                    uri.path(),
+                    context,
                 )
             };
-            if buffer {
-                buffer_form(&mut req, shared.form_limit).await;
+            match check.await {
+                Checked::Proceed => {}
+                Checked::Refused(res) => return Ok(end(&slot, res, &ErrorContext::of(&req)).await),
+                Checked::Failed(res) => return Ok(res),
             }
-            let slot = Arc::new(Slot {
-                pending: manager.begin().with_failure_policy(shared.on_store_failure),
-                errors: Arc::clone(&shared.errors),
-            });
-            req.extensions_mut().insert(Arc::clone(&slot));
-            let checked = check_csrf(
-                &slot.pending,
-                &AxumView::of_request(&req),
-                req.method().as_str(),
-                req.uri().path(),
-            )
-            .await;
-            match checked {
-                Ok(Ok(())) => {}
-                Ok(Err(rejection)) => {
-                    log_csrf_rejection(&rejection, req.method().as_str(), req.uri().path());
-                    let context = ErrorContext::new(req.method().clone(), req.uri().clone());
-                    let mut res = (shared.csrf_rejections)(&rejection, &context);
-                    let ended =
-                        end_request(&slot.pending, Outcome::Response(res.status().as_u16()));
-                    return Ok(match ended.await {
-                        Ok(update) => {
-                            write_response(update, &mut Headers(res.headers_mut()));
-                            res
-                        }
-                        Err(error) => handle(&shared.errors, &error, &context),
-                    });
-                }
-                Err(error) => {
-                    let context = ErrorContext::new(req.method().clone(), req.uri().clone());
-                    return Ok(handle(&shared.errors, &error, &context));
-                }
-            }
-            if manager.config().disable_session_forward {
-                let incoming = slot.pending.capture(&AxumView::of_request(&req));
-                let plan = StripPlan::new(manager.extractor(), incoming);
+            if let Some(plan) = slot.strip_plan(&AxumView::of_request(&req)) {
                 strip_session_id(&mut req, &plan);
             }
-            let context = ErrorContext::new(req.method().clone(), req.uri().clone());
+            let context = ErrorContext::of(&req);
 
-            let res = inner.call(req).await;
-            let outcome = match &res {
-                Ok(res) => Outcome::Response(res.status().as_u16()),
-                Err(_) => Outcome::Error,
-            };
-            let update = end_request(&slot.pending, outcome).await;
-            let res = match res {
-                Ok(res) => res,
+            match inner.call(req).await {
+                Ok(res) => Ok(end(&slot, res.map(Body::new), &context).await),
                 Err(error) => {
-                    if slot.pending.loaded().is_some() {
-                        tracing::warn!(
-                            "an inner service failed without a response; the session was not saved"
-                        );
-                    }
-                    return Err(error);
+                    slot.inner_failed(&error);
+                    Err(error)
                 }
-            };
-            match update {
-                Ok(update) => {
-                    let mut res = res.map(Body::new);
-                    write_response(update, &mut Headers(res.headers_mut()));
-                    Ok(res)
-                }
-                Err(error) => Ok(handle(&shared.errors, &error, &context)),
             }
         })
     }
 }
 
-/// The response headers as [`write_response`] edits them.
+/// Ends the request after `res` ([`Slot::end`]): the same response with the
+/// session's headers, or the error handler's response instead.
+async fn end<T: SessionData>(
+    slot: &Slot<T, Axum>,
+    mut res: Response,
+    context: &ErrorContext,
+) -> Response {
+    match slot
+        .end(Outcome::Response(res.status().as_u16()), context)
+        .await
+    {
+        Ending::Write(update) => {
+            write_response(update, &mut Headers(res.headers_mut()));
+            res
+        }
+        Ending::Replace(response) => response,
+    }
+}
+
+/// A request's or response's headers as the core edits them.
 pub(crate) struct Headers<'a>(pub(crate) &'a mut HeaderMap);
+
+impl Headers<'_> {
+    /// Removes every header whose name `doomed` says so.
+    pub(crate) fn remove_where(&mut self, doomed: impl Fn(&str) -> bool) {
+        let names: Vec<HeaderName> = self
+            .0
+            .keys()
+            .filter(|n| doomed(n.as_str()))
+            .cloned()
+            .collect();
+        for name in names {
+            self.0.remove(name);
+        }
+    }
+}
 
 impl ResponseHeaders for Headers<'_> {
     fn append(&mut self, name: &str, value: &str) -> bool {
@@ -533,14 +405,7 @@ fn strip_session_id(req: &mut Request<Body>, plan: &StripPlan) {
             }
         }
     }
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| plan.strips_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
+    Headers(headers).remove_where(|name| plan.strips_header(name));
     let target = req.uri().path_and_query().map(PathAndQuery::as_str);
     if let Some(stripped) = target.and_then(|pq| plan.path_and_query(pq)) {
         let mut parts = req.uri().clone().into_parts();

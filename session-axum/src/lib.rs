@@ -23,6 +23,7 @@
 //! |---|---|
 //! | the store fails while loading or saving | error handler; default `503`, body `session storage unavailable` |
 //! | the store fails, layer built with `on_store_failure(FailurePolicy::Anonymous)` | the handler runs with an anonymous session (`session.degraded()`), nothing saved, no id sent |
+//! | concurrent requests kept changing the same fields ([`sessionkit::SessionError::Conflict`]; nothing saved) | error handler; default `409`, body `session changed concurrently; retry` |
 //! | other [`sessionkit::SessionError`] (id generation, encoding, `maxSessionBytes`) | error handler; default `500`, body `session error` |
 //! | `Session<T>` without `SessionLayer<T>` | `500`, body saying what to add |
 //! | malformed, unknown or expired session id | not an error: a fresh session with a new id |
@@ -35,7 +36,9 @@
 //!
 //! Everything about cookies, id lookup and timeouts is the
 //! [`sessionkit::Config`] of the manager (see its table of keys and
-//! defaults). The layer itself adds:
+//! defaults). The layer itself adds (sessionkit's one adapter
+//! [`Builder`](sessionkit::adapter::Builder): the actix middleware has the
+//! same options):
 //!
 //! | builder method | default | meaning |
 //! |---|---|---|
@@ -94,4 +97,5 @@ pub use crate::error::{
 };
 pub use crate::extract::{Session, SessionExt};
 pub use crate::header_map::{MapSessionToHeader, MapSessionToHeaderService};
-pub use crate::layer::{SessionLayer, SessionLayerBuilder, SessionService, DEFAULT_FORM_LIMIT};
+pub use crate::layer::{Axum, SessionLayer, SessionLayerBuilder, SessionService};
+pub use sessionkit::adapter::DEFAULT_FORM_LIMIT;

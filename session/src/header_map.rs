@@ -48,6 +48,7 @@ impl HeaderMapConfig {
 /// ```
 /// # use sessionkit::*;
 /// # use sessionkit::codec::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct User { user_id: Option<u64> }
 /// # impl SessionData for User {
 /// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("user_id", "user_id")];
@@ -121,7 +122,8 @@ pub enum HeaderMapError {
     /// Not a valid HTTP header name.
     #[error("header map: {0:?} is not a valid HTTP header name")]
     InvalidName(String),
-    /// Two mappings for the same header (compared by [`normalize_header_name`]:
+    /// Two mappings for the same header (compared by
+    /// [`normalize_header_name`](crate::adapter::normalize_header_name):
     /// case and punctuation ignored, so `X-User-Id` and `x.user_id` clash).
     #[error("header map: header {0:?} is mapped twice")]
     Duplicate(String),

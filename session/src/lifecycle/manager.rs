@@ -33,6 +33,7 @@ use crate::store::{DynSessionStore, Loaded, SessionStore};
 /// ```
 /// # use sessionkit::*;
 /// # use sessionkit::codec::*;
+/// # use sessionkit::codec::*;
 /// # use sessionkit::id::Base64Url128;
 /// # #[derive(Default)] struct Data;
 /// # impl SessionData for Data {
