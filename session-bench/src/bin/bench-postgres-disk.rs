@@ -96,11 +96,7 @@ async fn run(
         .context("connecting the store")?;
 
     // Every tenth session (up to EXPIRED of them) lives 1 ms; the rest a day.
-    let every = if expired == 0 {
-        u64::MAX
-    } else {
-        sessions / expired
-    };
+    let every = sessions.checked_div(expired).unwrap_or(u64::MAX);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let mut short = 0;
