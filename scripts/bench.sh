@@ -16,8 +16,14 @@
 #                               SCALE_SIZES, SCALE_CONNECTIONS, MODES narrow it.
 #                               Skips the micro-benchmarks unless MICRO=1.
 #
+#   MODES=postgres scripts/bench.sh   the PostgreSQL modes (sessionkit on actix
+#                               and axum, tower-sessions-sqlx-store,
+#                               axum_session_sqlx) on a private PostgreSQL the
+#                               bench starts; not part of the default run.
+#
 # Other knobs (environment): ROUNDS, DURATION, WARMUP, CONNECTIONS,
-# MODES=bare,actix-cookie,..., OUT=path, SERVER_CPU, CLIENT_CPU, REDIS_CPU.
+# MODES=bare,actix-cookie,..., OUT=path, SERVER_CPU, CLIENT_CPU, REDIS_CPU,
+# POSTGRES_CPU.
 # Needs wrk, redis-server and taskset; installs wrk/redis-server via apt-get
 # when missing and running as root. All traffic goes to 127.0.0.1; the Redis
 # modes use a private redis-server on a free port, never the shared one.
@@ -72,6 +78,11 @@ if [[ ${LOAD:-1} != 0 ]]; then
     command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
     # redis-cli joins the scale run's Redis Cluster (package redis-tools).
     command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+    # The PostgreSQL modes start their own server (package postgresql).
+    if [[ ${MODES:-} == *postgres* && -z ${POSTGRES_BIN:-} ]] &&
+        ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+        need_apt+=(postgresql)
+    fi
     if ((${#need_apt[@]})); then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
             echo "bench.sh: installing ${need_apt[*]}" >&2

@@ -1,6 +1,6 @@
 //! The gateways' operability, on both gateway examples: `GET /metrics`, and
-//! `/public/*` staying up while the store is down (request spans:
-//! `gateway_spans.rs`).
+//! `/public/*` staying up while the store is down, a failing test store or a
+//! real PostgreSQL stopped (request spans: `gateway_spans.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -14,12 +14,16 @@ use common::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use sessionkit::id::SessionId;
 use sessionkit::MemoryStore;
-use sessionkit_examples::gateway::{install_prometheus, GatewayConfig, METRICS_CONTENT_TYPE};
+use sessionkit_examples::gateway::{
+    install_prometheus, store_from_env_values, GatewayConfig, METRICS_CONTENT_TYPE,
+};
+use sessionkit_tests::postgres_server::PostgresServer;
 use sessionkit_tests::support::RecordingStore;
 
 both!(
     metrics_are_served_in_the_prometheus_text_format_without_ids,
     public_pages_stay_up_while_the_store_is_down,
+    public_pages_stay_up_while_postgres_is_down,
 );
 
 /// The process-wide Prometheus recorder (installed once for this test binary).
@@ -95,6 +99,63 @@ async fn public_pages_stay_up_while_the_store_is_down(kind: Kind) {
         "the session is back: {}",
         res.body
     );
+    servers.stop().await;
+}
+
+/// The anonymous failure policy of `/public/*` on a real outage: the
+/// gateway on PostgreSQL (`DATABASE_URL`), PostgreSQL stopped as in a
+/// crash: public pages are served anonymously (no cookie change, no
+/// mapped headers), pages that need the session answer 503; PostgreSQL
+/// back, the same gateway serves the signed-in session again.
+async fn public_pages_stay_up_while_postgres_is_down(kind: Kind) {
+    let mut pg = PostgresServer::start();
+    let store = store_from_env_values(None, Some(&pg.url()))
+        .await
+        .expect("DATABASE_URL picks PostgreSQL");
+    let config = GatewayConfig::default();
+    let servers = start_with(kind, manager_for(&config, store), &config.headers).await;
+    let mut browser = Browser::new(&servers);
+    assert_eq!(browser.login().await.status, StatusCode::OK);
+    let sid = browser.sid();
+    let res = browser.get("/public/a").await;
+    assert_eq!(res.json()["headers"]["x-user-id"], "1", "{}", res.body);
+
+    pg.psql("CHECKPOINT");
+    pg.stop();
+    for _ in 0..3 {
+        let res = browser.get("/public/a").await;
+        assert_eq!(res.status, StatusCode::OK, "public pages stay up");
+        assert!(res.session_cookie().is_none(), "the client keeps its id");
+        assert!(res.header("x-session-id").is_none());
+        let seen = res.json();
+        assert!(
+            seen["headers"].get("x-user-id").is_none(),
+            "anonymous downstream: {seen}"
+        );
+        assert_eq!(
+            browser.get("/dashboard/x").await.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pages that need the session fail"
+        );
+    }
+    assert_eq!(browser.sid(), sid);
+
+    pg.restart();
+    // The breaker lets a probe through after its cool-down: poll, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let res = browser.get("/public/a").await;
+        if res.json()["headers"]["x-user-id"] == "1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session did not come back: {}",
+            res.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.sid(), sid, "the same session");
     servers.stop().await;
 }
 

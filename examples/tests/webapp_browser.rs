@@ -1,6 +1,10 @@
 //! The web app example in a real browser: headless Chromium over WebDriver,
 //! started by the tests (`apt-get install chromium chromium-driver`).
 //!
+//! The flows run on the memory store, and the store-dependent ones also on
+//! Redis (a Cluster for the parallel page) and on PostgreSQL: a server the
+//! test starts, the store made from its URL as `DATABASE_URL` makes it.
+//!
 //! Each flow serves the app on 127.0.0.1 (port 0) with a manual clock, so
 //! "later" (the id's auto-renew time) is a step of the test, not a sleep.
 //! A failing flow leaves screenshots and page sources under
@@ -14,6 +18,7 @@ use actix_web::HttpServer;
 use sessionkit::clock::ManualClock;
 use sessionkit::store::DynSessionStore;
 use sessionkit::{Config, MemoryStore, RedisStore, SessionManager};
+use sessionkit_examples::gateway::store_from_env_values;
 use sessionkit_examples::webapp::{
     default_config, webapp_app, WebSession, Webapp, COOKIE, PRODUCTS,
 };
@@ -21,6 +26,7 @@ use sessionkit_tests::browser::fantoccini::{Client, Locator};
 use sessionkit_tests::browser::{
     click, exists, text_of, type_into, wait_for, Chromedriver, Flow, WAIT,
 };
+use sessionkit_tests::postgres_server::PostgresServer;
 use sessionkit_tests::redis_server::{unique_prefix, RedisCluster, RedisServer};
 use std::sync::Arc;
 
@@ -33,6 +39,8 @@ struct Site {
     base: String,
     clock: ManualClock,
     handle: ServerHandle,
+    /// The PostgreSQL server of a [`Site::postgres`], stopped with the site.
+    postgres: Option<PostgresServer>,
 }
 
 impl Site {
@@ -59,6 +67,7 @@ impl Site {
             base: format!("http://{addr}"),
             clock,
             handle,
+            postgres: None,
         }
     }
 
@@ -82,12 +91,26 @@ impl Site {
         .await
     }
 
+    /// On a PostgreSQL of its own (the flows count a user's devices, so no
+    /// two flows share the default table), the store made from its URL as
+    /// `DATABASE_URL` makes it (`store_from_env_values`).
+    async fn postgres() -> Self {
+        let server = PostgresServer::start();
+        let store = store_from_env_values(None, Some(&server.url()))
+            .await
+            .unwrap();
+        let mut site = Self::start(store).await;
+        site.postgres = Some(server);
+        site
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     async fn stop(self) {
         self.handle.stop(false).await;
+        drop(self.postgres);
     }
 }
 
@@ -138,9 +161,19 @@ async fn session_cookies(browser: &Client) -> Vec<cookie::Cookie<'static>> {
 
 #[actix_web::test]
 async fn sign_in_cart_and_sign_out() {
+    sign_in_cart_and_sign_out_on(Site::memory().await, "sign_in_cart_and_sign_out").await;
+}
+
+#[actix_web::test]
+async fn sign_in_cart_and_sign_out_on_postgres() {
+    sign_in_cart_and_sign_out_on(Site::postgres().await, "sign_in_cart_and_sign_out_pg").await;
+}
+
+/// A wrong password, a cart before signing in kept after it, the id renewed
+/// at sign-in, a notice shown once, sign-out, and the old id dead.
+async fn sign_in_cart_and_sign_out_on(site: Site, name: &str) {
     let driver = Chromedriver::start();
-    let site = Site::memory().await;
-    let flow = Flow::new("sign_in_cart_and_sign_out", TMP);
+    let flow = Flow::new(name, TMP);
     let browser = flow
         .open(&driver, "browser", &flow.profile("browser"))
         .await;
@@ -451,6 +484,11 @@ async fn two_browsers_are_two_devices_on_redis() {
     two_devices(Site::redis().await, "two_devices_redis").await;
 }
 
+#[actix_web::test]
+async fn two_browsers_are_two_devices_on_postgres() {
+    two_devices(Site::postgres().await, "two_devices_postgres").await;
+}
+
 /// The page of 8 parallel `fetch()` calls, opened when the id is due for
 /// renewal: every call is served as the user, every ping is counted, and
 /// the browser ends with one cookie, the renewed id.
@@ -514,6 +552,11 @@ async fn parallel_requests_at_renewal_leave_one_cookie() {
 #[actix_web::test]
 async fn parallel_requests_at_renewal_on_redis_cluster() {
     parallel_requests_at_renewal(Site::redis_cluster().await, "parallel_cluster").await;
+}
+
+#[actix_web::test]
+async fn parallel_requests_at_renewal_on_postgres() {
+    parallel_requests_at_renewal(Site::postgres().await, "parallel_postgres").await;
 }
 
 #[actix_web::test]

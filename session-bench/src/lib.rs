@@ -6,7 +6,8 @@
 //!   one of the session implementations listed in [`Mode`], on exactly one
 //!   worker thread.
 //! * `bench-run` starts each server in turn (and a private `redis-server` for
-//!   the Redis modes), drives it with `wrk`, samples the server's CPU time from
+//!   the Redis modes, a private PostgreSQL for the PostgreSQL modes, see
+//!   [`postgres`]), drives it with `wrk`, samples the server's CPU time from
 //!   `/proc/<pid>/stat` and Redis' `INFO commandstats`, and writes a markdown
 //!   report.
 //!
@@ -17,6 +18,7 @@
 pub mod fixture;
 pub mod measure;
 pub mod micro;
+pub mod postgres;
 pub mod scale;
 
 use std::fmt;
@@ -48,11 +50,21 @@ pub enum Mode {
     /// Cluster (`REDIS_CLUSTER_URLS`); only in the scale run or when named in
     /// `MODES`.
     SessionkitAxumRedisCluster,
+    /// sessionkit-actix with `sessionkit::PostgresStore` (`DATABASE_URL`).
+    SessionkitPostgres,
+    /// sessionkit-axum on axum 0.8 with `sessionkit::PostgresStore`.
+    SessionkitAxumPostgres,
+    /// tower-sessions 0.14 on axum 0.8 with `tower-sessions-sqlx-store`
+    /// 0.15's `PostgresStore` (sqlx 0.8).
+    TowerPostgres,
+    /// axum_session 0.22 on axum 0.8 with `axum_session_sqlx` 0.12's
+    /// Postgres pool (sqlx 0.9), its in-memory copy of sessions off.
+    AxumSessionPostgres,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 10] = [
+    pub const ALL: [Mode; 14] = [
         Mode::Bare,
         Mode::ActixCookie,
         Mode::ActixRedis,
@@ -63,14 +75,29 @@ impl Mode {
         Mode::SessionkitAxumMemory,
         Mode::SessionkitAxumRedis,
         Mode::SessionkitAxumRedisCluster,
+        Mode::SessionkitPostgres,
+        Mode::SessionkitAxumPostgres,
+        Mode::TowerPostgres,
+        Mode::AxumSessionPostgres,
+    ];
+
+    /// The PostgreSQL modes, the set `MODES=postgres` names.
+    pub const POSTGRES: [Mode; 4] = [
+        Mode::SessionkitPostgres,
+        Mode::SessionkitAxumPostgres,
+        Mode::TowerPostgres,
+        Mode::AxumSessionPostgres,
     ];
 
     /// The modes `bench-run` measures when `MODES` is not set: every mode
-    /// this build can serve, except those that need a Redis Cluster.
+    /// this build can serve, except those that need a Redis Cluster or
+    /// PostgreSQL (`MODES=postgres` runs those).
     pub fn available() -> Vec<Mode> {
         Mode::ALL
             .into_iter()
-            .filter(|mode| mode.is_available() && !mode.uses_redis_cluster())
+            .filter(|mode| {
+                mode.is_available() && !mode.uses_redis_cluster() && !mode.uses_postgres()
+            })
             .collect()
     }
 
@@ -97,6 +124,9 @@ impl Mode {
                 | Mode::SessionkitAxumMemory
                 | Mode::SessionkitAxumRedis
                 | Mode::SessionkitAxumRedisCluster
+                | Mode::SessionkitPostgres
+                | Mode::SessionkitAxumPostgres
+                | Mode::TowerPostgres
         )
     }
 
@@ -112,7 +142,11 @@ impl Mode {
             | Mode::SessionkitRedis
             | Mode::SessionkitAxumMemory
             | Mode::SessionkitAxumRedis
-            | Mode::SessionkitAxumRedisCluster => true,
+            | Mode::SessionkitAxumRedisCluster
+            | Mode::SessionkitPostgres
+            | Mode::SessionkitAxumPostgres
+            | Mode::TowerPostgres
+            | Mode::AxumSessionPostgres => true,
         }
     }
 
@@ -129,6 +163,10 @@ impl Mode {
             Mode::SessionkitAxumMemory => "sessionkit-axum-memory",
             Mode::SessionkitAxumRedis => "sessionkit-axum-redis",
             Mode::SessionkitAxumRedisCluster => "sessionkit-axum-redis-cluster",
+            Mode::SessionkitPostgres => "sessionkit-postgres",
+            Mode::SessionkitAxumPostgres => "sessionkit-axum-postgres",
+            Mode::TowerPostgres => "tower-postgres",
+            Mode::AxumSessionPostgres => "axum-session-postgres",
         }
     }
 
@@ -144,6 +182,11 @@ impl Mode {
             self,
             Mode::ActixRedis | Mode::TowerRedis | Mode::SessionkitRedis | Mode::SessionkitAxumRedis
         )
+    }
+
+    /// Whether the server needs `DATABASE_URL` (a PostgreSQL database).
+    pub fn uses_postgres(self) -> bool {
+        Mode::POSTGRES.contains(&self)
     }
 
     /// Whether the mode has a session at all (everything but `bare`).
@@ -234,5 +277,15 @@ mod tests {
         assert!(Mode::SCALE_DEFAULT.contains(&Mode::SessionkitAxumRedisCluster));
         assert!(Mode::SCALE_DEFAULT.iter().all(|m| m.can_preload()));
         assert!(!Mode::SessionkitAxumRedisCluster.uses_redis());
+    }
+
+    #[test]
+    fn postgres_modes_stay_out_of_the_default_run() {
+        let default = Mode::available();
+        for mode in Mode::POSTGRES {
+            assert!(mode.uses_postgres() && !mode.uses_redis());
+            assert!(!default.contains(&mode), "{mode}");
+        }
+        assert!(Mode::SessionkitAxumPostgres.can_preload());
     }
 }

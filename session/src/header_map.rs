@@ -49,6 +49,7 @@ impl HeaderMapConfig {
 /// # use sessionkit::*;
 /// # use sessionkit::codec::*;
 /// # use sessionkit::codec::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct User { user_id: Option<u64> }
 /// # impl SessionData for User {
 /// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("user_id", "user_id")];

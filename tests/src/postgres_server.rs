@@ -276,6 +276,64 @@ impl PostgresServer {
         }
     }
 
+    /// Freezes the server like a hung host: SIGSTOP to the postmaster and
+    /// to every process it forked (backends, background workers), by pid.
+    /// Connections stay open and the port keeps accepting TCP connections
+    /// (the kernel's backlog), but nothing answers. Returns the pids
+    /// stopped; [`PostgresServer::resume`] continues them.
+    ///
+    /// # Panics
+    /// When the server is not running or a signal cannot be sent.
+    pub fn pause(&self) -> Vec<u32> {
+        let pids = self.processes();
+        for &pid in &pids {
+            signal_checked(pid, "-STOP");
+        }
+        pids
+    }
+
+    /// Lets the processes of a [`PostgresServer::pause`] run again
+    /// (SIGCONT, by pid).
+    ///
+    /// # Panics
+    /// When a signal cannot be sent.
+    pub fn resume(&self, pids: &[u32]) {
+        for &pid in pids {
+            signal_checked(pid, "-CONT");
+        }
+    }
+
+    /// The postmaster's pid, then its children's (from `/proc/<pid>/stat`).
+    fn processes(&self) -> Vec<u32> {
+        let postmaster = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .expect("the server is running");
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // Field 4 (ppid), counted after the parenthesized command name.
+            let parent = stat
+                .rfind(')')
+                .and_then(|at| stat[at + 1..].split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            if parent == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// Starts the server again on the same port and data directory (after
     /// crash recovery, with whatever it had written).
     ///
@@ -483,4 +541,16 @@ fn watchdog(pid: u32, dir: &Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
+}
+
+fn signal_checked(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "kill {signal} {pid} (a postgres process) failed"
+    );
 }

@@ -493,3 +493,233 @@ async fn sslmode_require_talks_tls_and_verifies_the_certificate() {
     let why = sessionkit::ErrorChain(&refused).to_string();
     assert!(why.contains("does not support TLS"), "{why}");
 }
+
+/// PostgreSQL frozen like a hung host (SIGSTOP to the postmaster and its
+/// backends, by pid: connections stay open, the port still accepts TCP,
+/// nothing answers): a load on the pooled connection and a write both
+/// return a typed error bounded by the store's timeouts instead of
+/// hanging; after SIGCONT the same store serves the session again. The
+/// outer bound only catches a hang, it is not the assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_is_a_typed_error_not_a_hang() {
+    use sessionkit::store::StoreError;
+
+    let server = PostgresServer::start();
+    let store = PostgresStore::builder(server.url())
+        .table(unique_table("frozen"))
+        .pool_size(1)
+        .connect_timeout(Duration::from_millis(300))
+        .wait_timeout(Duration::from_millis(300))
+        .statement_timeout(Duration::from_millis(300))
+        .sweep_interval(None)
+        .connect()
+        .await
+        .expect("store");
+    let id = SessionId::parse("postgres-frozen-session-0001").expect("id");
+    store
+        .write(&create(&id, 1_000, &[("a", b"\x01")]))
+        .await
+        .expect("write");
+
+    let hang = Duration::from_secs(60);
+    let stopped = server.pause();
+    assert!(
+        stopped.len() > 1,
+        "the postmaster and its backends: {stopped:?}"
+    );
+    let load = tokio::time::timeout(hang, store.load(&id, 1_001))
+        .await
+        .expect("the load returned instead of hanging");
+    assert!(
+        matches!(load, Err(StoreError::Timeout(_))),
+        "the pooled connection's query times out: {load:?}"
+    );
+    let write = tokio::time::timeout(
+        hang,
+        store.write(&sessionkit_tests::store_contract::update(
+            &id,
+            1_002,
+            &[("a", b"\x02")],
+            &[],
+            &[],
+        )),
+    )
+    .await
+    .expect("the write returned instead of hanging");
+    assert!(
+        matches!(
+            write,
+            Err(StoreError::Timeout(_) | StoreError::Unavailable(_))
+        ),
+        "{write:?}"
+    );
+    server.resume(&stopped);
+
+    let loaded = tokio::time::timeout(hang, store.load(&id, 1_003))
+        .await
+        .expect("the load returned");
+    let Ok(Loaded::Session(record)) = loaded else {
+        panic!("the same store serves the session after SIGCONT: {loaded:?}")
+    };
+    // The write sent into the frozen server may have applied when it woke.
+    let a = record.fields.get("a").expect("field a").to_vec();
+    assert!(a == b"\x01" || a == b"\x02", "{a:?}");
+}
+
+/// Rows damaged behind the store's back (SQL on its tables) never fail a
+/// request and never cost another session, as on Redis
+/// (`corrupt_sessions_never_fail_a_request`): a field value that is not
+/// MessagePack for its type becomes the field's default, the other fields
+/// load; unreadable metadata (a negative time or timeout) and another
+/// format version make the session absent, so the client gets a fresh
+/// session under a new id, and the row is left for the sweeper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_rows_never_fail_a_request() {
+    let server = PostgresServer::shared();
+    let table = unique_table("damaged");
+    let store = PostgresStore::builder(server.url())
+        .table(table.clone())
+        .connect()
+        .await
+        .expect("store");
+    let manager = SessionManager::<Profile>::new(store.clone());
+    let saved = |name: &'static str| {
+        let manager = manager.clone();
+        async move {
+            let s = manager.create().expect("id");
+            s.set(NAME, name.into());
+            s.set(VISITS, 3);
+            s.save().await.expect("save");
+            s.id().to_string()
+        }
+    };
+    let sid_of = |sid: &str| {
+        let handle = PostgresStore::key_for(&SessionId::parse(sid).expect("id"));
+        format!("(SELECT sid FROM \"{table}\" WHERE handle = '{handle}')")
+    };
+    let bystander = saved("bystander").await;
+
+    // A field that is not valid MessagePack for its type.
+    let sid = saved("ada").await;
+    server.psql(&format!(
+        "UPDATE \"{table}_fields\" SET value = '\\xc1676172'::bytea \
+         WHERE name = 'visits' AND sid = {}",
+        sid_of(&sid)
+    ));
+    let (s, _) = request(&manager, &cookie(&sid), |_| {})
+        .await
+        .expect("loads");
+    assert!(!s.fresh());
+    assert_eq!(s.get(NAME), "ada");
+    assert_eq!(s.get(VISITS), 0, "the field's default");
+
+    // Unreadable metadata or another format version: absent.
+    for damage in [
+        "created_at = -1",
+        "last_access = -5",
+        "idle_timeout_ms = -1800000",
+        "absolute_deadline = -1",
+        "version = 99",
+    ] {
+        let sid = saved("bob").await;
+        let row = sid_of(&sid);
+        server.psql(&format!(
+            "UPDATE \"{table}\" SET {damage} WHERE sid = {row}"
+        ));
+        let (s, _) = request(&manager, &cookie(&sid), |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{damage}: no error, got {e:?}"));
+        assert!(s.fresh(), "{damage}: treated as absent");
+        assert_ne!(
+            s.id().as_str(),
+            sid,
+            "{damage}: a new id, never the old one"
+        );
+        assert!(
+            matches!(
+                store.load(&SessionId::parse(&sid).expect("id"), 1).await,
+                Ok(Loaded::Absent)
+            ),
+            "{damage}: the store answers absent"
+        );
+        assert_eq!(
+            server.psql(&format!(
+                "SELECT count(*) FROM \"{table}\" WHERE sid = {row}"
+            )),
+            "1",
+            "{damage}: the row is left alone (it expires and is swept)"
+        );
+    }
+
+    // Nothing else was lost.
+    let (s, _) = request(&manager, &cookie(&bystander), |_| {})
+        .await
+        .expect("loads");
+    assert!(!s.fresh());
+    assert_eq!(s.get(NAME), "bystander");
+    assert_eq!(s.get(VISITS), 3);
+}
+
+/// The anonymous failure policy on a real outage (PostgreSQL stopped, as
+/// in a crash): the request runs with a degraded session and nothing is
+/// written, no cookie set or cleared; under the default policy the same
+/// request fails with a store error; once the server is back the stored
+/// session is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_policy_while_postgres_is_down() {
+    use sessionkit::{FailurePolicy, SessionError};
+
+    let mut server = PostgresServer::start();
+    let store = PostgresStore::builder(server.url())
+        .table(unique_table("anonymous"))
+        .connect_timeout(Duration::from_millis(300))
+        .wait_timeout(Duration::from_millis(300))
+        .statement_timeout(Duration::from_millis(300))
+        .sweep_interval(None)
+        .connect()
+        .await
+        .expect("store");
+    let manager = SessionManager::<Profile>::new(store);
+    let (s, _) = request(&manager, &TestRequest::new(), |s| s.set(NAME, "ada".into()))
+        .await
+        .expect("request");
+    let sid = s.id().to_string();
+    server.psql("CHECKPOINT");
+    server.stop();
+
+    let pending = manager
+        .begin()
+        .with_failure_policy(FailurePolicy::Anonymous);
+    let session = pending
+        .load(&cookie(&sid))
+        .await
+        .expect("degraded, not failed");
+    assert!(session.degraded() && session.fresh());
+    assert_eq!(session.get(NAME), "", "nothing of the stored session");
+    session.set(VISITS, 9);
+    let update = pending.finish(false).await.expect("finish");
+    assert!(update.is_empty(), "no cookie set or cleared: {update:?}");
+
+    // A new visitor's session cannot be saved: the response goes out
+    // without a cookie instead of failing.
+    let pending = manager
+        .begin()
+        .with_failure_policy(FailurePolicy::Anonymous);
+    let session = pending.load(&TestRequest::new()).await.expect("load");
+    session.set(VISITS, 1);
+    assert!(pending.finish(false).await.expect("finish").is_empty());
+
+    let error = request(&manager, &cookie(&sid), |_| {})
+        .await
+        .expect_err("the default policy fails");
+    assert!(matches!(error, SessionError::Store(_)), "{error:?}");
+
+    server.restart();
+    let pending = manager
+        .begin()
+        .with_failure_policy(FailurePolicy::Anonymous);
+    let session = pending.load(&cookie(&sid)).await.expect("load");
+    assert!(!session.degraded());
+    assert_eq!(session.get(NAME), "ada", "the session survived the outage");
+    assert!(pending.finish(false).await.is_ok());
+}

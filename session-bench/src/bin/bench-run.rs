@@ -7,7 +7,9 @@
 //! afterwards, then for each route warms up with `wrk` and runs a measured
 //! `wrk` pinned to the other core. Around each measured run it samples the
 //! server's utime+stime from `/proc/<pid>/stat` and, for the Redis modes, the
-//! private `redis-server`'s `INFO cpu commandstats`. The report (medians over
+//! private `redis-server`'s `INFO cpu commandstats`; for the PostgreSQL modes
+//! the private PostgreSQL's CPU time (postmaster and backends, from `/proc`)
+//! and the statements clients sent (`pg_stat_statements`). The report (medians over
 //! the rounds, ratios to bare actix-web from the same run) is written as
 //! markdown.
 
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use session_bench::measure::{self, Census, RedisInfo, WrkResult};
+use session_bench::postgres::{CpuSample, PostgresServer};
 use session_bench::{Mode, Route};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -32,6 +35,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const CENSUS_TIMEOUT: Duration = Duration::from_secs(20);
 /// The `ECHO` argument that ends a MONITOR census.
 const CENSUS_END: &str = "session-bench-census-end";
+/// The database every PostgreSQL mode uses (each mode has its own tables).
+const POSTGRES_DATABASE: &str = "bench";
 
 fn mode_index(mode: Mode) -> usize {
     Mode::ALL
@@ -80,6 +85,18 @@ fn main() -> Result<()> {
     } else {
         None
     };
+    let postgres = if config.modes.iter().any(|m| m.uses_postgres()) {
+        let server = PostgresServer::start(&config.postgres_cpu)?;
+        server.recreate_database(POSTGRES_DATABASE)?;
+        eprintln!(
+            "bench-run: {} on {}",
+            server.version(),
+            server.url(POSTGRES_DATABASE)
+        );
+        Some(server)
+    } else {
+        None
+    };
 
     let bench = Bench {
         config: &config,
@@ -87,6 +104,7 @@ fn main() -> Result<()> {
         clock_ticks,
         redis: redis.as_ref(),
         cluster: cluster.as_ref(),
+        postgres: postgres.as_ref(),
     };
     if let Some(scale) = &config.scale {
         return scale_run::run(&bench, scale);
@@ -115,15 +133,13 @@ fn main() -> Result<()> {
         }
     }
     drop(redis);
+    let mut facts = environment(&config);
+    if let Some(postgres) = &postgres {
+        facts.push(("postgres".into(), postgres.version()));
+    }
+    drop(postgres);
 
-    let report = render_report(
-        &config,
-        &samples,
-        &contention,
-        &censuses,
-        &failures,
-        &environment(&config),
-    );
+    let report = render_report(&config, &samples, &contention, &censuses, &failures, &facts);
     if let Some(parent) = config.out.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -156,6 +172,7 @@ struct Config {
     server_cpu: String,
     client_cpu: String,
     redis_cpu: String,
+    postgres_cpu: String,
     max_other_load: f64,
     retries: u32,
     census_requests: u64,
@@ -166,9 +183,10 @@ struct Config {
 impl Config {
     /// `QUICK=1` (1 round of 2 s runs), `ROUNDS` (3), `DURATION` (5 s),
     /// `WARMUP` (1 s), `CONNECTIONS` (32), `MODES` (comma-separated, default
-    /// every available mode), `OUT` (RESULTS.md, or target/RESULTS-quick.md in
+    /// every available mode; `postgres` stands for the PostgreSQL modes),
+    /// `OUT` (RESULTS.md, or target/RESULTS-quick.md in
     /// quick mode), `BENCH_SERVER`, `WRK`, `SERVER_CPU` (0), `CLIENT_CPU` (1),
-    /// `REDIS_CPU` (1), `MAX_OTHER_LOAD` (15 %: a run during which other
+    /// `REDIS_CPU` (1), `POSTGRES_CPU` (1), `MAX_OTHER_LOAD` (15 %: a run during which other
     /// work kept the server's CPU busier than this is measured again),
     /// `RETRIES` (1, 0 in quick mode: at most this many repeats per run; the
     /// least contended attempt is kept), `CENSUS_REQUESTS` (100: sequential
@@ -210,11 +228,17 @@ impl Config {
             None
         };
         let named: Option<Vec<Mode>> = match std::env::var("MODES") {
-            Ok(list) if !list.trim().is_empty() => Some(
-                list.split(',')
-                    .map(|name| name.trim().parse::<Mode>())
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            Ok(list) if !list.trim().is_empty() => {
+                let mut modes = Vec::new();
+                for name in list.split(',').map(str::trim) {
+                    if name == "postgres" {
+                        modes.extend(Mode::POSTGRES);
+                    } else {
+                        modes.push(name.parse::<Mode>()?);
+                    }
+                }
+                Some(modes)
+            }
             _ => None,
         };
         let mut modes = match (&named, &scale) {
@@ -272,6 +296,7 @@ impl Config {
             server_cpu: env_or("SERVER_CPU", "0")?,
             client_cpu: env_or("CLIENT_CPU", "1")?,
             redis_cpu: env_or("REDIS_CPU", "1")?,
+            postgres_cpu: env_or("POSTGRES_CPU", "1")?,
             max_other_load,
             retries,
             census_requests,
@@ -668,6 +693,10 @@ struct Sample {
     redis_calls: Option<BTreeMap<String, u64>>,
     /// redis-server CPU time per request, µs.
     redis_cpu_us_per_req: Option<f64>,
+    /// PostgreSQL CPU time (postmaster and backends) per request, µs.
+    postgres_cpu_us_per_req: Option<f64>,
+    /// Statements clients sent to PostgreSQL per request.
+    postgres_statements_per_req: Option<f64>,
 }
 
 /// `/counter` under contention: every connection on one session (`shared`),
@@ -692,6 +721,7 @@ struct Bench<'a> {
     clock_ticks: f64,
     redis: Option<&'a RedisServer>,
     cluster: Option<&'a RedisCluster>,
+    postgres: Option<&'a PostgresServer>,
 }
 
 /// What one `wrk` run sends.
@@ -736,9 +766,17 @@ impl Bench<'_> {
                 .context("a Redis Cluster mode without a cluster")?;
             command.env("REDIS_CLUSTER_URLS", cluster.urls().join(","));
         }
+        if mode.uses_postgres() {
+            let postgres = self
+                .postgres
+                .context("a PostgreSQL mode without PostgreSQL")?;
+            command.env("DATABASE_URL", postgres.url(POSTGRES_DATABASE));
+        }
         let mut server = ChildGuard::spawn(command, format!("bench-server {mode}"))?;
-        // Preloading a million sessions into Redis takes a while.
-        let timeout = STARTUP_TIMEOUT + Duration::from_millis(preload / 5);
+        // Preloading a million sessions into Redis takes a while; into
+        // PostgreSQL (a transaction each) longer.
+        let per_session_ms = if mode.uses_postgres() { 2 } else { 5 };
+        let timeout = STARTUP_TIMEOUT + Duration::from_millis(preload / per_session_ms);
         server
             .wait_for_port(port, timeout)
             .with_context(|| format!("server log: {}", log.display()))?;
@@ -931,12 +969,14 @@ impl Bench<'_> {
         let cpu_before = process_cpu_ticks(server.pid())?;
         let core_before = self.server_core_times()?;
         let redis_before = self.redis_info(mode)?;
+        let postgres_before = self.postgres_counters(mode, true)?;
         let wrk = self
             .wrk_load(port, route, load, config.duration_secs)
             .with_context(|| format!("measuring {route}"))?;
         let cpu_after = process_cpu_ticks(server.pid())?;
         let core_after = self.server_core_times()?;
         let redis_after = self.redis_info(mode)?;
+        let postgres_after = self.postgres_counters(mode, false)?;
         server.ensure_running()?;
         ensure!(wrk.requests > 0, "{route}: wrk completed no request");
 
@@ -949,6 +989,18 @@ impl Bench<'_> {
             ),
             _ => (None, None),
         };
+        let (postgres_cpu_us_per_req, postgres_statements_per_req) =
+            match (postgres_before, postgres_after) {
+                (Some((cpu_before, st_before)), Some((cpu_after, st_after))) => (
+                    Some(
+                        cpu_after.ticks_since(&cpu_before) as f64 * 1e6
+                            / self.clock_ticks
+                            / requests,
+                    ),
+                    Some(st_after.saturating_sub(st_before) as f64 / requests),
+                ),
+                _ => (None, None),
+            };
         let other_load_percent = match (core_before, core_after) {
             (Some(before), Some(after)) if after.total > before.total => {
                 let busy = after.busy.saturating_sub(before.busy);
@@ -975,9 +1027,17 @@ impl Bench<'_> {
             },
             redis_calls,
             redis_cpu_us_per_req,
+            postgres_cpu_us_per_req,
+            postgres_statements_per_req,
+        };
+        let postgres_note = match (postgres_cpu_us_per_req, postgres_statements_per_req) {
+            (Some(cpu), Some(statements)) => {
+                format!("  postgres {cpu:.1} µs/req, {statements:.2} statements/req")
+            }
+            _ => String::new(),
         };
         eprintln!(
-            "  {:<9} {:>9.0} req/s  {:>6.2} µs/req  busy {:>3.0} %  other {}  p50 {} µs  p99 {} µs{}",
+            "  {:<9} {:>9.0} req/s  {:>6.2} µs/req  busy {:>3.0} %  other {}  p50 {} µs  p99 {} µs{}{}",
             route.path(),
             wrk.requests_per_sec(),
             sample.cpu_us_per_req,
@@ -985,6 +1045,7 @@ impl Bench<'_> {
             fmt_percent(sample.other_load_percent),
             wrk.p50_us,
             wrk.p99_us,
+            postgres_note,
             error_note(&wrk),
         );
         Ok(sample)
@@ -997,6 +1058,26 @@ impl Bench<'_> {
         };
         let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
         measure::parse_proc_stat_cpu(&text, cpu).map(Some)
+    }
+
+    /// PostgreSQL's CPU sample and statements so far, for a PostgreSQL
+    /// mode. The statistics query runs in a backend of its own, which must
+    /// not count: before a run it comes first (that backend is gone by the
+    /// next sample, so `CpuSample::ticks_since` leaves it out), after a run
+    /// it comes last.
+    fn postgres_counters(&self, mode: Mode, before: bool) -> Result<Option<(CpuSample, u64)>> {
+        match self.postgres {
+            Some(postgres) if mode.uses_postgres() => {
+                if before {
+                    let statements = postgres.statements()?;
+                    Ok(Some((postgres.cpu_sample()?, statements)))
+                } else {
+                    let cpu = postgres.cpu_sample()?;
+                    Ok(Some((cpu, postgres.statements()?)))
+                }
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Redis' counters for a Redis mode (summed over the nodes of a
@@ -1667,6 +1748,8 @@ fn render_report(
         }
     }
 
+    render_postgres(&mut md, config, samples);
+
     let _ = writeln!(md, "\n## Every run\n");
     let _ = writeln!(
         md,
@@ -1708,6 +1791,130 @@ fn render_report(
         }
     }
     md
+}
+
+/// The PostgreSQL modes' section: statements and PostgreSQL CPU per
+/// request, then sessionkit against the best peer of the same run.
+fn render_postgres(md: &mut String, config: &Config, samples: &[Sample]) {
+    let modes: Vec<Mode> = config
+        .modes
+        .iter()
+        .copied()
+        .filter(|m| m.uses_postgres())
+        .collect();
+    if modes.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## PostgreSQL per request\n");
+    let _ = writeln!(
+        md,
+        "statements/req = top-level statements clients sent (`pg_stat_statements` calls, \
+         the benchmark's own queries of the statistics excluded) during the measured runs ÷ \
+         requests; postgres CPU = utime+stime of the postmaster and its backends (`/proc`) \
+         during the measured runs ÷ requests; total = app + postgres CPU µs/req. Medians \
+         over the rounds' uncontended runs, as above.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| mode | route | req/s | statements/req | app CPU µs/req | postgres CPU µs/req | total CPU µs/req |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for &mode in &modes {
+        for route in Route::ALL {
+            let (runs, _) = runs_of(samples, mode, route, config.max_other_load);
+            if runs.is_empty() {
+                continue;
+            }
+            let app = median_of(&runs, &|s| s.cpu_us_per_req);
+            let pg = median_of(&runs, &|s| s.postgres_cpu_us_per_req.unwrap_or(f64::NAN));
+            let statements = median_of(&runs, &|s| {
+                s.postgres_statements_per_req.unwrap_or(f64::NAN)
+            });
+            let _ = writeln!(
+                md,
+                "| {mode} | {route} | {} | {} | {app:.1} | {pg:.1} | {:.1} |",
+                fmt_rps(median_of(&runs, &|s| s.wrk.requests_per_sec())),
+                fmt_calls(statements),
+                app + pg,
+            );
+        }
+    }
+
+    let peers: Vec<Mode> = modes
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Mode::TowerPostgres | Mode::AxumSessionPostgres))
+        .collect();
+    let ours: Vec<Mode> = modes
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Mode::SessionkitPostgres | Mode::SessionkitAxumPostgres))
+        .collect();
+    if peers.is_empty() || ours.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n### sessionkit ÷ the best peer, PostgreSQL\n");
+    let _ = writeln!(
+        md,
+        "req/s ÷ the highest peer req/s of this run; CPU ÷ the lowest peer app CPU µs/req; \
+         total CPU ÷ the lowest peer app + postgres CPU µs/req (medians as above; peers: {}).\n",
+        peers
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "| mode | route | req/s ratio (best peer) | app CPU ratio | total CPU ratio |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    let medians = |mode: Mode, route: Route| -> Option<(f64, f64, f64)> {
+        let (runs, _) = runs_of(samples, mode, route, config.max_other_load);
+        if runs.is_empty() {
+            return None;
+        }
+        let app = median_of(&runs, &|s| s.cpu_us_per_req);
+        let pg = median_of(&runs, &|s| s.postgres_cpu_us_per_req.unwrap_or(f64::NAN));
+        Some((
+            median_of(&runs, &|s| s.wrk.requests_per_sec()),
+            app,
+            app + pg,
+        ))
+    };
+    for &mode in &ours {
+        for route in [Route::Counter, Route::Read] {
+            let Some((rps, app, total)) = medians(mode, route) else {
+                continue;
+            };
+            let peer_figures: Vec<(Mode, (f64, f64, f64))> = peers
+                .iter()
+                .filter_map(|&peer| medians(peer, route).map(|m| (peer, m)))
+                .collect();
+            let Some((best, (best_rps, _, _))) = peer_figures
+                .iter()
+                .copied()
+                .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+            else {
+                continue;
+            };
+            let min_app = peer_figures
+                .iter()
+                .map(|(_, m)| m.1)
+                .fold(f64::INFINITY, f64::min);
+            let min_total = peer_figures
+                .iter()
+                .map(|(_, m)| m.2)
+                .fold(f64::INFINITY, f64::min);
+            let _ = writeln!(
+                md,
+                "| {mode} | {route} | {:.2} ({best}) | {:.2} | {:.2} |",
+                rps / best_rps,
+                app / min_app,
+                total / min_total,
+            );
+        }
+    }
 }
 
 /// The scale run (`SCALE=1`): for every mode and number of live sessions, a
@@ -1761,6 +1968,27 @@ mod scale_run {
         size: u64,
         connections: u32,
         sample: Sample,
+        /// PostgreSQL modes: bytes on disk of the mode's tables with their
+        /// indexes and TOAST, right after the preload.
+        disk: Option<u64>,
+    }
+
+    /// `pg_total_relation_size` summed over every table of the benchmark's
+    /// database (it was recreated for this mode and size, so they are this
+    /// mode's), after a `VACUUM` so the visibility map and free space map
+    /// are counted as a running server has them.
+    fn disk_bytes(bench: &Bench<'_>) -> Result<u64> {
+        let postgres = bench.postgres.context("no PostgreSQL")?;
+        postgres.psql_in(super::POSTGRES_DATABASE, "VACUUM")?;
+        let text = postgres.psql_in(
+            super::POSTGRES_DATABASE,
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+        )?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("pg_total_relation_size answered {text:?}"))
     }
 
     pub fn run(bench: &Bench<'_>, settings: &Settings) -> Result<()> {
@@ -1831,15 +2059,29 @@ mod scale_run {
         if mode.uses_redis_cluster() {
             bench.cluster.context("no Redis Cluster")?.flush()?;
         }
+        if mode.uses_postgres() {
+            bench
+                .postgres
+                .context("no PostgreSQL")?
+                .recreate_database(super::POSTGRES_DATABASE)?;
+        }
         let label = format!("scale-{}", size_label(size));
         let (mut server, port) = bench.start_server(mode, &label, size)?;
+        let disk = if mode.uses_postgres() {
+            Some(disk_bytes(bench)?)
+        } else {
+            None
+        };
         // The cookie name, from a session the server makes itself.
         let fresh = establish_session(port, mode)?;
         let cookie_name = fresh
             .split_once('=')
             .map(|(name, _)| name.to_owned())
             .context("the first /counter set no cookie")?;
-        let tower = matches!(mode, Mode::TowerMemory | Mode::TowerRedis);
+        let tower = matches!(
+            mode,
+            Mode::TowerMemory | Mode::TowerRedis | Mode::TowerPostgres
+        );
         // The preloaded sessions are live: the first and the last answer 0.
         for index in [0, size - 1] {
             let cookie = scale::cookie(tower, &cookie_name, index);
@@ -1873,6 +2115,7 @@ mod scale_run {
                         size,
                         connections,
                         sample,
+                        disk,
                     });
                 }
             }
@@ -1917,6 +2160,9 @@ mod scale_run {
         );
         if let Some(redis) = sample.redis_cpu_us_per_req {
             let _ = write!(cell, " · R {redis:.1} µs");
+        }
+        if let Some(postgres) = sample.postgres_cpu_us_per_req {
+            let _ = write!(cell, " · P {postgres:.1} µs");
         }
         if sample.wrk.socket_errors + sample.wrk.status_errors > 0 {
             cell.push_str(" ⚠");
@@ -1977,7 +2223,8 @@ mod scale_run {
             md,
             "\nCells: requests/s · server (app) CPU µs per request · p99 latency in ms; for the \
              Redis modes also R = redis-server CPU µs per request (user+sys, `INFO cpu`, summed \
-             over the Cluster's nodes). ⚠ = the run had socket errors or non-2xx answers (see \
+             over the Cluster's nodes), for the PostgreSQL modes P = PostgreSQL CPU µs per \
+             request (postmaster and backends, `/proc`). ⚠ = the run had socket errors or non-2xx answers (see \
              the last table). sessionkit-axum-* and tower-* run on the same framework (axum \
              0.8) and runtime (one current-thread tokio runtime).\n"
         );
@@ -2012,6 +2259,44 @@ mod scale_run {
                         let _ = writeln!(md, "{row}");
                     }
                 }
+            }
+            md.push('\n');
+        }
+
+        let disks: Vec<(Mode, u64, u64)> = {
+            let mut seen = Vec::new();
+            for point in points {
+                if let Some(bytes) = point.disk {
+                    if !seen
+                        .iter()
+                        .any(|(m, s, _)| *m == point.sample.mode && *s == point.size)
+                    {
+                        seen.push((point.sample.mode, point.size, bytes));
+                    }
+                }
+            }
+            seen
+        };
+        if !disks.is_empty() {
+            let _ = writeln!(md, "## PostgreSQL on disk\n");
+            let _ = writeln!(
+                md,
+                "`pg_total_relation_size` (heap, indexes, TOAST, free space and visibility \
+                 maps) of the mode's tables right after the preload and a `VACUUM`, ÷ the \
+                 preloaded sessions (one field, `visits`, each).\n"
+            );
+            let _ = writeln!(
+                md,
+                "| mode | live sessions | bytes on disk | bytes per session |"
+            );
+            let _ = writeln!(md, "|---|---|---|---|");
+            for (mode, size, bytes) in disks {
+                let _ = writeln!(
+                    md,
+                    "| {mode} | {} | {bytes} | {:.0} |",
+                    size_label(size),
+                    bytes as f64 / size as f64
+                );
             }
             md.push('\n');
         }

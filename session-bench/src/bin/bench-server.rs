@@ -12,7 +12,8 @@
 //!
 //! The mode and port may also come from `BENCH_MODE` / `BENCH_PORT`; the Redis
 //! modes read `REDIS_URL`, the Redis Cluster mode `REDIS_CLUSTER_URLS`
-//! (comma-separated node URLs).
+//! (comma-separated node URLs), the PostgreSQL modes `DATABASE_URL` (each
+//! with a pool of [`POSTGRES_POOL`] connections).
 //!
 //! `BENCH_PRELOAD=N` (the scale run): before it listens, the server writes
 //! N sessions straight into its store, session `i` under the id of
@@ -52,7 +53,31 @@ fn main() -> Result<()> {
         Mode::SessionkitAxumRedisCluster => {
             sessionkit_axum_modes::cluster(addr, &redis_cluster_urls()?)
         }
+        Mode::SessionkitPostgres => sessionkit_modes::postgres(addr, &database_url()?),
+        Mode::SessionkitAxumPostgres => sessionkit_axum_modes::postgres(addr, &database_url()?),
+        Mode::TowerPostgres => tower_modes::postgres(addr, &database_url()?),
+        Mode::AxumSessionPostgres => axum_session_mode::postgres(addr, &database_url()?),
     }
+}
+
+/// The connections every PostgreSQL mode's pool may open (sessionkit's
+/// default; sqlx's is 10).
+const POSTGRES_POOL: u32 = 16;
+
+fn database_url() -> Result<String> {
+    std::env::var("DATABASE_URL").context(
+        "the PostgreSQL modes need DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/bench)",
+    )
+}
+
+/// sessionkit's `PostgresStore` with the benchmark's pool size, connected
+/// and migrated, its sweeper on the default interval.
+async fn sessionkit_postgres(url: &str) -> Result<sessionkit::PostgresStore> {
+    sessionkit::PostgresStore::builder(url)
+        .pool_size(POSTGRES_POOL as usize)
+        .connect()
+        .await
+        .context("connecting sessionkit's PostgresStore")
 }
 
 fn redis_url() -> Result<String> {
@@ -224,10 +249,11 @@ mod preload {
         .await
     }
 
-    /// Fills tower-sessions-redis-store (on tower-sessions-core 0.14). Its
-    /// `save` only overwrites (`SET XX`), so this uses `create` (`SET NX`),
-    /// which keeps the id on an empty Redis.
-    pub async fn tower_redis<S>(store: &S, count: u64) -> Result<()>
+    /// Fills a store on tower-sessions-core 0.14 (tower-sessions-redis-store,
+    /// tower-sessions-sqlx-store). The Redis store's `save` only overwrites
+    /// (`SET XX`), so this uses `create` (`SET NX`; the sqlx store checks
+    /// and inserts), which keeps the id on an empty store.
+    pub async fn tower_014<S>(store: &S, count: u64) -> Result<()>
     where
         S: tower_sessions_014::SessionStore + Clone,
     {
@@ -241,7 +267,7 @@ mod preload {
                     .with_context(|| format!("preloading session {index}"))?;
                 anyhow::ensure!(
                     record.id.0 == scale::tower_id(index),
-                    "preloaded session {index} already existed (Redis not flushed?)"
+                    "preloaded session {index} already existed (store not emptied?)"
                 );
                 Ok(())
             }
@@ -432,6 +458,15 @@ mod sessionkit_modes {
             serve(addr, manager(store)?).await
         })
     }
+
+    pub fn postgres(addr: SocketAddr, url: &str) -> Result<()> {
+        let url = url.to_owned();
+        super::actix_modes::block_on(async move {
+            let store = super::sessionkit_postgres(&url).await?;
+            super::preload::sessionkit(&store, super::preload_count()?).await?;
+            serve(addr, manager(store)?).await
+        })
+    }
 }
 
 /// sessionkit-axum: the same typed `Counter` session and manager, on axum
@@ -490,6 +525,15 @@ mod sessionkit_axum_modes {
             addr,
             RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?,
         )
+    }
+
+    pub fn postgres(addr: SocketAddr, url: &str) -> Result<()> {
+        let url = url.to_owned();
+        super::tower_modes::block_on(async move {
+            let store = super::sessionkit_postgres(&url).await?;
+            super::preload::sessionkit(&store, super::preload_count()?).await?;
+            super::tower_modes::serve(addr, app(manager(store)?)).await
+        })
     }
 
     /// The same on a Redis Cluster (three local masters in the scale run).
@@ -600,9 +644,83 @@ mod tower_modes {
                 .await
                 .context("connecting fred to Redis")?;
             let store = RedisStore::new(pool);
-            super::preload::tower_redis(&store, super::preload_count()?).await?;
+            super::preload::tower_014(&store, super::preload_count()?).await?;
             let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
             serve(addr, super::tower014::routes().layer(layer)).await
+        })
+    }
+
+    /// tower-sessions-sqlx-store's `PostgresStore` (its own table, made by
+    /// its `migrate`), on a sqlx pool of the benchmark's size.
+    pub fn postgres(addr: SocketAddr, url: &str) -> Result<()> {
+        use tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions;
+
+        let url = url.to_owned();
+        block_on(async move {
+            let pool = PgPoolOptions::new()
+                .max_connections(super::POSTGRES_POOL)
+                .connect(&url)
+                .await
+                .context("connecting sqlx 0.8 to PostgreSQL")?;
+            let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
+            store
+                .migrate()
+                .await
+                .context("creating tower-sessions-sqlx-store's table")?;
+            super::preload::tower_014(&store, super::preload_count()?).await?;
+            let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
+            serve(addr, super::tower014::routes().layer(layer)).await
+        })
+    }
+}
+
+/// axum_session with axum_session_sqlx's Postgres pool. Its in-memory copy
+/// of each session is switched off (`with_memory_lifetime(0)`), so every
+/// request loads the session from PostgreSQL as the other stores' modes do;
+/// with its default (an hour in memory) it would measure a memory cache.
+mod axum_session_mode {
+    use std::net::SocketAddr;
+
+    use anyhow::{Context, Result};
+    use axum::routing::get;
+    use axum::Router;
+    use axum_session::{Session, SessionConfig, SessionLayer, SessionStore};
+    use axum_session_sqlx::SessionPgPool;
+
+    async fn counter(session: Session<SessionPgPool>) -> String {
+        let visits = session.get::<u32>("visits").unwrap_or(0) + 1;
+        session.set("visits", visits);
+        visits.to_string()
+    }
+
+    async fn read(session: Session<SessionPgPool>) -> String {
+        session.get::<u32>("visits").unwrap_or(0).to_string()
+    }
+
+    async fn plain() -> &'static str {
+        "plain"
+    }
+
+    pub fn postgres(addr: SocketAddr, url: &str) -> Result<()> {
+        let url = url.to_owned();
+        super::tower_modes::block_on(async move {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(super::POSTGRES_POOL)
+                .connect(&url)
+                .await
+                .context("connecting sqlx 0.9 to PostgreSQL")?;
+            let config = SessionConfig::default()
+                .with_secure(false)
+                .with_memory_lifetime(time::Duration::ZERO);
+            let store = SessionStore::<SessionPgPool>::new(Some(pool.into()), config)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating axum_session's store: {e}"))?;
+            let app = Router::new()
+                .route("/counter", get(counter))
+                .route("/read", get(read))
+                .route("/plain", get(plain))
+                .layer(SessionLayer::new(store));
+            super::tower_modes::serve(addr, app).await
         })
     }
 }

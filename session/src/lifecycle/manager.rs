@@ -34,6 +34,7 @@ use crate::store::{DynSessionStore, Loaded, SessionStore};
 /// # use sessionkit::*;
 /// # use sessionkit::codec::*;
 /// # use sessionkit::codec::*;
+/// # use sessionkit::codec::*;
 /// # use sessionkit::id::Base64Url128;
 /// # #[derive(Default)] struct Data;
 /// # impl SessionData for Data {

@@ -53,6 +53,7 @@ use crate::store::DynSessionStore;
 /// # use sessionkit::*;
 /// # use sessionkit::codec::*;
 /// # use sessionkit::codec::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct Counter { visits: u32 }
 /// # impl SessionData for Counter {
 /// #   const FIELDS: &'static [FieldInfo] = &[FieldInfo::new("visits", "visits")];
@@ -560,6 +561,7 @@ impl<T: SessionData> Session<T> {
     /// ```
     /// # use std::time::Duration;
     /// # use sessionkit::*;
+    /// # use sessionkit::codec::*;
     /// # use sessionkit::codec::*;
     /// # use sessionkit::codec::*;
     /// # #[derive(Default)] struct Data;

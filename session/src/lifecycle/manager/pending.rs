@@ -35,6 +35,7 @@ pub struct Incoming {
 /// # use sessionkit::*;
 /// # use sessionkit::codec::*;
 /// # use sessionkit::codec::*;
+/// # use sessionkit::codec::*;
 /// # #[derive(Default)] struct Data;
 /// # impl SessionData for Data {
 /// #   const FIELDS: &'static [FieldInfo] = &[];
