@@ -4,8 +4,8 @@
 use divan::{black_box, Bencher};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use session_bench::fixture::{encoded_fields, Gateway};
-use sessionkit::{HeaderMapping, SessionData};
 use sessionkit::codec::{decode_value, encode_value};
+use sessionkit::{HeaderMapping, SessionData};
 
 fn main() {
     divan::main();

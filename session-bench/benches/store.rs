@@ -12,10 +12,10 @@ use divan::{black_box, Bencher};
 use session_bench::fixture::{
     full_save, now_ms, visits_update, CookieRequest, Gateway, GatewaySessionExt, Picker,
 };
-use sessionkit::store::Loaded;
-use sessionkit::{MemoryStore, SessionManager};
 use sessionkit::id::{IdGenerator, SessionId, UuidV4};
+use sessionkit::store::Loaded;
 use sessionkit::store::SessionStore;
+use sessionkit::{MemoryStore, SessionManager};
 use tokio::runtime::Runtime;
 
 fn main() {

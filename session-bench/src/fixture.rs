@@ -5,10 +5,10 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sessionkit::store::{Meta, Write, WriteKind};
-use sessionkit::SessionData;
 use sessionkit::adapter::RequestView;
 use sessionkit::id::SessionId;
+use sessionkit::store::{Meta, Write, WriteKind};
+use sessionkit::SessionData;
 
 /// Idle timeout given to every stored session (30 minutes), long enough that
 /// nothing expires while a benchmark runs.

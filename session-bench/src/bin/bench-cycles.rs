@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use session_bench::fixture::{CookieRequest, Gateway, GatewaySessionExt as _};
-use sessionkit::{MemoryStore, RedisStore, SessionManager};
 use sessionkit::store::DynSessionStore;
+use sessionkit::{MemoryStore, RedisStore, SessionManager};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

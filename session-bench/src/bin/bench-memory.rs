@@ -32,8 +32,8 @@ use cap::Cap;
 use session_bench::fixture::{
     encoded_fields, encoded_size, full_save, now_ms, Gateway, IDLE_TIMEOUT_MS,
 };
-use sessionkit::store::Meta;
 use sessionkit::id::{IdGenerator, SessionId, UuidV4};
+use sessionkit::store::Meta;
 use sessionkit::store::SessionStore as _;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;

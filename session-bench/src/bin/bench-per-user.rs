@@ -25,8 +25,8 @@ use actix_web::{test, web, App};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use session_bench::measure::RedisInfo;
-use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager};
 use sessionkit::store::{DynSessionStore, SessionStore};
+use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager};
 use sessionkit_actix::{Session, SessionMiddleware};
 
 /// A `/counter` session that may belong to a user.

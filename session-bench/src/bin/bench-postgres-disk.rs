@@ -16,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context, Result};
 use session_bench::postgres::PostgresServer;
+use sessionkit::id::SessionId;
 use sessionkit::store::{Meta, SessionStore, Write, WriteKind, Written};
 use sessionkit::PostgresStore;
-use sessionkit::id::SessionId;
 
 /// Writes in flight at once.
 const IN_FLIGHT: usize = 256;

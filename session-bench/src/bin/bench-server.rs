@@ -385,8 +385,8 @@ mod sessionkit_modes {
     use actix_web::{web, App, HttpServer};
     use anyhow::{Context, Result};
     use serde::{Deserialize, Serialize};
-    use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager};
     use sessionkit::store::SessionStore;
+    use sessionkit::{Config, MemoryStore, RedisStore, SessionData, SessionManager};
     use sessionkit_actix::{Session, SessionMiddleware};
 
     /// The whole session.
@@ -477,8 +477,8 @@ mod sessionkit_axum_modes {
     use anyhow::{Context, Result};
     use axum::routing::get;
     use axum::Router;
-    use sessionkit::{MemoryStore, RedisStore, SessionManager};
     use sessionkit::store::SessionStore;
+    use sessionkit::{MemoryStore, RedisStore, SessionManager};
     use sessionkit_axum::{Session, SessionLayer};
 
     use super::sessionkit_modes::{manager, Counter, CounterSessionExt};
