@@ -104,7 +104,7 @@ enum Phase {
     Reporting {
         write: Box<Write>,
         fields: Vec<FieldPlan>,
-        client: IdWrite,
+        planned: Planned,
     },
     /// The eviction over the cap is running.
     Evicting {
@@ -245,7 +245,16 @@ impl Commit {
                 },
                 Answer::Written(Ok(written)),
             ) => self.written(state, write, fields, planned, &standing, written),
-            (Phase::Reporting { write, client, .. }, Answer::Reported) => {
+            (
+                Phase::Reporting {
+                    write,
+                    fields,
+                    planned,
+                },
+                Answer::Reported,
+            ) => {
+                state.written(&write, fields, planned);
+                let client = state.finish(&self.policy, self.now, true);
                 match (self.cap, &write.principal) {
                     (Some(cap), Some(PrincipalWrite::Join(principal))) => {
                         let current = match &write.kind {
@@ -383,12 +392,12 @@ impl Commit {
     ) -> Step {
         match plan::next_step(standing, &written, self.retries, self.hops) {
             Next::Done => {
-                state.written(&write, &fields, planned);
-                let client = state.finish(&self.policy, self.now, true);
+                // Reported before the state takes the write in (the
+                // observer sees what was planned and written).
                 self.phase = Phase::Reporting {
                     write,
                     fields,
-                    client,
+                    planned,
                 };
                 None
             }

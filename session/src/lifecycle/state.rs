@@ -234,17 +234,35 @@ impl<T: SessionData> State<T> {
     /// A stored session; `redirected` when it was reached through the
     /// tombstone of a rotated id (the client must learn the new id).
     pub(crate) fn stored(id: SessionId, record: Record, redirected: bool) -> Self {
-        let mut state = Self::fresh(id, record.meta, false);
-        state.fields = stored_fields::<T>(&record.fields);
-        state.secret.stored = record.fields.get(crate::csrf::CSRF_FIELD).cloned();
-        state.fresh = false;
-        state.standing = Standing::Stored;
-        state.stored_meta = Some(record.meta);
-        if redirected {
-            state.client = Client::MustLearnId;
-            state.id_fate = IdFate::Settled;
+        Self {
+            data: T::default(),
+            id,
+            fresh: false,
+            standing: Standing::Stored,
+            stored_meta: Some(record.meta),
+            meta: record.meta,
+            meta_changed: false,
+            fields: stored_fields::<T>(&record.fields),
+            ops: Vec::new(),
+            deletes: Vec::new(),
+            client: if redirected {
+                Client::MustLearnId
+            } else {
+                Client::InSync
+            },
+            id_fate: if redirected {
+                IdFate::Settled
+            } else {
+                IdFate::Unchecked
+            },
+            version: 0,
+            degraded: false,
+            secret: SecretSlot {
+                stored: record.fields.get(crate::csrf::CSRF_FIELD).cloned(),
+                edit: SecretEdit::None,
+            },
+            lost_takes: Vec::new(),
         }
-        state
     }
 
     /// Decodes field `index` from its stored bytes if that has not happened
@@ -553,13 +571,14 @@ impl<T: SessionData> State<T> {
 
     /// The write applied: the store now holds `fields`' wanted bytes.
     /// Changes made by other tasks after the plan stay pending.
-    pub(crate) fn written(&mut self, write: &Write, fields: &[FieldPlan], planned: Planned) {
-        let (secret, fields) = match fields.split_last() {
-            Some((secret, rest)) if fields.len() > self.fields.len() => (Some(secret), rest),
-            _ => (None, fields),
+    pub(crate) fn written(&mut self, write: &Write, mut fields: Vec<FieldPlan>, planned: Planned) {
+        let secret = if fields.len() > self.fields.len() {
+            fields.pop()
+        } else {
+            None
         };
         if let Some(secret) = secret {
-            self.secret.stored = secret.want.clone();
+            self.secret.stored = secret.want;
             if let SecretEdit::Set { at, .. } = self.secret.edit {
                 if at <= planned.version {
                     self.secret.edit = SecretEdit::None;
@@ -567,7 +586,7 @@ impl<T: SessionData> State<T> {
             }
         }
         for (state, plan) in self.fields.iter_mut().zip(fields) {
-            state.stored = plan.want.clone();
+            state.stored = plan.want;
             if let Edit::Changed { at, .. } = state.edit {
                 if at <= planned.version {
                     state.edit = Edit::None;
