@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use sessionkit::id::SessionId;
 use sessionkit::store::{Loaded, SessionStore};
-use sessionkit::{Config, PostgresStore, SessionManager};
+use sessionkit::{Config, PostgresStore, PostgresStoreBuilder, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::postgres_server::{unique_table, PostgresServer};
 use sessionkit_tests::store_contract::create;
@@ -263,15 +263,23 @@ async fn sweep_deletes_expired_rows_in_batches() {
 
 /// PostgreSQL stopped abruptly (immediate shutdown: every connection
 /// dropped) while serving: every operation fails fast with a
+/// A store on `server`, in a table of its own, whose connect, pool-wait and
+/// statement timeouts are all 300 ms: the outage tests' store, which must
+/// fail fast rather than wait out the defaults.
+fn quick_to_fail(server: &PostgresServer, test: &str) -> PostgresStoreBuilder {
+    let short = Duration::from_millis(300);
+    PostgresStore::builder(server.url())
+        .table(unique_table(test))
+        .connect_timeout(short)
+        .wait_timeout(short)
+        .statement_timeout(short)
+}
+
 /// store error; started again on the same port, the same store works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_then_back() {
     let mut server = PostgresServer::start();
-    let store = PostgresStore::builder(server.url())
-        .table(unique_table("down"))
-        .connect_timeout(Duration::from_millis(300))
-        .wait_timeout(Duration::from_millis(300))
-        .statement_timeout(Duration::from_millis(300))
+    let store = quick_to_fail(&server, "down")
         .connect()
         .await
         .expect("store");
@@ -505,12 +513,8 @@ async fn a_frozen_server_is_a_typed_error_not_a_hang() {
     use sessionkit::store::StoreError;
 
     let server = PostgresServer::start();
-    let store = PostgresStore::builder(server.url())
-        .table(unique_table("frozen"))
+    let store = quick_to_fail(&server, "frozen")
         .pool_size(1)
-        .connect_timeout(Duration::from_millis(300))
-        .wait_timeout(Duration::from_millis(300))
-        .statement_timeout(Duration::from_millis(300))
         .sweep_interval(None)
         .connect()
         .await
@@ -670,11 +674,7 @@ async fn anonymous_policy_while_postgres_is_down() {
     use sessionkit::{FailurePolicy, SessionError};
 
     let mut server = PostgresServer::start();
-    let store = PostgresStore::builder(server.url())
-        .table(unique_table("anonymous"))
-        .connect_timeout(Duration::from_millis(300))
-        .wait_timeout(Duration::from_millis(300))
-        .statement_timeout(Duration::from_millis(300))
+    let store = quick_to_fail(&server, "anonymous")
         .sweep_interval(None)
         .connect()
         .await
