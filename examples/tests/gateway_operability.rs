@@ -27,6 +27,26 @@ both!(
 );
 
 /// The process-wide Prometheus recorder (installed once for this test binary).
+/// While the store is down: a public page answers 200 with an anonymous
+/// session (no id sent or cleared, nothing forwarded downstream), and a
+/// page that needs the session fails with 503.
+async fn assert_public_pages_anonymous(browser: &mut Browser) {
+    let res = browser.get("/public/a").await;
+    assert_eq!(res.status, StatusCode::OK, "public pages stay up");
+    assert!(res.session_cookie().is_none(), "the client keeps its id");
+    assert!(res.header("x-session-id").is_none());
+    let seen = res.json();
+    assert!(
+        seen["headers"].get("x-user-id").is_none(),
+        "anonymous downstream: {seen}"
+    );
+    assert_eq!(
+        browser.get("/dashboard/x").await.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "pages that need the session fail"
+    );
+}
+
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| install_prometheus().unwrap()).clone()
@@ -71,20 +91,7 @@ async fn public_pages_stay_up_while_the_store_is_down(kind: Kind) {
     assert_eq!(res.json()["headers"]["x-user-id"], "1", "{}", res.body);
 
     store.set_failing(true);
-    let res = browser.get("/public/a").await;
-    assert_eq!(res.status, StatusCode::OK, "public pages stay up");
-    assert!(res.session_cookie().is_none(), "the client keeps its id");
-    assert!(res.header("x-session-id").is_none());
-    let seen = res.json();
-    assert!(
-        seen["headers"].get("x-user-id").is_none(),
-        "anonymous downstream: {seen}"
-    );
-    assert_eq!(
-        browser.get("/dashboard/x").await.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "pages that need the session fail"
-    );
+    assert_public_pages_anonymous(&mut browser).await;
     assert_eq!(
         browser.get("/cart").await.status,
         StatusCode::SERVICE_UNAVAILABLE
@@ -123,20 +130,7 @@ async fn public_pages_stay_up_while_postgres_is_down(kind: Kind) {
     pg.psql("CHECKPOINT");
     pg.stop();
     for _ in 0..3 {
-        let res = browser.get("/public/a").await;
-        assert_eq!(res.status, StatusCode::OK, "public pages stay up");
-        assert!(res.session_cookie().is_none(), "the client keeps its id");
-        assert!(res.header("x-session-id").is_none());
-        let seen = res.json();
-        assert!(
-            seen["headers"].get("x-user-id").is_none(),
-            "anonymous downstream: {seen}"
-        );
-        assert_eq!(
-            browser.get("/dashboard/x").await.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "pages that need the session fail"
-        );
+        assert_public_pages_anonymous(&mut browser).await;
     }
     assert_eq!(browser.sid(), sid);
 
