@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use actix_web::test::{self, TestRequest};
 use axum::body::Body;
@@ -19,20 +18,8 @@ use sessionkit::id::SessionId;
 use sessionkit::MemoryStore;
 use sessionkit_examples::gateway::{gateway_app, Gateway, GatewayConfig};
 use sessionkit_examples::gateway_axum;
+use sessionkit_tests::support::LogCapture;
 use tower::ServiceExt;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// One test at a time in this binary.
 static TURN: Mutex<()> = Mutex::new(());
@@ -98,7 +85,7 @@ async fn visit_axum() -> (String, u16) {
 /// Runs `kind`'s visit under a subscriber capturing the logs; checks them.
 fn spans_carry_the_fingerprint_never_the_id(kind: Kind) {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
@@ -113,7 +100,7 @@ fn spans_carry_the_fingerprint_never_the_id(kind: Kind) {
             .block_on(visit_axum()),
     });
     assert_eq!(status, 200);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let fingerprint = SessionId::parse(&id).unwrap().fingerprint().to_string();
     assert!(logs.contains(&format!("session={fingerprint}")), "{logs}");
     assert!(logs.contains("method=GET path=\"/\""), "{logs}");

@@ -503,3 +503,38 @@ impl SessionData for Account {
         self.user_id.to_principal_key()
     }
 }
+
+/// Log output captured in memory, for tests that check what was logged:
+/// pass `move || capture.clone()` as a `tracing_subscriber` writer, then
+/// read it back with [`LogCapture::text`].
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything written so far, as text.
+    ///
+    /// # Panics
+    /// When the output is not UTF-8 (`tracing`'s formatter writes UTF-8).
+    pub fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8(bytes).expect("log output is UTF-8")
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -6,12 +6,9 @@
 // Helpers outside #[test] fns unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use sessionkit::adapter::{Builder, Framework};
 use sessionkit::{MemoryStore, SessionData, SessionManager};
-use sessionkit_tests::support::{Profile, VISITS};
+use sessionkit_tests::support::{LogCapture, Profile, VISITS};
 
 /// The core builder, whatever the framework: this compiles only while the
 /// adapter's builder *is* `Builder<T, F>`, not a type of its own that could
@@ -85,22 +82,9 @@ fn both_crates_document_exactly_the_core_options() {
 const BOOM: &str = "boom in the inner service";
 const LINE: &str = "an inner service failed without a response; the session was not saved";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// What `run` logged at `warn` and above.
 fn logs_of(run: impl FnOnce()) -> String {
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
@@ -108,8 +92,7 @@ fn logs_of(run: impl FnOnce()) -> String {
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, run);
-    let bytes = captured.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
+    captured.text()
 }
 
 /// The line the core logs, with the error, as it appears in `logs`.

@@ -4,9 +4,6 @@
 // Helpers outside #[test] fns unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
@@ -14,20 +11,7 @@ use sessionkit::breaker::CircuitBreaker;
 use sessionkit::store::SessionStore;
 use sessionkit::{Config, MemoryStore, RedisStore, SessionManager};
 use sessionkit_actix::{Session, SessionMiddleware};
-use sessionkit_tests::support::{Profile, RecordingStore, VISITS};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use sessionkit_tests::support::{LogCapture, Profile, RecordingStore, VISITS};
 
 async fn bump(session: Session<Profile>) -> HttpResponse {
     session.update(VISITS, |v| *v += 1);
@@ -37,7 +21,7 @@ async fn bump(session: Session<Profile>) -> HttpResponse {
 /// Serves one request that needs the session through `store` and returns
 /// what was logged (everything at debug level and above) and the status.
 fn logged(store: impl SessionStore) -> (String, StatusCode, String) {
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
@@ -71,7 +55,7 @@ fn logged(store: impl SessionStore) -> (String, StatusCode, String) {
             (status, String::from_utf8_lossy(&body).into_owned())
         })
     });
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     (logs, status, body)
 }
 
