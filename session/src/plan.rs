@@ -103,6 +103,18 @@ pub(crate) enum Standing {
     Rotating { from: SessionId, grace_ms: u64 },
 }
 
+impl Standing {
+    /// The id the store holds the session under, for a session whose id is
+    /// `current` (`None` when it is not stored).
+    pub(crate) fn stored_id<'a>(&'a self, current: &'a SessionId) -> Option<&'a SessionId> {
+        match self {
+            Self::Fresh => None,
+            Self::Stored => Some(current),
+            Self::Rotating { from, .. } => Some(from),
+        }
+    }
+}
+
 /// The input of [`plan_write`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Input {
@@ -164,11 +176,7 @@ pub(crate) fn unchanged_needs_nothing(
 pub(crate) fn plan_write(policy: &Rules, input: &Input, now: u64) -> Plan {
     let has_data = input.fields.iter().any(|f| f.want.is_some());
     if !has_data {
-        return Plan::Drop(match &input.standing {
-            Standing::Fresh => None,
-            Standing::Stored => Some(input.id.clone()),
-            Standing::Rotating { from, .. } => Some(from.clone()),
-        });
+        return Plan::Drop(input.standing.stored_id(&input.id).cloned());
     }
     let mut set = Vec::new();
     let mut remove = Vec::new();

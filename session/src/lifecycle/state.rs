@@ -207,6 +207,43 @@ impl<T: SessionData> State<T> {
     /// A session no store holds; `stale` when the client presented an id
     /// that resolves to nothing.
     pub(crate) fn fresh(id: SessionId, meta: Meta, stale: bool) -> Self {
+        let fields = vec![FieldState::default(); T::FIELDS.len()];
+        Self {
+            client: if stale {
+                Client::HoldsDeadId
+            } else {
+                Client::InSync
+            },
+            ..Self::unstored(id, meta, fields)
+        }
+    }
+
+    /// A stored session; `redirected` when it was reached through the
+    /// tombstone of a rotated id (the client must learn the new id).
+    pub(crate) fn stored(id: SessionId, record: Record, redirected: bool) -> Self {
+        let secret = SecretSlot {
+            stored: record.fields.get(crate::csrf::CSRF_FIELD).cloned(),
+            edit: SecretEdit::None,
+        };
+        let (client, id_fate) = if redirected {
+            (Client::MustLearnId, IdFate::Settled)
+        } else {
+            (Client::InSync, IdFate::Unchecked)
+        };
+        Self {
+            fresh: false,
+            standing: Standing::Stored,
+            stored_meta: Some(record.meta),
+            client,
+            id_fate,
+            secret,
+            ..Self::unstored(id, record.meta, stored_fields::<T>(&record.fields))
+        }
+    }
+
+    /// The parts both constructors share: no data decoded, nothing changed,
+    /// not stored.
+    fn unstored(id: SessionId, meta: Meta, fields: Vec<FieldState>) -> Self {
         Self {
             data: T::default(),
             id,
@@ -215,52 +252,14 @@ impl<T: SessionData> State<T> {
             stored_meta: None,
             meta,
             meta_changed: false,
-            fields: vec![FieldState::default(); T::FIELDS.len()],
+            fields,
             ops: Vec::new(),
             deletes: Vec::new(),
-            client: if stale {
-                Client::HoldsDeadId
-            } else {
-                Client::InSync
-            },
+            client: Client::InSync,
             id_fate: IdFate::Unchecked,
             version: 0,
             degraded: false,
             secret: SecretSlot::default(),
-            lost_takes: Vec::new(),
-        }
-    }
-
-    /// A stored session; `redirected` when it was reached through the
-    /// tombstone of a rotated id (the client must learn the new id).
-    pub(crate) fn stored(id: SessionId, record: Record, redirected: bool) -> Self {
-        Self {
-            data: T::default(),
-            id,
-            fresh: false,
-            standing: Standing::Stored,
-            stored_meta: Some(record.meta),
-            meta: record.meta,
-            meta_changed: false,
-            fields: stored_fields::<T>(&record.fields),
-            ops: Vec::new(),
-            deletes: Vec::new(),
-            client: if redirected {
-                Client::MustLearnId
-            } else {
-                Client::InSync
-            },
-            id_fate: if redirected {
-                IdFate::Settled
-            } else {
-                IdFate::Unchecked
-            },
-            version: 0,
-            degraded: false,
-            secret: SecretSlot {
-                stored: record.fields.get(crate::csrf::CSRF_FIELD).cloned(),
-                edit: SecretEdit::None,
-            },
             lost_takes: Vec::new(),
         }
     }
@@ -396,11 +395,7 @@ impl<T: SessionData> State<T> {
 
     /// The id the store holds the session under, if any.
     pub(crate) fn stored_id(&self) -> Option<&SessionId> {
-        match &self.standing {
-            Standing::Fresh => None,
-            Standing::Stored => Some(&self.id),
-            Standing::Rotating { from, .. } => Some(from),
-        }
+        self.standing.stored_id(&self.id)
     }
 
     /// Whether auto-renewal rotates the id at this commit.
