@@ -10,7 +10,8 @@ use crate::principal::PrincipalWrite;
 use crate::record::Meta;
 use crate::store::{Write, WriteKind, Written};
 
-/// The timing rules of one manager, in milliseconds.
+/// The rules of one manager's commits (times in milliseconds), derived
+/// from its `Config` once, when the manager is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rules {
     /// Rotate the id once it is this old (`None`: never).
@@ -28,6 +29,8 @@ pub(crate) struct Rules {
     pub(crate) idle_ms: u64,
     /// `maxSessionBytes`.
     pub(crate) max_bytes: usize,
+    /// `maxSessionsPerUser`.
+    pub(crate) max_sessions_per_user: Option<usize>,
 }
 
 /// What the client must be told after a commit.
@@ -343,6 +346,7 @@ mod tests {
             cookie_session_only: false,
             idle_ms: 30 * MIN,
             max_bytes: 100,
+            max_sessions_per_user: None,
         }
     }
 

@@ -121,8 +121,6 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct Commit {
     policy: Rules,
-    /// `maxSessionsPerUser`.
-    cap: Option<usize>,
     now: u64,
     /// The request failed and `saveOnError` is off: keep nothing.
     discard: bool,
@@ -138,10 +136,9 @@ pub(crate) struct Commit {
 type Step = Option<Finish>;
 
 impl Commit {
-    pub(crate) fn new(policy: Rules, cap: Option<usize>, now: u64, discard: bool) -> Self {
+    pub(crate) fn new(policy: Rules, now: u64, discard: bool) -> Self {
         Self {
             policy,
-            cap,
             now,
             discard,
             phase: Phase::Start,
@@ -255,7 +252,7 @@ impl Commit {
             ) => {
                 state.written(&write, fields, planned);
                 let client = state.finish(&self.policy, self.now, true);
-                match (self.cap, &write.principal) {
+                match (self.policy.max_sessions_per_user, &write.principal) {
                     (Some(cap), Some(PrincipalWrite::Join(principal))) => {
                         let current = match &write.kind {
                             WriteKind::Rotate { to, .. } => SessionHandle::of(to),
@@ -493,6 +490,7 @@ mod tests {
             cookie_session_only: false,
             idle_ms: 30 * MIN,
             max_bytes: 4096,
+            max_sessions_per_user: None,
         }
     }
 
@@ -644,8 +642,15 @@ mod tests {
         panic!("the commit did not end: {actions:?}");
     }
 
+    /// A commit under `maxSessionsPerUser` = `cap`.
+    fn capped(cap: usize) -> Commit {
+        let mut policy = policy();
+        policy.max_sessions_per_user = Some(cap);
+        Commit::new(policy, NOW, false)
+    }
+
     fn commit() -> Commit {
-        Commit::new(policy(), None, NOW, false)
+        Commit::new(policy(), NOW, false)
     }
 
     fn set_field(write: &Write, name: &str) -> Option<Bytes> {
@@ -722,7 +727,7 @@ mod tests {
                 commit: || {
                     let mut policy = policy();
                     policy.renew_ms = Some(30 * MIN);
-                    Commit::new(policy, None, NOW, false)
+                    Commit::new(policy, NOW, false)
                 },
                 answers: none,
                 actions: &[
@@ -835,7 +840,7 @@ mod tests {
                 name: "failed request: nothing kept",
                 state: || stored(1),
                 setup: add_n,
-                commit: || Commit::new(policy(), None, NOW, true),
+                commit: || Commit::new(policy(), NOW, true),
                 answers: none,
                 actions: &[],
                 ended: "Discarded, nothing",
@@ -847,7 +852,7 @@ mod tests {
                 commit: || {
                     let mut policy = policy();
                     policy.max_bytes = 1;
-                    Commit::new(policy, None, NOW, false)
+                    Commit::new(policy, NOW, false)
                 },
                 answers: none,
                 actions: &[],
@@ -879,7 +884,7 @@ mod tests {
                 name: "a login over maxSessionsPerUser evicts",
                 state: fresh,
                 setup: |s| set_user(s, 7),
-                commit: || Commit::new(policy(), Some(2), NOW, false),
+                commit: || capped(2),
                 answers: none,
                 actions: &["write new create", "report", "evict 7 over 2"],
                 ended: "wrote, set new",
@@ -888,7 +893,7 @@ mod tests {
                 name: "an update that keeps the principal does not evict",
                 state: || State::stored(id("cur"), record(1, Some(7), 0), false),
                 setup: add_n,
-                commit: || Commit::new(policy(), Some(2), NOW, false),
+                commit: || capped(2),
                 answers: none,
                 actions: &["turn cur", "write cur update", "report"],
                 ended: "wrote, set cur",

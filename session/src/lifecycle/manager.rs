@@ -171,6 +171,9 @@ impl<T: SessionData> SessionManagerBuilder<T> {
             cookie_session_only: config.cookie_session_only,
             idle_ms: duration_ms(config.idle_timeout),
             max_bytes: config.max_session_bytes,
+            max_sessions_per_user: config
+                .max_sessions_per_user
+                .map(|cap| usize::try_from(cap).unwrap_or(usize::MAX)),
         };
         let observer = Arc::new(crate::observe::Observer::new(
             self.events,

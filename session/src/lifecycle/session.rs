@@ -614,12 +614,8 @@ impl<T: SessionData> Session<T> {
         let _serial = self.shared.commit.lock().await;
         let ctx = &self.shared.ctx;
         let store: &dyn DynSessionStore = &*ctx.store;
-        let cap = ctx
-            .config
-            .max_sessions_per_user
-            .map(|cap| usize::try_from(cap).unwrap_or(usize::MAX));
         let discard = failed && !ctx.config.save_on_error;
-        let mut commit = Commit::new(ctx.policy, cap, ctx.clock.now_ms(), discard);
+        let mut commit = Commit::new(ctx.policy, ctx.clock.now_ms(), discard);
         // This session's turn among the manager's requests, held to the end.
         let mut _turn = None;
         let mut answer = Answer::Start;
