@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::metrics::{BREAKER_REJECTED, BREAKER_STATE, BREAKER_TRANSITIONS};
-use crate::store::{SessionStore, StoreError};
+use crate::store::{Call, SessionStore, StoreError, StoreLayer};
 
 /// The default number of consecutive failures that opens the breaker.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
@@ -454,7 +454,21 @@ impl<S: SessionStore> Drop for Pending<'_, S> {
     }
 }
 
-crate::store::wrapping_store!(CircuitBreaker, guard);
+impl<S: SessionStore> StoreLayer for CircuitBreaker<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn around<'a, T: Send + 'a>(
+        &'a self,
+        _call: Call<'a>,
+        operation: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a {
+        self.guard(operation)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,8 @@
 //! all of them, and cap them with `maxSessionsPerUser`. After
 //! [`SessionManager::revoke_all_sessions`] returns, no session the user had
 //! when it was called is served again, whatever requests were in flight.
-//! [`MemoryStore`] and the Redis store keep the index; see
-//! [`store::SessionStore::principal_sessions`] for what a store must do.
+//! [`MemoryStore`], the Redis store and the PostgreSQL store keep the index;
+//! see [`store::PrincipalIndex`] for what a store must do.
 //!
 //! ## Operability
 //!

@@ -16,7 +16,8 @@ use crate::id::SessionId;
 use crate::principal::{Principal, PrincipalWrite, SessionHandle, Take};
 use crate::record::{Fields, Meta, Record};
 use crate::store::{
-    apply_change, expectations_hold, Loaded, SessionStore, StoreError, Write, WriteKind, Written,
+    apply_change, expectations_hold, DynPrincipalIndex, Loaded, SessionStore, StoreError, Write,
+    WriteKind, Written,
 };
 
 mod body;
@@ -538,6 +539,12 @@ impl SessionStore for MemoryStore {
         "memory"
     }
 
+    fn principal_index(&self) -> Option<&dyn DynPrincipalIndex> {
+        Some(self)
+    }
+}
+
+impl crate::store::PrincipalIndex for MemoryStore {
     async fn principal_sessions(
         &self,
         principal: &Principal,

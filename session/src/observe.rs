@@ -15,9 +15,8 @@ use crate::events::{
 use crate::id::{InvalidId, SessionId};
 use crate::metrics::{self, CommitOutcome, StoreOperation};
 use crate::plan::FieldPlan;
-use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::Record;
-use crate::store::{DynSessionStore, Loaded, SessionStore, StoreError, Write, WriteKind, Written};
+use crate::store::{Call, DynSessionStore, StoreError, StoreLayer, Write, WriteKind};
 
 /// A manager's metrics and event hooks.
 pub(crate) struct Observer {
@@ -187,64 +186,39 @@ pub(crate) fn instrument(
     observer: &Arc<Observer>,
 ) -> Arc<dyn DynSessionStore> {
     Arc::new(MeteredStore {
-        keys: metrics::StoreKeys::new(store.label()),
+        keys: metrics::StoreKeys::new(store.label_dyn()),
         inner: store,
         observer: Arc::clone(observer),
     })
 }
 
-impl SessionStore for MeteredStore {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
+impl StoreLayer for MeteredStore {
+    type Inner = dyn DynSessionStore;
+
+    fn inner(&self) -> &Self::Inner {
+        &*self.inner
+    }
+
+    async fn around<'a, T: Send + 'a>(
+        &'a self,
+        call: Call<'a>,
+        operation: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> Result<T, StoreError> {
+        let (measured, id) = match call {
+            Call::Load(id) => (StoreOperation::Load, id),
+            Call::Write(write) => (StoreOperation::Write, &write.id),
+            Call::Delete(id) => (StoreOperation::Delete, id),
+            // The principal index (sessions per user) is forwarded, not
+            // measured per operation: its calls are rare (listing,
+            // revocation), and a revocation's writes are the inner store's.
+            _ => return operation.await,
+        };
         let started = Instant::now();
-        let result = self.inner.load_boxed(id, now).await;
+        let result = operation.await;
         let error = result.as_ref().err();
         self.observer
-            .store_result(&self.keys, StoreOperation::Load, started, id, error);
+            .store_result(&self.keys, measured, started, id, error);
         result
-    }
-
-    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.write_boxed(write).await;
-        let error = result.as_ref().err();
-        self.observer
-            .store_result(&self.keys, StoreOperation::Write, started, &write.id, error);
-        result
-    }
-
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let result = self.inner.delete_boxed(id).await;
-        let error = result.as_ref().err();
-        self.observer
-            .store_result(&self.keys, StoreOperation::Delete, started, id, error);
-        result
-    }
-
-    fn label(&self) -> &'static str {
-        self.inner.label_dyn()
-    }
-
-    // The principal index (sessions per user) is forwarded, not measured
-    // per operation: its calls are rare (listing, revocation), and a
-    // revocation's writes are the inner store's deletes.
-    async fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        self.inner.principal_sessions_boxed(principal, now).await
-    }
-
-    async fn revoke_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-        now: u64,
-    ) -> Result<usize, StoreError> {
-        self.inner
-            .revoke_principal_sessions_boxed(principal, take, now)
-            .await
     }
 }
 

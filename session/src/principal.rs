@@ -25,7 +25,7 @@
 //!   session's principal, so an entry that outlived its session's principal
 //!   is harmless.
 //! - **Revocation is one retry-safe store call**
-//!   ([`SessionStore::revoke_principal_sessions`](crate::store::SessionStore::revoke_principal_sessions)).
+//!   ([`PrincipalIndex::revoke_principal_sessions`](crate::store::PrincipalIndex::revoke_principal_sessions)).
 //!   The store first marks the entries (atomic with respect to id
 //!   rotations: a rotation of a marked session answers `Gone`, so no revoked
 //!   session can move to an id the revocation does not know), then deletes
@@ -295,7 +295,7 @@ impl PrincipalWrite {
     }
 }
 
-/// Which sessions [`SessionStore::revoke_principal_sessions`](crate::store::SessionStore::revoke_principal_sessions) revokes.
+/// Which sessions [`PrincipalIndex::revoke_principal_sessions`](crate::store::PrincipalIndex::revoke_principal_sessions) revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take<'a> {
     /// All of the principal's entries.

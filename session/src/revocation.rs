@@ -9,6 +9,7 @@ use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::principal::{evictions, Principal, SessionHandle, Take};
 use crate::record::Record;
+use crate::store::{no_index, DynPrincipalIndex, StoreError};
 
 /// The live sessions of `principal`, decoded, each checked to still have it.
 pub(crate) async fn live_sessions<T: SessionData>(
@@ -16,7 +17,7 @@ pub(crate) async fn live_sessions<T: SessionData>(
     principal: &Principal,
     now: u64,
 ) -> Result<Vec<(SessionHandle, Record, T)>, SessionError> {
-    let found = ctx.store.principal_sessions_boxed(principal, now).await?;
+    let found = index(ctx)?.principal_sessions_boxed(principal, now).await?;
     Ok(found
         .into_iter()
         .filter(|(_, record)| !record.meta.is_expired(now))
@@ -29,19 +30,24 @@ pub(crate) async fn live_sessions<T: SessionData>(
 }
 
 /// Revokes the sessions `take` names: one store call, which the store
-/// makes retry-safe (see [`SessionStore::revoke_principal_sessions`]).
+/// makes retry-safe (see [`PrincipalIndex::revoke_principal_sessions`]).
 ///
-/// [`SessionStore::revoke_principal_sessions`]: crate::store::SessionStore::revoke_principal_sessions
+/// [`PrincipalIndex::revoke_principal_sessions`]: crate::store::PrincipalIndex::revoke_principal_sessions
 pub(crate) async fn revoke(
     ctx: &Context,
     principal: &Principal,
     take: Take<'_>,
 ) -> Result<usize, SessionError> {
     let now = ctx.clock.now_ms();
-    Ok(ctx
-        .store
+    Ok(index(ctx)?
         .revoke_principal_sessions_boxed(principal, take, now)
         .await?)
+}
+
+/// The store's principal index, or the `Unsupported` error that says the
+/// store keeps none.
+fn index(ctx: &Context) -> Result<&dyn DynPrincipalIndex, StoreError> {
+    ctx.store.principal_index_dyn().ok_or_else(no_index)
 }
 
 /// `maxSessionsPerUser`: revokes the least recently used sessions of

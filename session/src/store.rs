@@ -7,25 +7,32 @@
 //! [`DynSessionStore`], the object-safe form every [`SessionStore`] gets for
 //! free, so no store author writes a boxed future by hand.
 //!
-//! Two methods are optional: the **principal index**
-//! ([`SessionStore::principal_sessions`],
-//! [`SessionStore::revoke_principal_sessions`]) that lists and revokes the
-//! sessions of one user. Their defaults answer
-//! [`StoreError::Unsupported`], and a store without an index ignores
-//! [`Write::principal`]; everything else works unchanged.
+//! One capability is optional: the **principal index** ([`PrincipalIndex`])
+//! that lists and revokes the sessions of one user. A store without it
+//! answers `None` from [`SessionStore::principal_index`] (the default),
+//! listing and revoking then answer [`StoreError::Unsupported`], and the
+//! store ignores [`Write::principal`]; everything else works unchanged.
+//!
+//! A store that wraps another (a timeout, a circuit breaker, metrics) is a
+//! [`StoreLayer`]: it says what it does around one operation, and every
+//! operation of both traits is forwarded through it.
 
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::id::SessionId;
-use crate::principal::SessionHandle;
 pub use crate::principal::{Principal, PrincipalWrite, Take};
 pub use crate::record::{Fields, Meta, Record, FORMAT_VERSION};
+pub(crate) use index::no_index;
+pub use index::{DynPrincipalIndex, PrincipalIndex};
+pub use layer::{Call, StoreLayer};
+
+mod index;
+mod layer;
 
 /// A boxed store future, as [`DynSessionStore`] returns it.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -131,8 +138,13 @@ pub enum Written {
 /// condition of a [`Write`] in one atomic step, and report failures as
 /// [`StoreError`]s; they never panic on bad data.
 ///
+/// Listing and revoking the sessions of one user is a separate, optional
+/// capability, [`PrincipalIndex`]: a store that keeps the index implements
+/// it and returns itself from [`SessionStore::principal_index`].
+///
 /// Behaviour added around a store (timeouts, a circuit breaker, metrics) is
-/// written as a wrapper implementing this trait.
+/// written as a [`StoreLayer`], which forwards every operation, the index's
+/// included, through one method.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -140,7 +152,7 @@ pub enum Written {
 /// use sessionkit::MemoryStore;
 /// // Any store can be used as a trait object through `DynSessionStore`.
 /// let store: Arc<dyn DynSessionStore> = Arc::new(MemoryStore::new());
-/// # let _ = store;
+/// assert!(store.principal_index_dyn().is_some());
 /// ```
 pub trait SessionStore: Send + Sync + 'static {
     /// What the store holds under `id` at `now`. A pure read: loading never
@@ -162,79 +174,20 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// A short, stable name for this kind of store, the `store` label of
     /// sessionkit's metrics (`"memory"`, `"redis"`); never an address or a
-    /// key. Wrappers return their inner store's.
+    /// key. Layers return their inner store's.
     fn label(&self) -> &'static str {
         "custom"
     }
 
-    /// The sessions indexed under `principal` that the store still holds,
-    /// with their records (not checked for expiry or owner: the runtime
-    /// does that).
-    ///
-    /// # The index contract
-    ///
-    /// A store that keeps the index maintains it in [`SessionStore::write`]
-    /// as [`Write::principal`] says, so that **every live session with
-    /// principal P is listed under P whenever a listing or a revocation can
-    /// observe it**: it is indexed under P before (or atomically with) the
-    /// write that gives it P or moves it to a new id. A rotation with
-    /// [`PrincipalWrite::Keep`] applies only while the old id is indexed and
-    /// not being revoked ([`SessionStore::revoke_principal_sessions`]);
-    /// otherwise it answers [`Written::Gone`].
-    ///
-    /// An entry is removed only by a party that knows its session is gone:
-    /// the delete or revocation of that session, a rotation (the old id's
-    /// entry is kept for the grace period at most), or the entry's own
-    /// deadline, which the session cannot outlive. A listing never removes
-    /// an entry whose record it did not find: that session may be a login
-    /// or a rotation whose record step has not run yet. So the index holds
-    /// at most the principal's live sessions, their tombstones within the
-    /// grace period, and sessions that ended without a delete (expired, or
-    /// whose write failed) until their entries' deadlines.
-    ///
-    /// The default answers [`StoreError::Unsupported`].
-    fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> impl Future<Output = Result<Vec<(SessionHandle, Record)>, StoreError>> + Send {
-        let _ = (principal, now);
-        async { Err(StoreError::Unsupported(NO_INDEX)) }
-    }
-
-    /// Revokes the sessions `take` names that still belong to `principal`
-    /// and returns how many live sessions it deleted (a rotation tombstone
-    /// and the session it forwards to count once).
-    ///
-    /// # The revocation contract
-    ///
-    /// - **Wins over rotations**: once a session is being revoked, a
-    ///   [`WriteKind::Rotate`] of it answers [`Written::Gone`], so no taken
-    ///   session moves to an id the revocation does not know; after `Ok`,
-    ///   none of the sessions it covered is stored any more, under any of
-    ///   its ids.
-    /// - **Follows tombstones, except into the kept session**: a handle
-    ///   whose id was rotated less than a grace period ago is followed to
-    ///   the session it forwards to, but with [`Take::AllExcept`] never into
-    ///   the kept session (its own old ids are not "other sessions").
-    /// - **Retry-safe**: if it fails partway, every session not yet deleted
-    ///   is still listed by [`SessionStore::principal_sessions`], and the
-    ///   same call again finishes the job.
-    ///
-    /// The default answers [`StoreError::Unsupported`].
-    fn revoke_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-        now: u64,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        let _ = (principal, take, now);
-        async { Err(StoreError::Unsupported(NO_INDEX)) }
+    /// The store's [`PrincipalIndex`], if it keeps one: a store that
+    /// implements the index returns `Some(self)`. The default, `None`,
+    /// makes listing and revoking a user's sessions answer
+    /// [`StoreError::Unsupported`]; everything else works unchanged, and
+    /// [`Write::principal`] can be ignored.
+    fn principal_index(&self) -> Option<&dyn DynPrincipalIndex> {
+        None
     }
 }
-
-/// Why the default index methods fail.
-const NO_INDEX: &str = "this session store keeps no principal index, so sessions cannot be listed or revoked per user: use MemoryStore or RedisStore, or implement SessionStore::principal_sessions and revoke_principal_sessions (a wrapping store must forward them)";
 
 /// The object-safe form of [`SessionStore`], implemented for every store.
 pub trait DynSessionStore: Send + Sync + 'static {
@@ -246,20 +199,8 @@ pub trait DynSessionStore: Send + Sync + 'static {
     fn delete_boxed<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, ()>;
     /// [`SessionStore::label`].
     fn label_dyn(&self) -> &'static str;
-
-    /// [`SessionStore::principal_sessions`], boxed.
-    fn principal_sessions_boxed<'a>(
-        &'a self,
-        principal: &'a Principal,
-        now: u64,
-    ) -> StoreFuture<'a, Vec<(SessionHandle, Record)>>;
-    /// [`SessionStore::revoke_principal_sessions`], boxed.
-    fn revoke_principal_sessions_boxed<'a>(
-        &'a self,
-        principal: &'a Principal,
-        take: Take<'a>,
-        now: u64,
-    ) -> StoreFuture<'a, usize>;
+    /// [`SessionStore::principal_index`].
+    fn principal_index_dyn(&self) -> Option<&dyn DynPrincipalIndex>;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -275,87 +216,28 @@ impl<S: SessionStore> DynSessionStore for S {
     fn label_dyn(&self) -> &'static str {
         self.label()
     }
-
-    fn principal_sessions_boxed<'a>(
-        &'a self,
-        principal: &'a Principal,
-        now: u64,
-    ) -> StoreFuture<'a, Vec<(SessionHandle, Record)>> {
-        Box::pin(self.principal_sessions(principal, now))
-    }
-    fn revoke_principal_sessions_boxed<'a>(
-        &'a self,
-        principal: &'a Principal,
-        take: Take<'a>,
-        now: u64,
-    ) -> StoreFuture<'a, usize> {
-        Box::pin(self.revoke_principal_sessions(principal, take, now))
+    fn principal_index_dyn(&self) -> Option<&dyn DynPrincipalIndex> {
+        self.principal_index()
     }
 }
 
-impl SessionStore for Arc<dyn DynSessionStore> {
+/// A store behind `dyn`: what `Arc<dyn DynSessionStore>` forwards to (as
+/// the inner store of `Arc`'s [`StoreLayer`]).
+impl SessionStore for dyn DynSessionStore {
     async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
-        (**self).load_boxed(id, now).await
+        self.load_boxed(id, now).await
     }
     async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        (**self).write_boxed(write).await
+        self.write_boxed(write).await
     }
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        (**self).delete_boxed(id).await
+        self.delete_boxed(id).await
     }
     fn label(&self) -> &'static str {
-        (**self).label_dyn()
+        self.label_dyn()
     }
-
-    async fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        (**self).principal_sessions_boxed(principal, now).await
-    }
-    async fn revoke_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-        now: u64,
-    ) -> Result<usize, StoreError> {
-        (**self)
-            .revoke_principal_sessions_boxed(principal, take, now)
-            .await
-    }
-}
-
-impl<S: SessionStore> SessionStore for Arc<S> {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
-        (**self).load(id, now).await
-    }
-    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        (**self).write(write).await
-    }
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        (**self).delete(id).await
-    }
-    fn label(&self) -> &'static str {
-        (**self).label()
-    }
-
-    async fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        (**self).principal_sessions(principal, now).await
-    }
-    async fn revoke_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-        now: u64,
-    ) -> Result<usize, StoreError> {
-        (**self)
-            .revoke_principal_sessions(principal, take, now)
-            .await
+    fn principal_index(&self) -> Option<&dyn DynPrincipalIndex> {
+        self.principal_index_dyn()
     }
 }
 
@@ -418,65 +300,6 @@ pub fn expectations_hold(fields: &Fields, expect: &[(&'static str, Option<Bytes>
         .iter()
         .all(|(name, want)| fields.get(name) == want.as_ref())
 }
-
-/// `SessionStore` for a store wrapper `$wrapper<S>` (field `inner: S`)
-/// that passes every operation's future through `self.$wrap(..)` (a
-/// timeout, a circuit breaker): the operations of the trait, the principal
-/// index's included, each forwarded the same way, and `label` unchanged.
-macro_rules! wrapping_store {
-    ($wrapper:ident, $wrap:ident) => {
-        impl<S: $crate::store::SessionStore> $crate::store::SessionStore for $wrapper<S> {
-            async fn load(
-                &self,
-                id: &$crate::id::SessionId,
-                now: u64,
-            ) -> Result<$crate::store::Loaded, $crate::store::StoreError> {
-                self.$wrap(self.inner.load(id, now)).await
-            }
-
-            async fn write(
-                &self,
-                write: &$crate::store::Write,
-            ) -> Result<$crate::store::Written, $crate::store::StoreError> {
-                self.$wrap(self.inner.write(write)).await
-            }
-
-            async fn delete(
-                &self,
-                id: &$crate::id::SessionId,
-            ) -> Result<(), $crate::store::StoreError> {
-                self.$wrap(self.inner.delete(id)).await
-            }
-
-            fn label(&self) -> &'static str {
-                self.inner.label()
-            }
-
-            async fn principal_sessions(
-                &self,
-                principal: &$crate::principal::Principal,
-                now: u64,
-            ) -> Result<
-                Vec<($crate::principal::SessionHandle, $crate::record::Record)>,
-                $crate::store::StoreError,
-            > {
-                self.$wrap(self.inner.principal_sessions(principal, now))
-                    .await
-            }
-
-            async fn revoke_principal_sessions(
-                &self,
-                principal: &$crate::principal::Principal,
-                take: $crate::principal::Take<'_>,
-                now: u64,
-            ) -> Result<usize, $crate::store::StoreError> {
-                self.$wrap(self.inner.revoke_principal_sessions(principal, take, now))
-                    .await
-            }
-        }
-    };
-}
-pub(crate) use wrapping_store;
 
 #[cfg(test)]
 mod tests {

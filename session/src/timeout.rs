@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::store::{SessionStore, StoreError};
+use crate::store::{Call, SessionStore, StoreError, StoreLayer};
 
 /// Wraps a store and fails any operation that takes longer than `limit`
 /// with [`StoreError::Timeout`].
@@ -44,15 +44,22 @@ impl<S: SessionStore> TimeoutStore<S> {
     pub fn inner(&self) -> &S {
         &self.inner
     }
+}
 
-    async fn bound<T>(
-        &self,
-        op: impl Future<Output = Result<T, StoreError>> + Send,
+impl<S: SessionStore> StoreLayer for TimeoutStore<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    async fn around<'a, T: Send + 'a>(
+        &'a self,
+        _call: Call<'a>,
+        operation: impl Future<Output = Result<T, StoreError>> + Send + 'a,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.limit, op)
+        tokio::time::timeout(self.limit, operation)
             .await
             .unwrap_or(Err(StoreError::Timeout(self.limit)))
     }
 }
-
-crate::store::wrapping_store!(TimeoutStore, bound);

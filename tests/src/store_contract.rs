@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sessionkit::id::SessionId;
-use sessionkit::store::DynSessionStore;
+use sessionkit::store::{DynPrincipalIndex, DynSessionStore};
 use sessionkit::store::{Loaded, Meta, Principal, PrincipalWrite, Take, Write, WriteKind, Written};
 use sessionkit::SessionHandle;
 
@@ -415,8 +415,15 @@ fn keep(p: &Principal) -> PrincipalWrite {
     PrincipalWrite::Keep(p.clone())
 }
 
+/// The store's principal index: every store the index cases run on keeps one.
+fn index(store: &dyn DynSessionStore) -> &dyn DynPrincipalIndex {
+    store
+        .principal_index_dyn()
+        .expect("the index cases run on stores that keep the principal index")
+}
+
 async fn listed(store: &dyn DynSessionStore, p: &Principal, now: u64) -> Vec<SessionHandle> {
-    let mut handles: Vec<SessionHandle> = store
+    let mut handles: Vec<SessionHandle> = index(store)
         .principal_sessions_boxed(p, now)
         .await
         .expect("list")
@@ -434,7 +441,7 @@ fn handles(ids: &[&SessionId]) -> Vec<SessionHandle> {
 }
 
 async fn revoke(store: &dyn DynSessionStore, p: &Principal, take: Take<'_>, now: u64) -> usize {
-    store
+    index(store)
         .revoke_principal_sessions_boxed(p, take, now)
         .await
         .expect("revoke")
@@ -451,7 +458,7 @@ pub async fn index_lists_joined_sessions_and_revokes_them(store: Arc<dyn DynSess
     }
     write(&*store, &create(&other, T, &[("x", b"1")])).await;
     assert_eq!(listed(&*store, &p, T + 1).await, handles(&[&a, &b]));
-    let found = store
+    let found = index(&*store)
         .principal_sessions_boxed(&p, T + 1)
         .await
         .expect("list");

@@ -7,10 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use sessionkit::adapter::{find_urlencoded, RequestView};
 use sessionkit::codec::{decode_value, encode_value, DecodeError, EncodeError, Field, FieldInfo};
-use sessionkit::id::SessionId;
-use sessionkit::store::{DynSessionStore, SessionStore, StoreError};
-use sessionkit::store::{Loaded, Principal, Record, Take, Write, Written};
-use sessionkit::SessionHandle;
+use sessionkit::store::{self, DynSessionStore, SessionStore, StoreError, StoreLayer, Write};
 use sessionkit::{SessionData, ToPrincipalKey};
 use tokio::sync::{Notify, Semaphore};
 
@@ -252,6 +249,13 @@ impl RecordingStore {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
+    async fn pass(&self, gate: &Mutex<Option<Arc<Gate>>>) {
+        let gate = gate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
+    }
+
     fn record(&self, call: Call) -> Result<(), StoreError> {
         self.calls
             .lock()
@@ -268,60 +272,44 @@ impl RecordingStore {
     }
 }
 
-impl SessionStore for RecordingStore {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
-        self.record(Call::Load(id.to_string()))?;
+impl StoreLayer for RecordingStore {
+    type Inner = dyn DynSessionStore;
+
+    fn inner(&self) -> &Self::Inner {
+        &*self.inner
+    }
+
+    async fn around<'a, T: Send + 'a>(
+        &'a self,
+        call: store::Call<'a>,
+        operation: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> Result<T, StoreError> {
+        let (seen, gate) = match call {
+            store::Call::Load(id) => (Call::Load(id.to_string()), None),
+            store::Call::Write(write) => {
+                (Call::Write(Box::new(write.clone())), Some(&self.write_gate))
+            }
+            store::Call::Delete(id) => (Call::Delete(id.to_string()), None),
+            store::Call::PrincipalSessions(principal) => {
+                (Call::ListPrincipal(principal.to_string()), None)
+            }
+            store::Call::RevokePrincipalSessions(principal) => {
+                (Call::RevokePrincipal(principal.to_string()), None)
+            }
+            _ => unreachable!("a store call this double does not know"),
+        };
+        let load = matches!(call, store::Call::Load(_));
+        self.record(seen)?;
         self.pause().await;
-        let loaded = self.inner.load_boxed(id, now).await;
-        // Held after the read: every request held here has seen the same state.
-        let gate = self
-            .load_gate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         if let Some(gate) = gate {
-            gate.pass().await;
+            self.pass(gate).await;
         }
-        loaded
-    }
-    async fn write(&self, write: &Write) -> Result<Written, StoreError> {
-        self.record(Call::Write(Box::new(write.clone())))?;
-        self.pause().await;
-        let gate = self
-            .write_gate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(gate) = gate {
-            gate.pass().await;
+        let answer = operation.await;
+        if load {
+            // Held after the read: every request held here has seen the same state.
+            self.pass(&self.load_gate).await;
         }
-        self.inner.write_boxed(write).await
-    }
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.record(Call::Delete(id.to_string()))?;
-        self.pause().await;
-        self.inner.delete_boxed(id).await
-    }
-    async fn principal_sessions(
-        &self,
-        principal: &Principal,
-        now: u64,
-    ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        self.record(Call::ListPrincipal(principal.to_string()))?;
-        self.pause().await;
-        self.inner.principal_sessions_boxed(principal, now).await
-    }
-    async fn revoke_principal_sessions(
-        &self,
-        principal: &Principal,
-        take: Take<'_>,
-        now: u64,
-    ) -> Result<usize, StoreError> {
-        self.record(Call::RevokePrincipal(principal.to_string()))?;
-        self.pause().await;
-        self.inner
-            .revoke_principal_sessions_boxed(principal, take, now)
-            .await
+        answer
     }
 }
 

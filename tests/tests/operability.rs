@@ -254,7 +254,7 @@ fn store_errors_degraded_sessions_and_the_breaker_are_counted() {
         assert!(matches!(error, SessionError::Store(_)));
         has(
             &moved(&snap),
-            "sessionkit_store_errors_total{kind=unavailable,operation=load,store=custom}",
+            "sessionkit_store_errors_total{kind=unavailable,operation=load,store=memory}",
             1.0,
         );
 
@@ -316,27 +316,27 @@ fn store_errors_degraded_sessions_and_the_breaker_are_counted() {
         let got = moved(&snap);
         has(
             &got,
-            "sessionkit_circuit_breaker_state{state=open,store=custom}",
+            "sessionkit_circuit_breaker_state{state=open,store=memory}",
             1.0,
         );
         has(
             &got,
-            "sessionkit_circuit_breaker_transitions_total{state=open,store=custom}",
+            "sessionkit_circuit_breaker_transitions_total{state=open,store=memory}",
             1.0,
         );
         has(
             &got,
-            "sessionkit_circuit_breaker_rejected_total{store=custom}",
+            "sessionkit_circuit_breaker_rejected_total{store=memory}",
             1.0,
         );
         has(
             &got,
-            "sessionkit_store_errors_total{kind=circuit_open,operation=load,store=custom}",
+            "sessionkit_store_errors_total{kind=circuit_open,operation=load,store=memory}",
             1.0,
         );
         has(
             &got,
-            "sessionkit_store_errors_total{kind=unavailable,operation=load,store=custom}",
+            "sessionkit_store_errors_total{kind=unavailable,operation=load,store=memory}",
             2.0,
         );
     });

@@ -130,7 +130,7 @@ impl sessionkit::store::SessionStore for Minimal {
 /// says so clearly when asked to list or revoke a user's sessions.
 #[tokio::test]
 async fn a_store_without_an_index_says_so() {
-    use sessionkit::store::SessionStore as _;
+    use sessionkit::store::{PrincipalIndex as _, SessionStore as _};
     use sessionkit_tests::support::{Account, USER};
     let m = SessionManager::<Account>::builder(Minimal(MemoryStore::new()))
         .clock(ManualClock::new(T0))
@@ -155,9 +155,22 @@ async fn a_store_without_an_index_says_so() {
             error.to_string().contains("keeps no principal index"),
             "{error}"
         );
-        assert!(error.to_string().contains("must forward them"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("implement sessionkit::store::PrincipalIndex"),
+            "{error}"
+        );
     }
-    // Wrappers forward the index.
+    // Layers have an index exactly when their inner store has one, and
+    // forward it.
+    let bare = sessionkit::timeout::TimeoutStore::new(
+        Minimal(MemoryStore::new()),
+        std::time::Duration::from_secs(1),
+    );
+    assert!(bare.principal_index().is_none());
+    let shared: Arc<dyn sessionkit::store::DynSessionStore> = Arc::new(bare);
+    assert!(shared.principal_index().is_none());
     let wrapped = sessionkit::timeout::TimeoutStore::new(
         MemoryStore::new(),
         std::time::Duration::from_secs(1),
@@ -168,6 +181,7 @@ async fn a_store_without_an_index_says_so() {
         .await
         .unwrap()
         .is_empty());
+    assert!(wrapped.principal_index().is_some());
     let shared: Arc<dyn sessionkit::store::DynSessionStore> = Arc::new(wrapped);
     assert!(shared
         .principal_sessions(&principal, T0)

@@ -58,7 +58,9 @@ use crate::forward::open_forward;
 use crate::id::SessionId;
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::{Record, FORMAT_VERSION};
-use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
+use crate::store::{
+    DynPrincipalIndex, Loaded, PrincipalIndex, SessionStore, StoreError, Write, Written,
+};
 
 /// Sessions in PostgreSQL, on a `deadpool-postgres` pool of
 /// `tokio-postgres` connections.
@@ -550,6 +552,12 @@ impl SessionStore for PostgresStore {
         "postgres"
     }
 
+    fn principal_index(&self) -> Option<&dyn DynPrincipalIndex> {
+        Some(self)
+    }
+}
+
+impl PrincipalIndex for PostgresStore {
     async fn principal_sessions(
         &self,
         principal: &Principal,

@@ -297,7 +297,7 @@ async fn retire(store: &RedisStore, px: &str, from: &SessionHandle, write: &Writ
 /// being revoked, included). Only entries of sessions expired by their own
 /// timestamps are removed: an entry without a record
 /// may belong to a login or rotation whose record step has not run yet
-/// (see "The index contract" on `SessionStore::principal_sessions`).
+/// (see "The index contract" on `PrincipalIndex`).
 pub(super) async fn list(
     store: &RedisStore,
     principal: &Principal,
@@ -341,7 +341,7 @@ async fn load(store: &RedisStore, handle: &SessionHandle) -> Result<Option<Recor
 }
 
 /// Revokes the sessions `take` names (see "The revocation contract" on
-/// `SessionStore::revoke_principal_sessions`):
+/// `PrincipalIndex::revoke_principal_sessions`):
 ///
 /// 1. `mark` the entries: from then on they are still listed, but a
 ///    rotation's `move` fails on them (`Gone`), so no marked session moves

@@ -21,7 +21,9 @@ use crate::backend_failure::BackendFailure;
 use crate::id::SessionId;
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::{Record, FORMAT_VERSION};
-use crate::store::{Loaded, SessionStore, StoreError, Write, WriteKind, Written};
+use crate::store::{
+    DynPrincipalIndex, Loaded, PrincipalIndex, SessionStore, StoreError, Write, WriteKind, Written,
+};
 
 /// The default key prefix ([`RedisStore::DEFAULT_PREFIX`]).
 pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
@@ -902,6 +904,12 @@ impl SessionStore for RedisStore {
         }
     }
 
+    fn principal_index(&self) -> Option<&dyn DynPrincipalIndex> {
+        Some(self)
+    }
+}
+
+impl PrincipalIndex for RedisStore {
     async fn principal_sessions(
         &self,
         principal: &Principal,
