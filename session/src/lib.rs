@@ -57,6 +57,7 @@ mod forward;
 pub mod guide;
 mod header_map;
 pub mod id;
+pub mod keys;
 mod lifecycle;
 mod memory;
 pub mod metrics;
@@ -78,7 +79,7 @@ pub mod __private;
 
 // What an application author writes. Store authors: `store`; adapter
 // authors: `adapter`; hand-written `SessionData` impls: `codec`; ids and
-// id generators: `id`; store wrappers: `breaker`, `timeout`; test clocks:
+// id generators: `id`; store wrappers: `breaker`, `timeout`; keys: `keys`; test clocks:
 // `clock`. Every public name has exactly one path.
 pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
 pub use crate::csrf::{Csrf, CsrfRejection};
