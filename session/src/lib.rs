@@ -49,6 +49,7 @@ mod context;
 mod csrf;
 mod data;
 mod degraded;
+mod encrypted;
 mod error;
 pub mod events;
 mod extractor;
@@ -85,6 +86,7 @@ pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSou
 pub use crate::csrf::{Csrf, CsrfRejection};
 pub use crate::data::SessionData;
 pub use crate::degraded::FailurePolicy;
+pub use crate::encrypted::EncryptedStore;
 pub use crate::error::{ErrorChain, SessionError};
 pub use crate::extractor::Extractor;
 pub use crate::header_map::{HeaderMapConfig, HeaderMapError, HeaderMapping};
