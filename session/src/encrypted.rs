@@ -2,48 +2,9 @@
 //! value before it leaves the process and opens it when it comes back, so a
 //! dump of Redis or PostgreSQL holds no session data in clear.
 //!
-//! # What is sealed, what is not
-//!
-//! - **Sealed**: every field value, with [`Keyring::seal`] for
-//!   [`SealPurpose::ValueAtRest`] (AES-SIV under the primary key's subkey),
-//!   bound to the stored field name, so a value moved to another field does
-//!   not open. The sealed bytes say which key sealed them (see
-//!   [`keys`](crate::keys) for the format).
-//! - **In clear**: the metadata ([`Meta`]: timestamps and timeouts, which the
-//!   store needs for TTLs and expiry), the field **names**, the value
-//!   **lengths** (plus 21 bytes), and the principal index key (the value of
-//!   the `#[session(principal)]` field, e.g. a user id, which the store
-//!   indexes by; it is stored in clear as it is without this wrapper). Ids
-//!   are hashed by the stores as before.
-//! - **Equality**: sealing is deterministic, so that conditional writes
-//!   still compare what the store holds: two sessions holding an equal value
-//!   in the same field, under the same key, hold equal sealed bytes. Someone
-//!   who reads the store learns *that* two values are equal, never *what*
-//!   they are. The session id is not bound into the seal: a rotation copies
-//!   stored fields to the new id inside the store.
-//!
-//! # Key rotation
-//!
-//! Values sealed under a fallback key open; every value a write sets is
-//! sealed under the primary, so a value is re-sealed on its next write. A
-//! conditional write whose expectation was sealed under the primary does
-//! not match a stored value sealed under a fallback, and the store answers
-//! [`Written::Conflict`]. The wrapper then opens the conflicting record: if
-//! every expected value opens to exactly what the write expected (the
-//! conflict is only a key difference), it retries the write once with the
-//! stored bytes as expectations; otherwise it returns the conflict, opened.
-//!
-//! # Values that do not open
-//!
-//! A stored value that no key of the keyring opens (tampered with, sealed
-//! under a key that was removed, or written in clear before the wrapper was
-//! installed) makes its session **absent**: [`SessionStore::load`] answers
-//! [`Loaded::Absent`], so the request gets a fresh session, like a cookie
-//! sealed under a removed key; a write whose conflict record does not open
-//! answers [`Written::Gone`]; a listing of a principal's sessions leaves it
-//! out. Each case logs one `warn` event that names no id, value or key.
-//! Installing the wrapper on a store that already holds sessions therefore
-//! ends those sessions.
+//! The module is private: [`EncryptedStore`] is exported from the crate
+//! root, and its documentation says what is and is not protected. The
+//! conflict handling is a pure function ([`after_conflict`]) tested below.
 
 use bytes::Bytes;
 
@@ -61,8 +22,53 @@ const PURPOSE: SealPurpose = SealPurpose::ValueAtRest;
 const UNOPENED: &str =
     "a stored session could not be opened with any key of the keyring; it is treated as absent";
 
-/// Wraps a store so field values are sealed at rest (see the
-/// [module docs](self) for what is and is not protected).
+/// Wraps a store so field values are sealed before they leave the process:
+/// a dump of Redis or PostgreSQL holds no session data in clear.
+///
+/// # What is sealed, what is not
+///
+/// - **Sealed**: every field value, with [`Keyring::seal`] for
+///   [`SealPurpose::ValueAtRest`] (AES-SIV under the primary key's subkey),
+///   bound to the stored field name, so a value moved to another field does
+///   not open. The sealed bytes say which key sealed them (see
+///   [`keys`](crate::keys) for the format).
+/// - **In clear**: the metadata ([`Meta`]: timestamps and timeouts, which the
+///   store needs for TTLs and expiry), the field **names**, the value
+///   **lengths** (plus 21 bytes), and the principal index key (the value of
+///   the `#[session(principal)]` field, e.g. a user id, which the store
+///   indexes by; it is stored in clear as it is without this wrapper). Ids
+///   are hashed by the stores as before.
+/// - **Equality**: sealing is deterministic, so that conditional writes
+///   still compare what the store holds: two sessions holding an equal value
+///   in the same field, under the same key, hold equal sealed bytes. Someone
+///   who reads the store learns *that* two values are equal, never *what*
+///   they are. The session id is not bound into the seal: a rotation copies
+///   stored fields to the new id inside the store.
+///
+/// # Key rotation
+///
+/// Values sealed under a fallback key open; every value a write sets is
+/// sealed under the primary, so a value is re-sealed on its next write. A
+/// conditional write whose expectation was sealed under the primary does
+/// not match a stored value sealed under a fallback, and the store answers
+/// [`Written::Conflict`]. The wrapper then opens the conflicting record: if
+/// every expected value opens to exactly what the write expected (the
+/// conflict is only a key difference), it retries the write once with the
+/// stored bytes as expectations; otherwise it returns the conflict, opened.
+///
+/// # Values that do not open
+///
+/// A stored value that no key of the keyring opens (tampered with, sealed
+/// under a key that was removed, or written in clear before the wrapper was
+/// installed) makes its session **absent**: [`SessionStore::load`] answers
+/// [`Loaded::Absent`], so the request gets a fresh session, like a cookie
+/// sealed under a removed key; a write whose conflict record does not open
+/// answers [`Written::Gone`]; a listing of a principal's sessions leaves it
+/// out. Each case logs one `warn` event that names no id, value or key.
+/// Installing the wrapper on a store that already holds sessions therefore
+/// ends those sessions.
+///
+/// # Example
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
