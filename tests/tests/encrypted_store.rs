@@ -17,7 +17,7 @@ use sessionkit::{EncryptedStore, MemoryStore, RedisStore, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
 use sessionkit_tests::store_contract::{create, sid, update};
-use sessionkit_tests::support::{Profile, TestRequest, NAME, VISITS};
+use sessionkit_tests::support::{LogCapture, Profile, TestRequest, NAME, VISITS};
 
 /// Two test keys (32 × 'A', 32 × 'B'), base64.
 const KEY_A: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
@@ -313,4 +313,69 @@ async fn rotation_through_the_manager_on_redis() {
     })
     .await
     .expect("request");
+}
+
+/// Values that do not open — tampered with, or written in clear before the
+/// wrapper was installed — make the session absent, so the request gets a
+/// fresh session; each such load logs one warning that names no id, value
+/// or key.
+#[test]
+fn sessions_that_do_not_open_are_absent_and_logged_without_secrets() {
+    let captured = LogCapture::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let raw = Arc::new(MemoryStore::new());
+    let store = EncryptedStore::new(Arc::clone(&raw), keys(KEY_A));
+    let (tampered, in_clear) = (sid("tampered"), sid("in-clear"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let value: &'static [u8] = SECRET.as_bytes();
+            store
+                .write(&create(&tampered, T, &[("name", value)]))
+                .await
+                .expect("write");
+            let Loaded::Session(record) = raw.load(&tampered, T).await.expect("load") else {
+                panic!("stored")
+            };
+            let mut flipped = record.fields.get("name").expect("name").to_vec();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 1;
+            let flipped: &'static [u8] = Vec::leak(flipped);
+            raw.write(&update(&tampered, T + 1, &[("name", flipped)], &[], &[]))
+                .await
+                .expect("tamper");
+            raw.write(&create(&in_clear, T, &[("name", value)]))
+                .await
+                .expect("write in clear");
+
+            for id in [&tampered, &in_clear] {
+                assert_eq!(store.load(id, T + 2).await.expect("load"), Loaded::Absent);
+            }
+            let manager = SessionManager::<Profile>::new(store.clone());
+            let (session, _) = request(&manager, &cookie(tampered.as_str()), |s| {
+                assert_eq!(s.get(NAME), "", "a fresh session");
+            })
+            .await
+            .expect("a request with a session that does not open still succeeds");
+            assert_ne!(session.id().as_str(), tampered.as_str(), "a new id");
+        });
+    });
+    let logged = captured.text();
+    let warnings: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("could not be opened with any key of the keyring"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "one per load: {logged}");
+    assert!(warnings.iter().all(|l| l.contains("WARN")), "{logged}");
+    for secret in [SECRET, tampered.as_str(), in_clear.as_str(), KEY_A, "QUFB"] {
+        assert!(!logged.contains(secret), "{secret} in the log: {logged}");
+    }
 }
