@@ -11,6 +11,7 @@
 //! | [`csrf`] | forms: CSRF tokens tied to the session (adapters check them), typed one-time flash messages |
 //! | [`store_pattern`] | loading and saving sessions outside a request |
 //! | [`stores`] | memory, Redis, Redis Cluster: what each guarantees and how to configure it; writing a store |
+//! | [`keys`] | the keyring, key format and rotation; encryption at rest with `EncryptedStore`: what it protects and what it does not |
 //! | [`errors`] | what a client sees when something fails, and what is logged |
 //! | [`operability`] | metrics, lifecycle events, tracing, the circuit breaker, serving while the store is down |
 
@@ -37,6 +38,9 @@ pub mod store_pattern {}
 
 #[doc = include_str!("guide/stores.md")]
 pub mod stores {}
+
+#[doc = include_str!("guide/keys.md")]
+pub mod keys {}
 
 #[doc = include_str!("guide/errors.md")]
 pub mod errors {}

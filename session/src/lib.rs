@@ -49,6 +49,7 @@ mod context;
 mod csrf;
 mod data;
 mod degraded;
+mod encrypted;
 mod error;
 pub mod events;
 mod extractor;
@@ -57,6 +58,7 @@ mod forward;
 pub mod guide;
 mod header_map;
 pub mod id;
+pub mod keys;
 mod lifecycle;
 mod memory;
 pub mod metrics;
@@ -78,12 +80,13 @@ pub mod __private;
 
 // What an application author writes. Store authors: `store`; adapter
 // authors: `adapter`; hand-written `SessionData` impls: `codec`; ids and
-// id generators: `id`; store wrappers: `breaker`, `timeout`; test clocks:
+// id generators: `id`; store wrappers: `breaker`, `timeout`; keys: `keys`; test clocks:
 // `clock`. Every public name has exactly one path.
 pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
 pub use crate::csrf::{Csrf, CsrfRejection};
 pub use crate::data::SessionData;
 pub use crate::degraded::FailurePolicy;
+pub use crate::encrypted::EncryptedStore;
 pub use crate::error::{ErrorChain, SessionError};
 pub use crate::extractor::Extractor;
 pub use crate::header_map::{HeaderMapConfig, HeaderMapError, HeaderMapping};
