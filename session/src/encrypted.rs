@@ -12,7 +12,10 @@ use crate::id::SessionId;
 use crate::keys::{KeyUse, Keyring, SealPurpose};
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::{Fields, Record};
-use crate::store::{Loaded, SessionStore, StoreError, Write, WriteKind, Written};
+use crate::store::{
+    no_index, DynPrincipalIndex, Loaded, PrincipalIndex, SessionStore, StoreError, Write,
+    WriteKind, Written,
+};
 
 #[cfg(doc)]
 use crate::record::Meta;
@@ -169,16 +172,27 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
         self.inner.label()
     }
 
-    // The principal index: the index key is the principal, in clear; only
-    // the listed records are opened. Forwarded as one block, to be adapted
-    // when the index becomes its own capability trait.
+    fn principal_index(&self) -> Option<&dyn DynPrincipalIndex> {
+        self.inner
+            .principal_index()
+            .map(|_| self as &dyn DynPrincipalIndex)
+    }
+}
 
+/// The principal index: the index key is the principal, in clear; only the
+/// listed records are opened. Present exactly when the inner store's is.
+impl<S: SessionStore> PrincipalIndex for EncryptedStore<S> {
     async fn principal_sessions(
         &self,
         principal: &Principal,
         now: u64,
     ) -> Result<Vec<(SessionHandle, Record)>, StoreError> {
-        let listed = self.inner.principal_sessions(principal, now).await?;
+        let listed = self
+            .inner
+            .principal_index()
+            .ok_or_else(no_index)?
+            .principal_sessions_boxed(principal, now)
+            .await?;
         let total = listed.len();
         let opened: Vec<_> = listed
             .into_iter()
@@ -200,7 +214,9 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
         now: u64,
     ) -> Result<usize, StoreError> {
         self.inner
-            .revoke_principal_sessions(principal, take, now)
+            .principal_index()
+            .ok_or_else(no_index)?
+            .revoke_principal_sessions_boxed(principal, take, now)
             .await
     }
 }
