@@ -666,6 +666,15 @@ mod tests {
     }
 
     #[test]
+    fn a_keyring_is_shared_not_copied() {
+        fn shared<T: Clone + Send + Sync + 'static>() {}
+        shared::<Keyring>();
+        let keys = ring(&[A, B]);
+        let clone = keys.clone();
+        assert!(Arc::ptr_eq(&keys.keys, &clone.keys));
+    }
+
+    #[test]
     fn debug_is_redacted() {
         let keys = ring(&[A, B]);
         let shown = format!("{keys:?}");
