@@ -34,10 +34,13 @@ const UNOPENED: &str =
 ///   [`keys`](crate::keys) for the format).
 /// - **In clear**: the metadata ([`Meta`]: timestamps and timeouts, which the
 ///   store needs for TTLs and expiry), the field **names**, the value
-///   **lengths** (plus 21 bytes), and the principal index key (the value of
-///   the `#[session(principal)]` field, e.g. a user id, which the store
-///   indexes by; it is stored in clear as it is without this wrapper). Ids
-///   are hashed by the stores as before.
+///   **lengths** (plus 21 bytes), and the principal index key: the
+///   `#[session(principal)]` field's value (e.g. a user id) is sealed like
+///   any field, but the key the store indexes sessions by is passed through
+///   unchanged, and stored as the store stores it without this wrapper (in
+///   memory as it is; Redis and PostgreSQL store its plain SHA-256, which
+///   anyone can recompute for a guessed user id or e-mail address). Ids are
+///   hashed by the stores as before.
 /// - **Equality**: sealing is deterministic, so that conditional writes
 ///   still compare what the store holds: two sessions holding an equal value
 ///   in the same field, under the same key, hold equal sealed bytes. Someone
@@ -169,7 +172,7 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
         self.inner.label()
     }
 
-    // The principal index: the index key is the principal, in clear; only
+    // The principal index: the index key is passed through unchanged; only
     // the listed records are opened. Forwarded as one block, to be adapted
     // when the index becomes its own capability trait.
 
