@@ -13,8 +13,9 @@ use sessionkit::clock::{Clock, SystemClock};
 use sessionkit::id::SessionId;
 use sessionkit::keys::Keyring;
 use sessionkit::store::{Loaded, SessionStore, Written};
-use sessionkit::{EncryptedStore, MemoryStore, RedisStore, SessionManager};
+use sessionkit::{EncryptedStore, MemoryStore, PostgresStore, RedisStore, SessionManager};
 use sessionkit_tests::acceptance::request;
+use sessionkit_tests::postgres_server::{unique_table, PostgresServer};
 use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
 use sessionkit_tests::store_contract::{create, sid, update};
 use sessionkit_tests::support::{LogCapture, Profile, TestRequest, NAME, VISITS};
@@ -378,4 +379,46 @@ fn sessions_that_do_not_open_are_absent_and_logged_without_secrets() {
     for secret in [SECRET, tampered.as_str(), in_clear.as_str(), KEY_A, "QUFB"] {
         assert!(!logged.contains(secret), "{secret} in the log: {logged}");
     }
+}
+
+/// The same on PostgreSQL: the field rows hold sealed bytes (hex-encoded by
+/// the query), never the plaintext's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_holds_no_plaintext() {
+    let server = PostgresServer::shared();
+    let table = unique_table("enc_raw");
+    let inner = PostgresStore::builder(server.url())
+        .table(table.clone())
+        .connect()
+        .await
+        .expect("store");
+    let manager = SessionManager::<Profile>::new(EncryptedStore::new(inner, keys(KEY_A)));
+    let s = manager.create().expect("id");
+    s.set(NAME, SECRET.into());
+    s.save().await.expect("save");
+    request(&manager, &cookie(s.id().as_str()), |s| {
+        assert_eq!(s.get(NAME), SECRET);
+    })
+    .await
+    .expect("load");
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let rows = server.psql(&format!(
+        "SELECT name || '=' || encode(value, 'hex') FROM \"{table}_fields\""
+    ));
+    let (name, value) = rows.split_once('=').expect("one field row");
+    assert_eq!(name, "name", "field names stay in clear");
+    assert!(
+        !value.contains(&hex(SECRET.as_bytes())),
+        "plaintext in PostgreSQL"
+    );
+    assert!(
+        value.starts_with(&format!("01{}", keys(KEY_A).primary_id())),
+        "version and key id: {value}"
+    );
+    let dump = server.psql(&format!(
+        "SELECT row_to_json(t)::text FROM \"{table}\" AS t UNION ALL \
+         SELECT row_to_json(f)::text FROM \"{table}_fields\" AS f"
+    ));
+    assert!(!dump.contains(SECRET), "plaintext in PostgreSQL: {dump}");
 }
