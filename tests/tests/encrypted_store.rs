@@ -1,6 +1,6 @@
 //! `EncryptedStore` around every store: the store contract and the
-//! acceptance suite hold through the wrapper (memory, Redis, Redis Cluster,
-//! PostgreSQL, each started by the test), the raw store holds no plaintext,
+//! acceptance suite hold through the wrapper on memory, Redis, Redis
+//! Cluster and PostgreSQL (each server started by the test harness), the raw store holds no plaintext,
 //! and key rotation re-seals values on their next write.
 //!
 //! Every contract case holds unchanged through the wrapper: the cases look
@@ -79,13 +79,21 @@ mod redis_cluster {
     use sessionkit::{EncryptedStore, RedisStore};
     use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
 
-    sessionkit_tests::all_store_contract_cases!(async {
+    fn store(test: &str) -> EncryptedStore<RedisStore> {
         let inner = RedisStore::cluster_builder(RedisCluster::shared().urls())
-            .prefix(unique_prefix("enc-cluster-contract"))
+            .prefix(unique_prefix(test))
             .build()
             .expect("store");
         EncryptedStore::new(inner, keys(KEY_A))
-    });
+    }
+
+    mod contract {
+        sessionkit_tests::all_store_contract_cases!(async { super::store("enc-cluster-contract") });
+    }
+
+    mod acceptance {
+        sessionkit_tests::acceptance_suite!(async { super::store("enc-cluster-acceptance") });
+    }
 }
 
 mod postgres {
@@ -93,14 +101,22 @@ mod postgres {
     use sessionkit::{EncryptedStore, PostgresStore};
     use sessionkit_tests::postgres_server::{unique_table, PostgresServer};
 
-    sessionkit_tests::all_store_contract_cases!(async {
+    async fn store(test: &str) -> EncryptedStore<PostgresStore> {
         let inner = PostgresStore::builder(PostgresServer::shared().url())
-            .table(unique_table("enc_contract"))
+            .table(unique_table(test))
             .connect()
             .await
             .expect("store");
         EncryptedStore::new(inner, keys(KEY_A))
-    });
+    }
+
+    mod contract {
+        sessionkit_tests::all_store_contract_cases!(super::store("enc_contract"));
+    }
+
+    mod acceptance {
+        sessionkit_tests::acceptance_suite!(super::store("enc_acceptance"));
+    }
 }
 
 fn cookie(id: &str) -> TestRequest {
