@@ -353,8 +353,10 @@ fn expand(hkdf: &Hkdf<Sha256>, info: &[u8], out: &mut [u8]) {
 }
 
 /// A primary key and zero or more fallback keys; cheap to clone (the keys
-/// are shared), `Send + Sync`. Key material is wiped from memory when the
-/// last clone is dropped.
+/// are shared), `Send + Sync`. The decoded keys are wiped from memory once
+/// the subkeys are derived, and the AES-SIV subkeys when the last clone is
+/// dropped; the keyed HMAC states and AES round keys inside the RustCrypto
+/// types are not wiped (those crates do not offer it here).
 ///
 /// ```
 /// use sessionkit::keys::{KeyUse, Keyring, MacPurpose};
