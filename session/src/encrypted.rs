@@ -37,10 +37,13 @@ const UNOPENED: &str =
 ///   [`keys`](crate::keys) for the format).
 /// - **In clear**: the metadata ([`Meta`]: timestamps and timeouts, which the
 ///   store needs for TTLs and expiry), the field **names**, the value
-///   **lengths** (plus 21 bytes), and the principal index key (the value of
-///   the `#[session(principal)]` field, e.g. a user id, which the store
-///   indexes by; it is stored in clear as it is without this wrapper). Ids
-///   are hashed by the stores as before.
+///   **lengths** (plus 21 bytes), and the principal index key: the
+///   `#[session(principal)]` field's value (e.g. a user id) is sealed like
+///   any field, but the key the store indexes sessions by is passed through
+///   unchanged, and stored as the store stores it without this wrapper (in
+///   memory as it is; Redis and PostgreSQL store its plain SHA-256, which
+///   anyone can recompute for a guessed user id or e-mail address). Ids are
+///   hashed by the stores as before.
 /// - **Equality**: sealing is deterministic, so that conditional writes
 ///   still compare what the store holds: two sessions holding an equal value
 ///   in the same field, under the same key, hold equal sealed bytes. Someone
@@ -179,8 +182,9 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
     }
 }
 
-/// The principal index: the index key is the principal, in clear; only the
-/// listed records are opened. Present exactly when the inner store's is.
+/// The principal index: the index key is passed through unchanged (each
+/// store keeps it as it always does); only the listed records are opened.
+/// Present exactly when the inner store's is.
 impl<S: SessionStore> PrincipalIndex for EncryptedStore<S> {
     async fn principal_sessions(
         &self,

@@ -17,8 +17,9 @@
 //! derived with HKDF-SHA256 from the key and the name of the use: MACs
 //! ([`MacPurpose`]: signed session ids, signed cookies) and sealing
 //! ([`SealPurpose`]: values encrypted at rest, private cookies). A subkey is
-//! derived once, when the keyring is built, so a MAC or a seal costs no
-//! derivation.
+//! derived once, when the keyring is built, and so are the keyed HMAC
+//! states and AES-SIV ciphers, so a MAC or a seal costs no derivation or
+//! key schedule.
 //!
 //! # Key ids
 //!
@@ -43,7 +44,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aes_siv::aead::generic_array::GenericArray;
 use aes_siv::siv::Aes256Siv;
@@ -252,10 +253,49 @@ struct Key {
     id: KeyId,
     /// HMAC-SHA256 keyed with each MAC purpose's subkey, cloned per MAC.
     macs: [Hmac<Sha256>; 2],
-    /// The AES-SIV key of each seal purpose. The `aes-siv` cipher needs
-    /// `&mut` and is not `Clone`, so a cipher is made from this per call
-    /// (as the crate's own AEAD wrapper does); the derivation is not redone.
-    seals: [Zeroizing<[u8; SIV_KEY_LEN]>; 2],
+    /// The AES-SIV cipher of each seal purpose.
+    seals: [SivPool; 2],
+}
+
+/// AES-SIV ciphers of one subkey, ready for use. The `aes-siv` cipher is
+/// used through `&mut` and is not `Clone`; making one costs two AES key
+/// schedules, more than sealing a short value. So ciphers are made once and
+/// lent out: one is made with the keyring, more only while several threads
+/// seal at once, and at most [`SivPool::IDLE`] are kept.
+struct SivPool {
+    key: Zeroizing<[u8; SIV_KEY_LEN]>,
+    idle: Mutex<Vec<Aes256Siv>>,
+}
+
+impl SivPool {
+    const IDLE: usize = 16;
+
+    fn new(key: Zeroizing<[u8; SIV_KEY_LEN]>) -> Self {
+        let first = Aes256Siv::new(GenericArray::from_slice(&key[..]));
+        Self {
+            key,
+            idle: Mutex::new(vec![first]),
+        }
+    }
+
+    /// Runs `f` with a cipher of this subkey. A cipher is reusable after
+    /// any call, failed ones included (`aes-siv` resets its MAC state).
+    fn with<R>(&self, f: impl FnOnce(&mut Aes256Siv) -> R) -> R {
+        let lent = self.lock().pop();
+        let mut siv =
+            lent.unwrap_or_else(|| Aes256Siv::new(GenericArray::from_slice(&self.key[..])));
+        let result = f(&mut siv);
+        let mut idle = self.lock();
+        if idle.len() < Self::IDLE {
+            idle.push(siv);
+        }
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Aes256Siv>> {
+        // The list is valid whatever a panicking holder did.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Key {
@@ -274,7 +314,7 @@ impl Key {
         let seals = SealPurpose::ALL.map(|purpose| {
             let mut sub = Zeroizing::new([0u8; SIV_KEY_LEN]);
             expand(&hkdf, purpose.info(), &mut sub[..]);
-            sub
+            SivPool::new(sub)
         });
         Self { id, macs, seals }
     }
@@ -285,8 +325,8 @@ impl Key {
         mac.finalize().into_bytes().into()
     }
 
-    fn siv(&self, purpose: SealPurpose) -> Aes256Siv {
-        Aes256Siv::new(GenericArray::from_slice(&self.seals[purpose.index()][..]))
+    fn siv(&self, purpose: SealPurpose) -> &SivPool {
+        &self.seals[purpose.index()]
     }
 }
 
@@ -313,8 +353,10 @@ fn expand(hkdf: &Hkdf<Sha256>, info: &[u8], out: &mut [u8]) {
 }
 
 /// A primary key and zero or more fallback keys; cheap to clone (the keys
-/// are shared), `Send + Sync`. Key material is wiped from memory when the
-/// last clone is dropped.
+/// are shared), `Send + Sync`. The decoded keys are wiped from memory once
+/// the subkeys are derived, and the AES-SIV subkeys when the last clone is
+/// dropped; the keyed HMAC states and AES round keys inside the RustCrypto
+/// types are not wiped (those crates do not offer it here).
 ///
 /// ```
 /// use sessionkit::keys::{KeyUse, Keyring, MacPurpose};
@@ -535,7 +577,7 @@ impl Keyring {
         let (header, tag_slot) = head.split_at_mut(HEADER_LEN);
         let tag = key
             .siv(purpose)
-            .encrypt_in_place_detached([&*header, associated], body)
+            .with(|siv| siv.encrypt_in_place_detached([&*header, associated], body))
             .map_err(|_| SealError)?;
         tag_slot.copy_from_slice(&tag);
         Ok(out)
@@ -567,7 +609,9 @@ impl Keyring {
             .find_map(|(i, key)| {
                 let mut plain = ciphertext.to_vec();
                 key.siv(purpose)
-                    .decrypt_in_place_detached([header, associated], &mut plain, tag)
+                    .with(|siv| {
+                        siv.decrypt_in_place_detached([header, associated], &mut plain, tag)
+                    })
                     .ok()
                     .map(|()| (plain, key_use(i)))
             })
@@ -666,6 +710,15 @@ mod tests {
     }
 
     #[test]
+    fn a_keyring_is_shared_not_copied() {
+        fn shared<T: Clone + Send + Sync + 'static>() {}
+        shared::<Keyring>();
+        let keys = ring(&[A, B]);
+        let clone = keys.clone();
+        assert!(Arc::ptr_eq(&keys.keys, &clone.keys));
+    }
+
+    #[test]
     fn debug_is_redacted() {
         let keys = ring(&[A, B]);
         let shown = format!("{keys:?}");
@@ -726,6 +779,33 @@ mod tests {
             keys.open(SealPurpose::ValueAtRest, b"f", &empty),
             Some((Vec::new(), KeyUse::Primary))
         );
+    }
+
+    #[test]
+    fn ciphers_are_reused_after_failures_and_across_threads() {
+        let keys = ring(&[A]);
+        let sealed = keys.seal(SealPurpose::ValueAtRest, b"f", b"v").unwrap();
+        assert!(keys.open(SealPurpose::ValueAtRest, b"g", &sealed).is_none());
+        assert_eq!(
+            keys.seal(SealPurpose::ValueAtRest, b"f", b"v").unwrap(),
+            sealed,
+            "a cipher that just failed to open seals as a fresh one"
+        );
+        std::thread::scope(|scope| {
+            for t in 0..4u8 {
+                let keys = &keys;
+                scope.spawn(move || {
+                    for i in 0..200u8 {
+                        let plain = [t, i];
+                        let sealed = keys.seal(SealPurpose::ValueAtRest, b"f", &plain).unwrap();
+                        let (opened, _) =
+                            keys.open(SealPurpose::ValueAtRest, b"f", &sealed).unwrap();
+                        assert_eq!(opened, plain);
+                    }
+                });
+            }
+        });
+        assert!(keys.keys[0].seals[0].lock().len() <= SivPool::IDLE);
     }
 
     #[test]

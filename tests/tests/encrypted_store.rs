@@ -1,6 +1,6 @@
 //! `EncryptedStore` around every store: the store contract and the
-//! acceptance suite hold through the wrapper (memory, Redis, Redis Cluster,
-//! PostgreSQL, each started by the test), the raw store holds no plaintext,
+//! acceptance suite hold through the wrapper on memory, Redis, Redis
+//! Cluster and PostgreSQL (each server started by the test harness), the raw store holds no plaintext,
 //! and key rotation re-seals values on their next write.
 //!
 //! Every contract case holds unchanged through the wrapper: the cases look
@@ -13,8 +13,9 @@ use sessionkit::clock::{Clock, SystemClock};
 use sessionkit::id::SessionId;
 use sessionkit::keys::Keyring;
 use sessionkit::store::{Loaded, SessionStore, Written};
-use sessionkit::{EncryptedStore, MemoryStore, RedisStore, SessionManager};
+use sessionkit::{EncryptedStore, MemoryStore, PostgresStore, RedisStore, SessionManager};
 use sessionkit_tests::acceptance::request;
+use sessionkit_tests::postgres_server::{unique_table, PostgresServer};
 use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
 use sessionkit_tests::store_contract::{create, sid, update};
 use sessionkit_tests::support::{LogCapture, Profile, TestRequest, NAME, VISITS};
@@ -78,13 +79,21 @@ mod redis_cluster {
     use sessionkit::{EncryptedStore, RedisStore};
     use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
 
-    sessionkit_tests::all_store_contract_cases!(async {
+    fn store(test: &str) -> EncryptedStore<RedisStore> {
         let inner = RedisStore::cluster_builder(RedisCluster::shared().urls())
-            .prefix(unique_prefix("enc-cluster-contract"))
+            .prefix(unique_prefix(test))
             .build()
             .expect("store");
         EncryptedStore::new(inner, keys(KEY_A))
-    });
+    }
+
+    mod contract {
+        sessionkit_tests::all_store_contract_cases!(async { super::store("enc-cluster-contract") });
+    }
+
+    mod acceptance {
+        sessionkit_tests::acceptance_suite!(async { super::store("enc-cluster-acceptance") });
+    }
 }
 
 mod postgres {
@@ -92,14 +101,22 @@ mod postgres {
     use sessionkit::{EncryptedStore, PostgresStore};
     use sessionkit_tests::postgres_server::{unique_table, PostgresServer};
 
-    sessionkit_tests::all_store_contract_cases!(async {
+    async fn store(test: &str) -> EncryptedStore<PostgresStore> {
         let inner = PostgresStore::builder(PostgresServer::shared().url())
-            .table(unique_table("enc_contract"))
+            .table(unique_table(test))
             .connect()
             .await
             .expect("store");
         EncryptedStore::new(inner, keys(KEY_A))
-    });
+    }
+
+    mod contract {
+        sessionkit_tests::all_store_contract_cases!(super::store("enc_contract"));
+    }
+
+    mod acceptance {
+        sessionkit_tests::acceptance_suite!(super::store("enc_acceptance"));
+    }
 }
 
 fn cookie(id: &str) -> TestRequest {
@@ -378,4 +395,46 @@ fn sessions_that_do_not_open_are_absent_and_logged_without_secrets() {
     for secret in [SECRET, tampered.as_str(), in_clear.as_str(), KEY_A, "QUFB"] {
         assert!(!logged.contains(secret), "{secret} in the log: {logged}");
     }
+}
+
+/// The same on PostgreSQL: the field rows hold sealed bytes (hex-encoded by
+/// the query), never the plaintext's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_holds_no_plaintext() {
+    let server = PostgresServer::shared();
+    let table = unique_table("enc_raw");
+    let inner = PostgresStore::builder(server.url())
+        .table(table.clone())
+        .connect()
+        .await
+        .expect("store");
+    let manager = SessionManager::<Profile>::new(EncryptedStore::new(inner, keys(KEY_A)));
+    let s = manager.create().expect("id");
+    s.set(NAME, SECRET.into());
+    s.save().await.expect("save");
+    request(&manager, &cookie(s.id().as_str()), |s| {
+        assert_eq!(s.get(NAME), SECRET);
+    })
+    .await
+    .expect("load");
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let rows = server.psql(&format!(
+        "SELECT name || '=' || encode(value, 'hex') FROM \"{table}_fields\""
+    ));
+    let (name, value) = rows.split_once('=').expect("one field row");
+    assert_eq!(name, "name", "field names stay in clear");
+    assert!(
+        !value.contains(&hex(SECRET.as_bytes())),
+        "plaintext in PostgreSQL"
+    );
+    assert!(
+        value.starts_with(&format!("01{}", keys(KEY_A).primary_id())),
+        "version and key id: {value}"
+    );
+    let dump = server.psql(&format!(
+        "SELECT row_to_json(t)::text FROM \"{table}\" AS t UNION ALL \
+         SELECT row_to_json(f)::text FROM \"{table}_fields\" AS f"
+    ));
+    assert!(!dump.contains(SECRET), "plaintext in PostgreSQL: {dump}");
 }
