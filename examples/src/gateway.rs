@@ -74,6 +74,9 @@ pub enum GatewayError {
     /// could not be created.
     #[error("DATABASE_URL")]
     Postgres(#[from] PostgresConfigError),
+    /// `SESSION_KEYS` is malformed.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysEnvError),
     /// Both `REDIS_URL` and `DATABASE_URL` are set: which store to use is
     /// not guessed.
     #[error("both REDIS_URL and DATABASE_URL are set; unset one of them (REDIS_URL keeps sessions in Redis, DATABASE_URL in PostgreSQL)")]
@@ -716,7 +719,8 @@ async fn api_data(session: Session<GatewaySession>) -> HttpResponse {
         *c += 1;
         *c
     });
-    HttpResponse::Ok().json(json!({ "calls": calls, "session_id": session.id().as_str() }))
+    HttpResponse::Ok()
+        .json(json!({ "calls": calls, "session_id": session.manager().client_id(&session.id()) }))
 }
 
 /// The "Authentication Middleware" of the Fiber reference: `401` unless the
@@ -955,6 +959,8 @@ pub struct GatewayEnv {
     pub config: GatewayConfig,
     /// The store `REDIS_URL` or `DATABASE_URL` names ([`store_from_env`]).
     pub store: Arc<dyn DynSessionStore>,
+    /// `SESSION_KEYS`: signed ids and encryption at rest, when set.
+    pub keys: Option<crate::keys::SessionKeys>,
 }
 
 impl std::fmt::Debug for GatewayEnv {
@@ -963,13 +969,15 @@ impl std::fmt::Debug for GatewayEnv {
             .field("port", &self.port)
             .field("downstream_port", &self.downstream_port)
             .field("config", &self.config)
+            .field("keys", &self.keys.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl GatewayEnv {
-    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG`, `REDIS_URL` and
-    /// `DATABASE_URL` (and connects to PostgreSQL when it is set).
+    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG`, `REDIS_URL`,
+    /// `DATABASE_URL` (and connects to PostgreSQL when it is set) and
+    /// `SESSION_KEYS` ([`crate::keys`]).
     ///
     /// # Errors
     /// [`GatewayError`] when a value is malformed, the config is refused or
@@ -981,13 +989,28 @@ impl GatewayEnv {
             Some(yaml) => GatewayConfig::from_yaml(&yaml)?,
             None => GatewayConfig::default(),
         };
+        let keys = crate::keys::SessionKeys::from_env()?;
         let store = store_from_env().await?;
         Ok(Self {
             port: port_value,
             downstream_port,
             config,
             store,
+            keys,
         })
+    }
+
+    /// The session manager: the store and config, with signed ids and
+    /// encryption at rest when `SESSION_KEYS` is set.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`].
+    pub fn manager(&self) -> Result<SessionManager<GatewaySession>, GatewayError> {
+        Ok(
+            crate::keys::secure(self.keys.as_ref(), Arc::clone(&self.store))
+                .config(self.config.session.clone())
+                .build()?,
+        )
     }
 
     /// The downstream service's base URL.
@@ -1008,8 +1031,8 @@ pub async fn run_from_env() -> Result<(), GatewayError> {
     let env = GatewayEnv::read().await?;
     let (gateway_port, downstream_port) = (env.port, env.downstream_port);
     let downstream_url = env.downstream_url();
-    let gateway =
-        Gateway::new(&env.config, env.store, downstream_url)?.with_metrics(install_prometheus()?);
+    let gateway = Gateway::with_manager(env.manager()?, &env.config.headers, downstream_url)?
+        .with_metrics(install_prometheus()?);
 
     let downstream = HttpServer::new(dashboard_app)
         .workers(1)

@@ -356,7 +356,8 @@ async fn api_data(session: Session<GatewaySession>) -> Response {
         *c += 1;
         *c
     });
-    Json(json!({ "calls": calls, "session_id": session.id().as_str() })).into_response()
+    Json(json!({ "calls": calls, "session_id": session.manager().client_id(&session.id()) }))
+        .into_response()
 }
 
 /// The "Authentication Middleware" of the Fiber reference: `401` unless the
@@ -461,8 +462,8 @@ async fn echo(uri: Uri, headers: HeaderMap) -> Response {
 pub async fn run_from_env() -> Result<(), GatewayError> {
     let env = GatewayEnv::read().await?;
     let downstream_url = env.downstream_url();
-    let gateway =
-        Gateway::new(&env.config, env.store, downstream_url)?.with_metrics(install_prometheus()?);
+    let gateway = Gateway::with_manager(env.manager()?, &env.config.headers, downstream_url)?
+        .with_metrics(install_prometheus()?);
     let downstream = tokio::net::TcpListener::bind(("127.0.0.1", env.downstream_port)).await?;
     let front = tokio::net::TcpListener::bind(("127.0.0.1", env.port)).await?;
     tracing::info!(

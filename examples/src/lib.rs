@@ -18,6 +18,7 @@ pub mod background;
 pub mod counter;
 pub mod gateway;
 pub mod gateway_axum;
+pub mod keys;
 pub mod webapp;
 
 /// Logs to stderr, `RUST_LOG` filtered (default `info`).

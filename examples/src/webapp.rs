@@ -694,8 +694,9 @@ pub async fn run_from_env() -> Result<(), GatewayError> {
         }
         None => default_config(),
     };
+    let keys = crate::keys::SessionKeys::from_env()?;
     let store = store_from_env().await?;
-    let app = Webapp::with_store(config, store)?;
+    let app = Webapp::new(crate::keys::secure(keys.as_ref(), store).config(config))?;
     let server = HttpServer::new(move || webapp_app(app.clone()))
         .workers(2)
         .bind(("127.0.0.1", port))?

@@ -33,6 +33,8 @@ pub(crate) struct Context {
     pub(crate) cookie_attributes: Box<str>,
     /// CSRF protection, when the application turned it on.
     pub(crate) csrf: Option<crate::csrf::Csrf>,
+    /// Signed ids, when the application turned them on.
+    pub(crate) signed_ids: Option<crate::signed_id::SignedIds>,
 }
 
 /// Striped locks serializing the commits of one session within this

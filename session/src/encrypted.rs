@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use crate::id::SessionId;
-use crate::keys::{KeyUse, Keyring, SealPurpose};
+use crate::keys::{KeyUse, Keyring, SealPurpose, SEALED_VERSION, SEAL_OVERHEAD};
 use crate::principal::{Principal, SessionHandle, Take};
 use crate::record::{Fields, Record};
 use crate::store::{
@@ -114,12 +114,36 @@ const UNOPENED: &str =
 pub struct EncryptedStore<S> {
     inner: S,
     keys: Keyring,
+    /// Values not in the sealed format are read as they are (a migration).
+    plaintext: bool,
 }
 
 impl<S: SessionStore> EncryptedStore<S> {
     /// Seals the field values `inner` stores with `keys`.
     pub fn new(inner: S, keys: Keyring) -> Self {
-        Self { inner, keys }
+        Self {
+            inner,
+            keys,
+            plaintext: false,
+        }
+    }
+
+    /// Whether values stored before encryption was turned on (not in the
+    /// sealed format) are still read, as they are: a migration window, so
+    /// that turning encryption on does not end every session. Each such
+    /// value is sealed on its next write. A value in the sealed format that
+    /// does not open is refused either way. Off by default.
+    #[must_use]
+    pub fn accept_plaintext(mut self, accept: bool) -> Self {
+        self.plaintext = accept;
+        self
+    }
+
+    fn opener(&self) -> Opener<'_> {
+        Opener {
+            keys: &self.keys,
+            plaintext: self.plaintext,
+        }
     }
 
     /// The wrapped store.
@@ -136,7 +160,7 @@ impl<S: SessionStore> EncryptedStore<S> {
 impl<S: SessionStore> SessionStore for EncryptedStore<S> {
     async fn load(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
         Ok(match self.inner.load(id, now).await? {
-            Loaded::Session(record) => match open_record(&self.keys, &record) {
+            Loaded::Session(record) => match open_record(self.opener(), &record) {
                 Some(record) => Loaded::Session(record),
                 None => {
                     tracing::warn!("{UNOPENED}");
@@ -153,13 +177,13 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
             Written::Conflict(stored) => stored,
             other => return Ok(other),
         };
-        let retry = match after_conflict(&self.keys, write, &sealed, &stored) {
+        let retry = match after_conflict(self.opener(), write, &sealed, &stored) {
             AfterConflict::Retry(retry) => retry,
             AfterConflict::Conflict(opened) => return Ok(Written::Conflict(opened)),
             AfterConflict::Unopened => return Ok(unopened_conflict()),
         };
         Ok(match self.inner.write(&retry).await? {
-            Written::Conflict(stored) => match open_record(&self.keys, &stored) {
+            Written::Conflict(stored) => match open_record(self.opener(), &stored) {
                 Some(opened) => Written::Conflict(opened),
                 None => unopened_conflict(),
             },
@@ -200,7 +224,7 @@ impl<S: SessionStore> PrincipalIndex for EncryptedStore<S> {
         let total = listed.len();
         let opened: Vec<_> = listed
             .into_iter()
-            .filter_map(|(handle, record)| open_record(&self.keys, &record).map(|r| (handle, r)))
+            .filter_map(|(handle, record)| open_record(self.opener(), &record).map(|r| (handle, r)))
             .collect();
         if opened.len() < total {
             tracing::warn!(
@@ -294,12 +318,57 @@ fn seal_write(keys: &Keyring, write: &Write) -> Result<Write, StoreError> {
     })
 }
 
+/// How stored values are opened: with the keyring, and, in a migration
+/// window, values not in the sealed format as they are.
+#[derive(Clone, Copy)]
+struct Opener<'a> {
+    keys: &'a Keyring,
+    plaintext: bool,
+}
+
+impl<'a> From<&'a Keyring> for Opener<'a> {
+    fn from(keys: &'a Keyring) -> Self {
+        Self {
+            keys,
+            plaintext: false,
+        }
+    }
+}
+
+/// Where an opened value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Sealed under this key.
+    Sealed(KeyUse),
+    /// Stored in clear, read in a migration window.
+    Plain,
+}
+
+impl Opener<'_> {
+    fn open(self, name: &[u8], value: &[u8]) -> Option<(Bytes, Origin)> {
+        if let Some((plain, used)) = self.keys.open(PURPOSE, name, value) {
+            return Some((Bytes::from(plain), Origin::Sealed(used)));
+        }
+        (self.plaintext && !self.looks_sealed(value))
+            .then(|| (Bytes::copy_from_slice(value), Origin::Plain))
+    }
+
+    /// Whether `value` is in the sealed format under one of our keys (so a
+    /// failure to open it is tampering, not a value from before encryption).
+    fn looks_sealed(self, value: &[u8]) -> bool {
+        value.len() >= SEAL_OVERHEAD
+            && value[0] == SEALED_VERSION
+            && self.keys.ids().any(|id| id.to_bytes()[..] == value[1..5])
+    }
+}
+
 /// `record` with every value opened; `None` if one does not open.
-fn open_record(keys: &Keyring, record: &Record) -> Option<Record> {
+fn open_record<'a>(opener: impl Into<Opener<'a>>, record: &Record) -> Option<Record> {
+    let opener = opener.into();
     let mut fields = Fields::with_capacity(record.fields.len());
     for (name, value) in record.fields.iter() {
-        let (plain, _) = keys.open(PURPOSE, name, value)?;
-        fields.insert(name.clone(), Bytes::from(plain));
+        let (plain, _) = opener.open(name, value)?;
+        fields.insert(name.clone(), plain);
     }
     Some(Record {
         meta: record.meta,
@@ -321,16 +390,28 @@ enum AfterConflict {
 
 /// Decides what a conflict means. `plain` is the write as the runtime made
 /// it, `sealed` the write sent, `stored` the conflicting record as stored.
-fn after_conflict(keys: &Keyring, plain: &Write, sealed: &Write, stored: &Record) -> AfterConflict {
-    let Some(opened) = open_record(keys, stored) else {
+fn after_conflict<'a>(
+    opener: impl Into<Opener<'a>>,
+    plain: &Write,
+    sealed: &Write,
+    stored: &Record,
+) -> AfterConflict {
+    let opener = opener.into();
+    let Some(opened) = open_record(opener, stored) else {
         return AfterConflict::Unopened;
     };
     let mut retry = sealed.clone();
     let mut changed = false;
-    let expect_ok = restate(keys, &plain.expect, &mut retry.expect, stored, &mut changed);
+    let expect_ok = restate(
+        opener,
+        &plain.expect,
+        &mut retry.expect,
+        stored,
+        &mut changed,
+    );
     let loaded_ok = match (&plain.kind, &mut retry.kind) {
         (WriteKind::Rotate { loaded: want, .. }, WriteKind::Rotate { loaded: sent, .. }) => {
-            restate(keys, want, sent, stored, &mut changed)
+            restate(opener, want, sent, stored, &mut changed)
         }
         _ => true,
     };
@@ -345,7 +426,7 @@ fn after_conflict(keys: &Keyring, plain: &Write, sealed: &Write, stored: &Record
 /// open to the expected plaintext under a key other than the one that
 /// sealed `sent`; `false` if some expectation really does not hold.
 fn restate(
-    keys: &Keyring,
+    opener: Opener<'_>,
     want: &[(&'static str, Option<Bytes>)],
     sent: &mut [(&'static str, Option<Bytes>)],
     stored: &Record,
@@ -358,8 +439,10 @@ fn restate(
                 if sent.as_ref() == Some(held) {
                     continue;
                 }
-                match keys.open(PURPOSE, name.as_bytes(), held) {
-                    Some((plain, KeyUse::Fallback(_))) if plain == want[..] => {
+                match opener.open(name.as_bytes(), held) {
+                    Some((plain, Origin::Sealed(KeyUse::Fallback(_)) | Origin::Plain))
+                        if plain == want[..] =>
+                    {
                         *sent = Some(held.clone());
                         *changed = true;
                     }
@@ -537,5 +620,45 @@ mod tests {
         };
         in_clear.fields.insert(b(b"n"), b(b"1"));
         assert_eq!(open_record(&keys, &in_clear), None);
+    }
+
+    #[test]
+    fn values_in_clear_are_read_only_in_a_migration_window() {
+        let keys = ring(B);
+        let migrating = Opener {
+            keys: &keys,
+            plaintext: true,
+        };
+        let mut in_clear = Record {
+            meta: Meta::new(0, 1, None),
+            fields: Fields::default(),
+        };
+        in_clear.fields.insert(b(b"n"), b(b"\x01"));
+        let opened = open_record(migrating, &in_clear).expect("read as it is");
+        assert_eq!(opened.fields.get("n").map(|v| &v[..]), Some(&b"\x01"[..]));
+        assert_eq!(
+            open_record(&keys, &in_clear),
+            None,
+            "not outside the window"
+        );
+
+        // A value in the sealed format of one of our keys that does not open
+        // is tampering: refused in the window too.
+        let mut tampered = stored(&keys, &[("n", b"1")]);
+        let mut bytes = tampered.fields.get("n").unwrap().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        tampered.fields.insert(b(b"n"), Bytes::from(bytes));
+        assert_eq!(open_record(migrating, &tampered), None);
+
+        // A read-modify-write of a value in clear: the conflict with its own
+        // sealed expectation is retried against the stored bytes.
+        let plain = update(vec![("n", Some(b(b"\x01")))]);
+        let sealed = seal_write(&keys, &plain).unwrap();
+        let AfterConflict::Retry(retry) = after_conflict(migrating, &plain, &sealed, &in_clear)
+        else {
+            panic!("a retry")
+        };
+        assert_eq!(retry.expect[0].1.as_ref(), in_clear.fields.get("n"));
     }
 }

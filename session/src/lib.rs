@@ -71,6 +71,7 @@ mod record;
 #[cfg(feature = "redis")]
 mod redis;
 mod revocation;
+mod signed_id;
 pub mod store;
 pub mod timeout;
 
@@ -100,6 +101,7 @@ pub use crate::postgres::{
 pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipalKey};
 #[cfg(feature = "redis")]
 pub use crate::redis::{RedisConfigError, RedisStore, RedisStoreBuilder};
+pub use crate::signed_id::SignedIds;
 
 /// `#[derive(SessionData)]`: see the `sessionkit-derive` crate.
 #[cfg(feature = "derive")]

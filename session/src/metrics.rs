@@ -18,7 +18,7 @@
 //! | `sessionkit_sessions_destroyed_total` | counter | `cause` = `destroy` \| `emptied` | a stored session is deleted by `destroy`/`reset`, or because it holds no data any more |
 //! | `sessionkit_sessions_expired_on_load_total` | counter | | a load finds a session past its idle or absolute timeout (it is deleted) |
 //! | `sessionkit_sessions_revoked_total` | counter | | `SessionManager::delete_by_id` deletes a session |
-//! | `sessionkit_session_ids_rejected_total` | counter | `reason` = `length` \| `character` \| `unknown` | a request presents a malformed id, or a well-formed one under which no live session is stored |
+//! | `sessionkit_session_ids_rejected_total` | counter | `reason` = `length` \| `character` \| `signature` \| `unknown` | a request presents a malformed id, an id without a valid signature (signed ids), or a well-formed one under which no live session is stored |
 //! | `sessionkit_sessions_degraded_total` | counter | | a request runs with an anonymous, never-saved session because the store failed ([`FailurePolicy::Anonymous`](crate::FailurePolicy)) |
 //! | `sessionkit_commits_total` | counter | `outcome` = `written` \| `unchanged` \| `empty` \| `gone` \| `conflict` \| `too_large` \| `discarded` | a commit ends; `unchanged` wrote nothing |
 //! | `sessionkit_session_size_bytes` | histogram | | a write stores a session (its encoded size: names and values of every field) |
@@ -106,7 +106,7 @@ pub fn describe() {
     describe_counter!(SESSIONS_REVOKED, "Sessions deleted by id.");
     describe_counter!(
         IDS_REJECTED,
-        "Client session ids refused: malformed (length, character) or unknown."
+        "Client session ids refused: malformed (length, character), unsigned (signature) or unknown."
     );
     describe_counter!(
         SESSIONS_DEGRADED,

@@ -103,6 +103,14 @@ impl Observer {
         });
     }
 
+    /// A client presented an id without a valid signature (signed ids on).
+    pub(crate) fn unsigned(&self, refusal: &crate::signed_id::Refusal) {
+        match refusal {
+            crate::signed_id::Refusal::Signature => metrics::rejected("signature"),
+            crate::signed_id::Refusal::Malformed(error) => self.malformed(error),
+        }
+    }
+
     /// A client presented a well-formed id under which no live session is stored.
     pub(crate) fn unknown(&self) {
         metrics::rejected("unknown");

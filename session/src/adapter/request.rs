@@ -215,6 +215,7 @@ mod tests {
         let ex = Extractor::chain([Extractor::cookie("sid"), Extractor::query("sid")]);
         let from_query = Incoming {
             id: SessionId::parse("0123456789abcdef0123").ok(),
+            stale_token: false,
             source: SourceKind::Other,
             location: Location::Query,
             key: "sid".to_owned(),
@@ -234,6 +235,7 @@ mod tests {
         let ex = Extractor::custom("X-Token", SourceKind::Other, |_| None);
         let incoming = Incoming {
             id: None,
+            stale_token: false,
             source: SourceKind::Other,
             location: Location::Custom,
             key: "X-Token".to_owned(),

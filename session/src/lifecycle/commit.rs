@@ -433,7 +433,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::lifecycle::state::Change;
+    use crate::lifecycle::state::{Change, Reached};
     use crate::principal::ToPrincipalKey;
     use crate::record::{Fields, Meta, Record};
 
@@ -518,7 +518,7 @@ mod tests {
     }
 
     fn stored(n: u32) -> State<Cart> {
-        State::stored(id("cur"), record(n, None, 0), false)
+        State::stored(id("cur"), record(n, None, 0), Reached::Directly)
     }
 
     fn fresh() -> State<Cart> {
@@ -713,7 +713,7 @@ mod tests {
             },
             Case {
                 name: "touch: the turn is taken after planning, then it plans again",
-                state: || State::stored(id("cur"), record(1, None, 10 * MIN), false),
+                state: || State::stored(id("cur"), record(1, None, 10 * MIN), Reached::Directly),
                 setup: |_| {},
                 commit,
                 answers: none,
@@ -891,7 +891,7 @@ mod tests {
             },
             Case {
                 name: "an update that keeps the principal does not evict",
-                state: || State::stored(id("cur"), record(1, Some(7), 0), false),
+                state: || State::stored(id("cur"), record(1, Some(7), 0), Reached::Directly),
                 setup: add_n,
                 commit: || capped(2),
                 answers: none,
@@ -970,7 +970,7 @@ mod tests {
 
     #[test]
     fn a_rotation_that_keeps_the_principal_expects_it() {
-        let mut state = State::<Cart>::stored(id("cur"), record(1, Some(7), 0), false);
+        let mut state = State::<Cart>::stored(id("cur"), record(1, Some(7), 0), Reached::Directly);
         state.rotate(id("reg"), 0, NOW);
         let run = drive(commit(), &mut state, Vec::new(), false);
         let write = &run.writes[0];

@@ -21,6 +21,7 @@ use crate::error::SessionError;
 use crate::extractor::Extractor;
 use crate::id::{IdGenerator, SessionId, UuidV4};
 use crate::lifecycle::session::Session;
+use crate::lifecycle::state::Reached;
 use crate::plan::Rules;
 use crate::store::{DynSessionStore, Loaded, SessionStore};
 
@@ -85,6 +86,7 @@ pub struct SessionManagerBuilder<T> {
     /// The lifecycle event listener's queue (`events.rs`).
     pub(crate) events: Option<Arc<dyn crate::events::Sink>>,
     csrf: Option<crate::csrf::Csrf>,
+    signed_ids: Option<crate::signed_id::SignedIds>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -119,6 +121,19 @@ impl<T: SessionData> SessionManagerBuilder<T> {
     /// every unsafe request against its session's token (see [`Csrf`](crate::Csrf)).
     pub fn csrf(mut self, csrf: crate::csrf::Csrf) -> Self {
         self.csrf = Some(csrf);
+        self
+    }
+
+    /// Signs the ids given to clients (cookie or header): a presented id
+    /// whose MAC no key of the keyring made is refused before any store
+    /// lookup, and the request gets a fresh session. An id signed under a
+    /// fallback key (or, with [`SignedIds::accept_unsigned`], not signed)
+    /// is accepted and answered with a token under the primary key. See
+    /// [`SignedIds`](crate::SignedIds) and the keys guide.
+    ///
+    /// [`SignedIds::accept_unsigned`]: crate::SignedIds::accept_unsigned
+    pub fn signed_ids(mut self, signed: crate::signed_id::SignedIds) -> Self {
+        self.signed_ids = Some(signed);
         self
     }
 
@@ -192,6 +207,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 clock: self.clock,
                 cookie_attributes: cookie_attributes(&config).into(),
                 csrf: self.csrf,
+                signed_ids: self.signed_ids,
                 config,
             }),
             _data: PhantomData,
@@ -225,6 +241,7 @@ impl<T: SessionData> SessionManager<T> {
             clock: Arc::new(SystemClock),
             events: None,
             csrf: None,
+            signed_ids: None,
             _data: PhantomData,
         }
     }
@@ -284,7 +301,7 @@ impl<T: SessionData> SessionManager<T> {
     /// [`SessionError::Store`] when the store fails.
     pub async fn load_by_id(&self, id: &str) -> Result<Option<Session<T>>, SessionError> {
         let id = SessionId::parse(id)?;
-        self.load_stored(id).await
+        self.load_stored(id, Reached::Directly).await
     }
 
     /// Deletes the session stored under `id`.
@@ -300,9 +317,12 @@ impl<T: SessionData> SessionManager<T> {
 
     /// Loads the session under `id`, following the tombstones of ids rotated
     /// less than a grace period ago (at most a few hops).
-    async fn load_stored(&self, mut id: SessionId) -> Result<Option<Session<T>>, SessionError> {
+    async fn load_stored(
+        &self,
+        mut id: SessionId,
+        mut reached: Reached,
+    ) -> Result<Option<Session<T>>, SessionError> {
         let now = self.ctx.clock.now_ms();
-        let mut redirected = false;
         for _ in 0..=crate::plan::MAX_HOPS {
             match self.ctx.store.load_boxed(&id, now).await? {
                 Loaded::Session(record) if !record.meta.is_expired(now) => {
@@ -310,7 +330,7 @@ impl<T: SessionData> SessionManager<T> {
                         Arc::clone(&self.ctx),
                         id,
                         record,
-                        redirected,
+                        reached,
                     )));
                 }
                 Loaded::Session(record) => {
@@ -324,7 +344,7 @@ impl<T: SessionData> SessionManager<T> {
                 Loaded::Absent => return Ok(None),
                 Loaded::Moved(to) => {
                     id = to;
-                    redirected = true;
+                    reached = Reached::ThroughTombstone;
                 }
             }
         }
@@ -338,7 +358,32 @@ impl<T: SessionData> SessionManager<T> {
         // On every changing request: appended by hand to the attributes the
         // `cookie` crate rendered once (the same bytes, without its
         // formatting machinery per response).
-        id_cookie(name, id.as_str(), &self.ctx.cookie_attributes, max_age_secs)
+        id_cookie(
+            name,
+            &self.client_id(id),
+            &self.ctx.cookie_attributes,
+            max_age_secs,
+        )
+    }
+
+    /// The id as a client presents it: with [signed ids](SessionManagerBuilder::signed_ids)
+    /// the signed token (`<id>.<tag>`), otherwise the id itself. Use it to
+    /// put a session into a link (a query or path id source).
+    ///
+    /// ```
+    /// # use sessionkit::{MemoryStore, SessionManager};
+    /// # #[derive(sessionkit::SessionData, Default)] struct Cart { items: u32 }
+    /// let manager = SessionManager::<Cart>::new(MemoryStore::new());
+    /// let id = sessionkit::id::SessionId::parse("0123456789abcdef0123")?;
+    /// assert_eq!(manager.client_id(&id), "0123456789abcdef0123");
+    /// # Ok::<(), sessionkit::id::InvalidId>(())
+    /// ```
+    #[must_use]
+    pub fn client_id<'a>(&self, id: &'a SessionId) -> std::borrow::Cow<'a, str> {
+        match &self.ctx.signed_ids {
+            Some(signed) => std::borrow::Cow::Owned(signed.token(id)),
+            None => std::borrow::Cow::Borrowed(id.as_str()),
+        }
     }
 
     /// The `Set-Cookie` value that removes the session cookie: same name,

@@ -178,15 +178,14 @@ impl<T: SessionData> Session<T> {
         session
     }
 
-    /// A stored session; `redirected` when it was reached through the
-    /// tombstone of a rotated id (the client must learn the new id).
+    /// A stored session, reached as `reached` says.
     pub(crate) fn from_record(
         ctx: Arc<Context>,
         id: SessionId,
         record: Record,
-        redirected: bool,
+        reached: crate::lifecycle::state::Reached,
     ) -> Self {
-        Self::from_state(ctx, State::stored(id, record, redirected))
+        Self::from_state(ctx, State::stored(id, record, reached))
     }
 
     fn from_state(ctx: Arc<Context>, state: State<T>) -> Self {

@@ -137,6 +137,20 @@ pub(crate) enum Client {
     HoldsDeadId,
 }
 
+/// How a request reached its stored session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reached {
+    /// Under the id the client presented, as it should present it.
+    Directly,
+    /// Through the tombstone of a rotated id: the client must learn the new
+    /// id, and the id is not renewed again in this request.
+    ThroughTombstone,
+    /// Under the id the client presented, but in a form it must replace (a
+    /// signed id under a fallback key, or unsigned in a migration window):
+    /// the client is sent its id again.
+    WithStaleToken,
+}
+
 /// Whether the session's id may still change before it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IdFate {
@@ -218,17 +232,16 @@ impl<T: SessionData> State<T> {
         }
     }
 
-    /// A stored session; `redirected` when it was reached through the
-    /// tombstone of a rotated id (the client must learn the new id).
-    pub(crate) fn stored(id: SessionId, record: Record, redirected: bool) -> Self {
+    /// A stored session, reached as `reached` says.
+    pub(crate) fn stored(id: SessionId, record: Record, reached: Reached) -> Self {
         let secret = SecretSlot {
             stored: record.fields.get(crate::csrf::CSRF_FIELD).cloned(),
             edit: SecretEdit::None,
         };
-        let (client, id_fate) = if redirected {
-            (Client::MustLearnId, IdFate::Settled)
-        } else {
-            (Client::InSync, IdFate::Unchecked)
+        let (client, id_fate) = match reached {
+            Reached::Directly => (Client::InSync, IdFate::Unchecked),
+            Reached::ThroughTombstone => (Client::MustLearnId, IdFate::Settled),
+            Reached::WithStaleToken => (Client::MustLearnId, IdFate::Unchecked),
         };
         Self {
             fresh: false,

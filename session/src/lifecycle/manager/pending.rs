@@ -13,7 +13,9 @@ use crate::error::{ErrorChain, SessionError};
 use crate::extractor::{Location, RequestView, SourceKind};
 use crate::id::SessionId;
 use crate::lifecycle::session::Session;
+use crate::lifecycle::state::Reached;
 use crate::plan::IdWrite;
+use crate::signed_id::Verdict;
 
 /// How the id arrived in the request being served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,10 @@ pub struct Incoming {
     /// The id, if it passed validation. A malformed id is never used: the
     /// request gets a fresh session instead.
     pub id: Option<SessionId>,
+    /// Whether the client must be given its id again although it stays the
+    /// same: it was signed under a fallback key, or unsigned while
+    /// [`SignedIds::accept_unsigned`](crate::SignedIds::accept_unsigned) is on.
+    pub stale_token: bool,
     /// The write-back kind of its source.
     pub source: SourceKind,
     /// Where in the request it was.
@@ -83,17 +89,30 @@ impl<T: SessionData> PendingSession<T> {
     pub fn capture(&self, req: &dyn RequestView) -> Option<&Incoming> {
         self.incoming
             .get_or_init(|| {
-                let found = self.manager.ctx.extractor.extract(req)?;
-                let id = match SessionId::parse(&found.value) {
-                    Ok(id) => Some(id),
-                    Err(error) => {
-                        self.manager.ctx.observer.malformed(&error);
-                        tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
-                        None
-                    }
+                let ctx = &self.manager.ctx;
+                let found = ctx.extractor.extract(req)?;
+                let (id, stale_token) = match &ctx.signed_ids {
+                    None => match SessionId::parse(&found.value) {
+                        Ok(id) => (Some(id), false),
+                        Err(error) => {
+                            ctx.observer.malformed(&error);
+                            tracing::debug!(%error, key = found.key, "ignoring a malformed session id");
+                            (None, false)
+                        }
+                    },
+                    Some(signed) => match signed.open(&found.value) {
+                        Verdict::Current(id) => (Some(id), false),
+                        Verdict::Stale(id) => (Some(id), true),
+                        Verdict::Refused(refusal) => {
+                            ctx.observer.unsigned(&refusal);
+                            tracing::debug!(key = found.key, "ignoring a session id without a valid signature");
+                            (None, false)
+                        }
+                    },
                 };
                 Some(Incoming {
                     id,
+                    stale_token,
                     source: found.source,
                     location: found.location,
                     key: found.key.to_owned(),
@@ -131,8 +150,14 @@ impl<T: SessionData> PendingSession<T> {
             .session
             .get_or_try_init(|| async {
                 let incoming = self.incoming();
-                if let Some(id) = incoming.and_then(|i| i.id.clone()) {
-                    if let Some(session) = self.manager.load_stored(id).await? {
+                if let Some(incoming_id) = incoming.and_then(|i| i.id.clone().map(|id| (id, i))) {
+                    let (id, incoming) = incoming_id;
+                    let reached = if incoming.stale_token {
+                        Reached::WithStaleToken
+                    } else {
+                        Reached::Directly
+                    };
+                    if let Some(session) = self.manager.load_stored(id, reached).await? {
                         crate::observe::record_span(&session.id());
                         return Ok(session);
                     }
@@ -195,7 +220,8 @@ impl<T: SessionData> PendingSession<T> {
                 }
                 ResponseUpdate {
                     set_cookie: cookie.map(|name| self.manager.cookie_for(name, &id, max_age)),
-                    header: header.map(|name| (name.to_owned(), id.as_str().to_owned())),
+                    header: header
+                        .map(|name| (name.to_owned(), self.manager.client_id(&id).into_owned())),
                 }
             }
             IdWrite::Clear => ResponseUpdate {
