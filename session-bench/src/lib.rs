@@ -41,6 +41,10 @@ pub enum Mode {
     SessionkitMemory,
     /// sessionkit-actix with `sessionkit::RedisStore` (deadpool-redis).
     SessionkitRedis,
+    /// sessionkit-actix with `sessionkit::RedisStore` inside an
+    /// `EncryptedStore` (field values sealed at rest, and signed ids): the
+    /// cost of `SESSION_KEYS`. Only when named in `MODES`.
+    SessionkitRedisSealed,
     /// sessionkit-axum on axum 0.8 with `sessionkit::MemoryStore` (the
     /// runtime settings of the tower-sessions modes).
     SessionkitAxumMemory,
@@ -64,7 +68,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 14] = [
+    pub const ALL: [Mode; 15] = [
         Mode::Bare,
         Mode::ActixCookie,
         Mode::ActixRedis,
@@ -72,6 +76,7 @@ impl Mode {
         Mode::TowerRedis,
         Mode::SessionkitMemory,
         Mode::SessionkitRedis,
+        Mode::SessionkitRedisSealed,
         Mode::SessionkitAxumMemory,
         Mode::SessionkitAxumRedis,
         Mode::SessionkitAxumRedisCluster,
@@ -96,7 +101,10 @@ impl Mode {
         Mode::ALL
             .into_iter()
             .filter(|mode| {
-                mode.is_available() && !mode.uses_redis_cluster() && !mode.uses_postgres()
+                mode.is_available()
+                    && !mode.uses_redis_cluster()
+                    && !mode.uses_postgres()
+                    && *mode != Mode::SessionkitRedisSealed
             })
             .collect()
     }
@@ -140,6 +148,7 @@ impl Mode {
             | Mode::TowerRedis
             | Mode::SessionkitMemory
             | Mode::SessionkitRedis
+            | Mode::SessionkitRedisSealed
             | Mode::SessionkitAxumMemory
             | Mode::SessionkitAxumRedis
             | Mode::SessionkitAxumRedisCluster
@@ -160,6 +169,7 @@ impl Mode {
             Mode::TowerRedis => "tower-redis",
             Mode::SessionkitMemory => "sessionkit-memory",
             Mode::SessionkitRedis => "sessionkit-redis",
+            Mode::SessionkitRedisSealed => "sessionkit-redis-sealed",
             Mode::SessionkitAxumMemory => "sessionkit-axum-memory",
             Mode::SessionkitAxumRedis => "sessionkit-axum-redis",
             Mode::SessionkitAxumRedisCluster => "sessionkit-axum-redis-cluster",
@@ -180,7 +190,11 @@ impl Mode {
     pub fn uses_redis(self) -> bool {
         matches!(
             self,
-            Mode::ActixRedis | Mode::TowerRedis | Mode::SessionkitRedis | Mode::SessionkitAxumRedis
+            Mode::ActixRedis
+                | Mode::TowerRedis
+                | Mode::SessionkitRedis
+                | Mode::SessionkitRedisSealed
+                | Mode::SessionkitAxumRedis
         )
     }
 

@@ -48,6 +48,7 @@ fn main() -> Result<()> {
         Mode::TowerRedis => tower_modes::redis(addr, &redis_url()?),
         Mode::SessionkitMemory => sessionkit_modes::memory(addr),
         Mode::SessionkitRedis => sessionkit_modes::redis(addr, &redis_url()?),
+        Mode::SessionkitRedisSealed => sessionkit_modes::redis_sealed(addr, &redis_url()?),
         Mode::SessionkitAxumMemory => sessionkit_axum_modes::memory(addr),
         Mode::SessionkitAxumRedis => sessionkit_axum_modes::redis(addr, &redis_url()?),
         Mode::SessionkitAxumRedisCluster => {
@@ -456,6 +457,27 @@ mod sessionkit_modes {
         super::actix_modes::block_on(async move {
             super::preload::sessionkit(&store, super::preload_count()?).await?;
             serve(addr, manager(store)?).await
+        })
+    }
+
+    /// [`redis`] with what `SESSION_KEYS` turns on: field values sealed at
+    /// rest (`EncryptedStore`) and signed ids, under a fixed benchmark key.
+    pub fn redis_sealed(addr: SocketAddr, url: &str) -> Result<()> {
+        let keys = sessionkit::keys::Keyring::new([7u8; 32], Vec::<Vec<u8>>::new())
+            .context("the benchmark keyring")?;
+        let store = RedisStore::from_url(url).context("configuring sessionkit's RedisStore")?;
+        let store = sessionkit::EncryptedStore::new(store, keys.clone());
+        super::actix_modes::block_on(async move {
+            let config = Config::builder()
+                .cookie_secure(false)
+                .build()
+                .context("building the sessionkit config")?;
+            let manager = SessionManager::builder(store)
+                .config(config)
+                .signed_ids(sessionkit::SignedIds::new(keys))
+                .build()
+                .context("building the sealed manager")?;
+            serve(addr, manager).await
         })
     }
 
