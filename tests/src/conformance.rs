@@ -271,6 +271,20 @@ macro_rules! conformance_suites {
             $crate::conformance_suite!(super::$adapter, async { ::sessionkit::MemoryStore::new() });
         }
 
+        // The same behaviour through the encryption-at-rest wrapper.
+        mod encrypted_memory {
+            $crate::conformance_suite!(super::$adapter, async {
+                ::sessionkit::EncryptedStore::new(
+                    ::sessionkit::MemoryStore::new(),
+                    ::sessionkit::keys::Keyring::new(
+                        [9u8; 32],
+                        ::std::vec::Vec::<::std::vec::Vec<u8>>::new(),
+                    )
+                    .expect("keyring"),
+                )
+            });
+        }
+
         mod redis {
             $crate::conformance_suite!(super::$adapter, async {
                 ::sessionkit::RedisStore::builder($crate::redis_server::RedisServer::shared().url())
