@@ -212,7 +212,8 @@ pub const MEMORY_STORE_BYTES: u64 = 128 * 1024 * 1024;
 ///
 /// `REDIS_URL=redis://127.0.0.1:6379` uses one Redis; several URLs separated
 /// by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`) use Redis
-/// Cluster. Nothing connects until the first request that needs a session.
+/// Cluster, and `redis+sentinel://host:26379,host:26379/service` the primary
+/// that Redis Sentinel names for `service` (found again after a failover). Nothing connects until the first request that needs a session.
 /// Redis is wrapped in a [`CircuitBreaker`] (opens after 5 consecutive
 /// failures, probes again after 1 s), so while it is down requests get their
 /// answer at once instead of after Redis' timeouts.
@@ -227,7 +228,9 @@ pub fn store_for(redis_url: Option<&str>) -> Result<Arc<dyn DynSessionStore>, Ga
         // recently written) go first.
         return Ok(Arc::new(MemoryStore::with_max_bytes(MEMORY_STORE_BYTES)));
     };
-    let store = if url.contains(',') {
+    let store = if url.starts_with("redis+sentinel://") {
+        RedisStore::from_url(url)?
+    } else if url.contains(',') {
         RedisStore::cluster_builder(url.split(',').map(str::trim)).build()?
     } else {
         RedisStore::from_url(url)?

@@ -36,7 +36,20 @@ pub struct RedisServer {
     cluster: bool,
     /// Serves TLS only (on `port`), with a certificate from its own CA.
     tls: bool,
+    /// What else the server is: a replica, or a sentinel.
+    role: Role,
     child: Option<Child>,
+}
+
+/// A server's part in a Sentinel set-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// A plain server (a primary, or a cluster node).
+    Plain,
+    /// A replica of the server on this port.
+    ReplicaOf(u16),
+    /// A sentinel watching the primary on this port as this service.
+    Sentinel(u16, String),
 }
 
 impl RedisServer {
@@ -84,6 +97,10 @@ impl RedisServer {
     }
 
     fn start_kind(cluster: bool, tls: bool) -> Self {
+        Self::start_role(cluster, tls, Role::Plain)
+    }
+
+    fn start_role(cluster: bool, tls: bool, role: Role) -> Self {
         check_installed();
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -93,6 +110,7 @@ impl RedisServer {
                 dir: temp_dir(port),
                 cluster,
                 tls,
+                role: role.clone(),
                 child: None,
             };
             match server.spawn() {
@@ -112,6 +130,20 @@ impl RedisServer {
         let dir = self.dir.to_string_lossy().into_owned();
         let log = self.dir.join("redis.log");
         let mut cmd = Command::new("redis-server");
+        if let Role::Sentinel(primary, service) = &self.role {
+            // A sentinel rewrites its config file: one of its own.
+            let conf = self.dir.join("sentinel.conf");
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {service} 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds {service} 1000\n\
+                 sentinel failover-timeout {service} 10000\n\
+                 sentinel parallel-syncs {service} 1\n"
+            );
+            std::fs::write(&conf, text)
+                .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+            cmd.arg(&conf).arg("--sentinel");
+        }
         cmd.args([
             "--port",
             &port,
@@ -139,6 +171,9 @@ impl RedisServer {
             .args(["--tls-cert-file", &file("server.crt")])
             .args(["--tls-key-file", &file("server.key")])
             .args(["--tls-ca-cert-file", &file("ca.crt")]);
+        }
+        if let Role::ReplicaOf(primary) = self.role {
+            cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
         if self.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
@@ -285,6 +320,167 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A Sentinel set-up on free ports: a primary, two replicas and three
+/// sentinels watching it as one service (quorum 2, a primary is down after
+/// 1 s without an answer).
+#[derive(Debug)]
+pub struct RedisSentinel {
+    /// The servers: the first started as the primary, the others as its
+    /// replicas (after a failover, any of them may be the primary).
+    pub servers: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+    service: String,
+}
+
+impl RedisSentinel {
+    /// The service name the sentinels watch.
+    pub const SERVICE: &'static str = "sessionkit";
+
+    /// Starts the set-up and waits (bounded) until every replica is in sync
+    /// and every sentinel knows both replicas and the other sentinels.
+    ///
+    /// # Panics
+    /// When `redis-server` is missing or the set-up does not form in time.
+    #[must_use]
+    pub fn start() -> Self {
+        let primary = RedisServer::start();
+        let port = primary.port;
+        let mut servers = vec![primary];
+        for _ in 0..2 {
+            servers.push(RedisServer::start_role(false, false, Role::ReplicaOf(port)));
+        }
+        let sentinels = (0..3)
+            .map(|_| {
+                RedisServer::start_role(false, false, Role::Sentinel(port, Self::SERVICE.into()))
+            })
+            .collect();
+        let set = Self {
+            servers,
+            sentinels,
+            service: Self::SERVICE.to_owned(),
+        };
+        set.wait_until("replicas in sync and sentinels acquainted", |set| {
+            let info = set.servers[0].cli(&["INFO", "replication"]);
+            let synced = info.matches("state=online").count() == 2;
+            let known = set.sentinels.iter().all(|s| {
+                let master = s.cli(&["SENTINEL", "MASTER", &set.service]);
+                field_after(&master, "num-slaves") == Some("2")
+                    && field_after(&master, "num-other-sentinels") == Some("2")
+            });
+            synced && known
+        });
+        set
+    }
+
+    /// `redis://127.0.0.1:port` of every sentinel.
+    #[must_use]
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisServer::url).collect()
+    }
+
+    /// The port of the primary as the first answering sentinel names it.
+    #[must_use]
+    pub fn primary_port(&self) -> u16 {
+        for sentinel in &self.sentinels {
+            if !sentinel.is_running() {
+                continue;
+            }
+            let out = sentinel.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &self.service]);
+            if let Some(port) = out.lines().nth(1).and_then(|p| p.trim().parse().ok()) {
+                return port;
+            }
+        }
+        panic!("no sentinel names a primary");
+    }
+
+    /// The server that is the primary now.
+    ///
+    /// # Panics
+    /// When no server of the set-up has that port.
+    pub fn primary(&mut self) -> &mut RedisServer {
+        let port = self.primary_port();
+        self.servers
+            .iter_mut()
+            .find(|s| s.port == port)
+            .expect("the primary is one of the servers")
+    }
+
+    /// Waits (bounded) until every replica of the primary has everything
+    /// written so far (`WAIT`), so a failover loses nothing acknowledged.
+    pub fn sync_replicas(&mut self) {
+        let acked = self.primary().cli(&["WAIT", "2", "5000"]);
+        assert_eq!(acked, "2", "the replicas did not acknowledge within 5 s");
+    }
+
+    /// Asks the sentinels for a failover (`SENTINEL FAILOVER`), then waits
+    /// (bounded) until they name another primary, that primary says it is
+    /// one, and the old primary says it is a replica. Returns the new
+    /// primary's port.
+    pub fn failover(&mut self) -> u16 {
+        let old = self.primary_port();
+        let answer = self.sentinels[0].cli(&["SENTINEL", "FAILOVER", &self.service]);
+        assert_eq!(answer, "OK", "SENTINEL FAILOVER said {answer}");
+        self.wait_until("the failover to finish", |set| {
+            let new = set.primary_port();
+            new != old
+                && role_of(new) == "master"
+                && set
+                    .servers
+                    .iter()
+                    .find(|s| s.port == old)
+                    .is_none_or(|s| !s.is_running() || role_of(old) == "slave")
+        });
+        self.primary_port()
+    }
+
+    /// Kills the primary (`kill -9`), then waits (bounded) until the
+    /// sentinels have promoted a replica. Returns the new primary's port.
+    pub fn kill_primary(&mut self) -> u16 {
+        let old = self.primary_port();
+        self.primary().stop();
+        self.wait_until("a replica to be promoted", |set| {
+            let new = set.primary_port();
+            new != old && role_of(new) == "master"
+        });
+        self.primary_port()
+    }
+
+    fn wait_until(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "Sentinel set-up: waited {CLUSTER_TIMEOUT:?} for {what}"
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The `ROLE` of the server on `port` (`master`, `slave`), or `down`.
+fn role_of(port: u16) -> String {
+    if !ping(port) {
+        return "down".into();
+    }
+    cli(port, false, &["ROLE"])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// In `redis-cli --raw` output of alternating names and values, the value
+/// after `name`.
+fn field_after<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == name {
+            return lines.next().map(str::trim);
+        }
+    }
+    None
 }
 
 /// A three-master Redis Cluster (no replicas) on free ports.

@@ -172,6 +172,8 @@ enum Backend {
     Single(Pool<Manager<Single>>),
     #[cfg(feature = "redis-cluster")]
     Cluster(Pool<Manager<pool::Cluster>>),
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(Pool<Manager<pool::Sentinel>>),
 }
 
 impl fmt::Debug for RedisStore {
@@ -206,6 +208,98 @@ pub enum RedisConfigError {
     /// The pool could not be built.
     #[error("could not build the Redis connection pool: {0}")]
     Pool(String),
+    /// A `redis+sentinel://` URL was given but the `redis-sentinel` feature
+    /// is off.
+    #[error("a redis+sentinel:// URL needs Sentinel support: enable sessionkit's `redis-sentinel` feature")]
+    SentinelDisabled,
+    /// A `redis+sentinel://` URL does not have the expected shape.
+    #[error("invalid Redis Sentinel URL ({0}); expected redis+sentinel://[user:password@]host:26379[,host:26379…]/service[/db]")]
+    SentinelUrl(&'static str),
+}
+
+/// The scheme of a Sentinel URL.
+const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+/// `redis+sentinel://` URLs, parsed into a builder.
+#[cfg(feature = "redis-sentinel")]
+mod sentinel_url {
+    use super::{RedisConfigError, RedisStore, RedisStoreBuilder, SENTINEL_SCHEME};
+
+    /// The builder `url` describes: sentinels without credentials, the
+    /// primary with the URL's credentials and database.
+    pub(super) fn parse(url: &str) -> Result<RedisStoreBuilder, RedisConfigError> {
+        let rest = url
+            .strip_prefix(SENTINEL_SCHEME)
+            .ok_or(RedisConfigError::SentinelUrl("wrong scheme"))?;
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or(RedisConfigError::SentinelUrl("no service name"))?;
+        let (auth, hosts) = match authority.rsplit_once('@') {
+            Some((auth, hosts)) => (Some(auth), hosts),
+            None => (None, authority),
+        };
+        let mut path = path.split('/');
+        let service = path
+            .next()
+            .filter(|s| !s.is_empty())
+            .ok_or(RedisConfigError::SentinelUrl("no service name"))?;
+        let db = match path.next() {
+            None | Some("") => None,
+            Some(db) if db.bytes().all(|b| b.is_ascii_digit()) => Some(db),
+            Some(_) => {
+                return Err(RedisConfigError::SentinelUrl(
+                    "the database is not a number",
+                ))
+            }
+        };
+        if path.next().is_some() {
+            return Err(RedisConfigError::SentinelUrl("too many path segments"));
+        }
+        let sentinels: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{h}"))
+            .collect();
+        if sentinels.is_empty() {
+            return Err(RedisConfigError::SentinelUrl("no sentinel address"));
+        }
+        let primary = format!(
+            "redis://{}primary/{}",
+            auth.map(|a| format!("{a}@")).unwrap_or_default(),
+            db.unwrap_or("0")
+        );
+        Ok(RedisStore::sentinel_builder(sentinels, service).primary(primary))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sentinel_urls_name_sentinels_service_and_primary() {
+            let b =
+                parse("redis+sentinel://:pw@10.0.0.1:26379, 10.0.0.2:26379/sessions/3").unwrap();
+            assert_eq!(b.urls, ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]);
+            assert_eq!(b.sentinel.as_deref(), Some("sessions"));
+            assert_eq!(b.primary.as_deref(), Some("redis://:pw@primary/3"));
+            let b = parse("redis+sentinel://h:26379/s").unwrap();
+            assert_eq!(b.primary.as_deref(), Some("redis://primary/0"));
+            for bad in [
+                "redis+sentinel://h:26379",
+                "redis+sentinel://h:26379/",
+                "redis+sentinel:///s",
+                "redis+sentinel://h/s/x",
+                "redis+sentinel://h/s/1/2",
+            ] {
+                assert!(
+                    matches!(parse(bad), Err(RedisConfigError::SentinelUrl(_))),
+                    "{bad}"
+                );
+            }
+            assert!(RedisStore::from_url("redis+sentinel://h:26379/s").is_ok());
+        }
+    }
 }
 
 /// Configures a [`RedisStore`]; see each method for its default.
@@ -214,6 +308,11 @@ pub enum RedisConfigError {
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
     cluster: bool,
+    /// The Sentinel service name: `urls` are sentinels, `primary` the
+    /// primary's settings (credentials, database).
+    sentinel: Option<String>,
+    #[cfg(feature = "redis-sentinel")]
+    primary: Option<String>,
     prefix: String,
     pool_size: usize,
     connect_timeout: Duration,
@@ -252,7 +351,52 @@ impl RedisStore {
     /// # Errors
     /// [`RedisConfigError`] for a malformed URL; nothing is connected yet.
     pub fn from_url(url: impl Into<String>) -> Result<Self, RedisConfigError> {
+        let url = url.into();
+        #[cfg(feature = "redis-sentinel")]
+        if url.starts_with(SENTINEL_SCHEME) {
+            return sentinel_url::parse(&url)?.build();
+        }
+        #[cfg(not(feature = "redis-sentinel"))]
+        if url.starts_with(SENTINEL_SCHEME) {
+            return Err(RedisConfigError::SentinelDisabled);
+        }
         Self::builder(url).build()
+    }
+
+    /// A builder for a store on the primary that Redis Sentinel names for
+    /// `service`, from the URLs of some sentinels (`redis://host:26379`).
+    /// Every new connection asks the sentinels where the primary is, so
+    /// after a failover the store finds the new primary by itself: a
+    /// connection to a demoted primary breaks at its first `READONLY`
+    /// answer, and the operation is sent again on a new connection. While
+    /// the sentinels elect a new primary, operations fail fast
+    /// ([`StoreError::Unavailable`], which a [`CircuitBreaker`](crate::breaker::CircuitBreaker)
+    /// and `FailurePolicy::Anonymous` handle as for a Redis that is down).
+    ///
+    /// `redis+sentinel://[user:password@]host:26379[,host:26379…]/service[/db]`
+    /// in [`RedisStore::from_url`] (and the examples' `REDIS_URL`) means the
+    /// same; the credentials and database there are the primary's.
+    ///
+    /// ```
+    /// let store = sessionkit::RedisStore::sentinel_builder(
+    ///     ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///     "sessions",
+    /// )
+    /// .primary("redis://:secret@primary/0")
+    /// .build()?;
+    /// assert!(!store.is_cluster());
+    /// # Ok::<(), sessionkit::RedisConfigError>(())
+    /// ```
+    #[cfg(feature = "redis-sentinel")]
+    pub fn sentinel_builder<I, U>(sentinels: I, service: impl Into<String>) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        let mut builder =
+            RedisStoreBuilder::new(sentinels.into_iter().map(Into::into).collect(), false);
+        builder.sentinel = Some(service.into());
+        builder
     }
 
     /// A builder for a single-node store.
@@ -298,6 +442,8 @@ impl RedisStore {
     pub fn is_cluster(&self) -> bool {
         match self.inner.backend {
             Backend::Single(_) => false,
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(_) => false,
             #[cfg(feature = "redis-cluster")]
             Backend::Cluster(_) => true,
         }
@@ -342,6 +488,8 @@ impl RedisStore {
                 Backend::Single(pool) => run_on(pool, inner, &op).await,
                 #[cfg(feature = "redis-cluster")]
                 Backend::Cluster(pool) => run_on(pool, inner, &op).await,
+                #[cfg(feature = "redis-sentinel")]
+                Backend::Sentinel(pool) => run_on(pool, inner, &op).await,
             }
         };
         match tokio::time::timeout(inner.operation_timeout, work).await {
@@ -684,6 +832,9 @@ impl RedisStoreBuilder {
         Self {
             urls,
             cluster,
+            sentinel: None,
+            #[cfg(feature = "redis-sentinel")]
+            primary: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(1),
@@ -701,6 +852,15 @@ impl RedisStoreBuilder {
     #[cfg(feature = "redis-tls")]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
+    /// For a [Sentinel store](RedisStore::sentinel_builder): the primary's
+    /// credentials and database, as a URL whose host is ignored
+    /// (`redis://[user:password@]primary[/db]`). Default: none, database 0.
+    #[cfg(feature = "redis-sentinel")]
+    pub fn primary(mut self, url: impl Into<String>) -> Self {
+        self.primary = Some(url.into());
         self
     }
 
@@ -789,6 +949,8 @@ impl RedisStoreBuilder {
             + Duration::from_millis(100);
         let backend = if self.cluster {
             self.cluster_backend(infos)?
+        } else if let Some(service) = &self.sentinel {
+            self.sentinel_backend(infos, service)?
         } else {
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.connect_timeout))
@@ -839,6 +1001,48 @@ impl RedisStoreBuilder {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| RedisConfigError::Pool(e.to_string()))
+    }
+
+    #[cfg(feature = "redis-sentinel")]
+    fn sentinel_backend(
+        &self,
+        sentinels: Vec<redis::ConnectionInfo>,
+        service: &str,
+    ) -> Result<Backend, RedisConfigError> {
+        let mut node = redis::sentinel::SentinelNodeConnectionInfo::default();
+        if let Some(url) = &self.primary {
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(RedisConfigError::Url)?;
+            node = node.set_redis_connection_info(info.redis_settings().clone());
+        }
+        // A String: the parameter is `String` without redis' TLS feature and
+        // `impl AsRef<str>` with it.
+        #[allow(clippy::unnecessary_to_owned)]
+        let client = redis::sentinel::SentinelClient::build(
+            sentinels,
+            service.to_owned(),
+            Some(node),
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(RedisConfigError::Url)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout));
+        Ok(Backend::Sentinel(self.pool(pool::Sentinel {
+            client: tokio::sync::Mutex::new(client),
+            config,
+        })?))
+    }
+
+    #[cfg(not(feature = "redis-sentinel"))]
+    fn sentinel_backend(
+        &self,
+        _sentinels: Vec<redis::ConnectionInfo>,
+        _service: &str,
+    ) -> Result<Backend, RedisConfigError> {
+        Err(RedisConfigError::SentinelDisabled)
     }
 
     #[cfg(feature = "redis-cluster")]

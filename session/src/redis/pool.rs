@@ -131,16 +131,47 @@ impl Connect for Cluster {
     }
 }
 
-/// Whether `error` means the connection itself is unusable.
+/// Connections to the primary that Redis Sentinel names: each new
+/// connection asks the sentinels first, so after a failover (and the
+/// `READONLY` answer of a demoted primary, which breaks the connection) the
+/// pool reconnects to the new primary by itself.
+#[cfg(feature = "redis-sentinel")]
+pub(crate) struct Sentinel {
+    pub(crate) client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    pub(crate) config: redis::AsyncConnectionConfig,
+}
+
+#[cfg(feature = "redis-sentinel")]
+impl Connect for Sentinel {
+    type Conn = redis::aio::MultiplexedConnection;
+
+    async fn connect(&self) -> RedisResult<Self::Conn> {
+        let client = self.client.lock().await.async_get_client().await?;
+        client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+    }
+}
+
+/// Whether `error` means the connection itself is unusable: also a
+/// `READONLY` answer, which means the node is no longer the primary (a
+/// failover demoted it), so a new connection must find the primary.
 pub(crate) fn breaks_connection(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_connection_dropped()
         || error.is_timeout()
         || error.is_unrecoverable_error()
+        || read_only(error)
 }
 
 /// Whether the command surely did not run and can be sent again on another
-/// connection (the connection was already gone when it was sent).
+/// connection (the connection was already gone when it was sent, or the
+/// node refused it as a replica).
 pub(crate) fn retryable(error: &RedisError) -> bool {
-    error.is_connection_dropped() || error.is_connection_refusal()
+    error.is_connection_dropped() || error.is_connection_refusal() || read_only(error)
+}
+
+/// A `READONLY` answer: the node is a replica now.
+fn read_only(error: &RedisError) -> bool {
+    error.code() == Some("READONLY")
 }
