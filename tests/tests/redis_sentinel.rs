@@ -128,3 +128,61 @@ fn sentinel_urls_build_a_store_and_bad_ones_say_why() {
     let error = RedisStore::from_url("redis+sentinel://127.0.0.1:26379").unwrap_err();
     assert!(error.to_string().contains("redis+sentinel://"), "{error}");
 }
+
+/// `wait_for_replicas`: a write is acknowledged once the replicas have it;
+/// with the replicas gone it fails with `NotReplicated` (a 503 for the
+/// request), although the primary applied it: the next load sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_writes_wait_for_the_replicas_and_say_when_they_did_not() {
+    let mut set = tokio::task::spawn_blocking(RedisSentinel::start)
+        .await
+        .unwrap();
+    let store = RedisStore::sentinel_builder(set.sentinel_urls(), RedisSentinel::SERVICE)
+        .wait_for_replicas(2, Duration::from_millis(300))
+        .build()
+        .expect("store");
+    let kept = sid("durable");
+    assert_eq!(
+        store
+            .write(&create(&kept, T, &[("cart", b"1")]))
+            .await
+            .unwrap(),
+        sessionkit::store::Written::Done
+    );
+    // Both replicas gone: nothing can acknowledge.
+    let primary = set.primary_port();
+    for server in set.servers.iter_mut().filter(|s| s.port() != primary) {
+        server.stop();
+    }
+    let unsure = sid("not-replicated");
+    let error = store
+        .write(&create(&unsure, T, &[("cart", b"2")]))
+        .await
+        .unwrap_err();
+    let StoreError::Unavailable(cause) = &error else {
+        panic!("{error:?}")
+    };
+    let cause = cause
+        .downcast_ref::<sessionkit::NotReplicated>()
+        .expect("NotReplicated");
+    assert_eq!((cause.wanted, cause.acked), (2, 0));
+    assert!(cause
+        .to_string()
+        .contains("was applied on the Redis primary"));
+    // Not acknowledged is not "not applied": the primary has it.
+    assert!(matches!(
+        store.load(&unsure, T + 1).await.unwrap(),
+        Loaded::Session(_)
+    ));
+    assert!(
+        store.delete(&kept).await.is_err(),
+        "a delete waits for the replicas too"
+    );
+    assert!(
+        RedisStore::cluster_builder(["redis://127.0.0.1:1"])
+            .wait_for_replicas(1, Duration::from_millis(10))
+            .build()
+            .is_err(),
+        "not on a Cluster"
+    );
+}

@@ -166,6 +166,9 @@ struct Inner {
     command_timeout: Duration,
     /// The bound on one whole operation, retry included.
     operation_timeout: Duration,
+    /// Writes are acknowledged only once this many replicas have them
+    /// (`WAIT`), within this time.
+    durability: Option<(u32, Duration)>,
 }
 
 enum Backend {
@@ -319,6 +322,7 @@ pub struct RedisStoreBuilder {
     wait_timeout: Duration,
     command_timeout: Duration,
     health_check_interval: Duration,
+    durability: Option<(u32, Duration)>,
     #[cfg(feature = "redis-tls")]
     tls_root_certificate: Option<Vec<u8>>,
 }
@@ -747,7 +751,15 @@ async fn run_on<F: Connect>(
             (tracked.conn.clone(), Arc::clone(&tracked.broken))
         };
         match exec(&mut conn, op).await {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                return match (inner.durability, op) {
+                    (Some((replicas, timeout)), Op::Script(..) | Op::Del(_)) => {
+                        replicated(&mut conn, replicas, timeout, inner).await?;
+                        Ok(value)
+                    }
+                    _ => Ok(value),
+                }
+            }
             Err(error) => {
                 if pool::breaks_connection(&error) {
                     broken.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -761,6 +773,45 @@ async fn run_on<F: Connect>(
             }
         }
     }
+}
+
+/// `WAIT replicas timeout` after a write on `conn`: `Ok` once that many
+/// replicas have every write sent on the connection so far.
+async fn replicated<C: ConnectionLike + Send>(
+    conn: &mut C,
+    replicas: u32,
+    timeout: Duration,
+    inner: &Inner,
+) -> Result<(), StoreError> {
+    let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(replicas)
+        .arg(millis)
+        .query_async(conn)
+        .await
+        .map_err(|e| redis_error(e, inner))?;
+    if acked >= i64::from(replicas) {
+        return Ok(());
+    }
+    Err(StoreError::unavailable(NotReplicated {
+        wanted: replicas,
+        acked: u32::try_from(acked.max(0)).unwrap_or(0),
+        timeout,
+    }))
+}
+
+/// A write the primary applied but fewer replicas than
+/// [`RedisStoreBuilder::wait_for_replicas`] asks for acknowledged in time:
+/// the cause of the [`StoreError::Unavailable`] it fails with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the write was applied on the Redis primary, but only {acked} of {wanted} replicas acknowledged it within {timeout:?}: it may be lost if the primary fails now; check the replicas")]
+pub struct NotReplicated {
+    /// Replicas asked for.
+    pub wanted: u32,
+    /// Replicas that acknowledged.
+    pub acked: u32,
+    /// How long the write waited.
+    pub timeout: Duration,
 }
 
 /// A hash as name/value pairs, from a RESP2 array or a RESP3 map.
@@ -841,6 +892,7 @@ impl RedisStoreBuilder {
             wait_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             health_check_interval: Duration::from_secs(30),
+            durability: None,
             #[cfg(feature = "redis-tls")]
             tls_root_certificate: None,
         }
@@ -905,6 +957,29 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Acknowledges a write (a session saved, destroyed or revoked) only once
+    /// `replicas` replicas have it, waiting at most `timeout` (Redis'
+    /// `WAIT` after each write, on the write's connection). Default: off;
+    /// a write is acknowledged once the primary has it.
+    ///
+    /// When fewer replicas answer in time, the operation fails with
+    /// [`StoreError::Unavailable`] whose cause is [`NotReplicated`]: the
+    /// request gets the error handler's answer (503), although the write
+    /// **was applied on the primary** and is what the next request sees,
+    /// unless the primary fails before it reaches a replica. So an
+    /// acknowledged logout or revocation survives the failure of the
+    /// primary (and of `replicas - 1` replicas); an unacknowledged one may
+    /// or may not. Redis' own documentation says it plainly: `WAIT` does not
+    /// make Redis strongly consistent (a failover can still promote a
+    /// replica that did not have the write, if one that had it is down).
+    /// Each wait holds the shared multiplexed connection, so it adds its
+    /// replication delay to the requests pipelined behind it. Not on a
+    /// Cluster store (build error).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.durability = Some((replicas, timeout));
+        self
+    }
+
     /// Builds the store. Nothing is connected yet.
     ///
     /// # Errors
@@ -926,6 +1001,18 @@ impl RedisStoreBuilder {
         if self.urls.is_empty() {
             return Err(RedisConfigError::NoNodes);
         }
+        if let Some((replicas, timeout)) = self.durability {
+            if self.cluster {
+                return Err(RedisConfigError::Setting(
+                    "wait_for_replicas is not supported on a Redis Cluster store",
+                ));
+            }
+            if replicas == 0 || timeout.is_zero() {
+                return Err(RedisConfigError::Setting(
+                    "wait_for_replicas needs at least 1 replica and a non-zero timeout",
+                ));
+            }
+        }
         let mut infos = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
             if url.starts_with("rediss://") {
@@ -946,6 +1033,9 @@ impl RedisStoreBuilder {
         // and once more after a dead connection.
         let operation_timeout = self.wait_timeout
             + 2 * (self.connect_timeout + self.command_timeout)
+            + self
+                .durability
+                .map_or(Duration::ZERO, |(_, t)| t + self.command_timeout)
             + Duration::from_millis(100);
         let backend = if self.cluster {
             self.cluster_backend(infos)?
@@ -966,6 +1056,7 @@ impl RedisStoreBuilder {
                 target,
                 command_timeout: self.command_timeout,
                 operation_timeout,
+                durability: self.durability,
             }),
         })
     }
