@@ -447,6 +447,36 @@ impl RedisSentinel {
         self.primary_port()
     }
 
+    /// The worst case for asynchronous replication: the replicas are frozen
+    /// (SIGSTOP) for `lag` while the primary keeps acknowledging writes, then
+    /// the primary is killed and the replicas resumed; waits (bounded) until
+    /// one is promoted. Returns the new primary's port. (`lag` is the
+    /// scenario's replication delay, not a wait for anything.)
+    pub fn kill_primary_while_replicas_lag(&mut self, lag: Duration) -> u16 {
+        let old = self.primary_port();
+        for server in self
+            .servers
+            .iter()
+            .filter(|s| s.port != old && s.is_running())
+        {
+            server.pause();
+        }
+        sleep(lag);
+        self.primary().stop();
+        for server in self
+            .servers
+            .iter()
+            .filter(|s| s.port != old && s.is_running())
+        {
+            server.resume();
+        }
+        self.wait_until("a replica to be promoted", |set| {
+            let new = set.primary_port();
+            new != old && role_of(new) == "master"
+        });
+        self.primary_port()
+    }
+
     fn wait_until(&self, what: &str, done: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
         while !done(self) {
