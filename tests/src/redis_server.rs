@@ -409,9 +409,13 @@ impl RedisSentinel {
 
     /// Waits (bounded) until every replica of the primary has everything
     /// written so far (`WAIT`), so a failover loses nothing acknowledged.
+    /// After a failover a replica may still be re-attaching to the new
+    /// primary, so `WAIT` is asked again until both acknowledge.
     pub fn sync_replicas(&mut self) {
-        let acked = self.primary().cli(&["WAIT", "2", "5000"]);
-        assert_eq!(acked, "2", "the replicas did not acknowledge within 5 s");
+        self.wait_until("both replicas to acknowledge every write (WAIT 2)", |set| {
+            let port = set.primary_port();
+            cli(port, false, &["WAIT", "2", "1000"]) == "2"
+        });
     }
 
     /// Asks the sentinels for a failover (`SENTINEL FAILOVER`), then waits
