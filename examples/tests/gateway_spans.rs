@@ -86,11 +86,8 @@ async fn visit_axum() -> (String, u16) {
 fn spans_carry_the_fingerprint_never_the_id(kind: Kind) {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    // INFO: tracing-subscriber's default level.
+    let subscriber = captured.subscriber(tracing::Level::INFO);
     let (id, status) = tracing::subscriber::with_default(subscriber, || match kind {
         Kind::Actix => actix_web::rt::System::new().block_on(visit_actix()),
         Kind::Axum => tokio::runtime::Builder::new_current_thread()

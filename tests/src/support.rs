@@ -499,6 +499,18 @@ impl SessionData for Account {
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogCapture {
+    /// A plain-text `tracing` subscriber up to `level` that writes here
+    /// (for `tracing::subscriber::with_default`).
+    #[must_use]
+    pub fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
     /// Everything written so far, as text.
     ///
     /// # Panics

@@ -85,12 +85,7 @@ const LINE: &str = "an inner service failed without a response; the session was 
 /// What `run` logged at `warn` and above.
 fn logs_of(run: impl FnOnce()) -> String {
     let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = captured.subscriber(tracing::Level::WARN);
     tracing::subscriber::with_default(subscriber, run);
     captured.text()
 }

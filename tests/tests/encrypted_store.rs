@@ -339,12 +339,7 @@ async fn rotation_through_the_manager_on_redis() {
 #[test]
 fn sessions_that_do_not_open_are_absent_and_logged_without_secrets() {
     let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = captured.subscriber(tracing::Level::DEBUG);
     let raw = Arc::new(MemoryStore::new());
     let store = EncryptedStore::new(Arc::clone(&raw), keys(KEY_A));
     let (tampered, in_clear) = (sid("tampered"), sid("in-clear"));

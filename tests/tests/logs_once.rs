@@ -22,12 +22,7 @@ async fn bump(session: Session<Profile>) -> HttpResponse {
 /// what was logged (everything at debug level and above) and the status.
 fn logged(store: impl SessionStore) -> (String, StatusCode, String) {
     let captured = LogCapture::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = captured.subscriber(tracing::Level::DEBUG);
     let config = Config::builder()
         .cookie_http_only(true)
         .cookie_secure(true)
