@@ -563,6 +563,12 @@ pub enum ConfigError {
     /// An unparsable `cookieSameSite`.
     #[error("cookieSameSite {0:?} is not one of Strict, Lax, None")]
     SameSite(String),
+    /// A setting the cookie store cannot honour.
+    #[error("the cookie store {problem}")]
+    CookieStore {
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// An unparsable `keyLookup` entry.
     #[error("keyLookup entry {entry:?}: {problem}")]
     KeyLookup {

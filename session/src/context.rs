@@ -35,6 +35,9 @@ pub(crate) struct Context {
     pub(crate) csrf: Option<crate::csrf::Csrf>,
     /// Signed ids, when the application turned them on.
     pub(crate) signed_ids: Option<crate::signed_id::SignedIds>,
+    /// The cookie store, when sessions live in the client's cookie
+    /// (`store` is then `cookie_store::ClientSide`).
+    pub(crate) cookie: Option<crate::cookie_store::CookieStore>,
 }
 
 /// Striped locks serializing the commits of one session within this

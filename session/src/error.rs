@@ -28,6 +28,16 @@ pub enum SessionError {
         /// The configured limit.
         limit: usize,
     },
+    /// The session cookie of a [`CookieStore`](crate::CookieStore) would be
+    /// longer than browsers keep; no cookie was sent, so the client keeps
+    /// its previous one.
+    #[error("the session cookie would be {size} bytes, over the {limit} a browser keeps; nothing was sent: store less in the session (the cookie store keeps every field in the cookie) or use a server store")]
+    CookieTooLarge {
+        /// The `Set-Cookie` value's length, name and attributes included.
+        size: usize,
+        /// [`CookieStore::MAX_COOKIE_BYTES`](crate::CookieStore::MAX_COOKIE_BYTES).
+        limit: usize,
+    },
     /// A session id given to the store pattern is malformed.
     #[error(transparent)]
     InvalidId(#[from] InvalidId),

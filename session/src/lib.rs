@@ -46,6 +46,7 @@ pub mod clock;
 pub mod codec;
 mod config;
 mod context;
+mod cookie_store;
 mod csrf;
 mod data;
 mod degraded;
@@ -84,6 +85,7 @@ pub mod __private;
 // id generators: `id`; store wrappers: `breaker`, `timeout`; keys: `keys`; test clocks:
 // `clock`. Every public name has exactly one path.
 pub use crate::config::{Config, ConfigBuilder, ConfigError, KeyLookup, LookupSource, SameSite};
+pub use crate::cookie_store::CookieStore;
 pub use crate::csrf::{Csrf, CsrfRejection};
 pub use crate::data::SessionData;
 pub use crate::degraded::FailurePolicy;

@@ -319,6 +319,76 @@ macro_rules! conformance_suites {
     };
 }
 
+/// The conformance cases that hold as written on the cookie store, for
+/// adapter `$adapter`, once with private and once with signed cookies
+/// (modules `cookie_private`, `cookie_signed`). Left out: the cases that
+/// count or break store calls (there are none: the session is in the
+/// request), that store a session by id (for a query, form or path
+/// source, or to check a forged id: there is no server to store it on),
+/// that send a cookie again after the session changed (the value is the
+/// session: a client must send the latest one, so the timeout, CSRF and
+/// flash cases are rewritten for it), and the concurrency and renewal
+/// races (requests of one cookie session cannot merge; the README's table
+/// of stores says so). The cookie store's own cases, with a client that
+/// keeps the latest cookie, are in `tests/tests/cookie_store.rs`.
+#[macro_export]
+macro_rules! cookie_conformance_suites {
+    ($adapter:ident) => {
+        mod cookie_private {
+            $crate::cookie_conformance_suite!(super::$adapter, ::sessionkit::CookieStore::private);
+        }
+        mod cookie_signed {
+            $crate::cookie_conformance_suite!(super::$adapter, ::sessionkit::CookieStore::signed);
+        }
+    };
+}
+
+/// The cookie store's conformance cases for one protection (`$make`:
+/// `CookieStore::private` or `CookieStore::signed`).
+#[macro_export]
+macro_rules! cookie_conformance_suite {
+    ($adapter:ty, $make:path) => {
+        $crate::cookie_conformance_suite!(@cases $adapter, $make;
+            cookie_carries_every_configured_attribute,
+            same_site_none_is_sent_with_secure,
+            defaults_are_lax_not_secure_not_http_only_two_hours,
+            session_only_cookie_has_no_max_age_or_expires,
+            responses_that_set_an_id_are_no_store,
+            handler_cache_control_is_replaced_when_an_id_is_sent,
+            absolute_timeout_expires_an_active_session,
+            too_large_session_is_a_500,
+            session_without_the_layer_is_a_500_saying_what_to_add,
+            request_extension_shares_the_handlers_session,
+            mapping_sets_headers_from_the_session,
+            client_supplied_mapped_headers_are_removed_in_every_spelling,
+            absent_session_value_means_absent_header_even_if_spoofed,
+            values_with_cr_lf_never_become_headers,
+            runtime_map_in_the_gateway_shape,
+            unknown_mapped_field_is_a_start_up_error,
+            mapping_without_the_session_layer_is_a_500_saying_what_to_add,
+            csrf_a_post_without_a_token_is_refused_before_the_handler,
+            csrf_a_form_token_passes_and_the_body_reaches_the_handler,
+            csrf_a_token_of_another_session_is_refused,
+            csrf_the_header_token_is_accepted,
+            csrf_safe_methods_are_never_checked,
+            csrf_custom_rejection_handler_answers,
+        );
+    };
+    (@cases $adapter:ty, $make:path; $($case:ident),* $(,)?) => {$(
+        #[test]
+        fn $case() {
+            <$adapter as $crate::conformance::Adapter>::block_on(async {
+                let keys = ::sessionkit::keys::Keyring::new(
+                    [5u8; 32],
+                    ::std::vec::Vec::<::std::vec::Vec<u8>>::new(),
+                )
+                .expect("keyring");
+                $crate::conformance::$case::<$adapter>($crate::conformance::Store::cookie($make(keys))).await;
+            });
+        }
+    )*};
+}
+
 /// Expands into one `#[test]` per conformance case, for adapter `$adapter`;
 /// `$store` is an expression of a future that yields a fresh `SessionStore`.
 #[macro_export]
@@ -409,7 +479,7 @@ macro_rules! conformance_suite {
         fn $case() {
             <$adapter as $crate::conformance::Adapter>::block_on(async {
                 let store = $store.await;
-                $crate::conformance::$case::<$adapter>(::std::sync::Arc::new(store)).await;
+                $crate::conformance::$case::<$adapter>($crate::conformance::Store::server(::std::sync::Arc::new(store))).await;
             });
         }
     )*};
@@ -417,21 +487,71 @@ macro_rules! conformance_suite {
 
 // ---------------------------------------------------------------- helpers
 
-type Store = Arc<dyn sessionkit::store::DynSessionStore>;
+/// What a case runs on: a server store, or the cookie store (whose
+/// manager has no server store to count calls on or break).
+#[derive(Clone)]
+pub struct Store {
+    server: Option<Arc<dyn sessionkit::store::DynSessionStore>>,
+    cookie: Option<sessionkit::CookieStore>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A server store.
+    pub fn server(store: Arc<dyn sessionkit::store::DynSessionStore>) -> Self {
+        Self {
+            server: Some(store),
+            cookie: None,
+        }
+    }
+
+    /// The cookie store.
+    pub fn cookie(cookie: sessionkit::CookieStore) -> Self {
+        Self {
+            server: None,
+            cookie: Some(cookie),
+        }
+    }
+
+    /// A manager builder on this store.
+    pub fn builder(&self) -> sessionkit::SessionManagerBuilder<User> {
+        match (&self.server, &self.cookie) {
+            (_, Some(cookie)) => SessionManager::cookie_builder(cookie.clone()),
+            (Some(server), None) => SessionManager::builder(Arc::clone(server)),
+            (None, None) => unreachable!("a store is one or the other"),
+        }
+    }
+
+    /// The server store (cases that wrap or count store calls run on
+    /// server stores only).
+    fn raw(self) -> Arc<dyn sessionkit::store::DynSessionStore> {
+        self.server
+            .expect("this case needs a server store; the cookie store has none")
+    }
+}
 
 /// A well-formed id that no server issued.
 pub const FORGED: &str = "0123456789abcdef0123456789abcdef";
 const T0: u64 = 1_700_000_000_000;
 
 fn manager(store: Store, config: Config) -> SessionManager<User> {
-    SessionManager::builder(store)
+    store
+        .builder()
         .config(config)
         .build()
         .expect("valid config")
 }
 
 fn clocked(store: Store, config: Config, clock: &ManualClock) -> SessionManager<User> {
-    SessionManager::builder(store)
+    store
+        .builder()
         .config(config)
         .clock(clock.clone())
         .build()
@@ -458,7 +578,7 @@ async fn stored_session(manager: &SessionManager<User>, visits: u32) -> String {
 }
 
 fn recording(store: Store) -> (RecordingStore, SessionManager<User>) {
-    let recording = RecordingStore::new(store);
+    let recording = RecordingStore::new(store.raw());
     let manager = SessionManager::new(recording.clone());
     (recording, manager)
 }
@@ -740,10 +860,7 @@ pub async fn custom_header_extractor_writes_its_header<A: Adapter>(store: Store)
             .strip_prefix("Bearer ")
             .map(str::to_owned)
     });
-    let manager = SessionManager::<User>::builder(store)
-        .extractor(bearer)
-        .build()
-        .expect("manager");
+    let manager = store.builder().extractor(bearer).build().expect("manager");
     let app = app::<A>(manager).await;
     let res = A::call(&app, Req::get("/visit")).await;
     let sid = res
@@ -763,10 +880,7 @@ pub async fn custom_read_only_extractor_writes_nothing<A: Adapter>(store: Store)
     let custom = Extractor::custom("X-Custom-Session", SourceKind::Other, |req| {
         req.header("x-custom-session").map(str::to_owned)
     });
-    let manager = SessionManager::<User>::builder(store)
-        .extractor(custom)
-        .build()
-        .expect("manager");
+    let manager = store.builder().extractor(custom).build().expect("manager");
     let sid = stored_session(&manager, 2).await;
     let app = app::<A>(manager).await;
     let res = A::call(&app, Req::get("/visit").header("X-Custom-Session", &sid)).await;
@@ -1065,7 +1179,7 @@ pub async fn request_extension_shares_the_handlers_session<A: Adapter>(store: St
 
 /// Two layers of one type: the outer one manages the request.
 pub async fn nested_layers_for_the_same_type_use_the_outer_one<A: Adapter>(store: Store) {
-    let outer = manager(Arc::clone(&store), Config::default());
+    let outer = manager(store.clone(), Config::default());
     let inner = manager(store, lookup("header:X-Inner"));
     let app = A::build(AppSpec::with(outer, Layout::Nested { inner })).await;
     let res = A::call(&app, Req::get("/in/visit")).await;
@@ -1405,7 +1519,7 @@ fn renewing(
     store: Store,
     instances: usize,
 ) -> (RecordingStore, ManualClock, Vec<SessionManager<User>>) {
-    let rec = RecordingStore::new(store);
+    let rec = RecordingStore::new(store.raw());
     let clock = ManualClock::new(T0);
     let config = || {
         Config::builder()
@@ -1415,7 +1529,7 @@ fn renewing(
             .expect("config")
     };
     let managers = (0..instances)
-        .map(|_| clocked(Arc::new(rec.clone()), config(), &clock))
+        .map(|_| clocked(Store::server(Arc::new(rec.clone())), config(), &clock))
         .collect();
     (rec, clock, managers)
 }
@@ -1576,7 +1690,7 @@ pub async fn a_late_request_racing_a_login_never_reaches_it<A: Adapter>(store: S
 /// handler's 503 instead of hanging, and the app serves again once the
 /// store answers in time (the failed request changed nothing).
 pub async fn hung_store_gets_503_not_a_hang_and_recovers<A: Adapter>(store: Store) {
-    let slow = RecordingStore::new(store);
+    let slow = RecordingStore::new(store.raw());
     let timed = sessionkit::timeout::TimeoutStore::new(slow.clone(), Duration::from_millis(100));
     let app = app::<A>(SessionManager::new(timed)).await;
     let res = A::call(&app, Req::get("/visit")).await;
@@ -1611,8 +1725,11 @@ const COOKIE_AND_HEADER: &str = "cookie:session_id,header:X-Session-ID";
 pub async fn anonymous_policy_serves_a_degraded_session_when_the_load_fails<A: Adapter>(
     store: Store,
 ) {
-    let recording = RecordingStore::new(store);
-    let manager = manager(Arc::new(recording.clone()), lookup(COOKIE_AND_HEADER));
+    let recording = RecordingStore::new(store.raw());
+    let manager = manager(
+        Store::server(Arc::new(recording.clone())),
+        lookup(COOKIE_AND_HEADER),
+    );
     let sid = stored_session(&manager, 1).await;
     let anonymous =
         A::build(AppSpec::new(manager.clone()).on_store_failure(FailurePolicy::Anonymous)).await;
@@ -1649,8 +1766,11 @@ pub async fn anonymous_policy_serves_a_degraded_session_when_the_load_fails<A: A
 /// the handler's answer and sends no id (the default replaces it with the
 /// `503`: `store_failure_on_save_replaces_the_handler_response`).
 pub async fn anonymous_policy_keeps_the_response_when_the_save_fails<A: Adapter>(store: Store) {
-    let recording = RecordingStore::new(store);
-    let manager = manager(Arc::new(recording.clone()), lookup(COOKIE_AND_HEADER));
+    let recording = RecordingStore::new(store.raw());
+    let manager = manager(
+        Store::server(Arc::new(recording.clone())),
+        lookup(COOKIE_AND_HEADER),
+    );
     let app = A::build(AppSpec::new(manager).on_store_failure(FailurePolicy::Anonymous)).await;
     recording.set_failing(true);
     // No id: nothing to load, so the session is not degraded; the save fails.
@@ -1736,7 +1856,7 @@ pub async fn anonymous_policy_maps_no_session_headers_while_the_store_is_down<A:
 pub async fn anonymous_policy_behind_an_open_breaker_asks_the_store_nothing<A: Adapter>(
     store: Store,
 ) {
-    let recording = RecordingStore::new(store);
+    let recording = RecordingStore::new(store.raw());
     let breaker = CircuitBreaker::with_config(
         recording.clone(),
         BreakerConfig::default()
@@ -1783,7 +1903,8 @@ pub async fn anonymous_policy_behind_an_open_breaker_asks_the_store_nothing<A: A
 // ---------------------------------------------------------------- CSRF
 
 fn csrf_manager(store: Store) -> SessionManager<User> {
-    SessionManager::builder(store)
+    store
+        .builder()
         .csrf(Csrf::default().exempt_prefix("/bump/"))
         .build()
         .expect("valid config")
@@ -2006,8 +2127,8 @@ pub async fn csrf_cross_site_and_foreign_origin_are_refused_even_with_a_token<A:
 /// asked for starts one.
 pub async fn csrf_a_page_without_forms_starts_no_session<A: Adapter>(store: Store) {
     let (recording, manager) = {
-        let recording = RecordingStore::new(store);
-        let manager = csrf_manager(Arc::new(recording.clone()));
+        let recording = RecordingStore::new(store.raw());
+        let manager = csrf_manager(Store::server(Arc::new(recording.clone())));
         (recording, manager)
     };
     let app = app::<A>(manager).await;
@@ -2025,8 +2146,8 @@ pub async fn csrf_a_page_without_forms_starts_no_session<A: Adapter>(store: Stor
 
 /// Refused on its headers (no token, cross-site): the store is never asked.
 pub async fn csrf_a_refusal_on_headers_costs_no_store_call<A: Adapter>(store: Store) {
-    let recording = RecordingStore::new(store);
-    let app = app::<A>(csrf_manager(Arc::new(recording.clone()))).await;
+    let recording = RecordingStore::new(store.raw());
+    let app = app::<A>(csrf_manager(Store::server(Arc::new(recording.clone())))).await;
     let (sid, token) = csrf_session::<A>(&app).await;
     recording.take_calls();
     let res = A::call(&app, form_of(&sid, "item=x")).await;

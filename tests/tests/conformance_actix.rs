@@ -338,6 +338,7 @@ async fn downstream(req: HttpRequest) -> HttpResponse {
 // ---------------------------------------------------------------- suites
 
 sessionkit_tests::conformance_suites!(Actix, "conformance-actix");
+sessionkit_tests::cookie_conformance_suites!(Actix);
 
 // ---------------------------------------------------------------- actix only
 

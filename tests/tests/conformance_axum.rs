@@ -304,6 +304,7 @@ async fn downstream(headers: HeaderMap) -> String {
 // ---------------------------------------------------------------- suites
 
 sessionkit_tests::conformance_suites!(Axum, "conformance-axum");
+sessionkit_tests::cookie_conformance_suites!(Axum);
 
 // ---------------------------------------------------------------- axum only
 

@@ -87,6 +87,7 @@ pub struct SessionManagerBuilder<T> {
     pub(crate) events: Option<Arc<dyn crate::events::Sink>>,
     csrf: Option<crate::csrf::Csrf>,
     signed_ids: Option<crate::signed_id::SignedIds>,
+    cookie: Option<crate::cookie_store::CookieStore>,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -153,6 +154,9 @@ impl<T: SessionData> SessionManagerBuilder<T> {
             .extractor
             .take()
             .unwrap_or_else(|| self.config.extractor());
+        if self.cookie.is_some() {
+            cookie_store_fits(&self.config, &extractor, self.signed_ids.is_some())?;
+        }
         if let Some(name) = extractor.cookie_names().find(|n| n.starts_with("__Host-")) {
             // Custom extractors get the same prefix checks as keyLookup.
             if !self.config.cookie_secure
@@ -208,6 +212,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 cookie_attributes: cookie_attributes(&config).into(),
                 csrf: self.csrf,
                 signed_ids: self.signed_ids,
+                cookie: self.cookie,
                 config,
             }),
             _data: PhantomData,
@@ -242,8 +247,33 @@ impl<T: SessionData> SessionManager<T> {
             events: None,
             csrf: None,
             signed_ids: None,
+            cookie: None,
             _data: PhantomData,
         }
+    }
+
+    /// A builder for sessions kept whole in the client's cookie, sealed by
+    /// `cookies` (see [`CookieStore`](crate::CookieStore) for what such a
+    /// store can and cannot do). The id source must be a cookie (the
+    /// default `keyLookup` is); `build` refuses `maxSessionsPerUser` and
+    /// signed ids, which need a server store.
+    ///
+    /// ```
+    /// use sessionkit::keys::Keyring;
+    /// use sessionkit::{Config, CookieStore, SessionManager};
+    /// #[derive(sessionkit::SessionData, Default)]
+    /// struct Cart { items: u32 }
+    /// let keys = Keyring::from_base64_list("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")?;
+    /// let manager = SessionManager::<Cart>::cookie_builder(CookieStore::private(keys))
+    ///     .config(Config::builder().cookie_http_only(true).build()?)
+    ///     .build()?;
+    /// assert!(manager.config().cookie_http_only);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cookie_builder(cookies: crate::cookie_store::CookieStore) -> SessionManagerBuilder<T> {
+        let mut builder = Self::builder(crate::cookie_store::ClientSide);
+        builder.cookie = Some(cookies);
+        builder
     }
 
     /// The validated configuration.
@@ -366,6 +396,16 @@ impl<T: SessionData> SessionManager<T> {
         )
     }
 
+    /// The `Set-Cookie` value carrying a cookie store's sealed session.
+    pub(crate) fn sealed_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        max_age_secs: Option<u64>,
+    ) -> String {
+        id_cookie(name, value, &self.ctx.cookie_attributes, max_age_secs)
+    }
+
     /// The id as a client presents it: with [signed ids](SessionManagerBuilder::signed_ids)
     /// the signed token (`<id>.<tag>`), otherwise the id itself. Use it to
     /// put a session into a link (a query or path id source).
@@ -398,6 +438,24 @@ impl<T: SessionData> SessionManager<T> {
     fn base_cookie(&self, name: &str, value: &str) -> Cookie<'static> {
         base_cookie(&self.ctx.config, name, value)
     }
+}
+
+/// Whether the cookie store can work with this configuration.
+fn cookie_store_fits(
+    config: &Config,
+    extractor: &Extractor,
+    signed_ids: bool,
+) -> Result<(), ConfigError> {
+    let problem = if extractor.cookie_name().is_none() {
+        Some("needs a cookie in keyLookup (the session travels in it)")
+    } else if config.max_sessions_per_user.is_some() {
+        Some("keeps no sessions on the server, so it cannot count or evict a user's sessions: leave maxSessionsPerUser out")
+    } else if signed_ids {
+        Some("seals the whole session already: signed ids are for server stores")
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |problem| Err(ConfigError::CookieStore { problem }))
 }
 
 /// `name=value` and `config`'s attributes, as a `cookie` crate cookie.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::clock::duration_ms;
 use crate::context::Context;
+use crate::cookie_store::jar::Jar;
 use crate::data::{Field, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
@@ -162,12 +163,27 @@ struct Shared<T> {
     /// Serializes commits of this handle, so two tasks saving the same
     /// handle cannot reach the store out of order.
     commit: tokio::sync::Mutex<()>,
+    /// With the cookie store, this request's cookie session: the store its
+    /// commits go to instead of the manager's.
+    jar: Option<Arc<Jar>>,
 }
 
 impl<T: SessionData> Session<T> {
     pub(crate) fn new_fresh(ctx: Arc<Context>, id: SessionId, now: u64, stale: bool) -> Self {
         let meta = ctx.new_meta(now);
-        Self::from_state(ctx, State::fresh(id, meta, stale))
+        Self::from_state(ctx, State::fresh(id, meta, stale), None)
+    }
+
+    /// A fresh session of the cookie store, committed into `jar`.
+    pub(crate) fn new_in_jar(
+        ctx: Arc<Context>,
+        id: SessionId,
+        now: u64,
+        stale: bool,
+        jar: Arc<Jar>,
+    ) -> Self {
+        let meta = ctx.new_meta(now);
+        Self::from_state(ctx, State::fresh(id, meta, stale), Some(jar))
     }
 
     /// An anonymous session for a request whose store failed: fresh, never
@@ -185,17 +201,35 @@ impl<T: SessionData> Session<T> {
         record: Record,
         reached: crate::lifecycle::state::Reached,
     ) -> Self {
-        Self::from_state(ctx, State::stored(id, record, reached))
+        Self::from_state(ctx, State::stored(id, record, reached), None)
     }
 
-    fn from_state(ctx: Arc<Context>, state: State<T>) -> Self {
+    /// A session a cookie carried (the cookie store), committed into a jar
+    /// seeded with it.
+    pub(crate) fn from_cookie(
+        ctx: Arc<Context>,
+        id: SessionId,
+        record: Record,
+        reached: crate::lifecycle::state::Reached,
+    ) -> Self {
+        let jar = Arc::new(Jar::holding(id.clone(), record.clone()));
+        Self::from_state(ctx, State::stored(id, record, reached), Some(jar))
+    }
+
+    fn from_state(ctx: Arc<Context>, state: State<T>, jar: Option<Arc<Jar>>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 ctx,
                 state: Mutex::new(state),
                 commit: tokio::sync::Mutex::new(()),
+                jar,
             }),
         }
+    }
+
+    /// With the cookie store, what this session's cookie must carry now.
+    pub(crate) fn jar(&self) -> Option<&Jar> {
+        self.shared.jar.as_deref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -612,7 +646,10 @@ impl<T: SessionData> Session<T> {
     pub(crate) async fn commit(&self, failed: bool) -> Result<IdWrite, SessionError> {
         let _serial = self.shared.commit.lock().await;
         let ctx = &self.shared.ctx;
-        let store: &dyn DynSessionStore = &*ctx.store;
+        let store: &dyn DynSessionStore = match &self.shared.jar {
+            Some(jar) => &**jar,
+            None => &*ctx.store,
+        };
         let discard = failed && !ctx.config.save_on_error;
         let mut commit = Commit::new(ctx.policy, ctx.clock.now_ms(), discard);
         // This session's turn among the manager's requests, held to the end.

@@ -7,14 +7,18 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use super::SessionManager;
+use crate::cookie_store::jar::Jar;
+use crate::cookie_store::CookieStore;
 use crate::data::SessionData;
 use crate::degraded::FailurePolicy;
 use crate::error::{ErrorChain, SessionError};
 use crate::extractor::{Location, RequestView, SourceKind};
 use crate::id::SessionId;
+use crate::keys::KeyUse;
 use crate::lifecycle::session::Session;
 use crate::lifecycle::state::Reached;
 use crate::plan::IdWrite;
+use crate::record::Record;
 use crate::signed_id::Verdict;
 
 /// How the id arrived in the request being served.
@@ -59,6 +63,8 @@ pub struct Incoming {
 pub struct PendingSession<T: SessionData> {
     pub(crate) manager: SessionManager<T>,
     incoming: OnceLock<Option<Incoming>>,
+    /// With the cookie store, the session the request's cookie opened to.
+    carried: OnceLock<Record>,
     pub(crate) session: tokio::sync::OnceCell<Session<T>>,
     /// What a store failure gives (`degraded.rs`).
     pub(crate) policy: FailurePolicy,
@@ -79,6 +85,7 @@ impl<T: SessionData> PendingSession<T> {
         Self {
             manager,
             incoming: OnceLock::new(),
+            carried: OnceLock::new(),
             session: tokio::sync::OnceCell::new(),
             policy: FailurePolicy::Fail,
         }
@@ -91,8 +98,25 @@ impl<T: SessionData> PendingSession<T> {
             .get_or_init(|| {
                 let ctx = &self.manager.ctx;
                 let found = ctx.extractor.extract(req)?;
-                let (id, stale_token) = match &ctx.signed_ids {
-                    None => match SessionId::parse(&found.value) {
+                let (id, stale_token) = match (&ctx.cookie, &ctx.signed_ids) {
+                    (Some(cookies), _) => {
+                        // A session only travels in what responses write back.
+                        let opened = (found.source != SourceKind::Other)
+                            .then(|| cookies.open(found.key, &found.value))
+                            .flatten();
+                        match opened {
+                            Some(opened) => {
+                                let _ = self.carried.set(opened.record);
+                                (Some(opened.id), opened.key != KeyUse::Primary)
+                            }
+                            None => {
+                                ctx.observer.unsigned(&crate::signed_id::Refusal::Signature);
+                                tracing::debug!(key = found.key, "ignoring a session cookie that no key opens");
+                                (None, false)
+                            }
+                        }
+                    }
+                    (None, None) => match SessionId::parse(&found.value) {
                         Ok(id) => (Some(id), false),
                         Err(error) => {
                             ctx.observer.malformed(&error);
@@ -100,7 +124,7 @@ impl<T: SessionData> PendingSession<T> {
                             (None, false)
                         }
                     },
-                    Some(signed) => match signed.open(&found.value) {
+                    (None, Some(signed)) => match signed.open(&found.value) {
                         Verdict::Current(id) => (Some(id), false),
                         Verdict::Stale(id) => (Some(id), true),
                         Verdict::Refused(refusal) => {
@@ -157,7 +181,18 @@ impl<T: SessionData> PendingSession<T> {
                     } else {
                         Reached::Directly
                     };
-                    if let Some(session) = self.manager.load_stored(id, reached).await? {
+                    if let Some(record) = self.carried.get() {
+                        let ctx = &self.manager.ctx;
+                        if !record.meta.is_expired(ctx.clock.now_ms()) {
+                            return Ok(Session::from_cookie(
+                                Arc::clone(ctx),
+                                id,
+                                record.clone(),
+                                reached,
+                            ));
+                        }
+                        ctx.observer.expired::<T>(&id, record);
+                    } else if let Some(session) = self.manager.load_stored(id, reached).await? {
                         crate::observe::record_span(&session.id());
                         return Ok(session);
                     }
@@ -168,12 +203,17 @@ impl<T: SessionData> PendingSession<T> {
                 let stale = incoming.is_some_and(|i| i.source != SourceKind::Other);
                 let ctx = &self.manager.ctx;
                 let id = ctx.ids.generate()?;
-                Ok(Session::new_fresh(
-                    Arc::clone(ctx),
-                    id,
-                    ctx.clock.now_ms(),
-                    stale,
-                ))
+                let now = ctx.clock.now_ms();
+                Ok(match ctx.cookie {
+                    Some(_) => Session::new_in_jar(
+                        Arc::clone(ctx),
+                        id,
+                        now,
+                        stale,
+                        Arc::new(Jar::default()),
+                    ),
+                    None => Session::new_fresh(Arc::clone(ctx), id, now, stale),
+                })
             })
             .await
             .cloned();
@@ -200,7 +240,40 @@ impl<T: SessionData> PendingSession<T> {
             return Ok(ResponseUpdate::default());
         };
         let write = on_commit(self, session.commit(failed).await)?;
-        Ok(self.response_update(write))
+        match session.jar() {
+            Some(jar) => self.cookie_update(write, jar),
+            None => Ok(self.response_update(write)),
+        }
+    }
+
+    /// What the response carries with the cookie store: the session as the
+    /// commit left it, sealed, whenever a server store would send the id.
+    fn cookie_update(&self, write: IdWrite, jar: &Jar) -> Result<ResponseUpdate, SessionError> {
+        let ctx = &self.manager.ctx;
+        let (IdWrite::Set(_, max_age), Some((id, record)), Some(cookies)) =
+            (&write, jar.contents(), &ctx.cookie)
+        else {
+            return Ok(match write {
+                IdWrite::Nothing => ResponseUpdate::default(),
+                IdWrite::Set(..) | IdWrite::Clear => self.response_update(IdWrite::Clear),
+            });
+        };
+        let extractor = &ctx.extractor;
+        let Some(name) = extractor.cookie_name() else {
+            return Ok(ResponseUpdate::default());
+        };
+        let value = cookies.seal(name, &id, &record);
+        let set_cookie = self.manager.sealed_cookie(name, &value, *max_age);
+        if set_cookie.len() > CookieStore::MAX_COOKIE_BYTES {
+            return Err(SessionError::CookieTooLarge {
+                size: set_cookie.len(),
+                limit: CookieStore::MAX_COOKIE_BYTES,
+            });
+        }
+        Ok(ResponseUpdate {
+            set_cookie: Some(set_cookie),
+            header: extractor.header_name().map(|n| (n.to_owned(), value)),
+        })
     }
 
     fn response_update(&self, write: IdWrite) -> ResponseUpdate {
