@@ -16,6 +16,7 @@
 pub mod acceptance;
 pub mod browser;
 pub mod conformance;
+pub mod cookie_cases;
 pub mod per_user;
 pub mod postgres_server;
 pub mod redis_server;

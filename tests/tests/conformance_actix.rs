@@ -340,6 +340,10 @@ async fn downstream(req: HttpRequest) -> HttpResponse {
 sessionkit_tests::conformance_suites!(Actix, "conformance-actix");
 sessionkit_tests::cookie_conformance_suites!(Actix);
 
+mod cookie_store {
+    sessionkit_tests::cookie_store_cases!(super::Actix);
+}
+
 // ---------------------------------------------------------------- actix only
 
 #[actix_web::test]

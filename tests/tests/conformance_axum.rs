@@ -306,6 +306,10 @@ async fn downstream(headers: HeaderMap) -> String {
 sessionkit_tests::conformance_suites!(Axum, "conformance-axum");
 sessionkit_tests::cookie_conformance_suites!(Axum);
 
+mod cookie_store {
+    sessionkit_tests::cookie_store_cases!(super::Axum);
+}
+
 // ---------------------------------------------------------------- axum only
 
 #[tokio::test]
