@@ -77,6 +77,9 @@ pub enum GatewayError {
     /// `SESSION_KEYS` is malformed.
     #[error(transparent)]
     Keys(#[from] crate::keys::KeysEnvError),
+    /// `SESSION_STORE` cannot be honoured.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendEnvError),
     /// Both `REDIS_URL` and `DATABASE_URL` are set: which store to use is
     /// not guessed.
     #[error("both REDIS_URL and DATABASE_URL are set; unset one of them (REDIS_URL keeps sessions in Redis, DATABASE_URL in PostgreSQL)")]
@@ -600,7 +603,12 @@ pub mod per_user {
             .ok_or_else(|| (401, json!({ "error": "Unauthorized" })))
     }
 
+    /// A store failure is a `503`; a store that keeps no sessions on the
+    /// server (`SESSION_STORE=cookie`) answers `501` saying so.
     fn unavailable(error: &SessionError) -> (u16, Value) {
+        if let SessionError::Store(sessionkit::store::StoreError::Unsupported(why)) = error {
+            return (501, json!({ "error": "Not implemented", "reason": why }));
+        }
         tracing::error!(error = %ErrorChain(error), "sessions per user: the store failed");
         (503, json!({ "error": "Service unavailable" }))
     }
@@ -960,8 +968,9 @@ pub struct GatewayEnv {
     pub downstream_port: u16,
     /// The YAML file `SESSIONKIT_CONFIG` names, or [`GatewayConfig::default`].
     pub config: GatewayConfig,
-    /// The store `REDIS_URL` or `DATABASE_URL` names ([`store_from_env`]).
-    pub store: Arc<dyn DynSessionStore>,
+    /// Where sessions are kept: `SESSION_STORE=cookie`, else the store
+    /// `REDIS_URL` or `DATABASE_URL` names ([`crate::backend`]).
+    pub backend: crate::backend::Backend,
     /// `SESSION_KEYS`: signed ids and encryption at rest, when set.
     pub keys: Option<crate::keys::SessionKeys>,
 }
@@ -972,15 +981,17 @@ impl std::fmt::Debug for GatewayEnv {
             .field("port", &self.port)
             .field("downstream_port", &self.downstream_port)
             .field("config", &self.config)
+            .field("backend", &self.backend)
             .field("keys", &self.keys.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl GatewayEnv {
-    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG`, `REDIS_URL`,
-    /// `DATABASE_URL` (and connects to PostgreSQL when it is set) and
-    /// `SESSION_KEYS` ([`crate::keys`]).
+    /// Reads `PORT`, `DOWNSTREAM_PORT`, `SESSIONKIT_CONFIG`,
+    /// `SESSION_STORE`, `REDIS_URL`, `DATABASE_URL` (and connects to
+    /// PostgreSQL when it is set) and `SESSION_KEYS` ([`crate::backend`],
+    /// [`crate::keys`]).
     ///
     /// # Errors
     /// [`GatewayError`] when a value is malformed, the config is refused or
@@ -993,27 +1004,28 @@ impl GatewayEnv {
             None => GatewayConfig::default(),
         };
         let keys = crate::keys::SessionKeys::from_env()?;
-        let store = store_from_env().await?;
+        let backend = crate::backend::backend_from_env(keys.as_ref()).await?;
         Ok(Self {
             port: port_value,
             downstream_port,
             config,
-            store,
+            backend,
             keys,
         })
     }
 
-    /// The session manager: the store and config, with signed ids and
-    /// encryption at rest when `SESSION_KEYS` is set.
+    /// The session manager: the backend and config, with signed ids and
+    /// encryption at rest on a server store when `SESSION_KEYS` is set.
     ///
     /// # Errors
-    /// [`GatewayError::Config`].
+    /// [`GatewayError::Config`], [`GatewayError::Backend`].
     pub fn manager(&self) -> Result<SessionManager<GatewaySession>, GatewayError> {
-        Ok(
-            crate::keys::secure(self.keys.as_ref(), Arc::clone(&self.store))
-                .config(self.config.session.clone())
-                .build()?,
-        )
+        Ok(crate::backend::builder(
+            self.keys.as_ref(),
+            &self.backend,
+            self.config.session.clone(),
+        )?
+        .build()?)
     }
 
     /// The downstream service's base URL.

@@ -65,6 +65,12 @@ impl SessionKeys {
         Self::parse(&list, migration).map(Some)
     }
 
+    /// The keyring (what the cookie store seals with).
+    #[must_use]
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
+    }
+
     /// `store` with its field values sealed at rest.
     #[must_use]
     pub fn encrypt(&self, store: Arc<dyn DynSessionStore>) -> Arc<dyn DynSessionStore> {

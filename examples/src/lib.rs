@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod backend;
 pub mod background;
 pub mod counter;
 pub mod gateway;

@@ -74,14 +74,14 @@ use actix_web::middleware::{from_fn, DefaultHeaders, Next};
 use actix_web::{web, App, Error, HttpRequest, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sessionkit::store::DynSessionStore;
+use sessionkit::store::{DynSessionStore, StoreError};
 use sessionkit::{
     Config, ConfigError, Csrf, CsrfRejection, ErrorChain, SameSite, SessionData, SessionError,
     SessionHandle, SessionManager, SessionManagerBuilder,
 };
 use sessionkit_actix::{Session, SessionMiddleware};
 
-use crate::gateway::{store_from_env, GatewayError};
+use crate::gateway::GatewayError;
 
 /// The web app's session. `user` is the principal: a user's sessions are
 /// listed on "your devices" and can be revoked there.
@@ -503,6 +503,7 @@ async fn devices(session: Session<WebSession>) -> HttpResponse {
         .await
     {
         Ok(list) => list,
+        Err(SessionError::Store(StoreError::Unsupported(_))) => return no_devices(&session).await,
         Err(error) => return unavailable(&error),
     };
     render(&session, StatusCode::OK, "Your devices", |token| {
@@ -546,6 +547,28 @@ async fn devices(session: Session<WebSession>) -> HttpResponse {
     .await
 }
 
+/// "Your devices" on a store that keeps no sessions on the server (the
+/// cookie store): there is nothing to list or sign out.
+async fn no_devices(session: &Session<WebSession>) -> HttpResponse {
+    render(session, StatusCode::OK, "Your devices", |_| {
+        "<p id=\"no-devices\">This app keeps your session in your browser's cookie \
+         (<code>SESSION_STORE=cookie</code>), not on the server, so it cannot list your devices \
+         or sign them out. Signing out ends the session in this browser; a copy of its cookie \
+         taken before stays valid until it has been unused for the idle timeout.</p>"
+            .to_owned()
+    })
+    .await
+}
+
+/// Where a revoke form lands on a store that cannot revoke.
+fn cannot_revoke(session: &Session<WebSession>) -> HttpResponse {
+    session.flash_notice(
+        "This store keeps sessions in the browser's cookie: other devices cannot be signed out."
+            .to_owned(),
+    );
+    see_other("/devices")
+}
+
 #[derive(Deserialize)]
 struct RevokeForm {
     handle: String,
@@ -560,6 +583,7 @@ async fn revoke(session: Session<WebSession>, form: web::Form<RevokeForm>) -> Ht
         Ok(handle) => match session.manager().revoke_session(&user, &handle).await {
             Ok(true) => "Signed out that device.",
             Ok(false) => "That device is not signed in.",
+            Err(SessionError::Store(StoreError::Unsupported(_))) => return cannot_revoke(&session),
             Err(error) => return unavailable(&error),
         },
     };
@@ -580,6 +604,7 @@ async fn sign_out_others(session: Session<WebSession>) -> HttpResponse {
             session.flash_notice(format!("Signed out {n} other device(s)."));
             see_other("/devices")
         }
+        Err(SessionError::Store(StoreError::Unsupported(_))) => cannot_revoke(&session),
         Err(error) => unavailable(&error),
     }
 }
@@ -594,6 +619,7 @@ async fn sign_out_everywhere(session: Session<WebSession>) -> HttpResponse {
             session.flash_notice(format!("Signed out everywhere ({n} device(s))."));
             see_other("/")
         }
+        Err(SessionError::Store(StoreError::Unsupported(_))) => cannot_revoke(&session),
         Err(error) => unavailable(&error),
     }
 }
@@ -695,8 +721,8 @@ pub async fn run_from_env() -> Result<(), GatewayError> {
         None => default_config(),
     };
     let keys = crate::keys::SessionKeys::from_env()?;
-    let store = store_from_env().await?;
-    let app = Webapp::new(crate::keys::secure(keys.as_ref(), store).config(config))?;
+    let backend = crate::backend::backend_from_env(keys.as_ref()).await?;
+    let app = Webapp::new(crate::backend::builder(keys.as_ref(), &backend, config)?)?;
     let server = HttpServer::new(move || webapp_app(app.clone()))
         .workers(2)
         .bind(("127.0.0.1", port))?

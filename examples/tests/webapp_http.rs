@@ -300,3 +300,70 @@ async fn the_stylesheet_is_its_own_cacheable_file() {
         "the CSP stays strict: {policy}"
     );
 }
+
+/// `SESSION_STORE=cookie`: sign-in with remember-me, the cart and sign-out
+/// work with the session in an encrypted cookie; the devices page says the
+/// store cannot list devices; nothing of the session shows in the cookie.
+#[actix_web::test]
+async fn the_shop_runs_on_the_cookie_store() {
+    use sessionkit_examples::backend::{builder, Backend};
+    use sessionkit_examples::keys::SessionKeys;
+    let keys =
+        SessionKeys::parse("d2ViYXBwLWNvb2tpZS1zdG9yZS10ZXN0LWtleS1vZi0zMi1i", false).unwrap();
+    let manager = builder(Some(&keys), &Backend::Cookie, default_config()).unwrap();
+    let app = test::init_service(webapp_app(Webapp::new(manager).unwrap())).await;
+    let mut jar = Jar::default();
+    let (_, page) = jar.get(&app, "/login").await;
+    let token = csrf_field(&page).unwrap();
+    let form = [
+        ("username", "alice"),
+        ("password", "wonderland"),
+        ("remember", "on"),
+        ("csrf_token", token.as_str()),
+    ];
+    assert_eq!(jar.post(&app, "/login", &form).await, (303, "/".to_owned()));
+    let cookie = jar.0.clone().unwrap();
+    assert!(!cookie.contains("alice"), "a private cookie shows nothing");
+    let (_, page) = jar.get(&app, "/cart").await;
+    let token = csrf_field(&page).unwrap();
+    for product in ["apple", "apple", "pear"] {
+        let form = [("product", product), ("csrf_token", token.as_str())];
+        assert_eq!(jar.post(&app, "/cart/add", &form).await.0, 303);
+    }
+    let (status, me) = jar.get(&app, "/api/me").await;
+    assert_eq!(status, 200);
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(me["user"], "alice");
+    assert_eq!(me["remember"], true);
+    assert_eq!(me["cart"]["apple"], 2);
+    assert_eq!(me["cart"]["pear"], 1);
+    let (status, devices) = jar.get(&app, "/devices").await;
+    assert_eq!(status, 200);
+    assert!(devices.contains("id=\"no-devices\""), "{devices}");
+    assert!(devices.contains("cannot list your devices"), "{devices}");
+    let token = csrf_field(&devices).unwrap();
+    assert_eq!(
+        jar.post(
+            &app,
+            "/devices/sign-out-others",
+            &[("csrf_token", token.as_str())]
+        )
+        .await,
+        (303, "/devices".to_owned())
+    );
+    let (_, page) = jar.get(&app, "/devices").await;
+    assert!(
+        notice(&page).unwrap().contains("cannot be signed out"),
+        "{page}"
+    );
+    let token = csrf_field(&page).unwrap();
+    assert_eq!(
+        jar.post(&app, "/logout", &[("csrf_token", token.as_str())])
+            .await,
+        (303, "/".to_owned())
+    );
+    let (_, me) = jar.get(&app, "/api/me").await;
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(me["user"], serde_json::Value::Null, "signed out");
+    assert_eq!(me["cart"], serde_json::json!({}));
+}

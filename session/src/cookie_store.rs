@@ -216,15 +216,20 @@ pub(crate) struct ClientSide;
 /// What [`ClientSide`] answers.
 const NO_SERVER_STATE: &str = "the cookie store keeps each session in its client's cookie, not on the server: a session cannot be loaded, saved or deleted by id, nor its user's sessions listed or revoked; use a server store (memory, Redis, PostgreSQL) for that";
 
+/// What every by-id operation of a cookie store's manager answers.
+pub(crate) fn no_server_state() -> StoreError {
+    StoreError::Unsupported(NO_SERVER_STATE)
+}
+
 impl SessionStore for ClientSide {
     async fn load(&self, _: &SessionId, _: u64) -> Result<Loaded, StoreError> {
-        Err(StoreError::Unsupported(NO_SERVER_STATE))
+        Err(no_server_state())
     }
     async fn write(&self, _: &Write) -> Result<Written, StoreError> {
-        Err(StoreError::Unsupported(NO_SERVER_STATE))
+        Err(no_server_state())
     }
     async fn delete(&self, _: &SessionId) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported(NO_SERVER_STATE))
+        Err(no_server_state())
     }
     fn label(&self) -> &'static str {
         "cookie"

@@ -45,9 +45,12 @@ pub(crate) async fn revoke(
 }
 
 /// The store's principal index, or the `Unsupported` error that says the
-/// store keeps none.
+/// store keeps none (the cookie store's says why it cannot).
 fn index(ctx: &Context) -> Result<&dyn DynPrincipalIndex, StoreError> {
-    ctx.store.principal_index_dyn().ok_or_else(no_index)
+    match ctx.cookie {
+        Some(_) => Err(crate::cookie_store::no_server_state()),
+        None => ctx.store.principal_index_dyn().ok_or_else(no_index),
+    }
 }
 
 /// `maxSessionsPerUser`: revokes the least recently used sessions of
