@@ -35,12 +35,21 @@ pub enum Mode {
     ActixRedis,
     /// tower-sessions 0.15 on axum 0.8 with `MemoryStore`.
     TowerMemory,
+    /// tower-sessions 0.15 on axum 0.8 with `MemoryStore` and a private
+    /// (encrypted) id cookie: tower-sessions has no cookie store, so this is
+    /// its nearest to a private cookie session.
+    TowerMemoryPrivate,
     /// tower-sessions 0.14 on axum 0.8 with `tower-sessions-redis-store` (fred).
     TowerRedis,
     /// sessionkit-actix with `sessionkit::MemoryStore`.
     SessionkitMemory,
     /// sessionkit-actix with `sessionkit::RedisStore` (deadpool-redis).
     SessionkitRedis,
+    /// sessionkit-actix with `sessionkit::CookieStore::private`: the
+    /// session sealed in the cookie.
+    SessionkitCookie,
+    /// sessionkit-axum with `sessionkit::CookieStore::private`.
+    SessionkitAxumCookie,
     /// sessionkit-actix with `sessionkit::RedisStore` inside an
     /// `EncryptedStore` (field values sealed at rest, and signed ids): the
     /// cost of `SESSION_KEYS`. Only when named in `MODES`.
@@ -68,14 +77,17 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 15] = [
+    pub const ALL: [Mode; 18] = [
         Mode::Bare,
         Mode::ActixCookie,
         Mode::ActixRedis,
         Mode::TowerMemory,
+        Mode::TowerMemoryPrivate,
         Mode::TowerRedis,
         Mode::SessionkitMemory,
         Mode::SessionkitRedis,
+        Mode::SessionkitCookie,
+        Mode::SessionkitAxumCookie,
         Mode::SessionkitRedisSealed,
         Mode::SessionkitAxumMemory,
         Mode::SessionkitAxumRedis,
@@ -145,9 +157,12 @@ impl Mode {
             | Mode::ActixCookie
             | Mode::ActixRedis
             | Mode::TowerMemory
+            | Mode::TowerMemoryPrivate
             | Mode::TowerRedis
             | Mode::SessionkitMemory
             | Mode::SessionkitRedis
+            | Mode::SessionkitCookie
+            | Mode::SessionkitAxumCookie
             | Mode::SessionkitRedisSealed
             | Mode::SessionkitAxumMemory
             | Mode::SessionkitAxumRedis
@@ -166,9 +181,12 @@ impl Mode {
             Mode::ActixCookie => "actix-cookie",
             Mode::ActixRedis => "actix-redis",
             Mode::TowerMemory => "tower-memory",
+            Mode::TowerMemoryPrivate => "tower-memory-private",
             Mode::TowerRedis => "tower-redis",
             Mode::SessionkitMemory => "sessionkit-memory",
             Mode::SessionkitRedis => "sessionkit-redis",
+            Mode::SessionkitCookie => "sessionkit-cookie",
+            Mode::SessionkitAxumCookie => "sessionkit-axum-cookie",
             Mode::SessionkitRedisSealed => "sessionkit-redis-sealed",
             Mode::SessionkitAxumMemory => "sessionkit-axum-memory",
             Mode::SessionkitAxumRedis => "sessionkit-axum-redis",

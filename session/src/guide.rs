@@ -12,6 +12,7 @@
 //! | [`store_pattern`] | loading and saving sessions outside a request |
 //! | [`stores`] | memory, Redis, Redis Cluster: what each guarantees and how to configure it; writing a store |
 //! | [`keys`] | the keyring, key format and rotation; encryption at rest with `EncryptedStore`: what it protects and what it does not |
+//! | [`cookie_store`] | sessions kept whole in a private or signed cookie: what it does per request, and what it cannot do |
 //! | [`errors`] | what a client sees when something fails, and what is logged |
 //! | [`operability`] | metrics, lifecycle events, tracing, the circuit breaker, serving while the store is down |
 
@@ -38,6 +39,9 @@ pub mod store_pattern {}
 
 #[doc = include_str!("guide/stores.md")]
 pub mod stores {}
+
+#[doc = include_str!("guide/cookie_store.md")]
+pub mod cookie_store {}
 
 #[doc = include_str!("guide/keys.md")]
 pub mod keys {}

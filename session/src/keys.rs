@@ -98,7 +98,7 @@ const HKDF_SALT: &[u8] = b"sessionkit keyring v1";
 pub enum MacPurpose {
     /// Signed session ids: a MAC over the id in the id cookie.
     SessionId,
-    /// Reserved for the signed cookie store (session data in a signed cookie).
+    /// Signed cookie sessions ([`CookieStore::signed`](crate::CookieStore::signed)).
     CookieSigned,
 }
 
@@ -135,7 +135,7 @@ pub enum SealPurpose {
     /// Session field values encrypted at rest
     /// ([`EncryptedStore`](crate::EncryptedStore)).
     ValueAtRest,
-    /// Reserved for the private cookie store (session data in an encrypted cookie).
+    /// Private cookie sessions ([`CookieStore::private`](crate::CookieStore::private)).
     CookiePrivate,
 }
 

@@ -45,6 +45,9 @@ fn main() -> Result<()> {
         Mode::ActixCookie => actix_modes::cookie(addr),
         Mode::ActixRedis => actix_modes::redis(addr, &redis_url()?),
         Mode::TowerMemory => tower_modes::memory(addr),
+        Mode::TowerMemoryPrivate => tower_modes::memory_private(addr),
+        Mode::SessionkitCookie => sessionkit_modes::cookie(addr),
+        Mode::SessionkitAxumCookie => sessionkit_axum_modes::cookie(addr),
         Mode::TowerRedis => tower_modes::redis(addr, &redis_url()?),
         Mode::SessionkitMemory => sessionkit_modes::memory(addr),
         Mode::SessionkitRedis => sessionkit_modes::redis(addr, &redis_url()?),
@@ -460,6 +463,25 @@ mod sessionkit_modes {
         })
     }
 
+    /// The session in a private cookie (`CookieStore::private`), under a
+    /// fixed benchmark key.
+    pub(crate) fn cookie_manager() -> Result<SessionManager<Counter>> {
+        let keys = sessionkit::keys::Keyring::new([7u8; 32], Vec::<Vec<u8>>::new())
+            .context("the benchmark keyring")?;
+        let config = Config::builder()
+            .cookie_secure(false)
+            .build()
+            .context("building the sessionkit config")?;
+        SessionManager::cookie_builder(sessionkit::CookieStore::private(keys))
+            .config(config)
+            .build()
+            .context("building the cookie manager")
+    }
+
+    pub fn cookie(addr: SocketAddr) -> Result<()> {
+        super::actix_modes::block_on(async move { serve(addr, cookie_manager()?).await })
+    }
+
     /// [`redis`] with what `SESSION_KEYS` turns on: field values sealed at
     /// rest (`EncryptedStore`) and signed ids, under a fixed benchmark key.
     pub fn redis_sealed(addr: SocketAddr, url: &str) -> Result<()> {
@@ -540,6 +562,13 @@ mod sessionkit_axum_modes {
 
     pub fn memory(addr: SocketAddr) -> Result<()> {
         run(addr, MemoryStore::new())
+    }
+
+    pub fn cookie(addr: SocketAddr) -> Result<()> {
+        super::tower_modes::block_on(async move {
+            let manager = super::sessionkit_modes::cookie_manager()?;
+            super::tower_modes::serve(addr, app(manager)).await
+        })
     }
 
     pub fn redis(addr: SocketAddr, url: &str) -> Result<()> {
@@ -650,6 +679,17 @@ mod tower_modes {
             let store = tower_sessions::MemoryStore::default();
             super::preload::tower_memory(&store, super::preload_count()?).await?;
             let layer = tower_sessions::SessionManagerLayer::new(store).with_secure(false);
+            serve(addr, super::tower015::routes().layer(layer)).await
+        })
+    }
+
+    /// [`memory`] with the id cookie encrypted (`with_private`).
+    pub fn memory_private(addr: SocketAddr) -> Result<()> {
+        block_on(async move {
+            let store = tower_sessions::MemoryStore::default();
+            let layer = tower_sessions::SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_private(tower_sessions::cookie::Key::generate());
             serve(addr, super::tower015::routes().layer(layer)).await
         })
     }
