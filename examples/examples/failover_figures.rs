@@ -1,10 +1,11 @@
 //! What a Redis failover costs and loses: run with
 //! `cargo run --release -p sessionkit-examples --example failover_figures`
-//! (starts its own primary, two replicas and three sentinels on loopback;
-//! `redis-server` must be on PATH; about 40 s).
+//! (starts its own primary, two replicas and three sentinels, then Redis
+//! Clusters of three masters with a replica each, on loopback;
+//! `redis-server` must be on PATH; about 90 s).
 //!
-//! The gateway app runs in-process on a Sentinel `RedisStore` behind the
-//! circuit breaker. 8 clients loop: log in, add two cart items, then log
+//! The gateway app runs in-process on a `RedisStore` (Sentinel, or Cluster)
+//! behind the circuit breaker. 8 clients loop: log in, add two cart items, then log
 //! out (every other session) or leave the session logged in and start a new
 //! one; each step counts as acknowledged when it answered 200. At 2 s the
 //! primary is killed (`kill -9`); the sentinels promote a replica while the
@@ -16,7 +17,13 @@
 //! kind of write how many were acknowledged and how many were lost — once
 //! without the durability option and once with `wait_for_replicas(1, 500 ms)`;
 //! then the same with the replicas frozen for 1 s before the kill (a
-//! replication delay: what asynchronous replication can lose).
+//! replication delay: what asynchronous replication can lose). On the
+//! Cluster (`cluster-node-timeout 1000`), one master is killed, without and
+//! with `wait_for_replicas(1, 500 ms)` (`WAIT` on the key's master), and a
+//! planned `CLUSTER FAILOVER` of one master is asked for instead. A Cluster
+//! master holds a third of the slots, so the other sessions are served on:
+//! besides the downtime of the whole app, stderr shows the longest time one
+//! client went without a success.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -31,7 +38,7 @@ use futures_util::future::join_all;
 use sessionkit::breaker::CircuitBreaker;
 use sessionkit::RedisStore;
 use sessionkit_examples::gateway::{gateway_app, Gateway, GatewayConfig};
-use sessionkit_tests::redis_server::RedisSentinel;
+use sessionkit_tests::redis_server::{RedisClusterHa, RedisSentinel};
 
 const CLIENTS: usize = 8;
 const KILL_AT: Duration = Duration::from_secs(2);
@@ -47,12 +54,98 @@ enum Acked {
     Logout(Cookie<'static>),
 }
 
-#[derive(Default)]
 struct Figures {
     failed: usize,
     /// When each request that answered 200 ended.
     successes: Vec<Duration>,
+    /// The same, per client.
+    per_client: Vec<Vec<Duration>>,
     acked: Vec<Acked>,
+}
+
+impl Default for Figures {
+    fn default() -> Self {
+        Self {
+            failed: 0,
+            successes: Vec::new(),
+            per_client: vec![Vec::new(); CLIENTS],
+            acked: Vec::new(),
+        }
+    }
+}
+
+/// The failure a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Sentinel: the primary killed (`kill -9`), the replicas lagging by
+    /// this much first (frozen) or not.
+    PrimaryKilled(Option<Duration>),
+    /// Cluster: one master killed (`kill -9`).
+    MasterKilled,
+    /// Cluster: `CLUSTER FAILOVER` of one master (planned).
+    ClusterFailover,
+}
+
+impl Failure {
+    fn label(self) -> String {
+        match self {
+            Self::PrimaryKilled(None) => "primary killed".to_owned(),
+            Self::PrimaryKilled(Some(lag)) => format!(
+                "replicas frozen {} ms, then primary killed",
+                lag.as_millis()
+            ),
+            Self::MasterKilled => "Cluster: one master killed".to_owned(),
+            Self::ClusterFailover => "Cluster: `CLUSTER FAILOVER` (planned)".to_owned(),
+        }
+    }
+}
+
+/// The Redis set-up a run starts.
+enum Setup {
+    Sentinel(RedisSentinel),
+    Cluster(RedisClusterHa),
+}
+
+impl Setup {
+    fn start(failure: Failure) -> Self {
+        match failure {
+            Failure::PrimaryKilled(_) => Self::Sentinel(RedisSentinel::start()),
+            Failure::MasterKilled | Failure::ClusterFailover => {
+                Self::Cluster(RedisClusterHa::start())
+            }
+        }
+    }
+
+    fn builder(&self) -> sessionkit::RedisStoreBuilder {
+        match self {
+            Self::Sentinel(set) => {
+                RedisStore::sentinel_builder(set.sentinel_urls(), RedisSentinel::SERVICE)
+            }
+            Self::Cluster(cluster) => RedisStore::cluster_builder(cluster.urls()),
+        }
+    }
+
+    /// Makes `failure` happen and waits (bounded) until it is over: a new
+    /// primary, or master of the slots, serves.
+    fn fail(&mut self, failure: Failure) {
+        match (self, failure) {
+            (Self::Sentinel(set), Failure::PrimaryKilled(None)) => {
+                set.kill_primary();
+            }
+            (Self::Sentinel(set), Failure::PrimaryKilled(Some(lag))) => {
+                set.kill_primary_while_replicas_lag(lag);
+            }
+            (Self::Cluster(cluster), Failure::MasterKilled) => {
+                let master = cluster.masters()[0];
+                cluster.kill_master(master);
+            }
+            (Self::Cluster(cluster), Failure::ClusterFailover) => {
+                let master = cluster.masters()[0];
+                cluster.failover(master);
+            }
+            (_, failure) => unreachable!("{failure:?} on the wrong set-up"),
+        }
+    }
 }
 
 fn session_cookie<B>(res: &actix_web::dev::ServiceResponse<B>) -> Option<Cookie<'static>> {
@@ -62,11 +155,12 @@ fn session_cookie<B>(res: &actix_web::dev::ServiceResponse<B>) -> Option<Cookie<
         .map(Cookie::into_owned)
 }
 
-async fn run(durable: bool, lag: Option<Duration>) -> String {
-    let set = tokio::task::spawn_blocking(RedisSentinel::start)
+async fn run(durable: bool, failure: Failure) -> String {
+    let set = tokio::task::spawn_blocking(move || Setup::start(failure))
         .await
-        .expect("the Sentinel set-up");
-    let mut builder = RedisStore::sentinel_builder(set.sentinel_urls(), RedisSentinel::SERVICE)
+        .expect("the Redis set-up");
+    let mut builder = set
+        .builder()
         .connect_timeout(Duration::from_millis(300))
         .command_timeout(Duration::from_millis(300))
         .wait_timeout(Duration::from_millis(300));
@@ -120,6 +214,7 @@ async fn run(durable: bool, lag: Option<Duration>) -> String {
                     }
                     let mut f = figures.borrow_mut();
                     f.successes.push(now);
+                    f.per_client[client].push(now);
                     let held = cookie.clone().expect("a session after a 200");
                     f.acked.push(match step % 4 {
                         0 => Acked::Login(held),
@@ -143,11 +238,7 @@ async fn run(durable: bool, lag: Option<Duration>) -> String {
             // The kill and the wait for the promotion run off this thread:
             // the clients go on meanwhile.
             tokio::task::spawn_blocking(move || {
-                let mut set = set.lock().expect("the set-up");
-                match lag {
-                    None => set.kill_primary(),
-                    Some(lag) => set.kill_primary_while_replicas_lag(lag),
-                };
+                set.lock().expect("the set-up").fail(failure);
             })
             .await
             .expect("the failover");
@@ -157,8 +248,49 @@ async fn run(durable: bool, lag: Option<Duration>) -> String {
     eprintln!("failover_figures: load done after {:?}", start.elapsed());
 
     // Check every acknowledged write against what the store holds now:
-    // one look per session, at its login and its cart.
+    // one look per session, at its login and its cart. Through an app on a
+    // store of its own, without the durability option (a load may touch the
+    // session, and that write must not fail for want of a replica: what is
+    // checked is what Redis holds) and without the breaker.
     let figures = std::mem::take(&mut *figures.borrow_mut());
+    let check_store = set
+        .lock()
+        .expect("the set-up")
+        .builder()
+        .connect_timeout(Duration::from_millis(300))
+        .command_timeout(Duration::from_millis(300))
+        .wait_timeout(Duration::from_millis(300))
+        .build()
+        .expect("store");
+    let checker = test::init_service(gateway_app(
+        Gateway::new(&GatewayConfig::default(), check_store, "http://127.0.0.1:1")
+            .expect("gateway"),
+    ))
+    .await;
+    let unverified = std::cell::Cell::new(0usize);
+    let look = |uri: &'static str, cookie: Cookie<'static>| {
+        let (checker, unverified) = (&checker, &unverified);
+        async move {
+            for _ in 0..50 {
+                let res = test::call_service(
+                    checker,
+                    TestRequest::get()
+                        .uri(uri)
+                        .cookie(cookie.clone())
+                        .to_request(),
+                )
+                .await;
+                let status = res.status();
+                let body = String::from_utf8_lossy(&test::read_body(res).await).into_owned();
+                if status != StatusCode::SERVICE_UNAVAILABLE {
+                    return (status, body);
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            unverified.set(unverified.get() + 1);
+            (StatusCode::SERVICE_UNAVAILABLE, String::new())
+        }
+    };
     let logged_out: HashSet<&str> = figures
         .acked
         .iter()
@@ -185,67 +317,47 @@ async fn run(durable: bool, lag: Option<Duration>) -> String {
     let (mut logins, mut items, mut logouts) = ((0, 0), (0, 0), (logged_out.len(), 0));
     for (cookie, wanted) in kept.values() {
         logins.0 += 1;
-        let res = test::call_service(
-            &app,
-            TestRequest::get()
-                .uri("/dashboard")
-                .cookie((*cookie).clone())
-                .to_request(),
-        )
-        .await;
-        if !logged_in(res.status()) {
+        let (status, _) = look("/dashboard", (*cookie).clone()).await;
+        if !logged_in(status) {
             logins.1 += 1;
         }
-        let res = test::call_service(
-            &app,
-            TestRequest::get()
-                .uri("/cart")
-                .cookie((*cookie).clone())
-                .to_request(),
-        )
-        .await;
-        let body = String::from_utf8_lossy(&test::read_body(res).await).into_owned();
+        let (_, body) = look("/cart", (*cookie).clone()).await;
         items.0 += wanted.len();
         items.1 += wanted.iter().filter(|item| !body.contains(**item)).count();
     }
     for value in &logged_out {
         let cookie = Cookie::new("session_id", (*value).to_owned());
-        let res = test::call_service(
-            &app,
-            TestRequest::get()
-                .uri("/dashboard")
-                .cookie(cookie)
-                .to_request(),
-        )
-        .await;
-        if logged_in(res.status()) {
+        let (status, _) = look("/dashboard", cookie).await;
+        if logged_in(status) {
             logouts.1 += 1;
         }
     }
-    eprintln!("failover_figures: checked after {:?}", start.elapsed());
+    eprintln!(
+        "failover_figures: checked after {:?}; {} looks still 503 after 50 tries (counted as lost)",
+        start.elapsed(),
+        unverified.get()
+    );
     // Downtime: the longest time without any successful request, from the
     // start of the failure on.
     let from = killed_at.borrow().unwrap_or_default();
-    let mut ends: Vec<Duration> = figures.successes.clone();
-    ends.sort();
-    let downtime = ends
-        .windows(2)
-        .filter(|w| w[1] > from)
-        .map(|w| w[1] - w[0].max(from))
+    let downtime = longest_gap(&figures.successes, from).map_or_else(
+        || "never recovered".to_owned(),
+        |d| format!("{} ms", d.as_millis()),
+    );
+    let one_client = figures
+        .per_client
+        .iter()
+        .filter_map(|ends| longest_gap(ends, from))
         .max()
-        .map_or_else(
-            || "never recovered".to_owned(),
-            |d| format!("{} ms", d.as_millis()),
-        );
+        .unwrap_or_default();
+    eprintln!(
+        "failover_figures: {}: the longest time one client went without a success: {} ms",
+        failure.label(),
+        one_client.as_millis()
+    );
     format!(
         "| {} | {} | {downtime} | {} | {} / {} lost | {} / {} lost | {} / {} undone |",
-        match lag {
-            None => "primary killed".to_owned(),
-            Some(lag) => format!(
-                "replicas frozen {} ms, then primary killed",
-                lag.as_millis()
-            ),
-        },
+        failure.label(),
         if durable {
             "wait_for_replicas(1, 500 ms)"
         } else {
@@ -261,6 +373,17 @@ async fn run(durable: bool, lag: Option<Duration>) -> String {
     )
 }
 
+/// The longest time between two successes (`ends`, in any order) from
+/// `from` on; `None` with fewer than two.
+fn longest_gap(ends: &[Duration], from: Duration) -> Option<Duration> {
+    let mut ends = ends.to_vec();
+    ends.sort();
+    ends.windows(2)
+        .filter(|w| w[1] > from)
+        .map(|w| w[1] - w[0].max(from))
+        .max()
+}
+
 /// Whether `/dashboard` answered as for a logged-in session: it passed the
 /// login check and was forwarded (the downstream address is a closed port,
 /// so a forwarded request answers 502), rather than refused with 401.
@@ -273,9 +396,13 @@ async fn main() {
     let mut rows = Vec::new();
     for lag in [None, Some(Duration::from_millis(1000))] {
         for durable in [false, true] {
-            rows.push(run(durable, lag).await);
+            rows.push(run(durable, Failure::PrimaryKilled(lag)).await);
         }
     }
+    for durable in [false, true] {
+        rows.push(run(durable, Failure::MasterKilled).await);
+    }
+    rows.push(run(false, Failure::ClusterFailover).await);
     println!("| failure | durability | downtime | requests failed | logins (acked / lost) | cart items (acked / lost) | logouts (acked / undone) |");
     println!("|---|---|---|---|---|---|---|");
     for row in rows {

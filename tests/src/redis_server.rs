@@ -1,6 +1,7 @@
 //! Throwaway Redis servers for tests: `redis-server` on a free loopback port
-//! with no persistence and a temporary directory, and a three-master Redis
-//! Cluster joined with `redis-cli --cluster create`.
+//! with no persistence and a temporary directory, a Sentinel set-up, a
+//! three-master Redis Cluster joined with `redis-cli --cluster create`, and
+//! one with a replica per master for failover tests.
 //!
 //! Tests never use a server someone else started (not the shared one on
 //! 6379) and never skip: without `redis-server` on `PATH` they fail with the
@@ -34,6 +35,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// A cluster node's `cluster-node-timeout`, in milliseconds.
+    node_timeout_ms: u32,
     /// Serves TLS only (on `port`), with a certificate from its own CA.
     tls: bool,
     /// What else the server is: a replica, or a sentinel.
@@ -101,6 +104,10 @@ impl RedisServer {
     }
 
     fn start_role(cluster: bool, tls: bool, role: Role) -> Self {
+        Self::start_with(cluster, tls, role, 5000)
+    }
+
+    fn start_with(cluster: bool, tls: bool, role: Role, node_timeout_ms: u32) -> Self {
         check_installed();
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -109,6 +116,7 @@ impl RedisServer {
                 port,
                 dir: temp_dir(port),
                 cluster,
+                node_timeout_ms,
                 tls,
                 role: role.clone(),
                 child: None,
@@ -176,7 +184,8 @@ impl RedisServer {
             cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
         if self.cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
+                .arg(self.node_timeout_ms.to_string())
                 .arg("--cluster-config-file")
                 .arg(self.dir.join("nodes.conf"));
         }
@@ -646,6 +655,405 @@ impl RedisCluster {
     }
 }
 
+/// A Redis Cluster of three masters with one replica each, on free ports,
+/// with `cluster-node-timeout 1000` so that a replica of a killed master is
+/// promoted within a few seconds. Nodes are named by their port; after a
+/// failover any node may be a master.
+#[derive(Debug)]
+pub struct RedisClusterHa {
+    nodes: Vec<RedisServer>,
+}
+
+/// One line of `CLUSTER NODES`, as much of it as the harness needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NodeLine {
+    id: String,
+    port: u16,
+    master: bool,
+    /// Flagged `fail` or `fail?` by the node whose view this is.
+    failed: bool,
+    /// A replica's master id.
+    master_id: Option<String>,
+    /// Slot ranges served (inclusive), without migration markers.
+    slots: Vec<(u16, u16)>,
+}
+
+/// Parses `CLUSTER NODES` output.
+fn parse_nodes(text: &str) -> Vec<NodeLine> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let id = parts.next()?.to_owned();
+            let addr = parts.next()?;
+            let port = addr.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+            let flags = parts.next()?;
+            let master_id = parts.next().filter(|m| *m != "-").map(str::to_owned);
+            let slots = parts
+                .skip(4)
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| match s.split_once('-') {
+                    Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                    None => s.parse().ok().map(|n| (n, n)),
+                })
+                .collect();
+            Some(NodeLine {
+                id,
+                port,
+                master: flags.split(',').any(|f| f == "master"),
+                failed: flags.split(',').any(|f| f == "fail" || f == "fail?"),
+                master_id,
+                slots,
+            })
+        })
+        .collect()
+}
+
+impl RedisClusterHa {
+    /// Starts six `--cluster-enabled` servers, joins them with `redis-cli
+    /// --cluster create … --cluster-replicas 1`, and waits (bounded) until
+    /// every node reports `cluster_state:ok` and every master has its replica
+    /// attached and in sync.
+    ///
+    /// # Panics
+    /// When `redis-server` is missing or the cluster does not form in time.
+    #[must_use]
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| RedisServer::start_with(true, false, Role::Plain, 1000))
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addrs.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+        let out = cli(nodes[0].port, false, &args);
+        let cluster = Self { nodes };
+        cluster.wait_until(
+            &format!("three masters, each with a replica in sync; `redis-cli --cluster create` said:\n{out}"),
+            |c| {
+                c.settled()
+                    && c.masters().len() == 3
+                    && c.masters().iter().all(|&m| c.replica_of(m).is_some_and(link_up))
+            },
+        );
+        cluster
+    }
+
+    /// The nodes' `redis://` URLs (masters and replicas).
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The `redis://` URLs of the nodes that are running.
+    #[must_use]
+    pub fn running_urls(&self) -> Vec<String> {
+        self.running().map(RedisServer::url).collect()
+    }
+
+    fn running(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|n| n.is_running())
+    }
+
+    /// `CLUSTER NODES` as the first running node sees it.
+    fn view(&self) -> Vec<NodeLine> {
+        self.running()
+            .map(|n| parse_nodes(&n.cli(&["CLUSTER", "NODES"])))
+            .find(|v| !v.is_empty())
+            .unwrap_or_default()
+    }
+
+    /// The ports of the masters serving slots (not failed), as the first
+    /// running node sees them.
+    #[must_use]
+    pub fn masters(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .view()
+            .into_iter()
+            .filter(|n| n.master && !n.failed && !n.slots.is_empty())
+            .map(|n| n.port)
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// The port of a running, healthy replica of the master on `master`.
+    #[must_use]
+    pub fn replica_of(&self, master: u16) -> Option<u16> {
+        let view = self.view();
+        let id = &view.iter().find(|n| n.port == master)?.id;
+        view.iter()
+            .filter(|n| n.master_id.as_ref() == Some(id) && !n.failed)
+            .map(|n| n.port)
+            .find(|&p| self.nodes.iter().any(|s| s.port == p && s.is_running()))
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    #[must_use]
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let node = self.running().next().expect("a running node");
+        let out = node.cli(&["CLUSTER", "KEYSLOT", key]);
+        out.parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT said {out}"))
+    }
+
+    /// The port of the master serving `slot`.
+    ///
+    /// # Panics
+    /// When no master serves it.
+    #[must_use]
+    pub fn master_of_slot(&self, slot: u16) -> u16 {
+        owner(&self.view(), slot).unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+
+    /// The port of the master that holds `key`'s slot.
+    #[must_use]
+    pub fn master_of(&self, key: &str) -> u16 {
+        self.master_of_slot(self.slot_of(key))
+    }
+
+    /// The node id of the server on `port` (`CLUSTER MYID`).
+    #[must_use]
+    pub fn node_id(&self, port: u16) -> String {
+        cli(port, false, &["CLUSTER", "MYID"])
+    }
+
+    /// Runs `redis-cli` against the node on `port`, not following redirects.
+    #[must_use]
+    pub fn cli_at(&self, port: u16, args: &[&str]) -> String {
+        cli(port, false, args)
+    }
+
+    /// Runs `redis-cli -c` (following redirects) against a running master.
+    #[must_use]
+    pub fn cli(&self, args: &[&str]) -> String {
+        let port = self.masters().first().copied().expect("a master");
+        cli(port, true, args)
+    }
+
+    /// How many times `command` ran on the node on `port`.
+    #[must_use]
+    pub fn calls_at(&self, port: u16, command: &str) -> u64 {
+        command_calls(&cli(port, false, &["INFO", "commandstats"]), command)
+    }
+
+    /// Waits (bounded) until the replica of every master that has a running
+    /// one has everything that master holds now: the replica's offset
+    /// reaches the master's `master_repl_offset` as read at the call.
+    /// (`WAIT` from `redis-cli` would not do: it waits only for that
+    /// connection's own writes, and a fresh connection has none.)
+    pub fn sync_replicas(&self) {
+        let targets: Vec<(u16, u64)> = self
+            .masters()
+            .into_iter()
+            .filter_map(|m| {
+                let replica = self.replica_of(m)?;
+                let offset = info_number(
+                    &cli(m, false, &["INFO", "replication"]),
+                    "master_repl_offset",
+                )?;
+                Some((replica, offset))
+            })
+            .collect();
+        self.wait_until("every replica to reach its master's offset", |_| {
+            targets.iter().all(|&(replica, offset)| {
+                let info = cli(replica, false, &["INFO", "replication"]);
+                info.contains("master_link_status:up")
+                    && info_number(&info, "slave_repl_offset").is_some_and(|o| o >= offset)
+            })
+        });
+    }
+
+    /// A planned failover of the master on `master`: `CLUSTER FAILOVER` sent
+    /// to its replica (which first catches up, so nothing is lost), then a
+    /// bounded wait until the replica says it is a master, the old master says
+    /// it is a replica, and every running node agrees on the new owner of the
+    /// slots. Returns the new master's port.
+    ///
+    /// # Panics
+    /// When the master has no replica or the failover does not finish in time.
+    pub fn failover(&self, master: u16) -> u16 {
+        let replica = self
+            .replica_of(master)
+            .unwrap_or_else(|| panic!("the master on {master} has no replica"));
+        let slot = self.first_slot(master);
+        let answer = cli(replica, false, &["CLUSTER", "FAILOVER"]);
+        assert_eq!(answer, "OK", "CLUSTER FAILOVER said {answer}");
+        self.wait_until("the replica to take over (CLUSTER FAILOVER)", |c| {
+            role_of(replica) == "master" && role_of(master) == "slave" && c.agree(slot, replica)
+        });
+        replica
+    }
+
+    /// Kills the master on `master` (`kill -9`), then waits (bounded) until
+    /// its replica is promoted, every running node reports
+    /// `cluster_state:ok`, and they agree on the new owner of the slots.
+    /// Returns the new master's port.
+    ///
+    /// # Panics
+    /// When the master has no replica or none is promoted in time.
+    pub fn kill_master(&mut self, master: u16) -> u16 {
+        let replica = self
+            .replica_of(master)
+            .unwrap_or_else(|| panic!("the master on {master} has no replica"));
+        let slot = self.first_slot(master);
+        self.node_mut(master).stop();
+        self.wait_until("the replica of the killed master to be promoted", |c| {
+            role_of(replica) == "master" && c.agree(slot, replica)
+        });
+        replica
+    }
+
+    /// Kills the node on `port` (`kill -9`) and waits for nothing: for a
+    /// replica, so that its master has none left to acknowledge writes.
+    pub fn stop_node(&mut self, port: u16) {
+        self.node_mut(port).stop();
+    }
+
+    /// Starts a killed node again on its port; it rejoins as a replica of
+    /// the master that replaced it. Waits (bounded) until it is attached.
+    pub fn restart(&mut self, port: u16) {
+        self.node_mut(port).restart();
+        self.wait_until("the restarted node to rejoin as a replica", |c| {
+            c.settled() && role_of(port) == "slave" && link_up(port)
+        });
+    }
+
+    /// Starts migrating `slot` from the master on `from` to the one on `to`
+    /// (`CLUSTER SETSLOT … IMPORTING` on the target, `… MIGRATING` on the
+    /// source): from now on the source answers `ASK` for the slot's keys it
+    /// no longer has.
+    pub fn begin_migration(&self, slot: u16, from: u16, to: u16) {
+        let slot = slot.to_string();
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let a = cli(
+            to,
+            false,
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id],
+        );
+        let b = cli(
+            from,
+            false,
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id],
+        );
+        assert_eq!((a.as_str(), b.as_str()), ("OK", "OK"), "CLUSTER SETSLOT");
+    }
+
+    /// Moves every key of `slot` from `from` to `to` (`MIGRATE … KEYS`).
+    /// Returns how many were moved.
+    pub fn migrate_keys(&self, slot: u16, from: u16, to: u16) -> usize {
+        let keys = lines(&cli(
+            from,
+            false,
+            &["CLUSTER", "GETKEYSINSLOT", &slot.to_string(), "1000"],
+        ));
+        if keys.is_empty() {
+            return 0;
+        }
+        let port = to.to_string();
+        let mut args = vec![
+            "MIGRATE",
+            "127.0.0.1",
+            port.as_str(),
+            "",
+            "0",
+            "5000",
+            "KEYS",
+        ];
+        args.extend(keys.iter().map(String::as_str));
+        let answer = cli(from, false, &args);
+        assert_eq!(answer, "OK", "MIGRATE said {answer}");
+        keys.len()
+    }
+
+    /// Ends a migration: `slot` belongs to `to` (`CLUSTER SETSLOT … NODE` on
+    /// the target, the source and the other masters), and waits (bounded)
+    /// until every running node says so. Clients that still route the slot
+    /// to the source get `MOVED`.
+    pub fn finish_migration(&self, slot: u16, from: u16, to: u16) {
+        let (id, slot_text) = (self.node_id(to), slot.to_string());
+        let mut order = vec![to, from];
+        order.extend(
+            self.masters()
+                .into_iter()
+                .filter(|m| *m != to && *m != from),
+        );
+        for port in order {
+            let answer = cli(
+                port,
+                false,
+                &["CLUSTER", "SETSLOT", &slot_text, "NODE", &id],
+            );
+            assert_eq!(answer, "OK", "CLUSTER SETSLOT NODE on {port} said {answer}");
+        }
+        self.wait_until("every node to agree on the migrated slot", |c| {
+            c.agree(slot, to)
+        });
+    }
+
+    fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on {port}"))
+    }
+
+    fn first_slot(&self, master: u16) -> u16 {
+        self.view()
+            .into_iter()
+            .find(|n| n.port == master)
+            .and_then(|n| n.slots.first().map(|r| r.0))
+            .unwrap_or_else(|| panic!("the node on {master} serves no slot"))
+    }
+
+    /// Every running node reports `cluster_state:ok`.
+    fn settled(&self) -> bool {
+        self.running()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    }
+
+    /// Every running node reports `cluster_state:ok` and sees `port` as the
+    /// master serving `slot`.
+    fn agree(&self, slot: u16, port: u16) -> bool {
+        self.settled()
+            && self
+                .running()
+                .all(|n| owner(&parse_nodes(&n.cli(&["CLUSTER", "NODES"])), slot) == Some(port))
+    }
+
+    fn wait_until(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "Redis Cluster with replicas: waited {CLUSTER_TIMEOUT:?} for {what}"
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The port of the (not failed) master serving `slot` in a `CLUSTER NODES` view.
+fn owner(view: &[NodeLine], slot: u16) -> Option<u16> {
+    view.iter()
+        .find(|n| n.master && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+        .map(|n| n.port)
+}
+
+/// Whether the replica on `port` has its link to its master up.
+fn link_up(port: u16) -> bool {
+    cli(port, false, &["INFO", "replication"]).contains("master_link_status:up")
+}
+
+/// `name:<number>` in `INFO` output.
+fn info_number(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The non-empty lines of `text`.
 #[must_use]
 pub fn lines(text: &str) -> Vec<String> {
@@ -867,4 +1275,37 @@ fn watch(pid: u32, target: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_lines_are_parsed() {
+        let text = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 [5461->-67ed]
+67ed 127.0.0.1:30002@40002 master,fail - 1426238316232 1426238315228 2 disconnected 5461-10922 16000
+";
+        let view = parse_nodes(text);
+        assert_eq!(view.len(), 3);
+        assert_eq!(view[0].master_id.as_deref(), Some("e7d1"));
+        assert!(!view[0].master && !view[0].failed);
+        assert_eq!(
+            (view[1].port, view[1].slots.clone()),
+            (30001, vec![(0, 5460)])
+        );
+        assert!(view[2].failed);
+        assert_eq!(view[2].slots, vec![(5461, 10922), (16000, 16000)]);
+        assert_eq!(owner(&view, 100), Some(30001));
+        assert_eq!(owner(&view, 6000), None, "a failed master serves nothing");
+        assert_eq!(
+            info_number(
+                "role:slave\r\nslave_repl_offset:42\r\n",
+                "slave_repl_offset"
+            ),
+            Some(42)
+        );
+    }
 }

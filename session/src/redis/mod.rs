@@ -682,6 +682,18 @@ enum Op<'a> {
     HGetAll(&'a str),
 }
 
+impl Op<'_> {
+    /// The key a write changes (the first a script names), for `WAIT`;
+    /// `None` for a read.
+    fn written_key(&self) -> Option<&str> {
+        match self {
+            Op::Script(_, keys, _) => keys.first().copied(),
+            Op::Del(key) => Some(key),
+            Op::HGetAll(_) => None,
+        }
+    }
+}
+
 async fn exec<C: ConnectionLike + Send>(conn: &mut C, op: &Op<'_>) -> redis::RedisResult<Value> {
     match op {
         Op::Script(which, keys, args) => scripts::invoke(conn, *which, keys, args).await,
@@ -752,9 +764,9 @@ async fn run_on<F: Connect>(
         };
         match exec(&mut conn, op).await {
             Ok(value) => {
-                return match (inner.durability, op) {
-                    (Some((replicas, timeout)), Op::Script(..) | Op::Del(_)) => {
-                        replicated(&mut conn, replicas, timeout, inner).await?;
+                return match (inner.durability, op.written_key()) {
+                    (Some((replicas, timeout)), Some(key)) => {
+                        replicated::<F>(&mut conn, key, replicas, timeout, inner).await?;
                         Ok(value)
                     }
                     _ => Ok(value),
@@ -775,19 +787,18 @@ async fn run_on<F: Connect>(
     }
 }
 
-/// `WAIT replicas timeout` after a write on `conn`: `Ok` once that many
-/// replicas have every write sent on the connection so far.
-async fn replicated<C: ConnectionLike + Send>(
-    conn: &mut C,
+/// `WAIT replicas timeout` after a write of `key` on `conn` (on a cluster,
+/// to the master of `key`'s slot): `Ok` once that many replicas have every
+/// write sent on the connection so far.
+async fn replicated<F: Connect>(
+    conn: &mut F::Conn,
+    key: &str,
     replicas: u32,
     timeout: Duration,
     inner: &Inner,
 ) -> Result<(), StoreError> {
     let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(replicas)
-        .arg(millis)
-        .query_async(conn)
+    let acked = F::wait(conn, key, replicas, millis)
         .await
         .map_err(|e| redis_error(e, inner))?;
     if acked >= i64::from(replicas) {
@@ -842,12 +853,16 @@ fn redis_error(error: RedisError, inner: &Inner) -> StoreError {
     if error.is_timeout() {
         return StoreError::Timeout(inner.command_timeout);
     }
-    let unreachable = error.is_io_error()
+    let failing_over = pool::failing_over(&error);
+    let unreachable = failing_over
+        || error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_unrecoverable_error()
         || error.is_cluster_error();
-    let hint = if unreachable {
+    let hint = if failing_over {
+        "a failover or resharding is in progress (a new primary is being elected or slots are moving); it clears by itself, check the Redis and Sentinel or cluster logs if it lasts"
+    } else if unreachable {
         "check that Redis is running and reachable from this host and that the store URL is right"
     } else if error.kind() == redis::ErrorKind::AuthenticationFailed {
         "check the user name and password in the store URL"
@@ -973,8 +988,15 @@ impl RedisStoreBuilder {
     /// make Redis strongly consistent (a failover can still promote a
     /// replica that did not have the write, if one that had it is down).
     /// Each wait holds the shared multiplexed connection, so it adds its
-    /// replication delay to the requests pipelined behind it. Not on a
-    /// Cluster store (build error).
+    /// replication delay to the requests pipelined behind it.
+    ///
+    /// On a Cluster store, `WAIT` goes to the master that owns the written
+    /// key's slot, on the connection the write went out on, and counts that
+    /// master's replicas. A slot that moved between the write and the
+    /// `WAIT` (a failover or resharding in that instant) can make the
+    /// answer about another node: the write then fails as not replicated,
+    /// or, if the cluster client had to reconnect, a `WAIT` on the new
+    /// connection has no write to wait for and acknowledges at once.
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.durability = Some((replicas, timeout));
         self
@@ -1002,11 +1024,6 @@ impl RedisStoreBuilder {
             return Err(RedisConfigError::NoNodes);
         }
         if let Some((replicas, timeout)) = self.durability {
-            if self.cluster {
-                return Err(RedisConfigError::Setting(
-                    "wait_for_replicas is not supported on a Redis Cluster store",
-                ));
-            }
             if replicas == 0 || timeout.is_zero() {
                 return Err(RedisConfigError::Setting(
                     "wait_for_replicas needs at least 1 replica and a non-zero timeout",
@@ -1259,6 +1276,33 @@ mod tests {
         assert!(store.key_for(&id).starts_with("app:"));
     }
 
+    #[test]
+    fn failover_answers_are_unavailable_not_backend_failures() {
+        let store = RedisStore::from_url("redis://127.0.0.1:6390").unwrap();
+        let reply = |line: &str| {
+            redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+                .unwrap()
+                .extract_error()
+                .unwrap_err()
+        };
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            "MASTERDOWN Link with MASTER is down",
+            "CLUSTERDOWN The cluster is down",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+        ] {
+            let error = redis_error(reply(line), &store.inner);
+            assert!(
+                matches!(error, StoreError::Unavailable(_)),
+                "{line}: {error:?}"
+            );
+        }
+        assert!(matches!(
+            redis_error(reply("ERR something else"), &store.inner),
+            StoreError::Backend(_)
+        ));
+    }
+
     #[cfg(not(feature = "redis-tls"))]
     #[test]
     fn rediss_needs_the_tls_feature() {
@@ -1285,5 +1329,9 @@ mod tests {
                 .build()
                 .unwrap();
         assert!(store.is_cluster());
+        let durable = RedisStore::cluster_builder(["redis://127.0.0.1:7000"])
+            .wait_for_replicas(1, Duration::from_millis(100))
+            .build();
+        assert!(durable.is_ok(), "WAIT is routed to the key's master");
     }
 }

@@ -31,6 +31,20 @@ use deadpool_redis::redis::{self, aio::ConnectionLike, RedisError, RedisResult};
 pub(crate) trait Connect: Send + Sync + 'static {
     type Conn: ConnectionLike + Clone + Send + 'static;
     fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send;
+
+    /// `WAIT replicas millis` after a write of `key` on `conn`: how many
+    /// replicas have every write sent on this connection so far. One node:
+    /// the command as it is.
+    fn wait<'a>(
+        conn: &'a mut Self::Conn,
+        _key: &'a str,
+        replicas: u32,
+        millis: u64,
+    ) -> impl Future<Output = RedisResult<i64>> + Send + 'a {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(millis);
+        async move { cmd.query_async(conn).await }
+    }
 }
 
 /// A pooled connection and what the pool knows about its health.
@@ -129,6 +143,29 @@ impl Connect for Cluster {
     fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send {
         self.0.get_async_connection()
     }
+
+    /// `WAIT` counts the writes of one connection to one node, so it goes
+    /// to the master owning `key`'s slot, on the cluster connection's link
+    /// to that node: the one the write went out on (the cluster client
+    /// would otherwise send it to every master and answer the minimum).
+    async fn wait(
+        conn: &mut Self::Conn,
+        key: &str,
+        replicas: u32,
+        millis: u64,
+    ) -> RedisResult<i64> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(millis);
+        let route = Route::with_key(key, SlotAddr::Master);
+        let reply = conn
+            .route_command(
+                cmd,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+            )
+            .await?;
+        Ok(redis::from_redis_value(reply)?)
+    }
 }
 
 /// Connections to the primary that Redis Sentinel names: each new
@@ -174,4 +211,70 @@ pub(crate) fn retryable(error: &RedisError) -> bool {
 /// A `READONLY` answer: the node is a replica now.
 fn read_only(error: &RedisError) -> bool {
     error.code() == Some("READONLY")
+}
+
+/// Whether `error` is Redis saying that the data is served elsewhere or not
+/// right now: a failover, a resharding or a restart in progress (`READONLY`
+/// from a demoted primary, `MASTERDOWN` from a replica that lost its
+/// primary, `LOADING`, and a cluster's `CLUSTERDOWN`, `TRYAGAIN`, `MOVED`
+/// and `ASK` once the client's own redirections and retries are spent).
+/// Such an error is the store being unavailable for a moment (a 503 and
+/// the breaker), not a failing backend (a 500).
+pub(crate) fn failing_over(error: &RedisError) -> bool {
+    matches!(
+        error.code(),
+        Some("READONLY" | "MASTERDOWN" | "LOADING" | "CLUSTERDOWN" | "TRYAGAIN" | "MOVED" | "ASK")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's error reply as the client parses it.
+    fn reply(line: &str) -> RedisError {
+        let value =
+            redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).expect("an error reply");
+        value.extract_error().expect_err("an error")
+    }
+
+    #[test]
+    fn a_demoted_primary_breaks_the_connection_and_is_retried() {
+        let error = reply("READONLY You can't write against a read only replica.");
+        assert!(breaks_connection(&error));
+        assert!(retryable(&error));
+        assert!(failing_over(&error));
+    }
+
+    #[test]
+    fn failover_and_resharding_answers_are_unavailability() {
+        for line in [
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "LOADING Redis is loading the dataset in memory",
+            "CLUSTERDOWN The cluster is down",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+        ] {
+            let error = reply(line);
+            assert!(failing_over(&error), "{line}");
+            // The connection itself is fine: the cluster client follows
+            // redirections on it, and the others clear by themselves.
+            assert!(!breaks_connection(&error), "{line}");
+        }
+    }
+
+    #[test]
+    fn other_answers_are_not_a_failover() {
+        for line in [
+            "ERR unknown command",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "NOSCRIPT No matching script.",
+            "NOPERM this user has no permissions",
+        ] {
+            let error = reply(line);
+            assert!(!failing_over(&error), "{line}");
+            assert!(!breaks_connection(&error) && !retryable(&error), "{line}");
+        }
+    }
 }
