@@ -875,6 +875,11 @@ impl RedisClusterHa {
     /// # Panics
     /// When the master has no replica or the failover does not finish in time.
     pub fn failover(&self, master: u16) -> u16 {
+        // Just after a failover the demoted master may still be
+        // re-attaching as a replica: wait for one (bounded).
+        self.wait_until("the master to have a replica", |c| {
+            c.replica_of(master).is_some()
+        });
         let replica = self
             .replica_of(master)
             .unwrap_or_else(|| panic!("the master on {master} has no replica"));
@@ -895,6 +900,11 @@ impl RedisClusterHa {
     /// # Panics
     /// When the master has no replica or none is promoted in time.
     pub fn kill_master(&mut self, master: u16) -> u16 {
+        // Just after a failover the demoted master may still be
+        // re-attaching as a replica: wait for one (bounded).
+        self.wait_until("the master to have a replica", |c| {
+            c.replica_of(master).is_some()
+        });
         let replica = self
             .replica_of(master)
             .unwrap_or_else(|| panic!("the master on {master} has no replica"));
