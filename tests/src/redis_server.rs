@@ -544,14 +544,7 @@ impl RedisCluster {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| RedisServer::start_kind(true, false))
             .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let mut args = vec!["--cluster", "create"];
-        args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        let out = cli(nodes[0].port, false, &args);
+        let out = create_cluster(&nodes, 0);
         let cluster = Self { nodes };
         cluster.wait_ok(&format!("`redis-cli --cluster create` said:\n{out}"));
         cluster
@@ -721,14 +714,7 @@ impl RedisClusterHa {
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| RedisServer::start_with(true, false, Role::Plain, 1000))
             .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let mut args = vec!["--cluster", "create"];
-        args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        let out = cli(nodes[0].port, false, &args);
+        let out = create_cluster(&nodes, 1);
         let cluster = Self { nodes };
         cluster.wait_until(
             &format!("three masters, each with a replica in sync; `redis-cli --cluster create` said:\n{out}"),
@@ -1062,6 +1048,20 @@ fn info_number(info: &str, name: &str) -> Option<u64> {
     info.lines()
         .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// `redis-cli --cluster create` of `nodes` with `replicas` replicas per
+/// master; what it printed.
+fn create_cluster(nodes: &[RedisServer], replicas: u8) -> String {
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let replicas = replicas.to_string();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(String::as_str));
+    args.extend(["--cluster-replicas", replicas.as_str(), "--cluster-yes"]);
+    cli(nodes[0].port, false, &args)
 }
 
 /// The non-empty lines of `text`.
