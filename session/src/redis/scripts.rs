@@ -55,11 +55,11 @@ use super::codec::Arg;
 /// interned) and builds no table and no string. The tombstone fields are
 /// read by a second `HMGET` only when the key holds no live session; only
 /// writes of the metadata or the principal, or of more than 100 fields,
-/// build a table. One `/counter` = `HGETALL` + this script: 90,900
-/// instructions at first, 73,100 with 12 arguments (`$at`, an empty
-/// `$meta` and `=`-prefixed expectations; 59,700 for the script alone),
-/// 62,200 now (48,800 for the script; a hand-written script for exactly
-/// this write, with the same 7 values, costs 43,300). tower-sessions'
+/// build a table. One `/counter` = `HGETALL` + this script, driven by
+/// `bench-cycles` through the store: 79,500 instructions with the previous
+/// 12 arguments (`$at`, an empty `$meta`, `=`-prefixed expectations; 65,200
+/// for the script), 69,500 now (55,000 for the script; a hand-written
+/// script for exactly this write costs about 6,000 less). tower-sessions'
 /// `GET` + `SET`: 17,000. See `session-bench/results/2026-12-06-lean-write.md`.
 pub(crate) const WRITE: &str = r"
 local A = ARGV
