@@ -109,10 +109,17 @@ pub(crate) enum PrincipalArgs {
     },
 }
 
-/// The write script's arguments (see `scripts::WRITE`).
+/// The write script's arguments (see `scripts::WRITE` for the layout).
+///
+/// The expectations are split into the names and values of fields that must
+/// hold given bytes, then the names of fields that must be absent, so the
+/// script reads them with one `HMGET` of contiguous arguments and compares
+/// bytes without building any string. `$meta` goes only with a write that
+/// stores it, and `$at` only when it is not `now`.
 ///
 /// # Errors
-/// A message when a field name is reserved (starts with `$`).
+/// A message when a field name is reserved (starts with `$`), or when a
+/// write names more than 65,535 fields of one kind.
 pub(crate) fn write_args<'a>(
     mode: Mode,
     write: &'a Write,
@@ -131,36 +138,64 @@ pub(crate) fn write_args<'a>(
             return Err(reserved(name));
         }
     }
+    let present = expect.iter().filter(|(_, want)| want.is_some()).count();
+    let absent = expect.len() - present;
+    let counts = [present, absent, set.len(), write.remove.len()];
+    let meta = match mode {
+        Mode::Create | Mode::Rotate => true,
+        Mode::Update => write.meta_changed,
+        Mode::Seal => false,
+    };
+    // A seal writes no `$at`; elsewhere `$at` is `now` unless told otherwise.
+    let at = mode != Mode::Seal && write.meta.last_access != write.now;
+    let mut header = Vec::with_capacity(10);
+    header.push(match principal {
+        None => b'-',
+        Some(PrincipalArgs::Set { .. }) => b'j',
+        Some(PrincipalArgs::Leave) => b'l',
+        Some(PrincipalArgs::Keep { .. }) => b'k',
+    });
+    header.push(match (meta, at) {
+        (false, false) => b'-',
+        (true, false) => b'm',
+        (false, true) => b'a',
+        (true, true) => b'b',
+    });
+    for n in counts {
+        let n = u16::try_from(n).map_err(|_| {
+            format!(
+                "a session write names {n} fields of one kind; the Redis store's write script takes at most {}",
+                u16::MAX
+            )
+        })?;
+        header.extend_from_slice(&n.to_be_bytes());
+    }
     let number = |n: u64| Cow::Owned(n.to_string().into_bytes());
-    let mut args = Vec::with_capacity(9 + 2 * (set.len() + expect.len()) + write.remove.len());
+    let mut args = Vec::with_capacity(12 + 2 * (set.len() + expect.len()) + write.remove.len());
     args.push(Cow::Borrowed(mode.code()));
+    args.push(Cow::Owned(header));
     args.push(number(write.now));
     args.push(number(write.ttl_ms.clamp(1, MAX_TTL_MS)));
-    args.push(if write.meta_changed || mode != Mode::Update {
-        Cow::Owned(encode_meta(&write.meta).into_bytes())
-    } else {
-        Cow::Borrowed(b"".as_slice())
-    });
-    args.push(number(write.meta.last_access));
-    args.push(number(expect.len() as u64));
-    for (name, want) in expect {
-        args.push(Cow::Borrowed(name.as_bytes()));
-        args.push(Cow::Owned(match want {
-            Some(bytes) => {
-                let mut v = Vec::with_capacity(bytes.len() + 1);
-                v.push(b'=');
-                v.extend_from_slice(bytes);
-                v
-            }
-            None => b"!".to_vec(),
-        }));
+    if meta {
+        args.push(Cow::Owned(encode_meta(&write.meta).into_bytes()));
     }
-    args.push(number(set.len() as u64));
+    if at {
+        args.push(number(write.meta.last_access));
+    }
+    let (with_bytes, without): (Vec<_>, Vec<_>) =
+        expect.iter().partition(|(_, want)| want.is_some());
+    for (name, _) in with_bytes.iter().chain(&without) {
+        args.push(Cow::Borrowed(name.as_bytes()));
+    }
+    for (_, want) in &with_bytes {
+        if let Some(bytes) = want {
+            args.push(Cow::Borrowed(bytes.as_ref()));
+        }
+    }
     for (name, value) in set {
         args.push(Cow::Borrowed(name.as_bytes()));
         args.push(Cow::Borrowed(value.as_ref()));
     }
-    args.push(number(write.remove.len() as u64));
     for name in &write.remove {
         args.push(Cow::Borrowed(name.as_bytes()));
     }
@@ -170,15 +205,12 @@ pub(crate) fn write_args<'a>(
         args.push(Cow::Owned(tomb.new_key.as_bytes().to_vec()));
     }
     match principal {
-        None => {}
+        None | Some(PrincipalArgs::Leave) => {}
         Some(PrincipalArgs::Set { px, deadline }) => {
-            args.push(Cow::Borrowed(b"j".as_slice()));
             args.push(Cow::Owned(px.clone().into_bytes()));
             args.push(number(*deadline));
         }
-        Some(PrincipalArgs::Leave) => args.push(Cow::Borrowed(b"l".as_slice())),
         Some(PrincipalArgs::Keep { refreshed, due }) => {
-            args.push(Cow::Borrowed(b"k".as_slice()));
             match refreshed {
                 Some((px, deadline)) => {
                     args.push(Cow::Owned(px.clone().into_bytes()));
@@ -397,69 +429,151 @@ mod tests {
         assert_eq!(decode_meta(text.as_bytes(), Some(b"3")), Ok(meta));
     }
 
-    #[test]
-    fn update_args_leave_the_metadata_alone_unless_it_changed() {
-        let w = write(Meta::new(1_000, 60_000, Some(120_000)));
-        let args = write_args(Mode::Update, &w, &w.set, &w.expect, None, None).unwrap();
-        let text: Vec<String> = args
-            .iter()
+    fn text(args: &[Arg<'_>]) -> Vec<String> {
+        args.iter()
             .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        assert_eq!(
-            text,
-            [
-                "u",
-                "1000",
-                "60000",
-                "",
-                "1000",
-                "1",
-                "cart",
-                "!",
-                "1",
-                "cart",
-                "\u{fffd}\u{fffd}a",
-                "1",
-                "gone"
-            ]
-        );
-        let changed = Write {
-            meta_changed: true,
-            ..w
-        };
-        let args = write_args(Mode::Update, &changed, &changed.set, &[], None, None).unwrap();
-        assert_eq!(args[3].as_ref(), encode_meta(&changed.meta).as_bytes());
+            .collect()
+    }
+
+    /// The header: principal part, what follows the TTL, four counts.
+    fn header(principal: u8, extra: u8, counts: [u16; 4]) -> Vec<u8> {
+        let mut h = vec![principal, extra];
+        for n in counts {
+            h.extend_from_slice(&n.to_be_bytes());
+        }
+        h
     }
 
     #[test]
-    fn the_principal_part_follows_everything_else() {
-        let w = write(Meta::new(1_000, 60_000, None));
-        let text = |principal: &PrincipalArgs| -> Vec<String> {
-            write_args(Mode::Update, &w, &[], &[], None, Some(principal))
-                .unwrap()
-                .iter()
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
+    fn a_counter_update_sends_eight_arguments() {
+        // `/counter`: one field read, changed and written back.
+        let mut w = write(Meta::new(1_000, 60_000, Some(120_000)));
+        w.set = vec![("visits", Bytes::from_static(b"\x04"))];
+        w.remove.clear();
+        w.expect = vec![("visits", Some(Bytes::from_static(b"\x03")))];
+        let args = write_args(Mode::Update, &w, &w.set, &w.expect, None, None).unwrap();
+        assert_eq!(args.len(), 8);
+        assert_eq!(args[0].as_ref(), b"u");
+        assert_eq!(args[1].as_ref(), header(b'-', b'-', [1, 0, 1, 0]));
+        assert_eq!(
+            text(&args[2..]),
+            ["1000", "60000", "visits", "\u{3}", "visits", "\u{4}"],
+            "now, TTL, expected name and raw bytes, the pair; no $meta, no $at"
+        );
+    }
+
+    #[test]
+    fn expectations_list_names_then_the_bytes_expected() {
+        let mut w = write(Meta::new(1_000, 60_000, None));
+        w.expect = vec![
+            ("a", Some(Bytes::from_static(b"1"))),
+            ("gone", None),
+            ("b", Some(Bytes::from_static(b""))),
+        ];
+        let args = write_args(Mode::Update, &w, &w.set, &w.expect, None, None).unwrap();
+        assert_eq!(args[1].as_ref(), header(b'-', b'-', [2, 1, 1, 1]));
+        assert_eq!(
+            text(&args[4..]),
+            [
+                "a",
+                "b",
+                "gone",
+                "1",
+                "",
+                "cart",
+                "\u{fffd}\u{fffd}a",
+                "gone"
+            ],
+            "names with bytes, absent names, the bytes (empty is not absent), pairs, removals"
+        );
+    }
+
+    #[test]
+    fn metadata_and_last_access_go_only_when_needed() {
+        let mut w = write(Meta::new(1_000, 60_000, Some(120_000)));
+        w.remove.clear();
+        let plain = write_args(Mode::Update, &w, &[], &[], None, None).unwrap();
+        assert_eq!(plain.len(), 4, "mode, header, now, TTL");
+        let changed = Write {
+            meta_changed: true,
+            ..w.clone()
         };
+        let args = write_args(Mode::Update, &changed, &[], &[], None, None).unwrap();
+        assert_eq!(args[1][1], b'm');
+        assert_eq!(args[4].as_ref(), encode_meta(&changed.meta).as_bytes());
+        assert_eq!(args.len(), 5);
+        let mut earlier = w.clone();
+        earlier.meta.last_access = 900;
+        let args = write_args(Mode::Update, &earlier, &[], &[], None, None).unwrap();
+        assert_eq!(args[1][1], b'a');
+        assert_eq!(text(&args[2..]), ["1000", "60000", "900"]);
+        let both = Write {
+            meta_changed: true,
+            ..earlier.clone()
+        };
+        let args = write_args(Mode::Update, &both, &[], &[], None, None).unwrap();
+        assert_eq!(args[1][1], b'b');
+        assert_eq!(args[4].as_ref(), encode_meta(&both.meta).as_bytes());
+        assert_eq!(args[5].as_ref(), b"900");
+        // Creates and rotations always store the metadata; a seal never.
+        for (mode, extra) in [
+            (Mode::Create, b'm'),
+            (Mode::Rotate, b'm'),
+            (Mode::Seal, b'-'),
+        ] {
+            let args = write_args(mode, &w, &[], &[], None, None).unwrap();
+            assert_eq!(args[1][1], extra, "{mode:?}");
+        }
+        let args = write_args(Mode::Seal, &earlier, &[], &[], None, None).unwrap();
+        assert_eq!(args[1][1], b'-', "a seal writes no $at");
+    }
+
+    #[test]
+    fn the_tombstone_and_principal_parts_follow_everything_else() {
+        let w = write(Meta::new(1_000, 60_000, None));
         let plain = write_args(Mode::Update, &w, &[], &[], None, None)
             .unwrap()
             .len();
-        let set = text(&PrincipalArgs::Set {
+        let with = |principal: &PrincipalArgs| -> (u8, Vec<String>) {
+            let args = write_args(Mode::Update, &w, &[], &[], None, Some(principal)).unwrap();
+            (args[1][0], text(&args[plain..]))
+        };
+        let set = with(&PrincipalArgs::Set {
             px: "h".into(),
             deadline: 9,
         });
-        assert_eq!(set[plain..], ["j", "h", "9"]);
-        assert_eq!(text(&PrincipalArgs::Leave)[plain..], ["l"]);
-        let keep = text(&PrincipalArgs::Keep {
+        assert_eq!(set, (b'j', vec!["h".to_owned(), "9".to_owned()]));
+        assert_eq!(with(&PrincipalArgs::Leave), (b'l', Vec::new()));
+        let keep = with(&PrincipalArgs::Keep {
             refreshed: None,
             due: 5,
         });
-        assert_eq!(keep[plain..], ["k", "", "", "5"]);
-        let refreshed = text(&PrincipalArgs::Keep {
+        assert_eq!(
+            keep,
+            (b'k', vec![String::new(), String::new(), "5".to_owned()])
+        );
+        let refreshed = with(&PrincipalArgs::Keep {
             refreshed: Some(("h".into(), 7)),
             due: 5,
         });
-        assert_eq!(refreshed[plain..], ["k", "h", "7", "5"]);
+        assert_eq!(refreshed.1, ["h", "7", "5"]);
+        let tomb = Tomb {
+            grace_ms: 30_000,
+            forward: "fwd".into(),
+            new_key: "p:new",
+        };
+        let args = write_args(
+            Mode::Seal,
+            &w,
+            &[],
+            &w.expect,
+            Some(&tomb),
+            Some(&PrincipalArgs::Leave),
+        )
+        .unwrap();
+        assert_eq!(args[0].as_ref(), b"s");
+        assert_eq!(args[1].as_ref(), header(b'l', b'-', [0, 1, 0, 1]));
+        assert_eq!(text(&args[4..]), ["cart", "gone", "30000", "fwd", "p:new"]);
     }
 
     #[test]

@@ -11,21 +11,30 @@ use super::codec::Arg;
 
 /// `write`: KEYS = [key] or [old key, new key] (single-node rotation).
 ///
-/// ARGV = mode (`c` create, `u` update, `r` rotate, `s` seal), now, TTL ms,
-/// `$meta` text (empty: leave it), last access, then `ne` and `ne`
-/// expectations (name, `=`+bytes or `!` for absent), `ns` and `ns` name/value
-/// pairs to set, `nr` and `nr` names to delete; for `r`/`s` then the grace
-/// period ms, the sealed forward and the new key; then, only for a session
-/// with a principal, its part (see `index.rs`): `j` + principal hash +
-/// index deadline (set `$px` and `$pd`), `l` (delete them), or `k` +
-/// refreshed principal hash + its new deadline + the deadline due (a
-/// session that keeps its principal: if the stored `$pd` is older than the
-/// due deadline and this is not the retry after a refresh, reply
-/// `{'reindex', $px}` and apply nothing).
+/// ARGV (built by `codec::write_args`):
+///
+/// | position | argument |
+/// |---|---|
+/// | 1 | mode: `c` create, `u` update, `r` rotate, `s` seal |
+/// | 2 | header, 10 bytes: the principal part (`-` none, `j`, `l`, `k`, see below), what follows `now` and the TTL (`-` nothing, `m` the `$meta` text, `a` the last access, `b` both), then four counts, two bytes each, big-endian: `ne` fields expected to hold given bytes, `na` fields expected absent, `ns` fields to set, `nr` fields to delete |
+/// | 3, 4 | now (ms), TTL (ms) |
+/// | then | `$meta` text (`m`, `b`: create, rotate, an update that changes the metadata), the last access (`a`, `b`: only when it is not `now`; otherwise `$at` = now) |
+/// | then | the `ne` + `na` expected names (with bytes first), then the `ne` expected values, raw |
+/// | then | `ns` name/value pairs to set, `nr` names to delete |
+/// | `r`, `s` | the grace period ms, the sealed forward, the new key |
+/// | `j` | principal hash, index deadline (set `$px` and `$pd`) |
+/// | `k` | refreshed principal hash, its new deadline (both empty unless refreshed), the deadline due |
+///
+/// `l` (the session leaves its principal) has no arguments: `$px` and
+/// `$pd` are deleted. With `k` (a session that keeps its principal), if the
+/// stored `$pd` is older than the due deadline and this is not the retry
+/// after a refresh, the reply is `{'reindex', $px}` and nothing is applied
+/// (see `index.rs`).
 ///
 /// Except for `c`, the key must hold a live session (it has `$meta`): else
 /// the reply is `{'moved', forward}` for a tombstone still in its grace
-/// period, `0` otherwise. An expectation that fails replies
+/// period, `0` otherwise. An expectation that fails (a field whose bytes
+/// differ, or that is present where it should be absent) replies
 /// `{'conflict', <HGETALL of the key>}`. Then `r` copies the hash to the new
 /// key and `r`/`s` turn the old key into a tombstone (`$to`, `$fwd`,
 /// `$until`, expiring with the grace period) or delete it (no grace); `s`
@@ -33,113 +42,134 @@ use super::codec::Arg;
 /// `$meta` if given and the pairs, `HDEL` of the names, and `PEXPIRE` (only
 /// ever extending the TTL unless `$meta` is written). Reply `1`.
 ///
-/// Cost: the common write (an update that changes fields and not the
-/// metadata, e.g. `/counter`) is kept to three commands and few Lua tables,
-/// since Redis spends more on the script than on its commands. The live
-/// check reads `$meta` and the expected fields only (plus `$px`/`$pd` for a
-/// session that keeps its principal); the tombstone fields are read by a
-/// second `HMGET` only when the key holds no live session. The `HSET` of
-/// such an update takes its pairs straight from `ARGV`; only writes of the
-/// metadata or the principal, or of more than 100 fields, build a table.
-/// (redis-server 7.0 under callgrind, one `/counter` = `HGETALL` + this
-/// script: 90,900 instructions before, 75,000 after; tower-sessions'
-/// `GET` + `SET`: 17,000.)
+/// Cost: Redis spends more on a script's arguments and its Lua than on the
+/// commands it runs (redis-server 7.0 under callgrind: an `EVALSHA` that
+/// only returns costs 12,200 instructions plus about 1,000 per argument;
+/// each `redis.call` 5,000–9,000; building a Lua table or a string costs
+/// more than a comparison). So the common write (an update that changes
+/// fields and not the metadata, e.g. `/counter`: `u`, header, now, TTL,
+/// the expected name and bytes, the name and new bytes: 8 arguments) runs
+/// three commands (`HMGET` of `$meta` and the expected names, `HSET` of
+/// `$at` and the pairs, `PEXPIRE … GT`) with arguments unpacked straight
+/// from `ARGV`, compares the expected bytes by identity (Lua strings are
+/// interned) and builds no table and no string. The tombstone fields are
+/// read by a second `HMGET` only when the key holds no live session; only
+/// writes of the metadata or the principal, or of more than 100 fields,
+/// build a table. One `/counter` = `HGETALL` + this script, driven by
+/// `bench-cycles` through the store: 79,500 instructions with the previous
+/// 12 arguments (`$at`, an empty `$meta`, `=`-prefixed expectations; 65,200
+/// for the script), 69,500 now (55,000 for the script; a hand-written
+/// script for exactly this write costs about 6,000 less). tower-sessions'
+/// `GET` + `SET`: 17,000. See `session-bench/results/2026-12-06-lean-write.md`.
 pub(crate) const WRITE: &str = r"
+local A = ARGV
 local key = KEYS[1]
-local mode = ARGV[1]
-local ne = tonumber(ARGV[6])
-local ex = 7
-local ns = tonumber(ARGV[ex + 2 * ne])
-local sx = ex + 2 * ne + 1
-local nr = tonumber(ARGV[sx + 2 * ns])
-local rx = sx + 2 * ns + 1
+local mode = A[1]
+local now = A[3]
+local p, o, a, b, c, d, e, f, g, h = string.byte(A[2], 1, 10)
+local ne, na, ns, nr = a * 256 + b, c * 256 + d, e * 256 + f, g * 256 + h
+local x = 5
+local meta = false
+if o == 109 or o == 98 then
+  meta = A[5]
+  x = 6
+end
+local at = now
+if o == 97 or o == 98 then
+  at = A[x]
+  x = x + 1
+end
+local vx = x + ne + na
+local sx = vx + ne
+local rx = sx + 2 * ns
 local tx = rx + nr
 local px = tx
 if mode == 'r' or mode == 's' then px = tx + 3 end
-local pm = ARGV[px]
-local pd = nil
+local pd = false
 if mode ~= 'c' then
-  local probe = {'$meta'}
   local np = 1
-  if pm == 'k' then
-    probe[2] = '$px'
-    probe[3] = '$pd'
+  local cur
+  if p == 107 then
     np = 3
+    cur = redis.call('HMGET', key, '$meta', '$px', '$pd', unpack(A, x, vx - 1))
+  else
+    cur = redis.call('HMGET', key, '$meta', unpack(A, x, vx - 1))
   end
-  for j = 1, ne do probe[np + j] = ARGV[ex + 2 * j - 2] end
-  local cur = redis.call('HMGET', key, unpack(probe))
   if not cur[1] then
     local t = redis.call('HMGET', key, '$to', '$fwd', '$until')
-    if t[1] and t[2] and t[3] and tonumber(t[3]) > tonumber(ARGV[2]) then
+    if t[1] and t[2] and t[3] and tonumber(t[3]) > tonumber(now) then
       return {'moved', t[2]}
     end
     return 0
   end
   for j = 1, ne do
-    local want = ARGV[ex + 2 * j - 1]
-    local have = cur[np + j]
-    if (want == '!' and have) or (want ~= '!' and (not have or '=' .. have ~= want)) then
+    if cur[np + j] ~= A[vx + j - 1] then
       return {'conflict', redis.call('HGETALL', key)}
     end
   end
-  if pm == 'k' and cur[2] then
-    if ARGV[px + 1] == cur[2] then
-      pd = ARGV[px + 2]
-    elseif tonumber(cur[3] or '0') < tonumber(ARGV[px + 3]) then
+  for j = np + ne + 1, np + ne + na do
+    if cur[j] then
+      return {'conflict', redis.call('HGETALL', key)}
+    end
+  end
+  if p == 107 and cur[2] then
+    if A[px] == cur[2] then
+      pd = A[px + 1]
+    elseif tonumber(cur[3] or '0') < tonumber(A[px + 2]) then
       return {'reindex', cur[2]}
     end
   end
 end
-if pm == 'j' then pd = ARGV[px + 2] end
+if p == 106 then pd = A[px + 1] end
 local target = key
 if mode == 'r' or mode == 's' then
-  local grace = tonumber(ARGV[tx])
-  local h
+  local grace = tonumber(A[tx])
+  local all
   if mode == 'r' then
     target = KEYS[2]
-    h = redis.call('HGETALL', key)
+    all = redis.call('HGETALL', key)
   end
   redis.call('DEL', key)
   if grace > 0 then
-    redis.call('HSET', key, '$to', ARGV[tx + 2], '$fwd', ARGV[tx + 1],
-      '$until', string.format('%d', tonumber(ARGV[2]) + grace))
-    redis.call('PEXPIRE', key, ARGV[tx])
+    redis.call('HSET', key, '$to', A[tx + 2], '$fwd', A[tx + 1],
+      '$until', string.format('%d', tonumber(now) + grace))
+    redis.call('PEXPIRE', key, A[tx])
   end
   if mode == 's' then return 1 end
   redis.call('DEL', target)
-  for j = 1, #h, 200 do
-    redis.call('HSET', target, unpack(h, j, math.min(j + 199, #h)))
+  for j = 1, #all, 200 do
+    redis.call('HSET', target, unpack(all, j, math.min(j + 199, #all)))
   end
 end
-if ARGV[4] == '' and pm ~= 'j' and not pd and ns <= 100 then
-  redis.call('HSET', target, '$at', ARGV[5], unpack(ARGV, sx, sx + 2 * ns - 1))
+if not meta and not pd and p ~= 106 and ns <= 100 then
+  redis.call('HSET', target, '$at', at, unpack(A, sx, rx - 1))
 else
-  local p = {'$at', ARGV[5]}
-  if ARGV[4] ~= '' then
-    p[3] = '$meta'
-    p[4] = ARGV[4]
+  local w = {'$at', at}
+  if meta then
+    w[3] = '$meta'
+    w[4] = meta
   end
-  if pm == 'j' then
-    p[#p + 1] = '$px'
-    p[#p + 1] = ARGV[px + 1]
+  if p == 106 then
+    w[#w + 1] = '$px'
+    w[#w + 1] = A[px]
   end
   if pd then
-    p[#p + 1] = '$pd'
-    p[#p + 1] = pd
+    w[#w + 1] = '$pd'
+    w[#w + 1] = pd
   end
-  for j = sx, sx + 2 * ns - 1 do p[#p + 1] = ARGV[j] end
-  for j = 1, #p, 200 do
-    redis.call('HSET', target, unpack(p, j, math.min(j + 199, #p)))
+  for j = sx, rx - 1 do w[#w + 1] = A[j] end
+  for j = 1, #w, 200 do
+    redis.call('HSET', target, unpack(w, j, math.min(j + 199, #w)))
   end
 end
-for j = rx, rx + nr - 1, 200 do
-  redis.call('HDEL', target, unpack(ARGV, j, math.min(j + 199, rx + nr - 1)))
+for j = rx, tx - 1, 200 do
+  redis.call('HDEL', target, unpack(A, j, math.min(j + 199, tx - 1)))
 end
-if pm == 'l' then redis.call('HDEL', target, '$px', '$pd') end
-if ARGV[4] ~= '' then
-  redis.call('PEXPIRE', target, ARGV[3])
+if p == 108 then redis.call('HDEL', target, '$px', '$pd') end
+if meta then
+  redis.call('PEXPIRE', target, A[4])
 else
-  redis.call('PEXPIRE', target, ARGV[3], 'GT')
+  redis.call('PEXPIRE', target, A[4], 'GT')
 end
 return 1
 ";
