@@ -25,9 +25,10 @@ impl Jar {
         }
     }
 
-    /// What the jar holds now: what the response's cookie must carry.
-    pub(crate) fn contents(&self) -> Option<(SessionId, Record)> {
-        self.slot().clone()
+    /// `f` of what the jar holds now (what the response's cookie must
+    /// carry), `None` when it is empty.
+    pub(crate) fn with_contents<R>(&self, f: impl FnOnce(&SessionId, &Record) -> R) -> Option<R> {
+        self.slot().as_ref().map(|(id, record)| f(id, record))
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<(SessionId, Record)>> {
@@ -186,9 +187,9 @@ mod tests {
             },
         );
         jar.delete(&id("b")).await.unwrap();
-        assert!(jar.contents().is_some());
+        assert_eq!(jar.with_contents(|held, _| held.clone()), Some(id("a")));
         jar.delete(&id("a")).await.unwrap();
-        assert!(jar.contents().is_none());
+        assert_eq!(jar.with_contents(|held, _| held.clone()), None);
         assert_eq!(jar.load(&id("a"), 0).await.unwrap(), Loaded::Absent);
     }
 }

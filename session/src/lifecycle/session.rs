@@ -165,7 +165,7 @@ struct Shared<T> {
     commit: tokio::sync::Mutex<()>,
     /// With the cookie store, this request's cookie session: the store its
     /// commits go to instead of the manager's.
-    jar: Option<Arc<Jar>>,
+    jar: Option<Jar>,
 }
 
 impl<T: SessionData> Session<T> {
@@ -174,16 +174,10 @@ impl<T: SessionData> Session<T> {
         Self::from_state(ctx, State::fresh(id, meta, stale), None)
     }
 
-    /// A fresh session of the cookie store, committed into `jar`.
-    pub(crate) fn new_in_jar(
-        ctx: Arc<Context>,
-        id: SessionId,
-        now: u64,
-        stale: bool,
-        jar: Arc<Jar>,
-    ) -> Self {
+    /// A fresh session of the cookie store, committed into an empty jar.
+    pub(crate) fn new_in_jar(ctx: Arc<Context>, id: SessionId, now: u64, stale: bool) -> Self {
         let meta = ctx.new_meta(now);
-        Self::from_state(ctx, State::fresh(id, meta, stale), Some(jar))
+        Self::from_state(ctx, State::fresh(id, meta, stale), Some(Jar::default()))
     }
 
     /// An anonymous session for a request whose store failed: fresh, never
@@ -212,11 +206,11 @@ impl<T: SessionData> Session<T> {
         record: Record,
         reached: crate::lifecycle::state::Reached,
     ) -> Self {
-        let jar = Arc::new(Jar::holding(id.clone(), record.clone()));
+        let jar = Jar::holding(id.clone(), record.clone());
         Self::from_state(ctx, State::stored(id, record, reached), Some(jar))
     }
 
-    fn from_state(ctx: Arc<Context>, state: State<T>, jar: Option<Arc<Jar>>) -> Self {
+    fn from_state(ctx: Arc<Context>, state: State<T>, jar: Option<Jar>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 ctx,
@@ -229,7 +223,7 @@ impl<T: SessionData> Session<T> {
 
     /// With the cookie store, what this session's cookie must carry now.
     pub(crate) fn jar(&self) -> Option<&Jar> {
-        self.shared.jar.as_deref()
+        self.shared.jar.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -647,7 +641,7 @@ impl<T: SessionData> Session<T> {
         let _serial = self.shared.commit.lock().await;
         let ctx = &self.shared.ctx;
         let store: &dyn DynSessionStore = match &self.shared.jar {
-            Some(jar) => &**jar,
+            Some(jar) => jar,
             None => &*ctx.store,
         };
         let discard = failed && !ctx.config.save_on_error;

@@ -205,13 +205,7 @@ impl<T: SessionData> PendingSession<T> {
                 let id = ctx.ids.generate()?;
                 let now = ctx.clock.now_ms();
                 Ok(match ctx.cookie {
-                    Some(_) => Session::new_in_jar(
-                        Arc::clone(ctx),
-                        id,
-                        now,
-                        stale,
-                        Arc::new(Jar::default()),
-                    ),
+                    Some(_) => Session::new_in_jar(Arc::clone(ctx), id, now, stale),
                     None => Session::new_fresh(Arc::clone(ctx), id, now, stale),
                 })
             })
@@ -250,19 +244,25 @@ impl<T: SessionData> PendingSession<T> {
     /// commit left it, sealed, whenever a server store would send the id.
     fn cookie_update(&self, write: IdWrite, jar: &Jar) -> Result<ResponseUpdate, SessionError> {
         let ctx = &self.manager.ctx;
-        let (IdWrite::Set(_, max_age), Some((id, record)), Some(cookies)) =
-            (&write, jar.contents(), &ctx.cookie)
-        else {
+        let extractor = &ctx.extractor;
+        // Sealed where the jar holds it: no copy of the session.
+        let sealed = match (&write, &ctx.cookie) {
+            (IdWrite::Set(..), Some(cookies)) => jar.with_contents(|id, record| {
+                extractor
+                    .cookie_name()
+                    .map(|name| (name, cookies.seal(name, id, record)))
+            }),
+            _ => None,
+        };
+        let (IdWrite::Set(_, max_age), Some(sealed)) = (&write, sealed) else {
             return Ok(match write {
                 IdWrite::Nothing => ResponseUpdate::default(),
                 IdWrite::Set(..) | IdWrite::Clear => self.response_update(IdWrite::Clear),
             });
         };
-        let extractor = &ctx.extractor;
-        let Some(name) = extractor.cookie_name() else {
+        let Some((name, value)) = sealed else {
             return Ok(ResponseUpdate::default());
         };
-        let value = cookies.seal(name, &id, &record);
         let set_cookie = self.manager.sealed_cookie(name, &value, *max_age);
         if set_cookie.len() > CookieStore::MAX_COOKIE_BYTES {
             return Err(SessionError::CookieTooLarge {
