@@ -491,14 +491,11 @@ impl RedisSentinel {
     }
 
     fn wait_until(&self, what: &str, done: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "Sentinel set-up: waited {CLUSTER_TIMEOUT:?} for {what}"
-            );
-            sleep(Duration::from_millis(100));
-        }
+        poll(
+            Duration::from_millis(100),
+            || done(self),
+            || format!("Sentinel set-up: waited {CLUSTER_TIMEOUT:?} for {what}"),
+        );
     }
 }
 
@@ -551,18 +548,17 @@ impl RedisCluster {
     }
 
     fn wait_ok(&self, context: &str) {
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        while !self
-            .nodes
-            .iter()
-            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the Redis Cluster did not reach cluster_state:ok within {CLUSTER_TIMEOUT:?}; {context}"
-            );
-            sleep(Duration::from_millis(100));
-        }
+        poll(
+            Duration::from_millis(100),
+            || {
+                self.nodes
+                    .iter()
+                    .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            },
+            || {
+                format!("the Redis Cluster did not reach cluster_state:ok within {CLUSTER_TIMEOUT:?}; {context}")
+            },
+        );
     }
 
     /// Kills every node (SIGKILL).
@@ -1020,14 +1016,11 @@ impl RedisClusterHa {
     }
 
     fn wait_until(&self, what: &str, done: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "Redis Cluster with replicas: waited {CLUSTER_TIMEOUT:?} for {what}"
-            );
-            sleep(Duration::from_millis(50));
-        }
+        poll(
+            Duration::from_millis(50),
+            || done(self),
+            || format!("Redis Cluster with replicas: waited {CLUSTER_TIMEOUT:?} for {what}"),
+        );
     }
 }
 
@@ -1048,6 +1041,16 @@ fn info_number(info: &str, name: &str) -> Option<u64> {
     info.lines()
         .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Checks `done` every `every` until it holds; after [`CLUSTER_TIMEOUT`],
+/// panics with `failure`'s message (the set-ups' bounded waits).
+fn poll(every: Duration, done: impl Fn() -> bool, failure: impl Fn() -> String) {
+    let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", failure());
+        sleep(every);
+    }
 }
 
 /// `redis-cli --cluster create` of `nodes` with `replicas` replicas per
