@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use crate::id::SessionId;
-use crate::keys::{KeyUse, Keyring, MacPurpose, SealPurpose, MAC_LEN};
+use crate::keys::{KeyUse, Keyring, MacPurpose, SealError, SealPurpose, MAC_LEN};
 use crate::record::Record;
 use crate::store::{Loaded, SessionStore, StoreError, Write, Written};
 
@@ -141,19 +141,23 @@ impl CookieStore {
     /// The cookie value carrying `record` under `id`, for the cookie `name`
     /// (the name is authenticated: a value made for another cookie does not
     /// open as this one).
-    pub(crate) fn seal(&self, name: &str, id: &SessionId, record: &Record) -> String {
+    ///
+    /// # Errors
+    /// [`SealError`] if the cipher refuses the input (it does not, with the
+    /// two associated data items the keyring passes).
+    pub(crate) fn seal(
+        &self,
+        name: &str,
+        id: &SessionId,
+        record: &Record,
+    ) -> Result<String, SealError> {
         let payload = payload::encode(id, record);
-        match self.protection {
-            Protection::Private => {
-                match self
-                    .keys
-                    .seal(SealPurpose::CookiePrivate, name.as_bytes(), &payload)
-                {
-                    Ok(sealed) => URL_SAFE_NO_PAD.encode(sealed),
-                    // AES-SIV refuses only more than 126 associated data items.
-                    Err(_) => String::new(),
-                }
-            }
+        Ok(match self.protection {
+            Protection::Private => URL_SAFE_NO_PAD.encode(self.keys.seal(
+                SealPurpose::CookiePrivate,
+                name.as_bytes(),
+                &payload,
+            )?),
             Protection::Signed => {
                 let tag = self
                     .keys
@@ -163,7 +167,7 @@ impl CookieStore {
                 URL_SAFE_NO_PAD.encode_string(tag, &mut value);
                 value
             }
-        }
+        })
     }
 
     /// The session in the cookie `name` holding `value`, if a key of the
@@ -275,7 +279,7 @@ mod tests {
     fn cookies_open_as_sealed_for_their_name_only() {
         let (id, record) = session();
         for store in both(&keys(&[1])) {
-            let value = store.seal("sid", &id, &record);
+            let value = store.seal("sid", &id, &record).unwrap();
             let opened = store.open("sid", &value).unwrap();
             assert_eq!(
                 (opened.id, opened.record, opened.key),
@@ -296,16 +300,16 @@ mod tests {
                 .decode(value.split('.').next().unwrap())
                 .unwrap()
         };
-        let hidden = decoded(&private.seal("sid", &id, &record));
+        let hidden = decoded(&private.seal("sid", &id, &record).unwrap());
         assert!(!hidden.windows(5).any(|w| w == b"alice"));
-        let shown = decoded(&signed.seal("sid", &id, &record));
+        let shown = decoded(&signed.seal("sid", &id, &record).unwrap());
         assert!(shown.windows(5).any(|w| w == b"alice"));
         // One protection does not open the other's cookies.
         assert!(signed
-            .open("sid", &private.seal("sid", &id, &record))
+            .open("sid", &private.seal("sid", &id, &record).unwrap())
             .is_none());
         assert!(private
-            .open("sid", &signed.seal("sid", &id, &record))
+            .open("sid", &signed.seal("sid", &id, &record).unwrap())
             .is_none());
     }
 
@@ -319,10 +323,10 @@ mod tests {
                 .zip(both(&keys(&removed)))
                 .map(|((a, b), c)| (a, b, c))
             {
-                let value = before.seal("sid", &id, &record);
+                let value = before.seal("sid", &id, &record).unwrap();
                 assert_eq!(after.open("sid", &value).unwrap().key, KeyUse::Fallback(0));
                 assert!(gone.open("sid", &value).is_none());
-                let resealed = after.seal("sid", &id, &record);
+                let resealed = after.seal("sid", &id, &record).unwrap();
                 assert_eq!(gone.open("sid", &resealed).unwrap().key, KeyUse::Primary);
             }
         }
@@ -333,7 +337,7 @@ mod tests {
         fn every_changed_byte_is_refused(position in 0usize..200, flip in 1u8..=255, signed in any::<bool>()) {
             let (id, record) = session();
             let store = if signed { CookieStore::signed(keys(&[1])) } else { CookieStore::private(keys(&[1])) };
-            let value = store.seal("sid", &id, &record);
+            let value = store.seal("sid", &id, &record).unwrap();
             let mut bytes = value.into_bytes();
             let position = position % bytes.len();
             bytes[position] ^= flip;

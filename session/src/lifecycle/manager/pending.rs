@@ -263,6 +263,7 @@ impl<T: SessionData> PendingSession<T> {
         let Some((name, value)) = sealed else {
             return Ok(ResponseUpdate::default());
         };
+        let value = value.map_err(crate::store::StoreError::backend)?;
         let set_cookie = self.manager.sealed_cookie(name, &value, *max_age);
         if set_cookie.len() > CookieStore::MAX_COOKIE_BYTES {
             return Err(SessionError::CookieTooLarge {
