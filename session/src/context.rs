@@ -24,8 +24,9 @@ pub(crate) struct Context {
     pub(crate) absolute_ms: Option<u64>,
     /// The commit planner's timing rules, from `config`.
     pub(crate) policy: Rules,
-    /// Commits of one session in this process take turns (see [`Stripes`]).
-    pub(crate) stripes: Stripes,
+    /// Commits of one session in this process take turns, and the one
+    /// holding the turn writes for those waiting (`turns.rs`).
+    pub(crate) stripes: crate::turns::Stripes,
     /// Metrics and lifecycle events.
     pub(crate) observer: Arc<crate::observe::Observer>,
     /// The session cookie's attributes as `Set-Cookie` renders them after
@@ -38,38 +39,6 @@ pub(crate) struct Context {
     /// The cookie store, when sessions live in the client's cookie
     /// (`store` is then `cookie_store::ClientSide`).
     pub(crate) cookie: Option<crate::cookie_store::CookieStore>,
-}
-
-/// Striped locks serializing the commits of one session within this
-/// process: requests of one session that would otherwise race each other's
-/// conditional writes (and retry) commit one after the other, so each
-/// retries at most once. Across processes the store's conditional writes
-/// still decide; this only saves round trips. Different sessions share a
-/// stripe only by hash collision (1,024 stripes).
-pub(crate) struct Stripes {
-    locks: Box<[tokio::sync::Mutex<()>]>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl Stripes {
-    const COUNT: usize = 1024;
-
-    pub(crate) fn new() -> Self {
-        Self {
-            locks: (0..Self::COUNT)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-
-    /// The lock of `id`'s stripe.
-    pub(crate) fn of(&self, id: &crate::id::SessionId) -> &tokio::sync::Mutex<()> {
-        use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(id.as_str());
-        let index = usize::try_from(hash % Self::COUNT as u64).unwrap_or(0);
-        &self.locks[index]
-    }
 }
 
 impl Context {

@@ -75,6 +75,7 @@ mod revocation;
 mod signed_id;
 pub mod store;
 pub mod timeout;
+mod turns;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -7,6 +7,7 @@
 //! down (ARCHITECTURE.md, "Module layers").
 
 mod commit;
+mod group;
 pub(crate) mod manager;
 pub(crate) mod session;
 mod state;

@@ -181,6 +181,9 @@ impl StoreOperation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CommitOutcome {
     Written,
+    /// Written by another request of the session with its own (group
+    /// commit).
+    Folded,
     Unchanged,
     Empty,
     Gone,
@@ -193,6 +196,7 @@ impl CommitOutcome {
     const fn as_str(self) -> &'static str {
         match self {
             Self::Written => "written",
+            Self::Folded => "folded",
             Self::Unchanged => "unchanged",
             Self::Empty => "empty",
             Self::Gone => "gone",
@@ -208,10 +212,14 @@ static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// The `outcome` labels of [`COMMITS`], in [`CommitOutcome`]'s order.
-static OUTCOME_LABELS: [[Label; 1]; 7] = [
+static OUTCOME_LABELS: [[Label; 1]; 8] = [
     [Label::from_static_parts(
         "outcome",
         CommitOutcome::Written.as_str(),
+    )],
+    [Label::from_static_parts(
+        "outcome",
+        CommitOutcome::Folded.as_str(),
     )],
     [Label::from_static_parts(
         "outcome",
@@ -242,7 +250,7 @@ static OUTCOME_LABELS: [[Label; 1]; 7] = [
 /// The keys of [`COMMITS`], one per [`CommitOutcome`]: built once, so recording
 /// a commit allocates nothing (the macros build a key with dynamic labels
 /// on every call).
-static COMMIT_KEYS: [Key; 7] = [
+static COMMIT_KEYS: [Key; 8] = [
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[0]),
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[1]),
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[2]),
@@ -250,6 +258,7 @@ static COMMIT_KEYS: [Key; 7] = [
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[4]),
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[5]),
     Key::from_static_parts(COMMITS, &OUTCOME_LABELS[6]),
+    Key::from_static_parts(COMMITS, &OUTCOME_LABELS[7]),
 ];
 
 pub(crate) fn commit(outcome: CommitOutcome) {
@@ -366,6 +375,7 @@ mod tests {
     fn every_outcome_has_its_own_key() {
         let outcomes = [
             CommitOutcome::Written,
+            CommitOutcome::Folded,
             CommitOutcome::Unchanged,
             CommitOutcome::Empty,
             CommitOutcome::Gone,

@@ -422,7 +422,7 @@ impl Commit {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Every transition of the commit, driven by a scripted store: no store,
     //! no runtime. Each case sets up a session, scripts the store's answers
     //! to writes, and checks the actions handed out and how the commit ends.
@@ -440,11 +440,12 @@ mod tests {
     const MIN: u64 = 60_000;
     const NOW: u64 = 100 * MIN;
 
-    /// A session with a principal (`user`) and a counter.
+    /// A session with a principal (`user`) and a counter (also the test
+    /// type of `group.rs` and `session.rs`).
     #[derive(Default, Clone, Debug)]
-    struct Cart {
-        user: Option<u64>,
-        n: u32,
+    pub(crate) struct Cart {
+        pub(crate) user: Option<u64>,
+        pub(crate) n: u32,
     }
 
     impl SessionData for Cart {

@@ -203,7 +203,7 @@ impl<T: SessionData> SessionManagerBuilder<T> {
                 idle_ms: duration_ms(config.idle_timeout),
                 absolute_ms: config.absolute_timeout.map(duration_ms),
                 policy,
-                stripes: crate::context::Stripes::new(),
+                stripes: crate::turns::Stripes::new(),
                 store: crate::observe::instrument(self.store, &observer),
                 observer,
                 extractor,

@@ -15,11 +15,13 @@ use crate::data::{Field, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::lifecycle::commit::{Action, Answer, Commit, Finish};
+use crate::lifecycle::group;
 use crate::lifecycle::state::{Change, Edit, State};
 use crate::plan::IdWrite;
 use crate::record::Record;
 use crate::revocation;
 use crate::store::DynSessionStore;
+use crate::turns::Turn;
 
 /// One user's session, typed by its data struct `T`.
 ///
@@ -639,15 +641,38 @@ impl<T: SessionData> Session<T> {
     /// each action and hands back the answer; it decides nothing.
     pub(crate) async fn commit(&self, failed: bool) -> Result<IdWrite, SessionError> {
         let _serial = self.shared.commit.lock().await;
+        let discard = failed && !self.shared.ctx.config.save_on_error;
+        // Group commit is for server stores: a cookie session's jar is this
+        // request's alone.
+        let mut grouping = self.shared.jar.is_none();
+        loop {
+            match self.commit_once(discard, grouping).await {
+                Attempt::Done(result) => return result,
+                // The write with other requests' changes was refused: once
+                // more, alone (which never asks for another run).
+                Attempt::Alone => grouping = false,
+            }
+        }
+    }
+
+    /// One run of the commit state machine. With `grouping`, a commit that
+    /// waits for its turn posts its changes for the holder to write
+    /// (`group.rs`), and a holder writes the changes posted for it.
+    async fn commit_once(&self, discard: bool, grouping: bool) -> Attempt {
         let ctx = &self.shared.ctx;
         let store: &dyn DynSessionStore = match &self.shared.jar {
             Some(jar) => jar,
             None => &*ctx.store,
         };
-        let discard = failed && !ctx.config.save_on_error;
-        let mut commit = Commit::new(ctx.policy, ctx.clock.now_ms(), discard);
-        // This session's turn among the manager's requests, held to the end.
-        let mut _turn = None;
+        let now = ctx.clock.now_ms();
+        let mut commit = Commit::new(ctx.policy, now, discard);
+        // This session's turn among the manager's requests, held to the
+        // end, and the id it is for.
+        let mut turn: Option<(Turn<'_>, SessionId)> = None;
+        // Other requests' changes this commit writes with its own (dropped
+        // after `turn` if the commit is cancelled: their requests then
+        // learn that the outcome is unknown).
+        let mut gathered: Option<group::Gathered<T>> = None;
         let mut answer = Answer::Start;
         loop {
             let action = commit.step(&mut self.lock(), answer);
@@ -655,13 +680,25 @@ impl<T: SessionData> Session<T> {
                 Action::Delete { id, cause } => {
                     let deleted = store.delete_boxed(&id).await;
                     if deleted.is_ok() {
+                        ctx.stripes.of(&id).forget(&id);
                         ctx.observer.destroyed(&id, cause);
                     }
                     Answer::Deleted(deleted)
                 }
                 Action::NewId => Answer::NewId(ctx.ids.generate()),
                 Action::TakeTurn(id) => {
-                    _turn = Some(ctx.stripes.of(&id).lock().await);
+                    let held = match self.wait_for_turn(&id, grouping, now).await {
+                        Waited::Turn(held) => held,
+                        Waited::Settled(result) => return Attempt::Done(result),
+                    };
+                    let mut state = self.lock();
+                    if let Some(record) = held.last(&id) {
+                        state.rebase(record);
+                    }
+                    if grouping {
+                        gathered = group::gather(&held, &id, &mut state);
+                    }
+                    turn = Some((held, id));
                     Answer::TurnTaken
                 }
                 Action::Write(write) => Answer::Written(store.write_boxed(write).await),
@@ -683,7 +720,23 @@ impl<T: SessionData> Session<T> {
                     Answer::Evicted
                 }
                 Action::Finish(finish) => {
-                    return match finish {
+                    let mut state = self.lock();
+                    if let (Some((held, id)), Finish::Wrote(_)) = (&turn, &finish) {
+                        if state.id == *id {
+                            if let Some(record) = state.stored_record() {
+                                held.remember(id, record);
+                            }
+                        }
+                    }
+                    // Every waiter hears back before the turn is released.
+                    let alone = gathered
+                        .take()
+                        .is_some_and(|gathered| gathered.answer(&finish, &mut state));
+                    drop(state);
+                    if alone {
+                        return Attempt::Alone;
+                    }
+                    return Attempt::Done(match finish {
                         Finish::Wrote(client) => Ok(client),
                         Finish::Quiet(outcome, client) => {
                             ctx.observer.commit(outcome);
@@ -694,11 +747,92 @@ impl<T: SessionData> Session<T> {
                             Err(error)
                         }
                         Finish::Failed(error) => Err(error),
-                    }
+                    });
                 }
             };
         }
     }
+
+    /// Waits for `id`'s turn. With `grouping`, a commit whose changes may be
+    /// written by another posts them first, and is done if the holder of
+    /// the turn wrote them (or found the session gone) before its turn came.
+    async fn wait_for_turn<'a>(&'a self, id: &SessionId, grouping: bool, now: u64) -> Waited<'a> {
+        let ctx = &self.shared.ctx;
+        let stripe = ctx.stripes.of(id);
+        let posting = if grouping {
+            group::posting(&self.lock())
+        } else {
+            None
+        };
+        let Some(group::Posting {
+            fold,
+            planned,
+            mut reply,
+        }) = posting
+        else {
+            return Waited::Turn(stripe.take_turn().await);
+        };
+        let posted = stripe.post(id.clone(), Box::new(fold));
+        let woke = {
+            // Whichever comes first; the wait for the turn is dropped with
+            // this block (a pending wait left behind would be handed the
+            // turn and never take it).
+            let mut wait = std::pin::pin!(stripe.take_turn());
+            std::future::poll_fn(|cx| {
+                use std::future::Future;
+                if let std::task::Poll::Ready(outcome) = std::pin::Pin::new(&mut reply).poll(cx) {
+                    return std::task::Poll::Ready(Woke::Heard(outcome.ok()));
+                }
+                wait.as_mut().poll(cx).map(Woke::Turn)
+            })
+            .await
+        };
+        let outcome = match woke {
+            Woke::Heard(outcome) => outcome,
+            Woke::Turn(held) => {
+                if posted.withdraw() {
+                    // Nobody gathered it: this commit writes for itself.
+                    return Waited::Turn(held);
+                }
+                // Gathered by a holder, which answered before it let the
+                // turn go (or went away without answering).
+                reply.try_recv().ok()
+            }
+        };
+        let Some(outcome) = outcome else {
+            return Waited::Settled(Err(group::HolderCancelled::error().into()));
+        };
+        let settled = group::settle(&mut self.lock(), outcome, planned, &ctx.policy, now);
+        match settled {
+            Some((outcome, client)) => {
+                ctx.observer.commit(outcome);
+                Waited::Settled(Ok(client))
+            }
+            None => Waited::Turn(stripe.take_turn().await),
+        }
+    }
+}
+
+/// How one run of the commit ended.
+enum Attempt {
+    Done(Result<IdWrite, SessionError>),
+    /// Run again without writing other requests' changes.
+    Alone,
+}
+
+/// How a wait for the turn ended.
+enum Waited<'a> {
+    /// The turn is held.
+    Turn(Turn<'a>),
+    /// Another request's write settled this commit.
+    Settled(Result<IdWrite, SessionError>),
+}
+
+/// What woke a commit that posted its changes.
+enum Woke<'a> {
+    /// The holder answered (`None`: it went away without answering).
+    Heard(Option<group::Outcome>),
+    Turn(Turn<'a>),
 }
 
 impl<T: SessionData> Session<T> {
@@ -793,6 +927,124 @@ mod tests {
             assert!(
                 methods.iter().any(|m| m == name) || traits.contains(name),
                 "{name} is reserved but Session has no such method"
+            );
+        }
+    }
+
+    /// A memory store whose writes are counted and, while `held`, wait for
+    /// a permit.
+    #[derive(Clone)]
+    struct HeldWrites {
+        inner: crate::MemoryStore,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+        held: Arc<std::sync::atomic::AtomicBool>,
+        permits: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Default for HeldWrites {
+        fn default() -> Self {
+            Self {
+                inner: crate::MemoryStore::new(),
+                writes: Arc::default(),
+                held: Arc::default(),
+                permits: Arc::new(tokio::sync::Semaphore::new(0)),
+            }
+        }
+    }
+
+    impl crate::store::SessionStore for HeldWrites {
+        async fn load(
+            &self,
+            id: &SessionId,
+            now: u64,
+        ) -> Result<crate::store::Loaded, crate::store::StoreError> {
+            self.inner.load(id, now).await
+        }
+        async fn write(
+            &self,
+            write: &crate::store::Write,
+        ) -> Result<crate::store::Written, crate::store::StoreError> {
+            use std::sync::atomic::Ordering;
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            if self.held.load(Ordering::SeqCst) {
+                if let Ok(permit) = self.permits.acquire().await {
+                    permit.forget();
+                }
+            }
+            self.inner.write(write).await
+        }
+        async fn delete(&self, id: &SessionId) -> Result<(), crate::store::StoreError> {
+            self.inner.delete(id).await
+        }
+    }
+
+    type Cart = crate::lifecycle::commit::tests::Cart;
+
+    /// Eight requests of one session, all changing it at once while the
+    /// first one's write is held: the first writes alone, the next one to
+    /// take the turn writes for all the others (two writes in all), every
+    /// increment is kept, and each request's session shows what was written.
+    #[tokio::test]
+    async fn requests_waiting_for_their_turn_are_written_with_the_next_write() {
+        use std::sync::atomic::Ordering;
+        let store = HeldWrites::default();
+        let manager = crate::SessionManager::<Cart>::new(store.clone());
+        let first = manager.create().unwrap();
+        first.modify(|c| c.n = 100);
+        first.save().await.unwrap();
+        let id = first.id();
+        store.writes.store(0, Ordering::SeqCst);
+        store.held.store(true, Ordering::SeqCst);
+
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let manager = manager.clone();
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let session = manager.load_by_id(id.as_str()).await.unwrap().unwrap();
+                    let seen = session.modify(|c| {
+                        c.n += 1;
+                        c.n
+                    });
+                    session.save().await.unwrap();
+                    (seen, session.read(|c| c.n))
+                })
+            })
+            .collect();
+        // The first write is held; the seven others post their changes.
+        let stripe = manager.ctx.stripes.of(&id);
+        let mut spins = 0_u32;
+        while store.writes.load(Ordering::SeqCst) < 1 || stripe.posted(&id) < 7 {
+            spins += 1;
+            assert!(
+                spins < 1_000_000,
+                "{} writes, {} posted",
+                store.writes.load(Ordering::SeqCst),
+                stripe.posted(&id)
+            );
+            tokio::task::yield_now().await;
+        }
+        store.held.store(false, Ordering::SeqCst);
+        store.permits.add_permits(1);
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        assert_eq!(
+            store.writes.load(Ordering::SeqCst),
+            2,
+            "one write alone, one for seven"
+        );
+        let after = manager.load_by_id(id.as_str()).await.unwrap().unwrap();
+        assert_eq!(after.read(|c| c.n), 108, "every increment kept");
+        for (seen, now) in results {
+            assert_eq!(
+                seen, 101,
+                "each handler saw the value computed on its own load"
+            );
+            assert!(
+                now == 101 || now == 108,
+                "the session shows what was written: {now}"
             );
         }
     }

@@ -37,6 +37,24 @@ pub(crate) enum Change<T> {
     },
 }
 
+impl<T> Clone for Change<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Apply { target, reads, f } => Self::Apply {
+                target: *target,
+                reads: *reads,
+                f: Arc::clone(f),
+            },
+            Self::Remove(index) => Self::Remove(*index),
+            Self::Take { index, seen, once } => Self::Take {
+                index: *index,
+                seen: seen.clone(),
+                once: *once,
+            },
+        }
+    }
+}
+
 /// How this request changed one field (or the CSRF secret).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum Edit {
@@ -713,6 +731,112 @@ impl<T: SessionData> State<T> {
             self.apply(op);
         }
         self.ops = ops;
+    }
+
+    /// Whether this commit's changes may be written by the commit holding
+    /// the turn (group commit, `group.rs`): only changes of fields of a
+    /// session stored under the id the client holds, with nothing else to
+    /// decide (no delete, id change, metadata, CSRF secret or `take`, whose
+    /// outcomes belong to this request alone). A changed principal field is
+    /// written like any field: the holder's write keeps the per-user index
+    /// (and `maxSessionsPerUser`) as the waiter's own would.
+    pub(crate) fn foldable(&self) -> bool {
+        self.standing == Standing::Stored
+            && self.deletes.is_empty()
+            && self.id_fate != IdFate::Replace
+            && self.client == Client::InSync
+            && !self.meta_changed
+            && !self.secret.changed()
+            && self.lost_takes.is_empty()
+            && self.has_changes()
+            && self.ops.iter().all(|op| !matches!(op, Change::Take { .. }))
+    }
+
+    /// Whether this commit may write other commits' changes with its own:
+    /// it writes the session where it is stored, under the same id.
+    pub(crate) fn gathers(&self) -> bool {
+        self.standing == Standing::Stored
+            && self.deletes.is_empty()
+            && self.id_fate != IdFate::Replace
+    }
+
+    /// What this commit's write covers, for a commit that posts its changes.
+    pub(crate) fn planned(&self) -> Planned {
+        Planned {
+            version: self.version,
+            ops: self.ops.len(),
+        }
+    }
+
+    /// The session as the store holds it (as loaded or last written), if
+    /// stored: its metadata, `T`'s fields and the CSRF secret.
+    pub(crate) fn stored_record(&self) -> Option<Record> {
+        let meta = self.stored_meta?;
+        let mut fields = Fields::with_capacity(self.fields.len() + 1);
+        for (info, field) in T::FIELDS.iter().zip(&self.fields) {
+            if let Some(bytes) = &field.stored {
+                fields.insert(Bytes::from_static(info.name.as_bytes()), bytes.clone());
+            }
+        }
+        if let Some(secret) = &self.secret.stored {
+            fields.insert(
+                Bytes::from_static(crate::csrf::CSRF_FIELD.as_bytes()),
+                secret.clone(),
+            );
+        }
+        Some(Record { meta, fields })
+    }
+
+    /// A write in this process left `record` while this commit waited: plan
+    /// on it rather than on the older load (replaying this request's
+    /// changes, as after a conflict) if any field differs.
+    pub(crate) fn rebase(&mut self, record: Record) {
+        let differs = T::FIELDS
+            .iter()
+            .zip(&self.fields)
+            .any(|(info, field)| record.fields.get(info.name) != field.stored.as_ref())
+            || record.fields.get(crate::csrf::CSRF_FIELD) != self.secret.stored.as_ref();
+        if differs {
+            self.replay(record);
+        }
+    }
+
+    /// Adds changes another commit posted (group commit) after this
+    /// request's own, as if made here; returns how many changes were this
+    /// request's own, for [`State::unfold`].
+    pub(crate) fn fold_in(&mut self, ops: &[Change<T>]) -> usize {
+        let own = self.ops.len();
+        for op in ops {
+            self.record(op.clone());
+        }
+        own
+    }
+
+    /// Drops the changes folded in after the first `own` (the write for
+    /// them did not happen): this request's changes are replayed alone on
+    /// what the store holds.
+    pub(crate) fn unfold(&mut self, own: usize) {
+        if self.ops.len() <= own {
+            return;
+        }
+        self.ops.truncate(own);
+        if let Some(record) = self.stored_record() {
+            self.replay(record);
+        }
+    }
+
+    /// Another commit wrote this commit's changes (those `planned` covers)
+    /// with its own: the store now holds `record` under `id`. Later changes
+    /// stay pending, replayed on it.
+    pub(crate) fn absorbed(&mut self, id: SessionId, record: Record, planned: Planned) {
+        self.ops.drain(..planned.ops.min(self.ops.len()));
+        if id != self.id {
+            self.id = id;
+            self.client = Client::MustLearnId;
+            self.id_fate = IdFate::Settled;
+        }
+        self.standing = Standing::Stored;
+        self.replay(record);
     }
 
     /// A failed request (or a degraded session): nothing of it is kept.
