@@ -447,6 +447,8 @@ macro_rules! conformance_suite {
             disable_session_forward_with_mapping_downstream_sees_headers_not_the_token,
             store_failure_in_mapping_goes_to_the_error_handler,
             concurrent_requests_of_one_session_keep_every_change,
+            parallel_increments_of_one_counter_are_all_kept,
+            a_logout_racing_waiting_increments_resurrects_nothing,
             a_logout_racing_a_request_at_renewal_resurrects_nothing,
             parallel_requests_at_renewal_converge_on_one_id,
             a_logout_with_the_old_id_ends_the_renewed_session,
@@ -1507,6 +1509,76 @@ pub async fn concurrent_requests_of_one_session_keep_every_change<A: Adapter>(st
         format!("{},{rounds},xxxxx", rounds + 1),
         "a write was lost"
     );
+}
+
+/// 32 requests of one session, all incrementing the same counter at once
+/// (browser tabs, a burst of XHRs): every increment is kept, none is
+/// refused, and each handler answers the count computed on its own load.
+/// Within one instance they take turns and the commit holding the turn
+/// writes the waiting ones' changes with its own (group commit).
+pub async fn parallel_increments_of_one_counter_are_all_kept<A: Adapter>(store: Store) {
+    let config = Config::builder()
+        .disable_auto_renew(true)
+        .build()
+        .expect("config");
+    let app = app::<A>(manager(store, config)).await;
+    let sid = A::call(&app, Req::get("/visit")).await.sid();
+    let answers = futures_util::future::join_all(
+        (0..32).map(|_| A::call(&app, Req::get("/visit").cookie("session_id", &sid))),
+    )
+    .await;
+    for res in &answers {
+        assert_eq!(res.status, 200, "{}", res.body);
+        let seen: u32 = res.body.parse().expect("a count");
+        assert!((2..=33).contains(&seen), "{seen}");
+    }
+    let res = A::call(&app, Req::get("/read").cookie("session_id", &sid)).await;
+    assert_eq!(res.body, "33", "an increment was lost");
+}
+
+/// A logout on another instance while increments of the session wait for
+/// their turn on this one (the first held at its write): the write that
+/// carries them finds the session gone, so nobody's increment brings it
+/// back and no request hands out an id.
+pub async fn a_logout_racing_waiting_increments_resurrects_nothing<A: Adapter>(store: Store) {
+    let rec = RecordingStore::new(store.raw());
+    let config = || {
+        Config::builder()
+            .disable_auto_renew(true)
+            .build()
+            .expect("config")
+    };
+    let here = manager(Store::server(Arc::new(rec.clone())), config());
+    let other = app::<A>(manager(Store::server(Arc::new(rec.clone())), config())).await;
+    let app = app::<A>(here.clone()).await;
+    let sid = A::call(&app, Req::get("/visit")).await.sid();
+
+    let loads = rec.gate_loads();
+    let requests = futures_util::future::join_all(
+        (0..8).map(|_| A::call(&app, Req::get("/visit").cookie("session_id", &sid))),
+    );
+    let conductor = async {
+        // All eight loaded the session before the logout.
+        loads.arrived(8).await;
+        let writes = rec.gate_writes();
+        loads.open();
+        writes.arrived(1).await;
+        rec.ungate();
+        let res = A::call(&other, Req::post("/logout").cookie("session_id", &sid)).await;
+        assert_eq!(res.status, 200);
+        writes.open();
+    };
+    let (answers, ()) = futures_util::future::join(requests, conductor).await;
+    for res in &answers {
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert!(
+            res.set_cookie("session_id").is_none(),
+            "no id handed out after the logout"
+        );
+    }
+    assert!(here.load_by_id(&sid).await.expect("load").is_none());
+    let res = A::call(&app, Req::get("/read").cookie("session_id", &sid)).await;
+    assert_eq!(res.body, "0", "the session stays logged out");
 }
 
 // ------------------------------------------- lifecycle under concurrency
