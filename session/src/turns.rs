@@ -101,6 +101,15 @@ impl Stripe {
         }
     }
 
+    /// The turn, if nobody holds it or waits for it.
+    pub(crate) fn try_take_turn(&self) -> Option<Turn<'_>> {
+        let guard = self.turn.try_lock().ok()?;
+        Some(Turn {
+            stripe: self,
+            _guard: guard,
+        })
+    }
+
     /// Posts `changes` of the session `id` for the holder of the turn to
     /// gather; withdrawn when the returned [`Posted`] drops unless gathered.
     pub(crate) fn post(&self, id: SessionId, changes: Box<dyn Any + Send>) -> Posted<'_> {
@@ -252,6 +261,16 @@ mod tests {
         assert!(!a.withdraw(), "gathered already");
         assert!(b.withdraw(), "still posted");
         assert!(turn.gather(&id("b")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_turn_is_taken_at_once_only_when_free() {
+        let stripes = Stripes::new();
+        let s = stripes.of(&id("a"));
+        let held = s.try_take_turn().expect("free");
+        assert!(s.try_take_turn().is_none(), "held");
+        drop(held);
+        assert!(s.try_take_turn().is_some(), "free again");
     }
 
     #[tokio::test]

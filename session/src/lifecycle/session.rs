@@ -759,6 +759,10 @@ impl<T: SessionData> Session<T> {
     async fn wait_for_turn<'a>(&'a self, id: &SessionId, grouping: bool, now: u64) -> Waited<'a> {
         let ctx = &self.shared.ctx;
         let stripe = ctx.stripes.of(id);
+        // Uncontended: nothing to post, nobody to wait for.
+        if let Some(held) = stripe.try_take_turn() {
+            return Waited::Turn(held);
+        }
         let posting = if grouping {
             group::posting(&self.lock())
         } else {
