@@ -21,7 +21,7 @@ use sessionkit::store::{
 };
 use sessionkit::{Config, ReadCacheStats, RedisConfigError, RedisStore, SessionManager};
 use sessionkit_tests::acceptance::request;
-use sessionkit_tests::redis_server::{lines, unique_prefix, RedisServer};
+use sessionkit_tests::redis_server::{lines, read_cache_ready, unique_prefix, RedisServer};
 use sessionkit_tests::resp_proxy::RespProxy;
 use sessionkit_tests::store_contract::{principal, rotate, sid, with};
 use sessionkit_tests::support::{Profile, NAME, VISITS};
@@ -56,9 +56,7 @@ async fn until(store: &RedisStore, why: &str, done: impl Fn(&ReadCacheStats) -> 
 
 /// A first load starts the tracking connection; waits until it is up.
 async fn coherent(store: &RedisStore) {
-    let probe = SessionId::parse("read-cache-probe-0000").expect("id");
-    store.load(&probe, now()).await.expect("load");
-    until(store, "the tracking connection comes up", |s| s.coherent).await;
+    read_cache_ready(store).await;
 }
 
 /// A cached store on the shared server, tracking already on.

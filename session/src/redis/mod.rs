@@ -208,8 +208,9 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// only evicts them here).
 ///
 /// **Cost:** one more connection per store; a miss is the same `HGETALL`,
-/// sent on that connection; a hit is no round trip at all; a delete or
-/// revocation costs one `PING` more per deleted session. Counters:
+/// sent on that connection; a hit is no round trip at all; a delete costs
+/// one `PING` more (a revocation two per session it deletes: one per
+/// delete pass). Counters:
 /// [`RedisStore::read_cache_stats`] and the
 /// `sessionkit_store_read_cache_total` metric ([`metrics`](crate::metrics)).
 ///
@@ -260,6 +261,7 @@ impl fmt::Debug for RedisStore {
             .field("target", &self.inner.target)
             .field("prefix", &self.inner.prefix)
             .field("cluster", &self.is_cluster())
+            .field("read_cache", &self.inner.tracking.is_some())
             .finish_non_exhaustive()
     }
 }
