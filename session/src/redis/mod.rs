@@ -210,7 +210,12 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// **Cost:** one more connection per store; a miss is the same `HGETALL`,
 /// sent on that connection; a hit is no round trip at all; a delete costs
 /// one `PING` more (a revocation two per session it deletes: one per
-/// delete pass). Counters:
+/// delete pass). Redis pushes an invalidation for every write of a key the
+/// cache read, and this instance's next load of it is a miss: on a route
+/// that writes its session on every request the cache saves nothing and
+/// costs that message, so turn it on for read-mostly traffic (the
+/// benchmark reports under `session-bench/results/` have both cases).
+/// Counters:
 /// [`RedisStore::read_cache_stats`] and the
 /// `sessionkit_store_read_cache_total` metric ([`metrics`](crate::metrics)).
 ///
