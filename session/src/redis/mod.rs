@@ -64,6 +64,7 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// | command (response) timeout | 1 s | [`command_timeout`](RedisStoreBuilder::command_timeout) |
 /// | idle time before a `PING` on checkout | 30 s | [`health_check_interval`](RedisStoreBuilder::health_check_interval) |
 /// | TLS root certificate | the system's | `tls_root_certificate` (feature `redis-tls`) |
+/// | [read cache](#read-cache) (single node) | off | [`read_cache`](RedisStoreBuilder::read_cache) |
 ///
 /// URLs have the `REDIS_URL` form `redis://[user:password@]host:port[/db]`;
 /// `rediss://` (feature `redis-tls`) for TLS. A cluster takes the URLs of some
