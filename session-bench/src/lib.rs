@@ -54,6 +54,10 @@ pub enum Mode {
     /// `EncryptedStore` (field values sealed at rest, and signed ids): the
     /// cost of `SESSION_KEYS`. Only when named in `MODES`.
     SessionkitRedisSealed,
+    /// sessionkit-actix with `sessionkit::RedisStore` and its read cache
+    /// (`RedisStoreBuilder::read_cache`, RESP3 client tracking). Only when
+    /// named in `MODES`.
+    SessionkitRedisCache,
     /// sessionkit-axum on axum 0.8 with `sessionkit::MemoryStore` (the
     /// runtime settings of the tower-sessions modes).
     SessionkitAxumMemory,
@@ -77,7 +81,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 18] = [
+    pub const ALL: [Mode; 19] = [
         Mode::Bare,
         Mode::ActixCookie,
         Mode::ActixRedis,
@@ -89,6 +93,7 @@ impl Mode {
         Mode::SessionkitCookie,
         Mode::SessionkitAxumCookie,
         Mode::SessionkitRedisSealed,
+        Mode::SessionkitRedisCache,
         Mode::SessionkitAxumMemory,
         Mode::SessionkitAxumRedis,
         Mode::SessionkitAxumRedisCluster,
@@ -117,6 +122,7 @@ impl Mode {
                     && !mode.uses_redis_cluster()
                     && !mode.uses_postgres()
                     && *mode != Mode::SessionkitRedisSealed
+                    && *mode != Mode::SessionkitRedisCache
             })
             .collect()
     }
@@ -164,6 +170,7 @@ impl Mode {
             | Mode::SessionkitCookie
             | Mode::SessionkitAxumCookie
             | Mode::SessionkitRedisSealed
+            | Mode::SessionkitRedisCache
             | Mode::SessionkitAxumMemory
             | Mode::SessionkitAxumRedis
             | Mode::SessionkitAxumRedisCluster
@@ -188,6 +195,7 @@ impl Mode {
             Mode::SessionkitCookie => "sessionkit-cookie",
             Mode::SessionkitAxumCookie => "sessionkit-axum-cookie",
             Mode::SessionkitRedisSealed => "sessionkit-redis-sealed",
+            Mode::SessionkitRedisCache => "sessionkit-redis-cache",
             Mode::SessionkitAxumMemory => "sessionkit-axum-memory",
             Mode::SessionkitAxumRedis => "sessionkit-axum-redis",
             Mode::SessionkitAxumRedisCluster => "sessionkit-axum-redis-cluster",
@@ -212,6 +220,7 @@ impl Mode {
                 | Mode::TowerRedis
                 | Mode::SessionkitRedis
                 | Mode::SessionkitRedisSealed
+                | Mode::SessionkitRedisCache
                 | Mode::SessionkitAxumRedis
         )
     }

@@ -103,7 +103,9 @@ pub use crate::postgres::{
 };
 pub use crate::principal::{InvalidHandle, SessionHandle, SessionInfo, ToPrincipalKey};
 #[cfg(feature = "redis")]
-pub use crate::redis::{NotReplicated, RedisConfigError, RedisStore, RedisStoreBuilder};
+pub use crate::redis::{
+    NotReplicated, ReadCacheStats, RedisConfigError, RedisStore, RedisStoreBuilder,
+};
 pub use crate::signed_id::SignedIds;
 
 /// `#[derive(SessionData)]`: see the `sessionkit-derive` crate.

@@ -30,6 +30,7 @@
 //! | `sessionkit_store_swept_total` | counter | `store`, `kind` = `session` \| `tombstone` | a store's sweeper deletes expired rows (PostgreSQL) |
 //! | `sessionkit_store_sweep_duration_seconds` | histogram | `store` | a sweep ends |
 //! | `sessionkit_store_sweep_failures_total` | counter | `store` | a sweep fails (the next one retries) |
+//! | `sessionkit_store_read_cache_total` | counter | `store`, `event` = `hit` \| `miss` \| `invalidation` \| `flush` | the Redis read cache ([`RedisStoreBuilder::read_cache`](crate::RedisStoreBuilder::read_cache), feature `redis`) answers a load from memory (`hit`) or sends it to Redis (`miss`; loads while the cache is off count neither), receives an invalidation from Redis, or empties itself (the tracking connection was lost, or Redis flushed its database) |
 //! | `sessionkit_events_dropped_total` | counter | | a lifecycle event is dropped because the listener's queue is full |
 //! | `sessionkit_event_listener_panics_total` | counter | | a lifecycle event listener panics |
 //!
@@ -81,6 +82,9 @@ pub const STORE_SWEPT: &str = "sessionkit_store_swept_total";
 pub const STORE_SWEEP_DURATION: &str = "sessionkit_store_sweep_duration_seconds";
 /// Counter: failed sweeps, by `store`.
 pub const STORE_SWEEP_FAILURES: &str = "sessionkit_store_sweep_failures_total";
+/// Counter: the Redis read cache's hits, misses, invalidations received and
+/// flushes, by `event`.
+pub const STORE_READ_CACHE: &str = "sessionkit_store_read_cache_total";
 /// Counter: lifecycle events dropped on a full queue.
 pub const EVENTS_DROPPED: &str = "sessionkit_events_dropped_total";
 /// Counter: lifecycle event listener panics.
@@ -146,6 +150,10 @@ pub fn describe() {
         "Duration of a store's sweep of expired rows."
     );
     describe_counter!(STORE_SWEEP_FAILURES, "Failed sweeps of expired rows.");
+    describe_counter!(
+        STORE_READ_CACHE,
+        "Redis read cache events: hits, misses, invalidations received from Redis, flushes."
+    );
     describe_counter!(
         EVENTS_DROPPED,
         "Lifecycle events dropped on a full listener queue."
@@ -357,6 +365,13 @@ pub(crate) fn swept(store: &'static str, sessions: u64, tombstones: u64, took: D
 #[cfg(feature = "postgres")]
 pub(crate) fn sweep_failed(store: &'static str) {
     counter!(STORE_SWEEP_FAILURES, "store" => store).increment(1);
+}
+
+/// `count` read cache events of one kind (`hit`, `miss`, `invalidation`,
+/// `flush`), on the single-node Redis store (the only one with a cache).
+#[cfg(feature = "redis")]
+pub(crate) fn read_cache(event: &'static str, count: u64) {
+    counter!(STORE_READ_CACHE, "store" => "redis", "event" => event).increment(count);
 }
 
 pub(crate) fn events_dropped() {

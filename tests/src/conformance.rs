@@ -260,7 +260,8 @@ impl Res {
 }
 
 /// The conformance suite for adapter `$adapter` on every store: modules
-/// `memory`, `redis` (one server per test process), `cluster` (the
+/// `memory`, `redis` (one server per test process), `redis_cached` (the
+/// same with the read cache on), `cluster` (the
 /// three-master Redis Cluster) and `postgres` (one PostgreSQL server per
 /// test process), the Redis keys under prefixes and the PostgreSQL tables
 /// under names made from `$prefix`.
@@ -291,6 +292,22 @@ macro_rules! conformance_suites {
                     .prefix($crate::redis_server::unique_prefix($prefix))
                     .build()
                     .expect("store")
+            });
+        }
+
+        // The same behaviour with the Redis read cache on (tracking up
+        // before the first request, so loads are served from memory).
+        mod redis_cached {
+            $crate::conformance_suite!(super::$adapter, async {
+                let store = ::sessionkit::RedisStore::builder(
+                    $crate::redis_server::RedisServer::shared().url(),
+                )
+                .prefix($crate::redis_server::unique_prefix($prefix))
+                .read_cache(1_000)
+                .build()
+                .expect("store");
+                $crate::redis_server::read_cache_ready(&store).await;
+                store
             });
         }
 

@@ -1290,6 +1290,33 @@ fn watch(pid: u32, target: &str) {
         .spawn();
 }
 
+/// How long a read cache may take to turn tracking on.
+const READ_CACHE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts the read cache of `store` (its first load spawns the tracking
+/// connection) and waits until it serves loads from memory; bounded.
+///
+/// # Panics
+/// If the store has no read cache, a load fails, or tracking is not on in
+/// time.
+pub async fn read_cache_ready(store: &sessionkit::RedisStore) {
+    use sessionkit::store::SessionStore;
+    let probe = sessionkit::id::SessionId::parse("read-cache-probe-0000").expect("id");
+    store.load(&probe, 0).await.expect("a first load");
+    let start = Instant::now();
+    loop {
+        let stats = store.read_cache_stats().expect("the read cache is on");
+        if stats.coherent {
+            return;
+        }
+        assert!(
+            start.elapsed() < READ_CACHE_TIMEOUT,
+            "the read cache's tracking connection did not come up: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,11 @@
 //! of a login; the mark and the deletes of a revocation), which no store
 //! double above the store can do.
 //!
+//! It can also hold what the server sends to some connections: those that
+//! sent a command a [`RespProxy::mark`] rule accepts, while the test has
+//! [`RespProxy::pause_marked`] them (the read cache's tests hold the
+//! invalidations Redis pushes on a tracking connection this way).
+//!
 //! The proxy runs on its own thread and runtime, so a test on any runtime
 //! (actix's, tokio's) can use it; its gates are `tokio::sync` primitives,
 //! which work across runtimes. Dropping it stops it.
@@ -60,6 +65,10 @@ struct Shared {
     release: Semaphore,
     /// How many commands matched a cut rule.
     cut_count: AtomicUsize,
+    /// Connections that sent a command one of these accepts are marked.
+    markers: Mutex<Vec<Matcher>>,
+    /// Whether the server's bytes to marked connections are held.
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -94,6 +103,8 @@ impl RespProxy {
             arrived: Notify::new(),
             release: Semaphore::new(0),
             cut_count: AtomicUsize::new(0),
+            markers: Mutex::new(Vec::new()),
+            paused: tokio::sync::watch::Sender::new(false),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -202,6 +213,27 @@ impl RespProxy {
         self.shared.release.add_permits(1);
     }
 
+    /// From now on, marks every connection that sends a command `matches`
+    /// accepts (for [`RespProxy::pause_marked`]).
+    pub fn mark(&self, matches: impl Fn(&[Vec<u8>]) -> bool + Send + 'static) {
+        self.shared
+            .markers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(matches));
+    }
+
+    /// Holds what the server sends to marked connections (replies and push
+    /// messages alike, in order) until [`RespProxy::resume_marked`].
+    pub fn pause_marked(&self) {
+        self.shared.paused.send_replace(true);
+    }
+
+    /// Lets marked connections have what the server sent them.
+    pub fn resume_marked(&self) {
+        self.shared.paused.send_replace(false);
+    }
+
     /// How many connections the cut rules closed.
     #[must_use]
     pub fn cuts(&self) -> usize {
@@ -213,6 +245,7 @@ impl Drop for RespProxy {
     fn drop(&mut self) {
         // Held commands go, so no connection is left waiting.
         self.shared.release.add_permits(Semaphore::MAX_PERMITS / 2);
+        self.shared.paused.send_replace(false);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -227,9 +260,26 @@ impl Drop for RespProxy {
 async fn pump(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
-    let down = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-    });
+    let marked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down = {
+        let marked = Arc::clone(&marked);
+        let mut paused = shared.paused.subscribe();
+        tokio::spawn(async move {
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from_server.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if marked.load(Ordering::SeqCst) && paused.wait_for(|p| !*p).await.is_err() {
+                    break;
+                }
+                if to_client.write_all(&chunk[..n]).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     // Bytes that are not RESP arrays pass through unread.
@@ -256,6 +306,15 @@ async fn pump(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
                     continue;
                 }
             };
+            if shared
+                .markers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(|matches| matches(&command))
+            {
+                marked.store(true, Ordering::SeqCst);
+            }
             match shared.verdict(&command) {
                 None => {}
                 Some(Action::Hold) => {

@@ -52,6 +52,7 @@ fn main() -> Result<()> {
         Mode::SessionkitMemory => sessionkit_modes::memory(addr),
         Mode::SessionkitRedis => sessionkit_modes::redis(addr, &redis_url()?),
         Mode::SessionkitRedisSealed => sessionkit_modes::redis_sealed(addr, &redis_url()?),
+        Mode::SessionkitRedisCache => sessionkit_modes::redis_cached(addr, &redis_url()?),
         Mode::SessionkitAxumMemory => sessionkit_axum_modes::memory(addr),
         Mode::SessionkitAxumRedis => sessionkit_axum_modes::redis(addr, &redis_url()?),
         Mode::SessionkitAxumRedisCluster => {
@@ -461,6 +462,16 @@ mod sessionkit_modes {
             super::preload::sessionkit(&store, super::preload_count()?).await?;
             serve(addr, manager(store)?).await
         })
+    }
+
+    /// [`redis`] with the read cache on: repeated loads served from memory,
+    /// kept coherent by Redis' client tracking.
+    pub fn redis_cached(addr: SocketAddr, url: &str) -> Result<()> {
+        let store = RedisStore::builder(url)
+            .read_cache(1_000_000)
+            .build()
+            .context("configuring sessionkit's RedisStore with its read cache")?;
+        super::actix_modes::block_on(async move { serve(addr, manager(store)?).await })
     }
 
     /// The session in a private cookie (`CookieStore::private`), under a

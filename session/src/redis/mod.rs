@@ -1,10 +1,12 @@
 //! The Redis store (features `redis`, `redis-cluster`, `redis-tls`); the
 //! guide is on [`RedisStore`].
 
+mod cache;
 mod codec;
 mod index;
 mod pool;
 mod scripts;
+mod tracking;
 
 use std::fmt;
 use std::sync::Arc;
@@ -62,6 +64,7 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// | command (response) timeout | 1 s | [`command_timeout`](RedisStoreBuilder::command_timeout) |
 /// | idle time before a `PING` on checkout | 30 s | [`health_check_interval`](RedisStoreBuilder::health_check_interval) |
 /// | TLS root certificate | the system's | `tls_root_certificate` (feature `redis-tls`) |
+/// | [read cache](#read-cache) (single node) | off | [`read_cache`](RedisStoreBuilder::read_cache) |
 ///
 /// URLs have the `REDIS_URL` form `redis://[user:password@]host:port[/db]`;
 /// `rediss://` (feature `redis-tls`) for TLS. A cluster takes the URLs of some
@@ -105,6 +108,7 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// | operation | sent to Redis |
 /// |---|---|
 /// | load | 1 `HGETALL` (a pure read: no script, no write) |
+/// | load with the [read cache](#read-cache) on, of a session it holds | nothing |
 /// | save (conditional: the session is live and the fields it expects hold what it loaded) | 1 `EVALSHA`: `HMGET` of `$meta` and the expected fields, then `HSET` (+ `HDEL`) and `PEXPIRE`; a touch (at most once per `touchAfter`) writes `$at` alone |
 /// | rotate | 1 `EVALSHA` on a single node (the old key becomes a tombstone in the same script); in a cluster 2: write the new key, then seal the old one if it still holds what was loaded |
 /// | delete | 1 `EVALSHA` that deletes the key and the keys its rotation tombstones lead to (on a cluster one key per round trip) |
@@ -140,6 +144,82 @@ pub(crate) const DEFAULT_PREFIX: &str = "sessionkit:";
 /// fragment of a logged-out session. Concurrent requests of one session
 /// that change different fields never lose each other's writes.
 ///
+/// # Read cache
+///
+/// Off by default. [`RedisStoreBuilder::read_cache`]`(max_sessions)` on a
+/// single-node store keeps the hashes that loads read in the application's
+/// memory, so a repeated load of a session sends nothing to Redis. Redis
+/// keeps the copies coherent (server-assisted client-side caching): the
+/// store opens one more connection, in RESP3 with `CLIENT TRACKING ON`,
+/// sends every cached read on it, and Redis then pushes an `invalidate`
+/// message on it when any client changes or deletes a key this connection
+/// read, when the key expires or is evicted, or when the database is
+/// flushed; the cache drops the key (or everything) as the message is read.
+/// What is cached: the hash a load reads, a session or a rotation
+/// tombstone, decoded. Never cached: keys that hold nothing, unreadable
+/// hashes, principal indexes, and the reads of listing and revoking a
+/// user's sessions (always from Redis). A cluster or Sentinel store with a
+/// read cache is [`RedisConfigError::ReadCacheNeedsOneNode`].
+///
+/// **How stale a cached load can be.**
+/// - *On the same instance (the same `RedisStore` or its clones): never.*
+///   When a write, rotation, delete or revocation by this store returns,
+///   whatever its outcome, the keys it changed are out of the cache: those
+///   it names are forgotten when it answers, and a delete (which follows
+///   tombstones to keys the caller does not know) also waits for a `PING`
+///   on the tracking connection, which Redis answers only after the
+///   invalidations that delete caused. A read in flight during such a
+///   change is not kept.
+/// - *A change made by another instance* (a write, a logout, a revocation,
+///   an expiry) is seen by every load that starts after Redis' invalidation
+///   message reached this instance: one message from Redis to this
+///   process after the change (its measured delay, p50 and p99, is in the
+///   benchmark reports under `session-bench/results/`). Until then a load
+///   may return the session as it was before that change. In particular,
+///   guarantee 7 of the concurrency guarantees (after a revocation returns,
+///   no revoked session is loaded again) holds on the revoking instance at
+///   once and on the others once the invalidation arrives.
+/// - *Writes stay conditional*, so a stale cached load never loses an
+///   update: a write based on it answers `Conflict` with the fresh record
+///   (the runtime replays the request's changes on it: one round trip
+///   more), or `Gone` if the session was deleted, which is never written
+///   again. The conflict's record is not cached (it was not read on the
+///   tracking connection); the next load reads the key again.
+/// - *Expiry:* an entry is never served past its session's idle or absolute
+///   expiry (checked on every hit against the load's time) nor a tombstone
+///   past its grace period; the load then goes to Redis.
+///
+/// **When the tracking connection is lost** (it drops, a command on it
+/// fails or times out, or a heartbeat `PING`, sent every second, fails),
+/// the whole cache is emptied and every load goes to Redis through the
+/// pool, exactly as without a cache, until a new tracking connection is up;
+/// the store reconnects in the background (after 50 ms, then doubling up to
+/// 5 s between attempts). A network failure that drops no connection (no
+/// reset, packets lost) is noticed by the heartbeat: for at most one
+/// second plus the command timeout, loads may still be served from entries
+/// whose invalidations cannot arrive.
+///
+/// **Memory:** at most `max_sessions` entries (sessions and tombstones),
+/// each a copy of one hash (its field names and values and the metadata,
+/// about the size of the hash in Redis) plus its key and about 100 bytes
+/// of bookkeeping; a full cache evicts by CLOCK (an entry read since the
+/// hand last passed it gets a second chance). In Redis, tracking costs
+/// an entry in its tracking table per key read (bounded by Redis'
+/// `tracking-table-max-keys`; when it is full Redis invalidates keys, which
+/// only evicts them here).
+///
+/// **Cost:** one more connection per store; a miss is the same `HGETALL`,
+/// sent on that connection; a hit is no round trip at all; a delete costs
+/// one `PING` more (a revocation two per session it deletes: one per
+/// delete pass). Redis pushes an invalidation for every write of a key the
+/// cache read, and this instance's next load of it is a miss: on a route
+/// that writes its session on every request the cache saves nothing and
+/// costs that message, so turn it on for read-mostly traffic (the
+/// benchmark reports under `session-bench/results/` have both cases).
+/// Counters:
+/// [`RedisStore::read_cache_stats`] and the
+/// `sessionkit_store_read_cache_total` metric ([`metrics`](crate::metrics)).
+///
 /// # Faults
 ///
 /// Every operation is bounded by the wait, connect and command timeouts,
@@ -169,6 +249,8 @@ struct Inner {
     /// Writes are acknowledged only once this many replicas have them
     /// (`WAIT`), within this time.
     durability: Option<(u32, Duration)>,
+    /// The read cache, when [`RedisStoreBuilder::read_cache`] turned it on.
+    tracking: Option<tracking::Tracking>,
 }
 
 enum Backend {
@@ -185,8 +267,43 @@ impl fmt::Debug for RedisStore {
             .field("target", &self.inner.target)
             .field("prefix", &self.inner.prefix)
             .field("cluster", &self.is_cluster())
+            .field("read_cache", &self.inner.tracking.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// The counters of a [`RedisStore`]'s read cache
+/// ([`RedisStore::read_cache_stats`]), since the store was built.
+///
+/// ```
+/// let store = sessionkit::RedisStore::builder("redis://127.0.0.1:6379")
+///     .read_cache(1_000)
+///     .build()?;
+/// let stats = store.read_cache_stats().expect("on");
+/// assert_eq!(stats.misses + stats.invalidations + stats.flushes, 0);
+/// # Ok::<(), sessionkit::RedisConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadCacheStats {
+    /// Loads answered from memory.
+    pub hits: u64,
+    /// Loads sent to Redis on the tracking connection (their replies are
+    /// kept unless invalidated meanwhile). Loads while the cache is off
+    /// count neither as hits nor as misses.
+    pub misses: u64,
+    /// Keys Redis said changed (invalidation messages received; this
+    /// instance's own writes are forgotten at once and not counted).
+    pub invalidations: u64,
+    /// Times the whole cache was emptied: the tracking connection was lost
+    /// (the cache is then off until it is back), or Redis flushed its
+    /// database.
+    pub flushes: u64,
+    /// Sessions (and rotation tombstones) held now.
+    pub entries: usize,
+    /// Whether tracking is on, so loads are served from memory: `false`
+    /// before the first connection and while reconnecting.
+    pub coherent: bool,
 }
 
 /// Why a [`RedisStore`] could not be built.
@@ -218,6 +335,13 @@ pub enum RedisConfigError {
     /// A `redis+sentinel://` URL does not have the expected shape.
     #[error("invalid Redis Sentinel URL ({0}); expected redis+sentinel://[user:password@]host:26379[,host:26379…]/service[/db]")]
     SentinelUrl(&'static str),
+    /// [`RedisStoreBuilder::read_cache`] on a store that is not one node
+    /// (`topology`: `"Redis Cluster"` or `"Redis Sentinel"`).
+    #[error("the Redis read cache needs a single-node store, and this is a {topology} store: remove `.read_cache(..)`, or give the store one node's URL (RedisStore::builder)")]
+    ReadCacheNeedsOneNode {
+        /// What the store is instead.
+        topology: &'static str,
+    },
 }
 
 /// The scheme of a Sentinel URL.
@@ -323,6 +447,8 @@ pub struct RedisStoreBuilder {
     command_timeout: Duration,
     health_check_interval: Duration,
     durability: Option<(u32, Duration)>,
+    /// At most this many sessions in the read cache; `None`: no cache.
+    read_cache: Option<usize>,
     #[cfg(feature = "redis-tls")]
     tls_root_certificate: Option<Vec<u8>>,
 }
@@ -339,6 +465,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("wait_timeout", &self.wait_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("health_check_interval", &self.health_check_interval)
+            .field("read_cache", &self.read_cache)
             .finish_non_exhaustive()
     }
 }
@@ -483,6 +610,28 @@ impl RedisStore {
         index::index_key(&self.inner.prefix, &index::principal_hash(principal))
     }
 
+    /// What the read cache did so far, or `None` when it is off
+    /// ([`RedisStoreBuilder::read_cache`]). The same counts are recorded as
+    /// the `sessionkit_store_read_cache_total` metric.
+    ///
+    /// ```
+    /// let plain = sessionkit::RedisStore::from_url("redis://127.0.0.1:6379")?;
+    /// assert!(plain.read_cache_stats().is_none());
+    /// # Ok::<(), sessionkit::RedisConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn read_cache_stats(&self) -> Option<ReadCacheStats> {
+        let snapshot = self.inner.tracking.as_ref()?.snapshot();
+        Some(ReadCacheStats {
+            hits: snapshot.counters.hits,
+            misses: snapshot.counters.misses,
+            invalidations: snapshot.counters.invalidations,
+            flushes: snapshot.counters.flushes,
+            entries: snapshot.entries,
+            coherent: snapshot.coherent,
+        })
+    }
+
     /// Runs one script or command with the pool, a retry on a connection
     /// that turned out dead, and the whole operation bounded in time.
     async fn run(&self, op: Op<'_>) -> Result<Value, StoreError> {
@@ -502,22 +651,65 @@ impl RedisStore {
         }
     }
 
+    /// Runs a script; with the read cache on, forgets the keys it may have
+    /// changed once it is over (whatever its outcome: a timed-out write may
+    /// have applied).
     async fn script(
         &self,
         which: Which,
         keys: &[&str],
         args: &[Arg<'_>],
     ) -> Result<Value, StoreError> {
-        self.run(Op::Script(which, keys, args)).await
+        let result = self.run(Op::Script(which, keys, args)).await;
+        if let Some(tracking) = &self.inner.tracking {
+            match which {
+                // A write changes the keys it names (a rotation: both).
+                Which::Write => tracking.forget(keys),
+                // A delete follows tombstones to keys the caller does not
+                // know: wait until Redis' invalidations of them are applied.
+                Which::Delete | Which::DeleteOwned => {
+                    tracking.forget(keys);
+                    tracking.fence().await;
+                }
+                // Principal indexes are never cached.
+                Which::Index => {}
+            }
+        }
+        result
     }
 
     async fn del(&self, key: &str) -> Result<(), StoreError> {
-        self.run(Op::Del(key)).await.map(drop)
+        let result = self.run(Op::Del(key)).await.map(drop);
+        if let Some(tracking) = &self.inner.tracking {
+            tracking.forget(&[key]);
+        }
+        result
     }
 
     async fn load_record(&self, id: &SessionId, now: u64) -> Result<Loaded, StoreError> {
         let key = self.key_for(id);
-        let flat = match self.run(Op::HGetAll(&key)).await {
+        let mut read = match &self.inner.tracking {
+            Some(tracking) => match tracking.lookup(&key, now) {
+                tracking::Cached::Hit(stored) => return Ok(loaded(id, stored, now)),
+                tracking::Cached::Read(read) => Some(read),
+                tracking::Cached::Bypass => None,
+            },
+            None => None,
+        };
+        let reply = match read.as_mut() {
+            Some(cached) => match cached.hgetall(&key).await {
+                Ok(reply) => Ok(reply),
+                // The tracking connection broke (the cache is off now): read
+                // through the pool, keep nothing.
+                Err(error) if pool::breaks_connection(&error) => {
+                    read = None;
+                    self.run(Op::HGetAll(&key)).await
+                }
+                Err(error) => Err(redis_error(error, &self.inner)),
+            },
+            None => self.run(Op::HGetAll(&key)).await,
+        };
+        let flat = match reply {
             Ok(reply) => flat_bytes(reply)?,
             Err(StoreError::Corrupt(why)) if why == WRONG_TYPE => {
                 tracing::warn!("a session key holds another type than a hash; deleting it and starting a new session");
@@ -530,13 +722,12 @@ impl RedisStore {
             return Ok(Loaded::Absent);
         }
         match codec::decode(flat) {
-            Ok(Stored::Session(record)) => Ok(Loaded::Session(record)),
-            Ok(Stored::Tombstone { forward, until, .. }) => Ok(match forward {
-                Some(forward) if until > now => {
-                    codec::open_forward(id, &forward).map_or(Loaded::Absent, Loaded::Moved)
+            Ok(stored) => {
+                if let Some(read) = read {
+                    read.keep(&stored);
                 }
-                _ => Loaded::Absent,
-            }),
+                Ok(loaded(id, stored, now))
+            }
             Err(Unreadable::Version(version)) => {
                 tracing::warn!(
                     stored_version = %version,
@@ -651,6 +842,19 @@ impl RedisStore {
             index::forget(self, &px, &visited).await;
         }
         Ok(())
+    }
+}
+
+/// A stored hash as a load's answer at `now`.
+fn loaded(id: &SessionId, stored: Stored, now: u64) -> Loaded {
+    match stored {
+        Stored::Session(record) => Loaded::Session(record),
+        Stored::Tombstone { forward, until, .. } => match forward {
+            Some(forward) if until > now => {
+                codec::open_forward(id, &forward).map_or(Loaded::Absent, Loaded::Moved)
+            }
+            _ => Loaded::Absent,
+        },
     }
 }
 
@@ -908,6 +1112,7 @@ impl RedisStoreBuilder {
             command_timeout: Duration::from_secs(1),
             health_check_interval: Duration::from_secs(30),
             durability: None,
+            read_cache: None,
             #[cfg(feature = "redis-tls")]
             tls_root_certificate: None,
         }
@@ -1002,11 +1207,34 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Serves repeated loads from memory, kept coherent by Redis itself
+    /// (server-assisted client-side caching, RESP3 `CLIENT TRACKING`), for
+    /// at most `max_sessions` sessions. Default: off (every load is one
+    /// `HGETALL`). Single node only; see
+    /// [the read cache](RedisStore#read-cache) for exactly how stale a
+    /// cached load can be, what a lost connection does, and the memory
+    /// bound.
+    ///
+    /// ```
+    /// let store = sessionkit::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .read_cache(100_000)
+    ///     .build()?;
+    /// // Nothing is connected yet, and nothing cached.
+    /// let stats = store.read_cache_stats().expect("the cache is on");
+    /// assert_eq!((stats.hits, stats.entries, stats.coherent), (0, 0, false));
+    /// # Ok::<(), sessionkit::RedisConfigError>(())
+    /// ```
+    pub fn read_cache(mut self, max_sessions: usize) -> Self {
+        self.read_cache = Some(max_sessions);
+        self
+    }
+
     /// Builds the store. Nothing is connected yet.
     ///
     /// # Errors
     /// [`RedisConfigError`] for a malformed URL, `rediss://` without the
-    /// `redis-tls` feature, a zero pool size or timeout, or no cluster node.
+    /// `redis-tls` feature, a zero pool size or timeout, no cluster node,
+    /// or a read cache of zero sessions or on a Cluster or Sentinel store.
     pub fn build(self) -> Result<RedisStore, RedisConfigError> {
         if self.pool_size == 0 {
             return Err(RedisConfigError::Setting("pool_size must be at least 1"));
@@ -1028,6 +1256,23 @@ impl RedisStoreBuilder {
                 return Err(RedisConfigError::Setting(
                     "wait_for_replicas needs at least 1 replica and a non-zero timeout",
                 ));
+            }
+        }
+        if let Some(max_sessions) = self.read_cache {
+            if max_sessions == 0 {
+                return Err(RedisConfigError::Setting(
+                    "read_cache needs room for at least 1 session; to turn it off, leave read_cache out",
+                ));
+            }
+            if self.cluster {
+                return Err(RedisConfigError::ReadCacheNeedsOneNode {
+                    topology: "Redis Cluster",
+                });
+            }
+            if self.sentinel.is_some() {
+                return Err(RedisConfigError::ReadCacheNeedsOneNode {
+                    topology: "Redis Sentinel",
+                });
             }
         }
         let mut infos = Vec::with_capacity(self.urls.len());
@@ -1054,6 +1299,7 @@ impl RedisStoreBuilder {
                 .durability
                 .map_or(Duration::ZERO, |(_, t)| t + self.command_timeout)
             + Duration::from_millis(100);
+        let mut tracking = None;
         let backend = if self.cluster {
             self.cluster_backend(infos)?
         } else if let Some(service) = &self.sentinel {
@@ -1063,6 +1309,16 @@ impl RedisStoreBuilder {
                 .set_connection_timeout(Some(self.connect_timeout))
                 .set_response_timeout(Some(self.command_timeout));
             let info = infos.swap_remove(0);
+            if let Some(max_sessions) = self.read_cache {
+                // The same node, credentials and database, in RESP3 (push
+                // messages on the connection that reads).
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                let resp3 = self.client(info.clone().set_redis_settings(settings))?;
+                tracking = Some(tracking::Tracking::new(max_sessions, resp3, config.clone()));
+            }
             let client = self.client(info)?;
             Backend::Single(self.pool(Single { client, config })?)
         };
@@ -1074,6 +1330,7 @@ impl RedisStoreBuilder {
                 command_timeout: self.command_timeout,
                 operation_timeout,
                 durability: self.durability,
+                tracking,
             }),
         })
     }
