@@ -1053,6 +1053,88 @@ mod tests {
         }
     }
 
+    /// The encoded size of a session holding `data`, as the size check sees
+    /// it (from the error a manager with a 1-byte limit gives).
+    async fn encoded_size(data: Cart) -> usize {
+        let config = crate::Config::builder()
+            .max_session_bytes(1_usize)
+            .build()
+            .unwrap();
+        let probe = crate::SessionManager::<Cart>::builder(crate::MemoryStore::new())
+            .config(config)
+            .build()
+            .unwrap();
+        let session = probe.create().unwrap();
+        session.replace(data);
+        match session.save().await {
+            Err(SessionError::TooLarge { size, .. }) => size,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A combined write over `maxSessionBytes` (the holder's change fits,
+    /// a waiter's does not): the holder writes again alone and succeeds,
+    /// the waiter is refused on its own write, and nothing of it is stored.
+    #[tokio::test]
+    async fn a_combined_write_refused_as_too_large_is_sent_again_alone() {
+        use std::sync::atomic::Ordering;
+        let fits = encoded_size(Cart { user: None, n: 3 }).await;
+        let store = HeldWrites::default();
+        let config = crate::Config::builder()
+            .max_session_bytes(fits)
+            .build()
+            .unwrap();
+        let manager = crate::SessionManager::<Cart>::builder(store.clone())
+            .config(config)
+            .build()
+            .unwrap();
+        let first = manager.create().unwrap();
+        first.modify(|c| c.n = 1);
+        first.save().await.unwrap();
+        let id = first.id();
+        store.held.store(true, Ordering::SeqCst);
+        let stripe = manager.ctx.stripes.of(&id);
+        let spawn = |f: fn(&mut Cart)| {
+            let manager = manager.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let session = manager.load_by_id(id.as_str()).await.unwrap().unwrap();
+                session.modify(f);
+                session.save().await
+            })
+        };
+        let (writes, id_) = (Arc::clone(&store.writes), id.clone());
+        let wait = |posted: usize| {
+            let (writes, id) = (Arc::clone(&writes), id_.clone());
+            async move {
+                let mut spins = 0_u32;
+                while writes.load(Ordering::SeqCst) < 1 || stripe.posted(&id) < posted {
+                    spins += 1;
+                    assert!(spins < 1_000_000, "{posted} postings never came");
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        // The first request's write is held; then the holder-to-be and the
+        // waiter post, in that order.
+        let a = spawn(|c| c.n += 1);
+        wait(0).await;
+        let holder = spawn(|c| c.n += 1);
+        wait(1).await;
+        let waiter = spawn(|c| c.user = Some(u64::MAX));
+        wait(2).await;
+        store.held.store(false, Ordering::SeqCst);
+        store.permits.add_permits(1);
+        a.await.unwrap().unwrap();
+        holder.await.unwrap().unwrap();
+        assert!(matches!(
+            waiter.await.unwrap(),
+            Err(SessionError::TooLarge { .. })
+        ));
+        let after = manager.load_by_id(id.as_str()).await.unwrap().unwrap();
+        assert_eq!(after.read(|c| (c.n, c.user)), (3, None));
+    }
+
     #[test]
     fn reserved_names_are_matched_exactly() {
         assert!(is_reserved_name("manager"));
