@@ -577,6 +577,14 @@ fn clocked(store: Store, config: Config, clock: &ManualClock) -> SessionManager<
         .expect("valid config")
 }
 
+/// The default configuration without auto-renewal (ids stay put).
+fn no_renewal() -> Config {
+    Config::builder()
+        .disable_auto_renew(true)
+        .build()
+        .expect("config")
+}
+
 fn lookup(key_lookup: &str) -> Config {
     Config::builder()
         .key_lookup(key_lookup)
@@ -1499,10 +1507,7 @@ pub async fn store_failure_in_mapping_goes_to_the_error_handler<A: Adapter>(stor
 /// Requests of one session in flight at once, each changing its own field,
 /// round after round: the result holds every change.
 pub async fn concurrent_requests_of_one_session_keep_every_change<A: Adapter>(store: Store) {
-    let config = Config::builder()
-        .disable_auto_renew(true)
-        .build()
-        .expect("config");
+    let config = no_renewal();
     let app = app::<A>(manager(store, config)).await;
     let sid = A::call(&app, Req::get("/visit")).await.sid();
     let rounds = 5;
@@ -1534,10 +1539,7 @@ pub async fn concurrent_requests_of_one_session_keep_every_change<A: Adapter>(st
 /// Within one instance they take turns and the commit holding the turn
 /// writes the waiting ones' changes with its own (group commit).
 pub async fn parallel_increments_of_one_counter_are_all_kept<A: Adapter>(store: Store) {
-    let config = Config::builder()
-        .disable_auto_renew(true)
-        .build()
-        .expect("config");
+    let config = no_renewal();
     let app = app::<A>(manager(store, config)).await;
     let sid = A::call(&app, Req::get("/visit")).await.sid();
     let answers = futures_util::future::join_all(
@@ -1559,14 +1561,8 @@ pub async fn parallel_increments_of_one_counter_are_all_kept<A: Adapter>(store: 
 /// back and no request hands out an id.
 pub async fn a_logout_racing_waiting_increments_resurrects_nothing<A: Adapter>(store: Store) {
     let rec = RecordingStore::new(store.raw());
-    let config = || {
-        Config::builder()
-            .disable_auto_renew(true)
-            .build()
-            .expect("config")
-    };
-    let here = manager(Store::server(Arc::new(rec.clone())), config());
-    let other = app::<A>(manager(Store::server(Arc::new(rec.clone())), config())).await;
+    let here = manager(Store::server(Arc::new(rec.clone())), no_renewal());
+    let other = app::<A>(manager(Store::server(Arc::new(rec.clone())), no_renewal())).await;
     let app = app::<A>(here.clone()).await;
     let sid = A::call(&app, Req::get("/visit")).await.sid();
 
@@ -2277,10 +2273,7 @@ pub async fn flash_a_notice_shows_once<A: Adapter>(store: Store) {
 
 /// Two tabs load the page with the notice at once: one shows it.
 pub async fn flash_two_concurrent_readers_never_both_get_it<A: Adapter>(store: Store) {
-    let config = Config::builder()
-        .disable_auto_renew(true)
-        .build()
-        .expect("config");
+    let config = no_renewal();
     let app = app::<A>(manager(store, config)).await;
     for _ in 0..5 {
         let res = A::call(&app, Req::post("/flash")).await;

@@ -335,8 +335,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_refused_combined_write_drops_the_folded_changes_and_the_waiters_commit_alone() {
+    /// A waiter's +1 on n = 1 posted, and a holder (+1 on n = 1) that
+    /// gathered it.
+    struct OneWaiter {
+        waiter: State<Cart>,
+        planned: Planned,
+        reply: oneshot::Receiver<Outcome>,
+        holder: State<Cart>,
+        gathered: Gathered<Cart>,
+    }
+
+    async fn one_waiter() -> OneWaiter {
         let stripes = Stripes::new();
         let stripe = stripes.of(&id("cur"));
         let mut waiter = stored(1);
@@ -344,13 +353,31 @@ mod tests {
         let Posting {
             fold,
             planned,
-            mut reply,
+            reply,
         } = posting(&waiter).unwrap();
         let _posted = stripe.post(id("cur"), Box::new(fold));
         let turn = stripe.take_turn().await;
         let mut holder = stored(1);
         add(&mut holder);
         let gathered = gather(&turn, &id("cur"), &mut holder).unwrap();
+        OneWaiter {
+            waiter,
+            planned,
+            reply,
+            holder,
+            gathered,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_combined_write_drops_the_folded_changes_and_the_waiters_commit_alone() {
+        let OneWaiter {
+            mut waiter,
+            planned,
+            mut reply,
+            mut holder,
+            gathered,
+        } = one_waiter().await;
         assert_eq!(n(&mut holder), 3);
         let alone = gathered.answer(
             &Finish::Refused(
@@ -370,20 +397,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_gone_session_is_gone_for_every_waiter() {
-        let stripes = Stripes::new();
-        let stripe = stripes.of(&id("cur"));
-        let mut waiter = stored(1);
-        add(&mut waiter);
-        let Posting {
-            fold,
+        let OneWaiter {
+            mut waiter,
             planned,
             mut reply,
-        } = posting(&waiter).unwrap();
-        let _posted = stripe.post(id("cur"), Box::new(fold));
-        let turn = stripe.take_turn().await;
-        let mut holder = stored(1);
-        add(&mut holder);
-        let gathered = gather(&turn, &id("cur"), &mut holder).unwrap();
+            mut holder,
+            gathered,
+        } = one_waiter().await;
         let finish = Finish::Quiet(CommitOutcome::Gone, holder.gone());
         assert!(!gathered.answer(&finish, &mut holder));
         let (commit, client) = settle(
@@ -408,18 +428,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_holder_tells_its_waiters_the_outcome_is_unknown() {
-        let stripes = Stripes::new();
-        let stripe = stripes.of(&id("cur"));
-        let mut waiter = stored(1);
-        add(&mut waiter);
-        let Posting {
-            fold, mut reply, ..
-        } = posting(&waiter).unwrap();
-        let _posted = stripe.post(id("cur"), Box::new(fold));
-        let turn = stripe.take_turn().await;
-        let mut holder = stored(1);
-        add(&mut holder);
-        drop(gather(&turn, &id("cur"), &mut holder));
+        let OneWaiter {
+            mut reply,
+            gathered,
+            ..
+        } = one_waiter().await;
+        drop(gathered);
         assert!(matches!(
             reply.try_recv(),
             Err(oneshot::error::TryRecvError::Closed)
