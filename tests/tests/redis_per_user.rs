@@ -66,11 +66,8 @@ async fn index_layout_and_cost() {
     login(&m, 1).await;
     server.reset_stats();
     let id = login(&m, 4242).await;
-    // The visit creates the session: one MULTI/EXEC (no principal yet, so
-    // no script). The login: one index call, then the rotation.
-    assert_eq!(server.calls("multi"), 1);
-    assert_eq!(server.calls("exec"), 1);
-    assert_eq!(server.calls("evalsha"), 2);
+    // The visit: one write. The login: one index call, then the rotation.
+    assert_eq!(server.calls("evalsha"), 3);
     assert_eq!(server.calls("eval"), 0);
     assert_eq!(server.calls("zadd"), 1);
 

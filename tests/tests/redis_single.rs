@@ -131,9 +131,8 @@ async fn one_round_trip_per_load_and_save() {
     s.set(NAME, "ada".into());
     s.save().await.expect("save");
     let sid = s.id().to_string();
-    // Warm-up: a connection made, the write script cached on the server (a
-    // create is a plain MULTI/EXEC, so the first update loads it).
-    request(&manager, &cookie(&sid), |s| s.set(VISITS, 1000))
+    // Warm-up: a connection made, both scripts cached on the server.
+    request(&manager, &cookie(&sid), |_| {})
         .await
         .expect("warm-up");
 
@@ -189,38 +188,6 @@ async fn one_round_trip_per_load_and_save() {
             .all(|(name, _)| name == "info" || name == "config|resetstat"),
         "untouched requests sent {calls:?}"
     );
-}
-
-/// A new session without a principal is one `MULTI`/`EXEC` of `HSET` and
-/// `PEXPIRE` (no script: its id is fresh, there is nothing to check), with
-/// the idle timeout as the key's TTL, and it loads as any session does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plain_create_is_one_transaction_without_a_script() {
-    let server = RedisServer::start();
-    let store = RedisStore::from_url(server.url()).expect("store");
-    let manager = SessionManager::<Profile>::new(store.clone());
-    server.reset_stats();
-    let s = manager.create().expect("id");
-    s.set(NAME, "ada".into());
-    s.save().await.expect("save");
-    assert_eq!(server.calls("multi"), 1);
-    assert_eq!(server.calls("exec"), 1);
-    assert_eq!(server.calls("hset"), 1);
-    assert_eq!(server.calls("pexpire"), 1);
-    assert_eq!(server.calls("evalsha") + server.calls("eval"), 0);
-    let key = store.key_for(&s.id());
-    let ttl: u64 = server.cli(&["PTTL", &key]).parse().expect("a TTL");
-    let idle = u64::try_from(manager.config().idle_timeout.as_millis()).expect("ms");
-    assert!(
-        ttl > 0 && ttl <= idle,
-        "TTL {ttl} ms, idle timeout {idle} ms"
-    );
-    let loaded = manager
-        .load_by_id(s.id().as_str())
-        .await
-        .expect("load")
-        .expect("stored");
-    assert_eq!(loaded.get(NAME), "ada");
 }
 
 /// With the health check forced on every checkout, the pool pays one `PING`

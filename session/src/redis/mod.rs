@@ -759,14 +759,6 @@ impl RedisStore {
             loaded,
         } = &write.kind
         else {
-            if write.kind == WriteKind::Create
-                && principal.is_none()
-                && !self.is_cluster()
-                && write.remove.is_empty()
-                && !write.set.iter().any(|(name, _)| name.starts_with('$'))
-            {
-                return self.create_plain(&key, write).await;
-            }
             let mode = if write.kind == WriteKind::Create {
                 Mode::Create
             } else {
@@ -822,30 +814,6 @@ impl RedisStore {
             self.del(&new_key).await?;
         }
         sealed
-    }
-
-    /// A new session without a principal checks nothing (its id is fresh),
-    /// so it needs no script: one `MULTI`/`EXEC` of `HSET` (`$at`, `$meta`,
-    /// the fields) and `PEXPIRE` writes what the write script's create mode
-    /// writes, at a fraction of Redis' cost for a script call (a session
-    /// created per request: see `session-bench/results/`). On a Cluster the
-    /// script stays (one code path for the slot-routed writes).
-    async fn create_plain(&self, key: &str, write: &Write) -> Result<Written, StoreError> {
-        let meta = codec::encode_meta(&write.meta);
-        let at = write.meta.last_access.to_string();
-        let result = self
-            .run(Op::Create {
-                key,
-                at: &at,
-                meta: &meta,
-                set: &write.set,
-                ttl_ms: write.ttl_ms.clamp(1, codec::MAX_TTL_MS),
-            })
-            .await;
-        if let Some(tracking) = &self.inner.tracking {
-            tracking.forget(&[key]);
-        }
-        result.map(|_| Written::Done)
     }
 
     /// Deletes a session and the ids it forwards to; then, if it had a
@@ -914,15 +882,6 @@ fn deleted(reply: Value) -> Result<(String, String), StoreError> {
 /// One round trip's worth of work.
 enum Op<'a> {
     Script(Which, &'a [&'a str], &'a [Arg<'a>]),
-    /// A new session without a principal: `MULTI`, `HSET`, `PEXPIRE`,
-    /// `EXEC` (see `RedisStore::create_plain`).
-    Create {
-        key: &'a str,
-        at: &'a str,
-        meta: &'a str,
-        set: &'a [(&'static str, bytes::Bytes)],
-        ttl_ms: u64,
-    },
     Del(&'a str),
     HGetAll(&'a str),
 }
@@ -933,7 +892,7 @@ impl Op<'_> {
     fn written_key(&self) -> Option<&str> {
         match self {
             Op::Script(_, keys, _) => keys.first().copied(),
-            Op::Create { key, .. } | Op::Del(key) => Some(key),
+            Op::Del(key) => Some(key),
             Op::HGetAll(_) => None,
         }
     }
@@ -942,29 +901,6 @@ impl Op<'_> {
 async fn exec<C: ConnectionLike + Send>(conn: &mut C, op: &Op<'_>) -> redis::RedisResult<Value> {
     match op {
         Op::Script(which, keys, args) => scripts::invoke(conn, *which, keys, args).await,
-        Op::Create {
-            key,
-            at,
-            meta,
-            set,
-            ttl_ms,
-        } => {
-            let mut hset = redis::cmd("HSET");
-            hset.arg(*key).arg("$at").arg(*at).arg("$meta").arg(*meta);
-            for (name, value) in *set {
-                hset.arg(*name).arg(value.as_ref());
-            }
-            redis::pipe()
-                .atomic()
-                .add_command(hset)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(*key)
-                .arg(*ttl_ms)
-                .ignore()
-                .query_async(conn)
-                .await
-        }
         Op::Del(key) => redis::cmd("DEL").arg(*key).query_async(conn).await,
         Op::HGetAll(key) => redis::cmd("HGETALL").arg(*key).query_async(conn).await,
     }
