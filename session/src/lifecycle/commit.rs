@@ -438,10 +438,11 @@ pub(crate) mod tests {
     use crate::record::{Fields, Meta, Record};
 
     const MIN: u64 = 60_000;
-    const NOW: u64 = 100 * MIN;
+    pub(crate) const NOW: u64 = 100 * MIN;
 
     /// A session with a principal (`user`) and a counter (also the test
-    /// type of `group.rs` and `session.rs`).
+    /// type of `group.rs` and `session.rs`, which use the helpers below
+    /// too).
     #[derive(Default, Clone, Debug)]
     pub(crate) struct Cart {
         pub(crate) user: Option<u64>,
@@ -482,7 +483,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn policy() -> Rules {
+    pub(crate) fn policy() -> Rules {
         Rules {
             renew_ms: None,
             grace_ms: 5_000,
@@ -495,18 +496,18 @@ pub(crate) mod tests {
         }
     }
 
-    fn id(s: &str) -> SessionId {
+    pub(crate) fn id(s: &str) -> SessionId {
         SessionId::parse(&format!("{s:a>22}")).unwrap()
     }
 
-    fn enc<V: serde::Serialize>(v: &V) -> Bytes {
+    pub(crate) fn enc<V: serde::Serialize>(v: &V) -> Bytes {
         let mut out = Vec::new();
         crate::codec::encode_value(v, &mut out).unwrap();
         Bytes::from(out)
     }
 
     /// A stored session with `n`, last used `idle_ago` ms ago.
-    fn record(n: u32, user: Option<u64>, idle_ago: u64) -> Record {
+    pub(crate) fn record(n: u32, user: Option<u64>, idle_ago: u64) -> Record {
         let mut meta = Meta::new(NOW - 60 * MIN, 30 * MIN, None);
         meta.last_access = NOW - idle_ago;
         meta.id_issued_at = NOW - 60 * MIN;
@@ -518,7 +519,7 @@ pub(crate) mod tests {
         Record { meta, fields }
     }
 
-    fn stored(n: u32) -> State<Cart> {
+    pub(crate) fn stored(n: u32) -> State<Cart> {
         State::stored(id("cur"), record(n, None, 0), Reached::Directly)
     }
 
@@ -534,7 +535,7 @@ pub(crate) mod tests {
         });
     }
 
-    fn add_n(state: &mut State<Cart>) {
+    pub(crate) fn add_n(state: &mut State<Cart>) {
         state.record(Change::Apply {
             target: Some(1),
             reads: true,

@@ -202,70 +202,43 @@ mod tests {
 
     use std::sync::Arc;
 
-    use bytes::Bytes;
-
     use super::*;
-    use crate::lifecycle::commit::tests::Cart;
-    use crate::lifecycle::state::{Change, Reached};
-    use crate::record::{Fields, Meta};
-    use crate::turns::Stripes;
+    use crate::lifecycle::commit::tests::{add_n, enc, id, policy, record, stored, Cart, NOW};
+    use crate::lifecycle::state::Change;
+    use crate::record::Meta;
+    use crate::turns::{Stripe, Stripes};
 
-    const NOW: u64 = 6_000_000;
-
-    fn id(s: &str) -> SessionId {
-        SessionId::parse(&format!("{s:a>22}")).unwrap()
-    }
-
-    fn enc<V: serde::Serialize>(v: &V) -> Bytes {
-        let mut out = Vec::new();
-        crate::codec::encode_value(v, &mut out).unwrap();
-        Bytes::from(out)
-    }
-
-    fn record(n: u32) -> Record {
-        let mut fields = Fields::default();
-        fields.insert(Bytes::from_static(b"n"), enc(&n));
-        Record {
-            meta: Meta::new(NOW - 1_000, 1_800_000, None),
-            fields,
-        }
-    }
-
-    fn stored(n: u32) -> State<Cart> {
-        State::stored(id("cur"), record(n), Reached::Directly)
-    }
-
-    fn add(state: &mut State<Cart>) {
-        state.record(Change::Apply {
-            target: Some(1),
-            reads: true,
-            f: Arc::new(|d: &mut Cart| d.n += 1),
-        });
-    }
-
+    /// The counter as the session holds it now.
     fn n(state: &mut State<Cart>) -> u32 {
         state.decode_all();
         state.data.n
     }
 
-    fn policy() -> Rules {
-        Rules {
-            renew_ms: None,
-            grace_ms: 5_000,
-            touch_after_ms: None,
-            cookie_ms: 7_200_000,
-            cookie_session_only: false,
-            idle_ms: 1_800_000,
-            max_bytes: 4096,
-            max_sessions_per_user: None,
-        }
+    /// A waiter's +1 on n = 1, posted on `stripe`.
+    fn waiting(
+        stripe: &Stripe,
+    ) -> (
+        State<Cart>,
+        Planned,
+        oneshot::Receiver<Outcome>,
+        crate::turns::Posted<'_>,
+    ) {
+        let mut waiter = stored(1);
+        add_n(&mut waiter);
+        let Posting {
+            fold,
+            planned,
+            reply,
+        } = posting(&waiter).unwrap();
+        let posted = stripe.post(id("cur"), Box::new(fold));
+        (waiter, planned, reply, posted)
     }
 
     #[test]
     fn only_a_change_of_plain_fields_posts() {
         let mut state = stored(1);
         assert!(posting(&state).is_none(), "nothing to write");
-        add(&mut state);
+        add_n(&mut state);
         assert!(posting(&state).is_some());
 
         let mut login = stored(1);
@@ -284,12 +257,12 @@ mod tests {
         });
         assert!(posting(&take).is_none(), "a take's outcome is its own");
 
-        let mut fresh = State::<Cart>::fresh(id("new"), Meta::new(NOW, 1_800_000, None), false);
-        add(&mut fresh);
+        let mut fresh = State::<Cart>::fresh(id("new"), Meta::new(NOW, 30 * 60_000, None), false);
+        add_n(&mut fresh);
         assert!(posting(&fresh).is_none(), "not stored");
 
         let mut timeout = stored(1);
-        add(&mut timeout);
+        add_n(&mut timeout);
         timeout.meta_changed = true;
         assert!(posting(&timeout).is_none(), "metadata is its own");
     }
@@ -302,19 +275,13 @@ mod tests {
         let mut waiters = Vec::new();
         let mut posted = Vec::new();
         for _ in 0..2 {
-            let mut state = stored(1);
-            add(&mut state);
-            let Posting {
-                fold,
-                planned,
-                reply,
-            } = posting(&state).unwrap();
-            posted.push(stripe.post(id("cur"), Box::new(fold)));
+            let (state, planned, reply, on_board) = waiting(stripe);
+            posted.push(on_board);
             waiters.push((state, planned, reply));
         }
         let turn = stripe.take_turn().await;
         let mut holder = stored(1);
-        add(&mut holder);
+        add_n(&mut holder);
         let gathered = gather(&turn, &id("cur"), &mut holder).unwrap();
         assert_eq!(n(&mut holder), 4, "its own +1 and two folded");
         assert_eq!(gathered.own, 1);
@@ -323,7 +290,7 @@ mod tests {
         }
         // The combined write applied (as the commit's `State::written` would
         // record it): the holder's session now stores n = 4.
-        holder.absorbed(id("cur"), record(4), holder.planned());
+        holder.absorbed(id("cur"), record(4, None, 0), holder.planned());
         let alone = gathered.answer(&Finish::Wrote(IdWrite::Nothing), &mut holder);
         assert!(!alone);
         for (mut state, planned, mut reply) in waiters {
@@ -348,17 +315,10 @@ mod tests {
     async fn one_waiter() -> OneWaiter {
         let stripes = Stripes::new();
         let stripe = stripes.of(&id("cur"));
-        let mut waiter = stored(1);
-        add(&mut waiter);
-        let Posting {
-            fold,
-            planned,
-            reply,
-        } = posting(&waiter).unwrap();
-        let _posted = stripe.post(id("cur"), Box::new(fold));
+        let (waiter, planned, reply, _posted) = waiting(stripe);
         let turn = stripe.take_turn().await;
         let mut holder = stored(1);
-        add(&mut holder);
+        add_n(&mut holder);
         let gathered = gather(&turn, &id("cur"), &mut holder).unwrap();
         OneWaiter {
             waiter,
