@@ -5,9 +5,10 @@
 mod redis_common;
 
 use redis_common::{
-    assert_hashed, concurrent_requests_keep_every_field, cookie, fast, ttl_follows_the_session,
+    assert_hashed, concurrent_requests_keep_every_field, cookie, fast, steady_manager,
+    ttl_follows_the_session,
 };
-use sessionkit::{Config, RedisStore, SessionError, SessionManager};
+use sessionkit::{RedisStore, SessionError, SessionManager};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::redis_server::{unique_prefix, RedisCluster};
 use sessionkit_tests::support::{Profile, TestRequest, NAME};
@@ -100,15 +101,7 @@ async fn one_round_trip_per_load() {
     let store = RedisStore::cluster_builder(cluster.urls())
         .build()
         .expect("store");
-    let manager = SessionManager::<Profile>::builder(store)
-        .config(
-            Config::builder()
-                .disable_auto_renew(true)
-                .build()
-                .expect("config"),
-        )
-        .build()
-        .expect("manager");
+    let manager = steady_manager::<Profile>(store);
     let s = manager.create().expect("id");
     s.set(NAME, "ada".into());
     s.save().await.expect("save");

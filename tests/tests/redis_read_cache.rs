@@ -14,12 +14,12 @@ mod redis_common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis_common::{change, cookie, create, now};
+use redis_common::{change, cookie, create, now, steady_manager};
 use sessionkit::id::SessionId;
 use sessionkit::store::{
     DynSessionStore, Loaded, PrincipalIndex, PrincipalWrite, SessionStore, Take, Written,
 };
-use sessionkit::{Config, ReadCacheStats, RedisConfigError, RedisStore, SessionManager};
+use sessionkit::{ReadCacheStats, RedisConfigError, RedisStore};
 use sessionkit_tests::acceptance::request;
 use sessionkit_tests::redis_server::{lines, read_cache_ready, unique_prefix, RedisServer};
 use sessionkit_tests::resp_proxy::RespProxy;
@@ -93,6 +93,25 @@ async fn cache_it(store: &RedisStore, id: &SessionId) {
     assert_eq!(stats(store).hits, hits + 1, "the second load is a hit");
 }
 
+/// Two instances on one server: A with the read cache (tracking up), B
+/// without; and the time their writes are made at.
+async fn two_instances(server: &RedisServer) -> (RedisStore, RedisStore, u64) {
+    let a = cached(&server.url(), "sessionkit:", 100);
+    let b = RedisStore::from_url(server.url()).expect("store");
+    coherent(&a).await;
+    (a, b, now())
+}
+
+/// A session `name` created by B (`n` = 1) and served from A's cache.
+async fn cached_by_a(a: &RedisStore, b: &RedisStore, name: &str, t: u64) -> SessionId {
+    let id = sid(name);
+    b.write(&create(&id, t, &[("n", b"1")]))
+        .await
+        .expect("write");
+    cache_it(a, &id).await;
+    id
+}
+
 #[test]
 fn the_cache_is_off_by_default_and_needs_one_node() {
     let plain = RedisStore::from_url("redis://127.0.0.1:6390").expect("store");
@@ -142,15 +161,7 @@ async fn without_the_cache_nothing_is_tracked() {
 async fn a_repeated_load_sends_nothing_to_redis() {
     let server = RedisServer::start();
     let store = cached(&server.url(), "sessionkit:", 100);
-    let manager = SessionManager::<Profile>::builder(store.clone())
-        .config(
-            Config::builder()
-                .disable_auto_renew(true)
-                .build()
-                .expect("config"),
-        )
-        .build()
-        .expect("manager");
+    let manager = steady_manager::<Profile>(store.clone());
     coherent(&store).await;
     let s = manager.create().expect("id");
     s.set(NAME, "ada".into());
@@ -182,17 +193,10 @@ async fn a_repeated_load_sends_nothing_to_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_instance_s_changes_are_seen_once_invalidated() {
     let server = RedisServer::start();
-    let a = cached(&server.url(), "sessionkit:", 100);
-    let b = RedisStore::from_url(server.url()).expect("store");
-    coherent(&a).await;
-    let t = now();
+    let (a, b, t) = two_instances(&server).await;
 
     // A write.
-    let id = sid("written");
-    b.write(&create(&id, t, &[("n", b"1")]))
-        .await
-        .expect("write");
-    cache_it(&a, &id).await;
+    let id = cached_by_a(&a, &b, "written", t).await;
     let seen = stats(&a).invalidations;
     assert_eq!(
         b.write(&change(&id, t, &[("n", b"2")], &[], &[]))
@@ -322,22 +326,14 @@ async fn an_own_delete_through_a_tombstone_is_seen_at_once() {
 async fn a_stale_cached_load_costs_a_conflict_and_a_replay_never_an_update() {
     let server = RedisServer::start();
     let proxy = RespProxy::start(server.port());
-    let manager_on = |store: RedisStore| {
-        SessionManager::<Profile>::builder(store)
-            .config(
-                Config::builder()
-                    .disable_auto_renew(true)
-                    .build()
-                    .expect("config"),
-            )
-            .build()
-            .expect("manager")
-    };
     // A long command timeout: the held heartbeat must not end the test's
     // pause by turning A's cache off.
     let a = behind(&proxy, DEADLINE).await;
     let b = RedisStore::from_url(server.url()).expect("store");
-    let (on_a, on_b) = (manager_on(a.clone()), manager_on(b));
+    let (on_a, on_b) = (
+        steady_manager::<Profile>(a.clone()),
+        steady_manager::<Profile>(b),
+    );
     let s = on_b.create().expect("id");
     s.set(VISITS, 1);
     s.save().await.expect("save");
@@ -381,15 +377,8 @@ async fn a_stale_cached_load_costs_a_conflict_and_a_replay_never_an_update() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_tracking_connection_flushes_and_bypasses_until_it_is_back() {
     let server = RedisServer::start();
-    let a = cached(&server.url(), "sessionkit:", 100);
-    let b = RedisStore::from_url(server.url()).expect("store");
-    coherent(&a).await;
-    let t = now();
-    let id = sid("dropped");
-    b.write(&create(&id, t, &[("n", b"1")]))
-        .await
-        .expect("write");
-    cache_it(&a, &id).await;
+    let (a, b, t) = two_instances(&server).await;
+    let id = cached_by_a(&a, &b, "dropped", t).await;
     assert_eq!(stats(&a).entries, 1);
 
     let tracking = tracking_client(&server);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis_common::{
     arc, assert_hashed, change, concurrent_requests_keep_every_field, cookie, create, fast, id,
-    now, ttl_follows_the_session,
+    now, steady_manager, ttl_follows_the_session,
 };
 use sessionkit::id::SessionId;
 use sessionkit::store::Loaded;
@@ -118,15 +118,7 @@ async fn hash_layout_and_hashed_key() {
 async fn one_round_trip_per_load_and_save() {
     let server = RedisServer::start();
     let store = RedisStore::from_url(server.url()).expect("store");
-    let manager = SessionManager::<Profile>::builder(store)
-        .config(
-            Config::builder()
-                .disable_auto_renew(true)
-                .build()
-                .expect("config"),
-        )
-        .build()
-        .expect("manager");
+    let manager = steady_manager::<Profile>(store);
     let s = manager.create().expect("id");
     s.set(NAME, "ada".into());
     s.save().await.expect("save");

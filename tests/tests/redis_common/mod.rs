@@ -58,14 +58,9 @@ pub fn id(n: u32) -> SessionId {
     SessionId::parse(&format!("redis-test-session-{n:08}")).expect("valid id")
 }
 
-pub fn cookie(id: &str) -> TestRequest {
-    TestRequest::new().cookie("session_id", id)
-}
-
-/// Many requests of one session at once, each changing only its own field,
-/// round after round: every write must survive.
-pub async fn concurrent_requests_keep_every_field(store: RedisStore) {
-    let manager = SessionManager::<Wide>::builder(store)
+/// A manager without auto-renewal (ids stay put) over `store`.
+pub fn steady_manager<T: SessionData>(store: RedisStore) -> SessionManager<T> {
+    SessionManager::<T>::builder(store)
         .config(
             Config::builder()
                 .disable_auto_renew(true)
@@ -73,7 +68,17 @@ pub async fn concurrent_requests_keep_every_field(store: RedisStore) {
                 .expect("config"),
         )
         .build()
-        .expect("manager");
+        .expect("manager")
+}
+
+pub fn cookie(id: &str) -> TestRequest {
+    TestRequest::new().cookie("session_id", id)
+}
+
+/// Many requests of one session at once, each changing only its own field,
+/// round after round: every write must survive.
+pub async fn concurrent_requests_keep_every_field(store: RedisStore) {
+    let manager = steady_manager::<Wide>(store);
     let first = manager.create().expect("id");
     // Not a default value: a session holding only defaults is never stored.
     first.set(F[0], 100);
