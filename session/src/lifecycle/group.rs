@@ -104,15 +104,11 @@ pub(crate) fn gather<T: SessionData>(
     if folds.is_empty() {
         return None;
     }
-    let mut own = None;
+    let own = state.ops.len();
     for fold in &folds {
-        let before = state.fold_in(&fold.ops);
-        own.get_or_insert(before);
+        state.fold_in(&fold.ops);
     }
-    Some(Gathered {
-        own: own.unwrap_or(0),
-        folds,
-    })
+    Some(Gathered { folds, own })
 }
 
 impl<T: SessionData> Gathered<T> {

@@ -802,14 +802,11 @@ impl<T: SessionData> State<T> {
     }
 
     /// Adds changes another commit posted (group commit) after this
-    /// request's own, as if made here; returns how many changes were this
-    /// request's own, for [`State::unfold`].
-    pub(crate) fn fold_in(&mut self, ops: &[Change<T>]) -> usize {
-        let own = self.ops.len();
+    /// request's own, as if made here ([`State::unfold`] takes them out).
+    pub(crate) fn fold_in(&mut self, ops: &[Change<T>]) {
         for op in ops {
             self.record(op.clone());
         }
-        own
     }
 
     /// Drops the changes folded in after the first `own` (the write for
